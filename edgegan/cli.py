@@ -1,0 +1,63 @@
+"""`edgegan` click group. Each subcommand lives in its package's cli.py and is imported only when invoked,
+so `edgegan sample|bench|eval` work in an install without torch (click's "lazily loading subcommands")."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from edgegan import __version__
+from runtime.errors import EdgeganError
+
+# name -> "module:attribute"; the module is imported only when the command runs or its help is asked for.
+COMMANDS = {
+    "train": ("trainer.cli:train", "Train a GAN or DCGAN generator (PyTorch)."),
+    "export": ("export.cli:export", "Export a checkpoint to a verified generator.onnx and variants."),
+    "sample": ("runtime.cli:sample", "Sample images from generator.onnx (numpy + onnxruntime only)."),
+    "bench": ("runtime.cli:bench", "Latency table for generator.onnx files, torch baseline beside it."),
+    "eval": ("runtime.cli:evaluate", "FID, KID, coverage, precision/recall of a generator (torch-free)."),
+    "evaluator": ("trainer.cli:evaluator", "Train the domain classifier that `edgegan eval` scores with."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[name]
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            extra = {"trainer": "train", "export": "export"}.get(module_name.split(".")[0], "all")
+            raise click.ClickException(
+                f"`edgegan {name}` needs {exc.name!r}, which is not installed: pip install 'edgegan[{extra}]'"
+            ) from exc
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing commands imports none of them (no torch for `edgegan --help`).
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgeganError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}") from exc
+        except KeyboardInterrupt:
+            click.echo("interrupted; files already written are complete (writes are atomic)", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgegan")
+def main() -> None:
+    """Train GAN/DCGAN generators, export them to verified ONNX, and sample or benchmark them anywhere."""

@@ -1,0 +1,161 @@
+"""The generator contract (DESIGN.md): metadata keys, the latent rule and pixel conversion.
+
+This module is the single home of the rule that ties trainer, export and runtime together, so one seed gives
+the same picture from a checkpoint, from `generator.onnx` and from each of its variants. numpy only.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from runtime.errors import EdgeganError
+
+FORMAT_VERSION = "1"
+INPUT_LATENT = "z"
+INPUT_LABEL = "label"
+OUTPUT_IMAGE = "image"
+BATCH_AXIS = "batch"
+
+OUTPUT_FLOAT_NCHW = "float_nchw"
+OUTPUT_UINT8_NHWC = "uint8_nhwc"
+OUTPUT_FORMS = (OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC)
+PRECISIONS = ("fp32", "fp16", "int8")
+
+KEY_FORMAT = "edgegan.format"
+KEY_ARCH = "edgegan.arch"
+KEY_NZ = "edgegan.nz"
+KEY_NUM_CLASSES = "edgegan.num_classes"
+KEY_CLASS_NAMES = "edgegan.class_names"
+KEY_IMAGE = "edgegan.image"
+KEY_OUTPUT = "edgegan.output"
+KEY_PRECISION = "edgegan.precision"
+KEY_DATASET = "edgegan.dataset"
+KEY_TRAIN = "edgegan.train"
+REQUIRED_KEYS = (
+    KEY_FORMAT, KEY_ARCH, KEY_NZ, KEY_NUM_CLASSES, KEY_CLASS_NAMES, KEY_IMAGE, KEY_OUTPUT, KEY_PRECISION,
+    KEY_DATASET, KEY_TRAIN,
+)
+
+
+class ContractError(EdgeganError, ValueError):
+    """A model or its metadata does not follow the edgegan generator contract."""
+
+
+def draw_latents(n: int, nz: int, seed: int | None) -> np.ndarray:
+    """The contract's latent rule: float32 [n, nz] standard normal from numpy's default_rng(seed)."""
+    if n <= 0:
+        raise ValueError(f"number of latents must be positive, got {n}")
+    return np.random.default_rng(seed).standard_normal((n, nz), dtype=np.float32)
+
+
+def default_labels(n: int, num_classes: int) -> np.ndarray:
+    """Labels a conditional model gets when none are given: int64 [n] = arange(n) % num_classes."""
+    return (np.arange(n) % num_classes).astype(np.int64)
+
+
+def to_uint8_nhwc(images: np.ndarray) -> np.ndarray:
+    """float [N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C]; the same formula `--pixels uint8` folds into ONNX.
+
+    round((x + 1) * 127.5) with round-half-to-even (numpy and ONNX Round agree), clipped to [0, 255].
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected images [N, C, H, W], got shape {images.shape}")
+    pixels = np.clip(np.round((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(pixels.transpose(0, 2, 3, 1))
+
+
+@dataclass
+class GeneratorContract:
+    """What a `generator.onnx` says about itself in its metadata_props."""
+
+    arch: str
+    nz: int
+    num_classes: int
+    channels: int
+    height: int
+    width: int
+    class_names: list[str] = field(default_factory=list)
+    output: str = OUTPUT_FLOAT_NCHW
+    precision: str = "fp32"
+    dataset: str = ""
+    train: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT_VERSION
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    @property
+    def image_shape_nchw(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+    def to_metadata(self) -> dict[str, str]:
+        return {
+            KEY_FORMAT: self.format,
+            KEY_ARCH: self.arch,
+            KEY_NZ: str(self.nz),
+            KEY_NUM_CLASSES: str(self.num_classes),
+            KEY_CLASS_NAMES: json.dumps(list(self.class_names)),
+            KEY_IMAGE: json.dumps({"channels": self.channels, "height": self.height, "width": self.width}),
+            KEY_OUTPUT: self.output,
+            KEY_PRECISION: self.precision,
+            KEY_DATASET: self.dataset,
+            KEY_TRAIN: json.dumps(self.train, sort_keys=True),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str]) -> "GeneratorContract":
+        """Parse and check metadata; raises ContractError naming every missing or bad key."""
+        missing = [k for k in REQUIRED_KEYS if k not in meta]
+        if missing:
+            raise ContractError(
+                "not an edgegan generator: metadata is missing " + ", ".join(missing)
+                + " (export it with `edgegan export`)"
+            )
+        if meta[KEY_FORMAT] != FORMAT_VERSION:
+            raise ContractError(
+                f"unknown edgegan contract version {meta[KEY_FORMAT]!r}; this runtime reads version {FORMAT_VERSION}"
+            )
+        try:
+            image = json.loads(meta[KEY_IMAGE])
+            contract = cls(
+                arch=meta[KEY_ARCH],
+                nz=int(meta[KEY_NZ]),
+                num_classes=int(meta[KEY_NUM_CLASSES]),
+                channels=int(image["channels"]),
+                height=int(image["height"]),
+                width=int(image["width"]),
+                class_names=[str(c) for c in json.loads(meta[KEY_CLASS_NAMES])],
+                output=meta[KEY_OUTPUT],
+                precision=meta[KEY_PRECISION],
+                dataset=meta[KEY_DATASET],
+                train=json.loads(meta[KEY_TRAIN]),
+                format=meta[KEY_FORMAT],
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ContractError(f"edgegan metadata is malformed: {exc}") from exc
+        contract.validate()
+        return contract
+
+    def validate(self) -> None:
+        problems = []
+        if self.nz <= 0:
+            problems.append(f"nz must be positive (got {self.nz})")
+        if self.num_classes < 0:
+            problems.append(f"num_classes must be >= 0 (got {self.num_classes})")
+        if self.class_names and len(self.class_names) != self.num_classes:
+            problems.append(f"{len(self.class_names)} class names for {self.num_classes} classes")
+        if min(self.channels, self.height, self.width) <= 0:
+            problems.append(f"bad image shape {self.image_shape_nchw}")
+        if self.output not in OUTPUT_FORMS:
+            problems.append(f"unknown output form {self.output!r} (expected one of {OUTPUT_FORMS})")
+        if self.precision not in PRECISIONS:
+            problems.append(f"unknown precision {self.precision!r} (expected one of {PRECISIONS})")
+        if problems:
+            raise ContractError("edgegan metadata is inconsistent: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""edgegan trainer: GAN and DCGAN generators in PyTorch. Knows nothing of ONNX."""

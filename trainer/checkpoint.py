@@ -1,0 +1,98 @@
+"""Checkpoints: plain dicts of tensors and builtins, written atomically, read with weights_only=True.
+
+Layout (DESIGN.md): format, kind, config (dict), G, D, G_ema state dicts, opt_G, opt_D, step, epoch, rng
+(torch CPU generator state, noise generator state, CUDA state where used) and class names.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from runtime.errors import EdgeganError
+
+CHECKPOINT_KIND = "edgegan-checkpoint"
+CHECKPOINT_FORMAT = 1
+REQUIRED = ("format", "kind", "config", "G", "step", "epoch")
+
+
+class CheckpointError(EdgeganError, ValueError):
+    """A file is missing, unreadable, unsafe or not an edgegan checkpoint."""
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save to a temp file in the same folder, flush + fsync, then rename over `path`.
+
+    A crash or Ctrl-C at any point leaves the previous file intact (rename is atomic on POSIX).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    state = {"format": CHECKPOINT_FORMAT, "kind": CHECKPOINT_KIND, **state}
+    return atomic_torch_save(state, path)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A run folder means its checkpoints/last.pt; a file is taken as it is."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / "checkpoints" / "last.pt"
+        if not candidate.is_file():
+            raise CheckpointError(f"{path} is a folder but holds no checkpoints/last.pt: is it an edgegan run?")
+        return candidate
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load safely (weights_only=True: no arbitrary unpickling) and check it is an edgegan checkpoint."""
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path} was refused: it holds objects that are not plain tensors or builtins "
+            f"(a pickled payload is never loaded). Detail: {str(exc).splitlines()[0]}"
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {exc}") from exc
+    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
+        raise CheckpointError(f"{path} is not an edgegan checkpoint (no kind={CHECKPOINT_KIND!r} marker)")
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is an incomplete edgegan checkpoint: missing {', '.join(missing)}")
+    if state["format"] > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {state['format']}; this edgegan reads up to {CHECKPOINT_FORMAT}")
+    return state

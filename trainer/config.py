@@ -1,0 +1,104 @@
+"""Configuration dataclasses; saved in every checkpoint and carried into each exported ONNX file."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+ARCHS = ("gan", "dcgan")
+LOSSES = ("bce", "hinge", "lsgan")
+DATASETS = ("mnist", "fashion-mnist", "folder", "npz")
+AMP_MODES = ("off", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild G and D: `build_generator(ModelConfig(**ckpt["config"]["model"]))`."""
+
+    arch: str = "dcgan"
+    nz: int = 100
+    image_size: int = 28
+    channels: int = 1
+    num_classes: int = 0  # 0 = unconditional
+    width: int = 64  # DCGAN: ngf = ndf; GAN: hidden widths are width*4, *8, *16 (256, 512, 1024 at 64)
+    label_embed_dim: int = 50  # conditional G: label embedding joined to z
+
+    def validate(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        size = self.image_size
+        if self.arch == "dcgan" and not (size == 28 or (size >= 32 and size & (size - 1) == 0)):
+            raise ValueError(f"DCGAN image size must be 28 or a power of two >= 32, got {size}")
+        if self.arch == "gan" and size <= 0:
+            raise ValueError(f"image size must be positive, got {size}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.nz <= 0 or self.width <= 0 or self.num_classes < 0:
+            raise ValueError("nz and width must be positive and num_classes >= 0")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    class_names: list[str] = field(default_factory=list)
+    loss: str = "bce"
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 64
+    epochs: int = 5
+    max_steps: int | None = None  # when set, overrides epochs
+    ema: bool = True
+    ema_decay: float = 0.999
+    ema_start: int = 0  # steps before the EMA starts averaging (it copies G until then)
+    seed: int = 0
+    sample_seed: int = 0  # the grid each epoch: contract latents draw_latents(64, nz, sample_seed)
+    device: str = "auto"
+    amp: str = "off"
+    channels_last: bool = True
+    compile: bool = False
+    log_every: int = 10  # progress bar / metrics.jsonl / NaN check interval, in steps
+    checkpoint_every: int = 0  # 0: at each epoch end and at the end only
+
+    def validate(self) -> None:
+        self.model.validate()
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"unknown amp mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.batch_size <= 0 or self.lr <= 0:
+            raise ValueError("batch size and learning rate must be positive")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ValueError("--max-steps must be positive")
+        if self.max_steps is None and self.epochs <= 0:
+            raise ValueError("--epochs must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Rebuild from a saved dict; unknown keys are ignored and new keys take their defaults."""
+        data = dict(data)
+        model = ModelConfig(**_known(ModelConfig, data.pop("model", {})))
+        return cls(model=model, **_known(cls, data))
+
+    def digest(self) -> str:
+        """Short digest of the training recipe (device/log settings excluded) for provenance."""
+        recipe = self.to_dict()
+        for key in ("device", "log_every", "checkpoint_every", "max_steps", "epochs", "data_dir"):
+            recipe.pop(key, None)
+        return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
