@@ -37,7 +37,10 @@ class LazyGroup(click.Group):
             raise click.ClickException(
                 f"`edgegan {name}` needs {exc.name!r}, which is not installed: pip install 'edgegan[{extra}]'"
             ) from exc
-        return getattr(module, attr)
+        command = getattr(module, attr, None)
+        if command is None:
+            raise click.ClickException(f"`edgegan {name}` is not available in this version of edgegan")
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Listing commands imports none of them (no torch for `edgegan --help`).

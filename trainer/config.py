@@ -44,6 +44,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
+    conditional: bool = False  # num_classes and class_names then come from the data
+    channels: int | None = None  # None: as stored in the data (folder: RGB unless all grey)
     class_names: list[str] = field(default_factory=list)
     loss: str = "bce"
     lr: float = 2e-4

@@ -1,0 +1,63 @@
+"""`edgegan train`: options map one-to-one onto TrainConfig; the work is trainer.train.train."""
+from __future__ import annotations
+
+import click
+
+from trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
+
+
+@click.command()
+@click.option("--arch", type=click.Choice(ARCHS), default="dcgan", show_default=True)
+@click.option("--dataset", type=click.Choice(DATASETS), default="fashion-mnist", show_default=True)
+@click.option("--data-dir", type=click.Path(), default=None, help="IDX folder, image tree or .npz file.")
+@click.option("--conditional", is_flag=True, help="Class-conditional G and D (labels from the data).")
+@click.option("--image-size", type=int, default=28, show_default=True, help="28 or a power of two >= 32.")
+@click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Default: as the data is stored.")
+@click.option("--width", type=int, default=64, show_default=True, help="DCGAN ngf=ndf; GAN hidden = 4/8/16 x width.")
+@click.option("--nz", type=int, default=100, show_default=True, help="Latent size.")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--max-steps", type=int, default=None, help="Stop after N optimizer steps (overrides --epochs).")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--beta1", type=float, default=0.5, show_default=True)
+@click.option("--loss", type=click.Choice(LOSSES), default="bce", show_default=True)
+@click.option("--ema/--no-ema", default=True, show_default=True, help="Keep an EMA copy of G for samples/export.")
+@click.option("--ema-decay", type=float, default=0.999, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--amp", type=click.Choice(AMP_MODES), default="off", show_default=True,
+              help="Mixed precision: bf16 (CUDA, or CPUs with AVX-512 BF16/AMX) or fp16 (CUDA).")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True)
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile G and D.")
+@click.option("--log-every", type=int, default=10, show_default=True)
+@click.option("--checkpoint-every", type=int, default=0, show_default=True, help="Steps; 0 = each epoch and the end.")
+@click.option("--out", required=True, type=click.Path(), help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(**opts) -> None:
+    """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
+
+    Example: edgegan train --arch dcgan --dataset fashion-mnist --max-steps 200 --out runs/fm
+    """
+    from trainer.config import ModelConfig, TrainConfig
+    from trainer.train import train as run_training
+
+    model = ModelConfig(arch=opts["arch"], nz=opts["nz"], image_size=opts["image_size"], width=opts["width"])
+    cfg = TrainConfig(
+        model=model, dataset=opts["dataset"], data_dir=opts["data_dir"], conditional=opts["conditional"],
+        channels=int(opts["channels"]) if opts["channels"] else None, loss=opts["loss"], lr=opts["lr"],
+        beta1=opts["beta1"], batch_size=opts["batch_size"], epochs=opts["epochs"], max_steps=opts["max_steps"],
+        ema=opts["ema"], ema_decay=opts["ema_decay"], seed=opts["seed"], device=opts["device"], amp=opts["amp"],
+        channels_last=opts["channels_last"], compile=opts["compile_"], log_every=opts["log_every"],
+        checkpoint_every=opts["checkpoint_every"],
+    )
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    result = run_training(cfg, opts["out"], resume=opts["resume"], progress=not opts["quiet"])
+    m = result.last_metrics
+    click.echo(
+        f"step {result.step}: loss_D {m.get('loss_d', float('nan')):.3f}  loss_G {m.get('loss_g', float('nan')):.3f}  "
+        f"{result.images_per_second:.0f} images/s  checkpoint {result.checkpoint}"
+    )

@@ -1,0 +1,89 @@
+"""Data-parallel training through PyTorch's own launcher (torchrun): NCCL on GPUs, gloo on CPU.
+
+`torchrun --nproc_per_node N -m edgegan train ...` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR; without
+them training runs in one process and none of this is touched.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but CUDA is not available (torch.cuda.is_available() is False)")
+    return torch.device(name)
+
+
+def init_distributed(device_name: str) -> DistContext:
+    """Join the process group when launched by torchrun; pick this rank's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_name)
+    if world <= 1:
+        return DistContext(device=device)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=device)
+
+
+def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
+    if not ctx.enabled:
+        return model
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def no_sync(model: nn.Module):
+    """Skip the gradient all-reduce for this backward (D's real half; the fake half then reduces both)."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
+def any_flag(flag: torch.Tensor, ctx: DistContext) -> bool:
+    """True when any rank raised the flag (all ranks must agree to stop together)."""
+    if ctx.enabled:
+        flag = flag.clone()
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def shutdown(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
