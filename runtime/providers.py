@@ -1,0 +1,227 @@
+"""onnxruntime sessions: provider names -> execution providers, session options, and the check that the
+provider asked for is the one that runs.
+
+onnxruntime quietly falls back to the CPU when a provider cannot load (it only warns); here the session is
+checked after creation and a silent fallback becomes a ProviderError unless the caller allowed it. The bench
+helper reuses `session_options` and `create_session` so every number it reports comes from the same setup.
+onnxruntime is imported inside the functions: `import runtime` stays cheap.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from runtime.errors import EdgeganError
+
+if TYPE_CHECKING:  # only for annotations; never imported at run time here
+    import numpy as np
+    import onnxruntime as ort
+
+PROVIDERS = ("cpu", "cuda", "tensorrt", "auto")
+EXECUTION_PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+# Providers whose output lives on the GPU: IO binding keeps the image there until one copy back per batch.
+DEVICE_PROVIDERS = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda"}
+
+
+class ProviderError(EdgeganError):
+    """The requested execution provider is unknown, missing, or was silently replaced by another one."""
+
+
+def session_options(
+    threads: int | None = None,
+    graph_optimization: str = "all",
+    spinning: bool | None = None,
+    memory_arena: bool = True,
+    log_level: int = 3,
+) -> "ort.SessionOptions":
+    """Build onnxruntime SessionOptions the same way for sampling and benchmarking.
+
+    Args:
+        threads: intra-op threads (None: onnxruntime's default, one per physical core). Inter-op is always 1:
+            a generator is one chain of ops, so a second pool only costs memory.
+        graph_optimization: "disable", "basic", "extended" or "all" (onnxruntime's levels).
+        spinning: whether idle intra-op threads spin (None: onnxruntime's default, on). Spinning lowers
+            latency of back-to-back calls but burns CPU between them; benchmarks turn it on, servers may not.
+        memory_arena: keep onnxruntime's CPU arena (reuses buffers across calls; off lowers peak memory).
+        log_level: onnxruntime's log severity (3 = errors only: our own messages replace its warnings).
+
+    Returns:
+        onnxruntime.SessionOptions.
+    """
+    import onnxruntime as ort
+
+    if threads is not None and threads <= 0:
+        raise ProviderError(f"threads must be a positive number, got {threads}")
+    if graph_optimization not in GRAPH_OPTIMIZATIONS:
+        raise ProviderError(
+            f"unknown graph optimization {graph_optimization!r}; choose one of {', '.join(GRAPH_OPTIMIZATIONS)}"
+        )
+    levels = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    options = ort.SessionOptions()
+    options.graph_optimization_level = levels[graph_optimization]
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    if spinning is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.enable_cpu_mem_arena = memory_arena
+    options.log_severity_level = log_level
+    return options
+
+
+def available_providers() -> list[str]:
+    """Execution providers this onnxruntime build offers (e.g. ["CPUExecutionProvider"])."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def resolve_provider(name: str) -> str:
+    """Map a provider name to the execution provider to ask for.
+
+    "auto" is CUDA when this onnxruntime build has it, else CPU. TensorRT is never picked automatically: its
+    first session builds an engine (seconds to minutes), and onnxruntime-gpu lists it even where the TensorRT
+    libraries are absent; ask for it by name.
+
+    Args:
+        name: one of PROVIDERS.
+
+    Returns:
+        An onnxruntime execution provider name, e.g. "CUDAExecutionProvider".
+    """
+    if name not in PROVIDERS:
+        raise ProviderError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}")
+    if name == "auto":
+        return "CUDAExecutionProvider" if "CUDAExecutionProvider" in available_providers() else "CPUExecutionProvider"
+    return EXECUTION_PROVIDERS[name]
+
+
+def provider_chain(execution_provider: str) -> list[Any]:
+    """Providers to pass to InferenceSession for one requested provider, most preferred first.
+
+    Nodes the first provider cannot run go to the next ones (TensorRT -> CUDA -> CPU), which is onnxruntime's
+    normal partitioning and not a fallback: the session's first provider is still the one asked for.
+    TensorRT keeps its built engines in a cache (EDGEGAN_TRT_CACHE, default ~/.cache/edgegan/tensorrt) so only
+    the first load of a model pays for the build.
+    """
+    if execution_provider == "TensorrtExecutionProvider":
+        cache = Path(os.environ.get("EDGEGAN_TRT_CACHE", Path.home() / ".cache" / "edgegan" / "tensorrt"))
+        options = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}
+        return [(execution_provider, options), "CUDAExecutionProvider", "CPUExecutionProvider"]
+    if execution_provider == "CUDAExecutionProvider":
+        return [execution_provider, "CPUExecutionProvider"]
+    return [execution_provider]
+
+
+def check_provider(session: "ort.InferenceSession", asked: str, allow_fallback: bool = False) -> str | None:
+    """Compare the provider that runs with the one asked for.
+
+    Args:
+        session: a created InferenceSession.
+        asked: the execution provider requested (e.g. "CUDAExecutionProvider").
+        allow_fallback: warn instead of raising when another provider runs.
+
+    Returns:
+        None when `asked` runs; otherwise a description of the fallback (only with allow_fallback).
+
+    Raises:
+        ProviderError: another provider runs and allow_fallback is False.
+    """
+    running = session.get_providers()[0]
+    if running == asked:
+        return None
+    message = f"asked for {asked} but onnxruntime runs {running} (available: {', '.join(available_providers())})"
+    if not allow_fallback:
+        raise ProviderError(
+            message + "; install the matching onnxruntime build (onnxruntime-gpu for cuda/tensorrt) and drivers, "
+            "or pass allow_fallback=True (--allow-fallback) to accept it"
+        )
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return f"{asked} -> {running}"
+
+
+def create_session(
+    path: str | os.PathLike,
+    provider: str = "cpu",
+    options: "ort.SessionOptions | None" = None,
+    allow_fallback: bool = False,
+) -> tuple["ort.InferenceSession", str | None]:
+    """Create an InferenceSession on the requested provider and check that it really runs there.
+
+    Args:
+        path: an .onnx or .ort model file.
+        provider: one of PROVIDERS.
+        options: SessionOptions (default: `session_options()`).
+        allow_fallback: accept (with a warning) a session whose first provider is not the one asked for.
+
+    Returns:
+        (session, fallback): fallback is None, or "asked -> running" when a fallback was accepted.
+
+    Raises:
+        ProviderError: unknown provider, provider missing from this onnxruntime build, or a silent fallback.
+    """
+    import onnxruntime as ort
+
+    asked = resolve_provider(provider)
+    if asked not in available_providers() and not allow_fallback:
+        raise ProviderError(
+            f"provider {provider!r} needs {asked}, which this onnxruntime build lacks "
+            f"(available: {', '.join(available_providers())}); install onnxruntime-gpu for cuda/tensorrt, "
+            "or pass allow_fallback=True (--allow-fallback) to run on what is available"
+        )
+    with warnings.catch_warnings():
+        # onnxruntime warns "Specified provider ... is not in available provider names" and carries on with the
+        # CPU; check_provider below turns that into our error or our own warning, so silence the duplicate.
+        warnings.filterwarnings("ignore", message=".*provider.*", category=UserWarning)
+        session = ort.InferenceSession(
+            str(path), sess_options=options or session_options(), providers=provider_chain(asked)
+        )
+    fallback = check_provider(session, asked, allow_fallback)
+    return session, fallback
+
+
+def output_device(session: "ort.InferenceSession") -> str:
+    """Where the running provider leaves outputs: "cuda" for CUDA/TensorRT, else "cpu"."""
+    return DEVICE_PROVIDERS.get(session.get_providers()[0], "cpu")
+
+
+def run_io_binding(
+    session: "ort.InferenceSession", feeds: Mapping[str, "np.ndarray"], output: str, device: str = "cpu"
+) -> "np.ndarray":
+    """One run through IO binding: inputs copied host -> device once, output kept on `device`, copied back once.
+
+    A binding is built per call because IO binding objects are not thread-safe (session.run is); this keeps a
+    shared Generator safe to use from many threads. With device "cpu" the same path runs (and is tested) on
+    machines without a GPU.
+
+    Args:
+        session: the InferenceSession.
+        feeds: input name -> host array (C-contiguous).
+        output: the output name to fetch.
+        device: "cpu" or "cuda" (where onnxruntime allocates the output).
+
+    Returns:
+        The output as a host numpy array.
+    """
+    binding = session.io_binding()
+    for name, array in feeds.items():
+        binding.bind_cpu_input(name, array)  # one host -> device copy per input
+    binding.bind_output(output, device)  # onnxruntime allocates it on `device` with the run's shape
+    session.run_with_iobinding(binding)
+    result = binding.copy_outputs_to_cpu()[0]  # the one device -> host copy
+    binding.clear_binding_inputs()
+    binding.clear_binding_outputs()
+    return result
