@@ -82,9 +82,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        message = str(exc)
+        if "GLOBAL" not in message:  # the unpickler met bytes that are no pickle at all
+            raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?)") from exc
+        blocked = next((line.strip() for line in message.splitlines() if "GLOBAL" in line), "")
         raise CheckpointError(
-            f"{path} was refused: it holds objects that are not plain tensors or builtins "
-            f"(a pickled payload is never loaded). Detail: {str(exc).splitlines()[0]}"
+            f"{path} was refused: it holds objects that are not plain tensors or builtins, and a pickled "
+            f"payload is never loaded ({blocked})"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {exc}") from exc

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set-up on a fresh machine: the real Fashion-MNIST (Debian's package, where apt exists) and edgegan with every
+# extra. torch is pinned here (a CPU build), never left for pip to resolve: an unpinned torch pulls a CUDA build
+# of several GB. Override with EDGEGAN_TORCH="torch==X.Y.Z" (users: any torch>=2.4 works).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+    || echo "note: could not install dataset-fashion-mnist; edgegan will look in EDGEGAN_DATA or download" >&2
+fi
+"$PYTHON" -m pip install -q "${EDGEGAN_TORCH:-torch==2.13.0}"
+"$PYTHON" -m pip install -q -e ".[all,test]"

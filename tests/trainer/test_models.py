@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainer.config import ModelConfig
+from trainer.models import build_discriminator, build_generator
+
+
+@pytest.mark.parametrize("arch", ["gan", "dcgan"])
+@pytest.mark.parametrize("size", [28, 32, 64, 128])
+@pytest.mark.parametrize("num_classes", [0, 10])
+def test_shapes_at_every_size(arch, size, num_classes):
+    channels = 3 if size == 32 else 1
+    cfg = ModelConfig(arch=arch, nz=12, image_size=size, channels=channels, num_classes=num_classes, width=4)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    z = torch.randn(5, 12)
+    y = torch.arange(5) % 10 if num_classes else None
+    x = G(z, y)
+    assert x.shape == (5, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1  # tanh output
+    assert D(x, y).shape == (5,)
+
+
+def test_dcgan_layout_follows_radford():
+    cfg = ModelConfig(arch="dcgan", image_size=64, width=64)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    g_types = {type(m).__name__ for m in G.modules()}
+    d_types = {type(m).__name__ for m in D.modules()}
+    assert {"ConvTranspose2d", "BatchNorm2d", "ReLU", "Tanh"} <= g_types
+    assert not g_types & {"MaxPool2d", "AvgPool2d", "Linear"}  # no pooling, no hidden fully-connected layers
+    convs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.out_channels for c in convs] == [512, 256, 128, 64, 1]  # pytorch/examples' ladder at 64x64
+    d_layers = list(D.features)
+    assert isinstance(d_layers[0], torch.nn.Conv2d) and isinstance(d_layers[1], torch.nn.LeakyReLU)
+    assert d_layers[1].negative_slope == 0.2
+    # BatchNorm on every conv but the first
+    d_convs = [i for i, m in enumerate(d_layers) if isinstance(m, torch.nn.Conv2d)]
+    assert all(isinstance(d_layers[i + 1], torch.nn.BatchNorm2d) for i in d_convs[1:])
+    assert not any(isinstance(m, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) for m in D.modules())
+    # weights from N(0, 0.02)
+    w = torch.cat([c.weight.flatten() for c in convs])
+    assert abs(w.std().item() - 0.02) < 0.002 and abs(w.mean().item()) < 0.001
+
+
+def test_dcgan_28_matches_reference_multiply_adds():
+    # REFERENCE.md: the 28x28 DCGAN at width 64 spends 27.4 M multiply-adds per image.
+    G = build_generator(ModelConfig(arch="dcgan", image_size=28, width=64))
+    macs, size = 0, 1
+    for m in G.modules():
+        if isinstance(m, torch.nn.ConvTranspose2d):
+            macs += size * size * m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+            size = (size - 1) * m.stride[0] - 2 * m.padding[0] + m.kernel_size[0]
+    assert size == 28 and abs(macs / 1e6 - 27.4) < 0.1
+
+
+def test_gan_widths_grow_to_1024():
+    G = build_generator(ModelConfig(arch="gan", width=64))
+    widths = [m.out_features for m in G.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [256, 512, 1024, 784]
+    D = build_discriminator(ModelConfig(arch="gan", width=64))
+    assert all(m.negative_slope == 0.2 for m in D.modules() if isinstance(m, torch.nn.LeakyReLU))
+
+
+def test_conditional_generator_depends_on_label():
+    cfg = ModelConfig(arch="dcgan", nz=8, image_size=28, num_classes=4, width=4)
+    G = build_generator(cfg).eval()
+    z = torch.randn(1, 8).repeat(4, 1)
+    x = G(z, torch.arange(4))
+    assert not torch.allclose(x[0], x[1])
+    with pytest.raises(ValueError, match="conditional"):
+        G(z)
+
+
+@pytest.mark.parametrize("size", [0, 30, 48])
+def test_bad_dcgan_sizes_are_refused(size):
+    with pytest.raises(ValueError, match="power of two"):
+        build_generator(ModelConfig(arch="dcgan", image_size=size))
+
+
+@pytest.mark.parametrize("name", ["bce", "hinge", "lsgan"])
+def test_losses_prefer_the_right_answer(name):
+    from trainer.losses import get_loss
+
+    loss = get_loss(name)
+    # The logits each loss calls "real" and "fake": lsgan regresses to targets 1 and 0, the others use the sign.
+    real, fake = (1.0, 0.0) if name == "lsgan" else (3.0, -3.0)
+    confident_real, confident_fake = torch.full((8,), real), torch.full((8,), fake)
+    assert loss.d_real(confident_real) < loss.d_real(confident_fake)
+    assert loss.d_fake(confident_fake) < loss.d_fake(confident_real)
+    assert loss.g(confident_real) < loss.g(confident_fake)
