@@ -1,0 +1,51 @@
+"""`edgegan export`: a thin click command over export.pipeline.export_checkpoint (torch is imported only when
+the command runs, not when `edgegan --help` lists it)."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("export")
+@click.argument("source", metavar="RUN|CKPT", type=click.Path(exists=True, path_type=str))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Export folder (generator.onnx, variants, export_report.json).")
+@click.option("--opset", default=18, show_default=True, type=click.IntRange(13, None), help="ONNX opset.")
+@click.option("--fp16", is_flag=True, help="Also write generator.fp16.onnx (float16 weights, float32 I/O).")
+@click.option("--int8", is_flag=True, help="Also write generator.int8.onnx (static int8 quantization).")
+@click.option("--tensorrt", is_flag=True, help="Also build generator.plan with TensorRT (needs tensorrt + CUDA).")
+@click.option("--trt-batch", default="1,16,64", show_default=True, metavar="MIN,OPT,MAX",
+              help="TensorRT optimization profile batch sizes; MAX is also Triton's max_batch_size.")
+@click.option("--ort-format", is_flag=True, help="Also write generator.ort for onnxruntime minimal/mobile builds.")
+@click.option("--triton", is_flag=True, help="Also write a Triton model repository under OUT/triton/.")
+@click.option("--pixels", type=click.Choice(["float", "uint8"]), default="float", show_default=True,
+              help="Output float32 NCHW in [-1, 1], or uint8 NHWC with the scaling folded into the graph.")
+@click.option("--no-ema", is_flag=True, help="Export the raw generator instead of its EMA weights.")
+@click.option("--force", is_flag=True, help="Replace an existing export in OUT.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensorrt: bool, trt_batch: str,
+           ort_format: bool, triton: bool, pixels: str, no_ema: bool, force: bool, as_json: bool, quiet: bool) -> None:
+    """Export a run's (or checkpoint's) generator to a verified generator.onnx plus the variants asked for.
+
+    Every file is verified before it is moved into OUT; the checks, errors, sizes and operator counts go to
+    OUT/export_report.json and are printed as a table.
+    """
+    try:
+        batch = tuple(int(b) for b in trt_batch.split(","))
+    except ValueError:
+        batch = ()
+    if len(batch) != 3 or not 1 <= batch[0] <= batch[1] <= batch[2]:
+        raise click.BadParameter(f"{trt_batch!r}: give MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX", param_hint="--trt-batch")
+
+    import json
+
+    from export.pipeline import export_checkpoint
+    from export.report import format_table
+
+    report = export_checkpoint(
+        source, out_dir, opset=opset, fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt,
+        triton=triton, pixels=pixels, use_ema=not no_ema, force=force, trt_batch=batch, progress=not quiet,
+    )
+    click.echo(json.dumps(report, indent=2) if as_json else format_table(report))
+    if not as_json:
+        click.echo(f"report: {out_dir}/export_report.json")

@@ -1,0 +1,152 @@
+"""TensorRT engine from a verified ONNX generator, through the TensorRT Python API (optional dependency).
+
+tensorrt is imported only here and only when asked for; `check_tensorrt()` runs before an export writes
+anything, so a missing TensorRT or GPU fails fast with a message saying what to install.
+An engine is specific to the GPU and TensorRT version that built it; generator.plan.sha256 beside it lets a
+deployment check it got the file that was built.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from runtime.contract import GeneratorContract
+from runtime.errors import EdgeganError
+
+
+class TensorRTError(EdgeganError, RuntimeError):
+    """TensorRT or CUDA is missing, or TensorRT could not build an engine."""
+
+
+def check_tensorrt() -> Any:
+    """Import tensorrt and make sure a CUDA GPU is usable.
+
+    Returns:
+        The tensorrt module.
+
+    Raises:
+        TensorRTError: with what to install when either is missing.
+    """
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise TensorRTError(
+            "--tensorrt needs NVIDIA TensorRT's Python package and a CUDA GPU: `pip install tensorrt` on a machine "
+            f"with an NVIDIA driver, or export without --tensorrt ({exc})"
+        ) from exc
+    try:
+        logger = trt.Logger(trt.Logger.ERROR)
+        builder = trt.Builder(logger)
+        if builder is None:
+            raise RuntimeError("trt.Builder returned None")
+        del builder
+    except Exception as exc:  # noqa: BLE001 - TensorRT raises plain errors when no CUDA device exists
+        raise TensorRTError(
+            f"TensorRT {getattr(trt, '__version__', '?')} is installed but cannot use a CUDA GPU here ({exc}); "
+            "build the engine on the machine that will run it, or export without --tensorrt"
+        ) from exc
+    return trt
+
+
+def _validate_batches(trt_batch: tuple[int, int, int]) -> tuple[int, int, int]:
+    if len(trt_batch) != 3 or not (1 <= trt_batch[0] <= trt_batch[1] <= trt_batch[2]):
+        raise TensorRTError(f"TensorRT batch profile must be min <= opt <= max, all >= 1; got {tuple(trt_batch)}")
+    return tuple(int(b) for b in trt_batch)  # type: ignore[return-value]
+
+
+def build_engine(
+    onnx_path: str | os.PathLike,
+    plan_path: str | os.PathLike,
+    contract: GeneratorContract,
+    *,
+    batch: tuple[int, int, int] = (1, 16, 64),
+    fp16: bool = False,
+    int8: bool = False,
+    workspace_mib: int = 1024,
+) -> dict[str, Any]:
+    """Build a serialized engine from an ONNX generator and write it with a .sha256 beside it.
+
+    Files are written to temp names in plan_path's folder and renamed into place once complete.
+
+    Args:
+        onnx_path: generator.onnx (or the int8 QDQ graph when int8=True: explicit quantization).
+        plan_path: where the engine goes; `<plan_path>.sha256` is written beside it.
+        contract: the generator's contract (input names and nz for the optimization profile).
+        batch: (min, opt, max) batch of the optimization profile, applied to every input.
+        fp16: allow float16 kernels (BuilderFlag.FP16).
+        int8: allow int8 kernels (BuilderFlag.INT8); scales come from the graph's Q/DQ nodes.
+        workspace_mib: builder workspace memory pool limit.
+
+    Returns:
+        {"tensorrt": version, "profile": {...}, "flags": [...], "sha256": hex, "size_bytes": n}.
+    """
+    trt = check_tensorrt()
+    lo, opt, hi = _validate_batches(batch)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):  # default (and deprecated) in TensorRT 10
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise TensorRTError(f"TensorRT could not parse {Path(onnx_path).name}: {errors}")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
+    used_flags = []
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+        used_flags.append("FP16")
+    if int8:
+        config.set_flag(trt.BuilderFlag.INT8)
+        used_flags.append("INT8")
+    profile = builder.create_optimization_profile()
+    shapes = {}
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        rest = tuple(tensor.shape)[1:]  # everything but the batch axis is static: [nz] or []
+        shapes[tensor.name] = {"min": [lo, *rest], "opt": [opt, *rest], "max": [hi, *rest]}
+        profile.set_shape(tensor.name, (lo, *rest), (opt, *rest), (hi, *rest))
+    config.add_optimization_profile(profile)
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise TensorRTError(f"TensorRT failed to build an engine from {Path(onnx_path).name} (see its log above)")
+    data = bytes(serialized)
+    digest = hashlib.sha256(data).hexdigest()
+    plan_path = Path(plan_path)
+    _atomic_write(plan_path, data)
+    _atomic_write(plan_path.with_name(plan_path.name + ".sha256"), f"{digest}  {plan_path.name}\n".encode())
+
+    # Read the engine back: it must deserialize and expose the contract's tensors.
+    runtime = trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(data)
+    if engine is None:
+        raise TensorRTError("TensorRT built an engine it cannot deserialize")
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    return {
+        "tensorrt": trt.__version__,
+        "profile": shapes,
+        "flags": used_flags,
+        "sha256": digest,
+        "size_bytes": len(data),
+        "io_tensors": names,
+        "nz": contract.nz,
+    }
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
