@@ -1,0 +1,279 @@
+"""Cold start, side by side: a fresh process that loads a DCGAN 28x28 generator (width 64) and writes one PNG.
+
+Each path runs as its own `python -c` child, repeated and interleaved (a, b, c, a, b, c, ...) so drifting machine
+load hits all of them alike; the table gives medians of wall time (spawn to exit) and peak resident memory
+(the child's own ru_maxrss from os.wait4, not the parent's):
+
+  runtime   `from runtime import Generator` -> Generator(generator.onnx).sample(1, seed=0) -> save_png
+  torch     import torch, build G (trainer.models), load the weights, one image, Pillow PNG
+  ort       a bare onnxruntime script: InferenceSession, run, Pillow PNG
+  (+ runtime variants with other session options, to see what helps a cold start)
+
+The model is made here: a DCGAN with non-trivial BatchNorm statistics, exported with `export` when that
+package provides export_checkpoint, else with torch.onnx.export plus the contract metadata.
+
+Usage: python benchmarks/cold_start.py [--repeat 7] [--json F] [--markdown F] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NZ, WIDTH, SIZE = 100, 64, 28
+
+# Each child prints one JSON line of phase times (seconds since its first line ran) on stdout.
+RUNTIME = """
+import time; t0 = time.perf_counter()
+from runtime import Generator
+from runtime.images import save_png
+t1 = time.perf_counter()
+g = Generator({model!r}{options})
+t2 = time.perf_counter()
+image = g.sample(1, seed=0)[0]
+t3 = time.perf_counter()
+save_png(image, {png!r})
+t4 = time.perf_counter()
+print('{{"import": %f, "load": %f, "run": %f, "png": %f}}' % (t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+"""
+
+TORCH = """
+import time; t0 = time.perf_counter()
+import numpy as np, torch
+from PIL import Image
+from trainer.config import ModelConfig
+from trainer.models import build_generator
+t1 = time.perf_counter()
+G = build_generator(ModelConfig(arch="dcgan", nz={nz}, image_size={size}, channels=1, width={width}))
+G.load_state_dict(torch.load({weights!r}, weights_only=True))
+G.eval()
+t2 = time.perf_counter()
+with torch.no_grad():
+    z = torch.from_numpy(np.random.default_rng(0).standard_normal((1, {nz}), dtype=np.float32))
+    x = G(z)[0, 0].numpy()  # [H, W] in [-1, 1]
+t3 = time.perf_counter()
+Image.fromarray(np.clip(np.round((x + 1) * 127.5), 0, 255).astype(np.uint8)).save({png!r})
+t4 = time.perf_counter()
+print('{{"import": %f, "load": %f, "run": %f, "png": %f}}' % (t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+"""
+
+ORT = """
+import time; t0 = time.perf_counter()
+import numpy as np, onnxruntime as ort
+from PIL import Image
+t1 = time.perf_counter()
+session = ort.InferenceSession({model!r}, providers=["CPUExecutionProvider"])
+t2 = time.perf_counter()
+z = np.random.default_rng(0).standard_normal((1, {nz}), dtype=np.float32)
+x = session.run(None, {{"z": z}})[0][0, 0]  # [H, W] in [-1, 1]
+t3 = time.perf_counter()
+Image.fromarray(np.clip(np.round((x + 1) * 127.5), 0, 255).astype(np.uint8)).save({png!r})
+t4 = time.perf_counter()
+print('{{"import": %f, "load": %f, "run": %f, "png": %f}}' % (t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+"""
+
+
+def build_models(folder: Path) -> dict[str, Path]:
+    """Train-mode forwards for BatchNorm statistics, then G weights (torch path) and generator.onnx (+ .ort)."""
+    import torch
+
+    from trainer.config import ModelConfig, TrainConfig
+    from trainer.models import build_generator
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(model=ModelConfig(arch="dcgan", nz=NZ, image_size=SIZE, channels=1, width=WIDTH),
+                      dataset="fashion-mnist")
+    G = build_generator(cfg.model)
+    G.train()
+    with torch.no_grad():
+        for _ in range(3):
+            G(torch.randn(64, NZ))  # moves BatchNorm running stats away from 0/1
+    G.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "G.pt"
+    torch.save(G.state_dict(), weights)
+    onnx_path = folder / "generator.onnx"
+    how = _export_with_pipeline(G, cfg, folder) or _export_with_parts(G, onnx_path) or _export_plain(G, onnx_path)
+    ort_path = folder / "generator.ort"
+    _save_ort(onnx_path, ort_path)
+    return {"weights": weights, "onnx": onnx_path, "ort": ort_path, "exported_by": how}
+
+
+def _export_with_pipeline(G, cfg, folder: Path) -> str | None:
+    """Use export.pipeline.export_checkpoint when it exists (the model users ship); None when it does not."""
+    try:
+        from export.pipeline import export_checkpoint
+    except ImportError:
+        return None
+    from trainer.checkpoint import save_checkpoint
+
+    ckpt = folder / "last.pt"
+    save_checkpoint({"config": cfg.to_dict(), "class_names": [], "G": G.state_dict(), "D": {}, "G_ema": None,
+                     "opt_G": {}, "opt_D": {}, "step": 0, "epoch": 0, "rng": {}}, ckpt)
+    export_checkpoint(ckpt, folder)
+    return "export.pipeline.export_checkpoint"
+
+
+def _export_with_parts(G, onnx_path: Path) -> str | None:
+    """export.onnx.export_generator (+ export.graph_forms.optimize_fp32) while export.pipeline is not there."""
+    try:
+        import onnx
+
+        from export.onnx import export_generator
+    except ImportError:
+        return None
+    from runtime.contract import GeneratorContract
+
+    contract = GeneratorContract(arch="dcgan", nz=NZ, num_classes=0, channels=1, height=SIZE, width=SIZE,
+                                 dataset="fashion-mnist", train={"step": 0})
+    model, _ = export_generator(G, contract)
+    how = "export.onnx.export_generator"
+    try:
+        from export.graph_forms import optimize_fp32
+    except ImportError:
+        pass
+    else:
+        model, how = optimize_fp32(model), how + " + export.graph_forms.optimize_fp32"
+    onnx.save(model, str(onnx_path))
+    return how
+
+
+def _export_plain(G, onnx_path: Path) -> str:
+    """torch.onnx.export (TorchScript exporter, opset 18) plus the contract metadata."""
+    import onnx
+    import torch
+
+    from runtime.contract import GeneratorContract
+
+    torch.onnx.export(G, (torch.zeros(1, NZ),), str(onnx_path), input_names=["z"], output_names=["image"],
+                      dynamic_axes={"z": {0: "batch"}, "image": {0: "batch"}}, opset_version=18, dynamo=False)
+    model = onnx.load(str(onnx_path))
+    contract = GeneratorContract(arch="dcgan", nz=NZ, num_classes=0, channels=1, height=SIZE, width=SIZE,
+                                 dataset="fashion-mnist", train={"step": 0})
+    for key, value in contract.to_metadata().items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(onnx_path))
+    return "torch.onnx.export (opset 18, TorchScript exporter)"
+
+
+def _save_ort(onnx_path: Path, ort_path: Path) -> None:
+    """The ORT-format twin (what export's --ort-format writes), optimised at the portable 'basic' level."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(ort_path)
+    options.add_session_config_entry("session.save_model_format", "ORT")
+    ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def build_models_in_child(folder: Path) -> dict[str, Path]:
+    """build_models in a separate process: this one never imports torch, so its resident size stays small.
+
+    (A child's ru_maxrss starts from the RSS of the process that forked it; a parent holding torch would make
+    every child look like 300+ MiB.)
+    """
+    code = ("import json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]); "
+            "from cold_start import build_models; "
+            "print(json.dumps({k: str(v) for k, v in build_models(Path(sys.argv[1])).items()}))")
+    proc = subprocess.run([sys.executable, "-c", code, str(folder), str(Path(__file__).parent)], cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the models failed:\n{proc.stderr}")
+    built = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {k: (v if k == "exported_by" else Path(v)) for k, v in built.items()}
+
+
+def scripts(models: dict[str, Path], png: str) -> dict[str, str]:
+    onnx_model, ort_model = str(models["onnx"]), str(models["ort"])
+    return {
+        "runtime": RUNTIME.format(model=onnx_model, options="", png=png),
+        "runtime, basic graph opt.": RUNTIME.format(
+            model=onnx_model, png=png,
+            options=", session_options=__import__('runtime.providers').providers.session_options(graph_optimization='basic')"),
+        "runtime, .ort file": RUNTIME.format(model=ort_model, options="", png=png),
+        "torch": TORCH.format(weights=str(models["weights"]), nz=NZ, size=SIZE, width=WIDTH, png=png),
+        "bare onnxruntime": ORT.format(model=onnx_model, nz=NZ, png=png),
+    }
+
+
+def run_child(code: str) -> dict[str, float]:
+    """One fresh interpreter: wall seconds from spawn to exit, its own peak RSS (MiB) and phase times."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's rusage alone (RUSAGE_CHILDREN would take the max)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    proc.stdout.close()
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}):\n{err}")
+    phases = json.loads(out.strip().splitlines()[-1])
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024,
+            **phases}  # ru_maxrss is KiB on Linux; CPU time is steadier than wall time on a shared machine
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--only", nargs="*", help="run only these paths (names as in the table)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--keep", type=Path, help="build the models here and keep them")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        models = build_models_in_child(folder)
+        png = str(Path(tmp) / "one.png")
+        paths = scripts(models, png)
+        if args.only:
+            paths = {k: v for k, v in paths.items() if k in args.only}
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+        for name, code in paths.items():  # warm the page cache once per path; not counted
+            run_child(code)
+        for _ in range(args.repeat):
+            for name, code in paths.items():
+                runs[name].append(run_child(code))
+
+    keys = ("wall_s", "cpu_s", "peak_mib", "import", "load", "run", "png")
+    table = {name: {k: statistics.median(r[k] for r in rows) for k in keys} for name, rows in runs.items()}
+    lines = [
+        f"Cold start: fresh process, DCGAN {SIZE}x{SIZE} (width {WIDTH}, nz {NZ}), one PNG; medians of {args.repeat} "
+        f"interleaved runs; model by {models['exported_by']}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs",
+        "",
+        "| path | wall s | CPU s | peak MiB | import s | load s | run s | png s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in table.items():
+        lines.append(f"| {name} | {row['wall_s']:.3f} | {row['cpu_s']:.3f} | {row['peak_mib']:.1f} | {row['import']:.3f} | "
+                     f"{row['load']:.3f} | {row['run']:.3f} | {row['png']:.3f} |")
+    baseline = table.get("bare onnxruntime")
+    if baseline and "runtime" in table:
+        lines += ["", f"runtime / bare onnxruntime: wall {table['runtime']['wall_s'] / baseline['wall_s']:.2f}x, "
+                      f"memory {table['runtime']['peak_mib'] / baseline['peak_mib']:.2f}x"]
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text + "\n")
+    result = {"median": table, "runs": runs, "repeat": args.repeat, "exported_by": models["exported_by"]}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
