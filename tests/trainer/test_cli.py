@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import os
+
+from click.testing import CliRunner
+
+from edgegan.cli import COMMANDS, main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_group_help_lists_every_command():
+    result = run("--help")
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.output
+
+
+def test_train_help():
+    result = run("train", "--help")
+    assert result.exit_code == 0
+    for option in ("--arch", "--dataset", "--conditional", "--max-steps", "--resume", "--amp", "--loss", "--ema"):
+        assert option in result.output
+
+
+def test_train_and_resume_through_the_cli(tiny_npz, tmp_path):
+    out = tmp_path / "run"
+    common = ("train", "--dataset", "npz", "--data-dir", tiny_npz, "--width", "8", "--nz", "16", "--batch-size", "16",
+              "--quiet", "--out", out)
+    result = run(*common, "--max-steps", "3")
+    assert result.exit_code == 0, result.output
+    assert "step 3" in result.output
+    result = run(*common, "--max-steps", "5", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "step 5" in result.output
+    result = run(*common, "--max-steps", "5", "--resume")
+    assert result.exit_code == 1 and "already at step 5" in result.output
+
+
+def _assert_clean_error(result, *fragments):
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+def test_unknown_dataset_is_a_usage_error(tmp_path):
+    _assert_clean_error(run("train", "--dataset", "cifar99", "--out", tmp_path / "r"), "cifar99")
+
+
+def test_missing_data_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEGAN_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDGEGAN_MIRROR", "http://127.0.0.1:9/")  # closed port: no download possible
+    import runtime.datasets as datasets
+
+    monkeypatch.setattr(datasets, "SYSTEM_DATA_DIR", tmp_path / "system")
+    result = run("train", "--dataset", "mnist", "--max-steps", "1", "--quiet", "--out", tmp_path / "r")
+    _assert_clean_error(result, "nowhere", "--data-dir")
+
+
+def test_corrupt_data_is_refused(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    _assert_clean_error(run("train", "--dataset", "npz", "--data-dir", bad, "--quiet", "--out", tmp_path / "r"), "bad.npz")
+
+
+def test_unwritable_output_is_refused(tiny_npz, tmp_path):
+    # chmod does not stop root (CI runs as root); sysfs refuses new folders to everyone.
+    if os.geteuid() == 0:
+        target = "/sys/edgegan-test-run"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        target = locked / "run"
+    result = run("train", "--dataset", "npz", "--data-dir", tiny_npz, "--quiet", "--out", target)
+    _assert_clean_error(result, "cannot write")
+
+
+def test_output_that_is_a_file_is_refused(tiny_npz, tmp_path):
+    # Runs as root too: a path below a regular file can never be created.
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("train", "--dataset", "npz", "--data-dir", tiny_npz, "--quiet", "--out", blocker / "run")
+    _assert_clean_error(result, "cannot write")
+
+
+def test_bad_option_values_are_usage_errors(tiny_npz, tmp_path):
+    result = run("train", "--dataset", "npz", "--data-dir", tiny_npz, "--image-size", "30", "--out", tmp_path / "r")
+    _assert_clean_error(result, "power of two")
+    result = run("train", "--dataset", "npz", "--data-dir", tiny_npz, "--max-steps", "0", "--out", tmp_path / "r")
+    _assert_clean_error(result, "--max-steps")
+
+
+def test_conditional_needs_labels(tmp_path):
+    import numpy as np
+
+    unlabelled = tmp_path / "u.npz"
+    np.savez(unlabelled, images=np.zeros((64, 28, 28), np.uint8))
+    result = run("train", "--dataset", "npz", "--data-dir", unlabelled, "--conditional", "--quiet", "--out", tmp_path / "r")
+    _assert_clean_error(result, "--conditional needs labels")
+
+
+def test_resume_without_a_run(tmp_path):
+    _assert_clean_error(run("train", "--resume", "--quiet", "--out", tmp_path / "none"), "no checkpoints/last.pt")
