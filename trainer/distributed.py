@@ -6,6 +6,7 @@ them training runs in one process and none of this is touched.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -77,6 +78,32 @@ def any_flag(flag: torch.Tensor, ctx: DistContext) -> bool:
         flag = flag.clone()
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())
+
+
+def all_reduce_mean_(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """In place: the mean of `tensor` over ranks (unchanged in one process)."""
+    if ctx.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor.div_(ctx.world_size)
+    return tensor
+
+
+def gather_objects(obj: object, ctx: DistContext) -> list:
+    """Every rank's `obj` (picklable), in rank order, on every rank; `[obj]` in one process."""
+    if not ctx.enabled:
+        return [obj]
+    out: list = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def parameter_digest(model: nn.Module) -> str:
+    """Short SHA-256 of a model's parameter names and bytes (layout-independent): equal digests, equal weights."""
+    h = hashlib.sha256()
+    for name, p in model.named_parameters():
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def barrier(ctx: DistContext) -> None:

@@ -1,16 +1,12 @@
-"""The GAN training loop: D on real and generated batches, then G to make D call its output real.
+"""The training run: data, checkpoints, samples, metrics and the progress bar around `trainer.step.GANStep`.
 
-Per step (B = batch size):
-  x [B, C, H, W] real in [-1, 1], z [B, nz] ~ N(0, 1), fake = G(z) [B, C, H, W]
-  D step: loss_D = d_real(D(x)) + d_fake(D(fake.detach()))
-  G step: loss_G = g(D(fake)), with D's parameters frozen so no weight gradients are computed for D
-  EMA:    G_ema <- lerp(G_ema, G, 1 - decay_t), decay_t = min(decay, (1 + t) / (10 + t))
-Host syncs happen only every `log_every` steps (progress, metrics, NaN check), never per step.
+The per-step work (D on real and generated batches, then G, then the EMA) lives in trainer/step.py, so the
+benchmark times exactly what a run does. Here: resume, logging every `log_every` steps (the only host syncs:
+progress, metrics, NaN check), a sample grid and checkpoint each epoch, and data-parallel bookkeeping
+(rank 0 alone writes; every rank's noise stream is gathered into the checkpoint so DDP resumes exactly too).
 """
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import math
 import os
@@ -28,8 +24,7 @@ from trainer import distributed as dist_utils
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import BatchSource
-from trainer.losses import get_loss
-from trainer.models import build_discriminator, build_generator
+from trainer.step import GANStep, StepStats
 
 SAMPLE_GRID_SIZE = 64
 
@@ -50,39 +45,6 @@ class TrainResult:
     checkpoint: Path
     images_per_second: float
     last_metrics: dict
-
-
-def _make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
-    # fused Adam: one kernel for all parameters (CPU and CUDA in torch >= 2.4); foreach as the fallback.
-    try:
-        return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=True)
-
-
-def _autocast(cfg: TrainConfig, device: torch.device):
-    if cfg.amp == "off":
-        return contextlib.nullcontext()
-    if cfg.amp == "fp16" and device.type != "cuda":
-        raise ValueError("--amp fp16 needs CUDA; on CPU use --amp bf16 (CPUs with AVX-512 BF16 or AMX run it fast)")
-    dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-class EMA:
-    """Exponential moving average of G's parameters; buffers (BatchNorm statistics) are copied."""
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        decay = min(self.decay, (1 + step) / (10 + step))  # short runs are not dominated by the initial weights
-        ema_p = list(self.model.parameters())
-        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1.0 - decay)
-        for b_ema, b in zip(self.model.buffers(), model.buffers()):
-            b_ema.copy_(b)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -138,20 +100,16 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         dist_utils.shutdown(ctx)
 
 
-def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_utils.DistContext) -> TrainResult:
-    resume_from = _prepare_out_dir(out, resume) if ctx.is_main else (out / "checkpoints" / "last.pt" if resume else None)
-    ckpt = None
-    if resume_from is not None:
-        ckpt = load_checkpoint(resume_from, map_location="cpu")
-        saved = TrainConfig.from_dict(ckpt["config"])
-        # The recipe is the checkpoint's; how long and where to run is the caller's.
-        for key in ("epochs", "max_steps", "device", "log_every", "checkpoint_every", "data_dir", "compile"):
-            setattr(saved, key, getattr(cfg, key))
-        cfg = saved
-    cfg.validate()
-    device = ctx.device
+def _restore_recipe(cfg: TrainConfig, ckpt: dict) -> TrainConfig:
+    """On resume the recipe is the checkpoint's; how long, where and how verbosely to run is the caller's."""
+    saved = TrainConfig.from_dict(ckpt["config"])
+    for key in ("epochs", "max_steps", "device", "log_every", "checkpoint_every", "data_dir", "compile"):
+        setattr(saved, key, getattr(cfg, key))
+    return saved
 
-    data = _load_data(cfg, progress and ctx.is_main)
+
+def _fit_to_data(cfg: TrainConfig, data) -> None:
+    """Channels, classes and class names come from the data."""
     cfg.model.channels = int(data.images.shape[-1])
     if cfg.conditional:
         if data.labels is None:
@@ -161,49 +119,30 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     else:
         cfg.model.num_classes, cfg.class_names = 0, []
     cfg.model.validate()
-    source = BatchSource(
-        data, cfg.batch_size, cfg.seed, device, ctx.rank, ctx.world_size, cfg.channels_last and cfg.model.arch == "dcgan"
-    )
+
+
+def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_utils.DistContext) -> TrainResult:
+    resume_from = _prepare_out_dir(out, resume) if ctx.is_main else (out / "checkpoints" / "last.pt" if resume else None)
+    ckpt = load_checkpoint(resume_from, map_location="cpu") if resume_from is not None else None
+    if ckpt is not None:
+        cfg = _restore_recipe(cfg, ckpt)
+    cfg.validate()
+    device = ctx.device
+    data = _load_data(cfg, progress and ctx.is_main)
+    _fit_to_data(cfg, data)
+    source = BatchSource(data, cfg.batch_size, cfg.seed, device, ctx.rank, ctx.world_size, cfg.channels_last and cfg.model.arch == "dcgan")
     steps_per_epoch = source.steps_per_epoch
     total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
 
-    torch.manual_seed(cfg.seed)  # same initial weights on every rank
-    G, D = build_generator(cfg.model).to(device), build_discriminator(cfg.model).to(device)
-    if cfg.channels_last and cfg.model.arch == "dcgan":
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    opt_G, opt_D = _make_optimizer(G.parameters(), cfg, device), _make_optimizer(D.parameters(), cfg, device)
-    ema = EMA(G, cfg.ema_decay) if cfg.ema else None
-    noise = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + 17 + ctx.rank)
-    scalers = [torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16") for _ in range(2)]
+    engine = GANStep(cfg, device, ctx)
     step = 0
     if ckpt is not None:
-        G.load_state_dict(ckpt["G"])
-        D.load_state_dict(ckpt["D"])
-        opt_G.load_state_dict(ckpt["opt_G"])
-        opt_D.load_state_dict(ckpt["opt_D"])
-        if ema is not None and ckpt.get("G_ema") is not None:
-            ema.model.load_state_dict(ckpt["G_ema"])
-        rng = ckpt.get("rng", {})
-        # Other ranks' noise streams are not saved (only rank 0 writes): they restart from a step-derived seed.
-        if f"noise_rank{ctx.rank}" in rng:
-            noise.set_state(rng[f"noise_rank{ctx.rank}"])
-        else:
-            noise.manual_seed(cfg.seed * 7919 + 17 + ctx.rank + 1_000_003 * int(ckpt["step"]))
-        for scaler, key in zip(scalers, ("scaler_G", "scaler_D")):
-            if key in rng and rng[key]:
-                scaler.load_state_dict(rng[key])
+        engine.load_state_dict(ckpt)
         step = int(ckpt["step"])
     if step >= total_steps:
         raise EdgeganError(
             f"the run is already at step {step}; ask for more with --max-steps N (N > {step}) or more --epochs"
         )
-
-    G_train, D_train = dist_utils.wrap(G, ctx), dist_utils.wrap(D, ctx)
-    if cfg.compile:
-        G_train, D_train = torch.compile(G_train), torch.compile(D_train)
-    loss = get_loss(cfg.loss)
-    nz, num_classes, batch = cfg.model.nz, cfg.model.num_classes, cfg.batch_size
-    autocast = lambda: _autocast(cfg, device)  # noqa: E731
 
     if ctx.is_main:
         _atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
@@ -223,29 +162,23 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     log(f"{'resume' if ckpt else 'start'} at step {step}/{total_steps} on {device} x{ctx.world_size}, "
         f"{len(data.images)} images from {data.source}, {steps_per_epoch} steps/epoch")
 
-    # On-device accumulators over one logging window: [loss_D, loss_G, D(x), D(G(z))] and the first bad step.
-    window = torch.zeros(4, device=device)
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)
-    step_tensor = torch.zeros((), dtype=torch.long, device=device)
-    to_prob = torch.sigmoid if cfg.loss == "bce" else (lambda t: t)
-    window_steps, window_start = 0, time.perf_counter()
-    run_start, run_start_step = window_start, step
+    stats = StepStats(device)
+    window_start = run_start = time.perf_counter()
+    window_from, run_start_step = step, step
     last_metrics: dict = {}
     last_ckpt = out / "checkpoints" / "last.pt"
 
     def checkpoint(epoch: int, epoch_end: bool) -> None:
-        _check_finite(first_bad, ctx)
+        _check_finite(stats.first_bad, ctx)
+        noise_states = dist_utils.gather_objects(engine.rng_state(), ctx)  # a collective: every rank takes part
         if not ctx.is_main:
             return
-        sample_model = ema.model if ema is not None else G
-        _save_samples(sample_model, cfg, out / "samples" / (f"epoch_{epoch:04d}.png" if epoch_end else f"step_{step:07d}.png"), device)
-        rng = {f"noise_rank{ctx.rank}": noise.get_state()}
-        if cfg.amp == "fp16":
-            rng.update(scaler_G=scalers[0].state_dict(), scaler_D=scalers[1].state_dict())
+        name = f"epoch_{epoch:04d}.png" if epoch_end else f"step_{step:07d}.png"
+        _save_samples(engine.sample_model, cfg, out / "samples" / name, device)
+        rng = {f"noise_rank{r}": s["noise"] for r, s in enumerate(noise_states)}
+        rng.update({k: v for k, v in noise_states[0].items() if k != "noise"})  # fp16 loss scalers
         state = {
-            "config": cfg.to_dict(), "class_names": cfg.class_names,
-            "G": G.state_dict(), "D": D.state_dict(), "G_ema": ema.model.state_dict() if ema is not None else None,
-            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
+            "config": cfg.to_dict(), "class_names": cfg.class_names, **engine.state_dict(),
             "step": step, "epoch": epoch, "rng": rng,
         }
         save_checkpoint(state, last_ckpt)
@@ -253,77 +186,34 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
             save_checkpoint(state, out / "checkpoints" / f"epoch_{epoch:04d}.pt")
         log(f"checkpoint at step {step} (epoch {epoch})")
 
-    G_train.train()
-    D_train.train()
     try:
         while step < total_steps:
             epoch, index = divmod(step, steps_per_epoch)
-            x, y_real = source.batch(epoch, index)
-            z = torch.randn(batch, nz, device=device, generator=noise)
-            y_fake = torch.randint(num_classes, (batch,), device=device, generator=noise) if num_classes else None
-
-            # D step: real half without the all-reduce, fake half reduces both (one all-reduce per step).
-            D.requires_grad_(True)
-            with autocast():
-                fake = G_train(z, y_fake)
-            with dist_utils.no_sync(D_train):
-                with autocast():
-                    d_real = D_train(x, y_real)
-                    loss_real = loss.d_real(d_real.float())
-                scalers[1].scale(loss_real).backward()
-            with autocast():
-                d_fake = D_train(fake.detach(), y_fake)
-                loss_fake = loss.d_fake(d_fake.float())
-            scalers[1].scale(loss_fake).backward()
-            scalers[1].step(opt_D)
-            scalers[1].update()
-            opt_D.zero_grad(set_to_none=True)
-
-            # G step through the bare D: frozen, so no D weight gradients and no DDP reduction for D.
-            D.requires_grad_(False)
-            with autocast():
-                d_gen = D(fake, y_fake)
-                loss_g = loss.g(d_gen.float())
-            scalers[0].scale(loss_g).backward()
-            scalers[0].step(opt_G)
-            scalers[0].update()
-            opt_G.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(G, step)
-
-            with torch.no_grad():
-                loss_d = loss_real + loss_fake
-                stats = torch.stack([loss_d, loss_g, to_prob(d_real.float()).mean(), to_prob(d_fake.float()).mean()])
-                window += stats
-                step_tensor.fill_(step + 1)
-                bad = ~torch.isfinite(stats[:2]).all()
-                first_bad.copy_(torch.where(bad & (first_bad < 0), step_tensor, first_bad))
+            x, y = source.batch(epoch, index)  # [B, C, H, W] in [-1, 1], labels [B] | None
+            stats.add(engine.step(x, y, step), step + 1)
             step += 1
-            window_steps += 1
 
             epoch_end = step % steps_per_epoch == 0
             if step % cfg.log_every == 0 or step == total_steps or epoch_end:
-                _check_finite(first_bad, ctx)
+                _check_finite(stats.first_bad, ctx)
+                dist_utils.all_reduce_mean_(stats.sums, ctx)  # metrics are the mean over ranks
                 now = time.perf_counter()
-                values = (window / window_steps).tolist()  # the one host sync of the window
-                ips = window_steps * batch * ctx.world_size / max(now - window_start, 1e-9)
-                last_metrics = {
-                    "step": step, "epoch": step / steps_per_epoch, "loss_d": values[0], "loss_g": values[1],
-                    "d_x": values[2], "d_g_z": values[3], "images_per_s": ips, "time": time.time(),
-                }
+                ips = (step - window_from) * cfg.batch_size * ctx.world_size / max(now - window_start, 1e-9)
+                last_metrics = {"step": step, "epoch": step / steps_per_epoch, **stats.mean(), "images_per_s": ips,
+                                "time": time.time()}
                 if metrics_file is not None:
                     metrics_file.write(json.dumps(last_metrics) + "\n")
                     metrics_file.flush()
                 if bar is not None:
-                    bar.set_postfix(
-                        img_s=f"{ips:.0f}", loss_d=f"{values[0]:.3f}", loss_g=f"{values[1]:.3f}",
-                        D_x=f"{values[2]:.2f}", D_G_z=f"{values[3]:.2f}", refresh=False,
-                    )
+                    m = last_metrics
+                    bar.set_postfix(img_s=f"{ips:.0f}", loss_d=f"{m['loss_d']:.3f}", loss_g=f"{m['loss_g']:.3f}",
+                                    D_x=f"{m['d_x']:.2f}", D_G_z=f"{m['d_g_z']:.2f}", refresh=False)
                     bar.update(step - bar.n)
-                window.zero_()
-                window_steps, window_start = 0, now
+                window_start, window_from = now, step
             if epoch_end or step == total_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 checkpoint(step // steps_per_epoch if epoch_end else epoch, epoch_end)
+        if ctx.enabled:
+            _record_replicas(engine, ctx, log)
     finally:
         if bar is not None:
             bar.close()
@@ -331,12 +221,29 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
             if f is not None:
                 f.close()
 
-    elapsed = time.perf_counter() - run_start
-    ips = (step - run_start_step) * batch * ctx.world_size / max(elapsed, 1e-9)
+    ips = (step - run_start_step) * cfg.batch_size * ctx.world_size / max(time.perf_counter() - run_start, 1e-9)
     if ctx.is_main:
         _plot_losses(out)
     return TrainResult(out, step, step // steps_per_epoch, last_ckpt, ips, last_metrics)
 
+
+def _record_replicas(engine: GANStep, ctx: dist_utils.DistContext, log) -> None:
+    """Every rank's digest of its G, D and G_ema parameters, written to train.log by rank 0 (`replicas {...}`).
+
+    Data parallelism is correct only if these agree; BatchNorm running statistics are left out (each rank's
+    drift after rank 0's last broadcast; rank 0's are the ones saved).
+    """
+    models = {"G": engine.G, "D": engine.D}
+    if engine.ema is not None:
+        models["G_ema"] = engine.ema.model
+    digests = dist_utils.gather_objects({k: dist_utils.parameter_digest(m) for k, m in models.items()}, ctx)
+    if ctx.is_main:
+        same = all(d == digests[0] for d in digests)
+        log(f"replicas {json.dumps({'identical': same, 'ranks': digests})}")
+        if not same:
+            import warnings
+
+            warnings.warn("data-parallel replicas hold different parameters: see train.log", RuntimeWarning)
 
 def _check_finite(first_bad: torch.Tensor, ctx: dist_utils.DistContext) -> None:
     if dist_utils.any_flag((first_bad >= 0).to(torch.long), ctx):

@@ -1,0 +1,245 @@
+"""One GAN training step and everything it touches: G, D, their optimizers, the EMA copy of G and the noise.
+
+`train()` drives a `GANStep` through a run; `benchmarks/train_throughput.py` times the same object, so the
+throughput it reports is the training loop's own. Per step (B = batch size):
+  x [B, C, H, W] real in [-1, 1], z [B, nz] ~ N(0, 1), fake = G(z) [B, C, H, W]
+  D step: loss_D = d_real(D(x)) + d_fake(D(fake.detach())), two backwards (separate BatchNorm batches)
+  G step: loss_G = g(D(fake)), with D's parameters frozen so no weight gradients are computed for D
+  EMA:    G_ema <- lerp(G_ema, G, 1 - decay_t), decay_t = min(decay, (1 + t) / (10 + t))
+Nothing here reads a value back to the host: the step returns its statistics as a device tensor.
+
+Under DDP (torchrun) G and D are wrapped: D's real half runs under no_sync and its fake half all-reduces both
+halves' gradients (one all-reduce per step); the G step runs through the bare D, whose frozen parameters fire no
+DDP hooks, so only G's gradients are reduced. BatchNorm running statistics are rank 0's: DDP broadcasts module
+buffers from rank 0 at the start of each synchronising forward (broadcast_buffers=True); the batch statistics
+used for normalisation in training are each rank's own (no SyncBatchNorm).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import torch
+from torch import nn
+
+from trainer import distributed as dist_utils
+from trainer.config import TrainConfig
+from trainer.losses import get_loss
+from trainer.models import build_discriminator, build_generator
+
+ADAM_IMPLS = ("fused", "foreach", "for-loop")
+STAT_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z")  # the row of statistics each step returns
+
+
+def make_adam(params, cfg: TrainConfig, impl: str = "fused") -> torch.optim.Adam:
+    """Adam with the run's lr/betas. `fused` (one kernel over all parameters, CPU and CUDA) falls back to
+    `foreach` where fused is not available; `for-loop` is PyTorch's per-tensor default on CPU."""
+    kwargs = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    if impl == "fused":
+        try:
+            return torch.optim.Adam(params, fused=True, **kwargs)
+        except (RuntimeError, TypeError):
+            impl = "foreach"
+    params = list(params)
+    return torch.optim.Adam(params, foreach=impl == "foreach", **kwargs)
+
+
+def autocast(amp: str, device: torch.device):
+    """Mixed-precision context for G and D forwards: off, bf16 (CUDA, or CPUs with AVX-512 BF16/AMX), fp16 (CUDA)."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("--amp fp16 needs CUDA; on CPU use --amp bf16 (CPUs with AVX-512 BF16 or AMX run it fast)")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def noise_seed(seed: int, rank: int, step: int = 0) -> int:
+    """Seed of a rank's latent stream; `step` > 0 restarts a stream that a checkpoint did not record."""
+    return seed * 7919 + 17 + rank + 1_000_003 * step
+
+
+class EMA:
+    """Exponential moving average of G's parameters; buffers (BatchNorm statistics) are copied."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+        self._ema_params = list(self.model.parameters())
+        self._ema_buffers = list(self.model.buffers())
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))  # short runs are not dominated by the initial weights
+        torch._foreach_lerp_(self._ema_params, [p.detach() for p in model.parameters()], 1.0 - decay)
+        torch._foreach_copy_(self._ema_buffers, list(model.buffers()))
+
+
+class GANStep:
+    """G, D, both Adam optimizers, the EMA of G and this rank's noise stream; `step()` trains one batch.
+
+    Args:
+        cfg: the recipe, validated, with model.channels / num_classes already set from the data. Used:
+            model, loss, lr, betas, ema, ema_decay, seed, amp, channels_last, compile.
+        device: where G, D and the batches live.
+        ctx: the data-parallel context (None: one process). Under DDP G and D are wrapped.
+        adam: "fused" (default), "foreach" or "for-loop"; an ablation knob for the benchmark.
+        freeze_d: freeze D's parameters in the G step (default). False computes D weight gradients there and
+            throws them away, as pytorch/examples' loop does; one process only (DDP's hooks would fire).
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        device: torch.device,
+        ctx: dist_utils.DistContext | None = None,
+        *,
+        adam: str = "fused",
+        freeze_d: bool = True,
+    ):
+        ctx = ctx or dist_utils.DistContext(device=device)
+        if not freeze_d and ctx.enabled:
+            raise ValueError("freeze_d=False is a single-process benchmark setting; DDP needs D frozen in the G step")
+        self.cfg, self.device, self.rank = cfg, device, ctx.rank
+        self.freeze_d = freeze_d
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+            self.G = build_generator(cfg.model).to(device)
+            self.D = build_discriminator(cfg.model).to(device)
+        self.channels_last = cfg.channels_last and cfg.model.arch == "dcgan"
+        if self.channels_last:  # NHWC convolutions: faster on CPU (oneDNN) and on tensor cores
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        self.opt_G = make_adam(self.G.parameters(), cfg, adam)
+        self.opt_D = make_adam(self.D.parameters(), cfg, adam)
+        self.ema = EMA(self.G, cfg.ema_decay) if cfg.ema else None
+        self.noise = torch.Generator(device=device).manual_seed(noise_seed(cfg.seed, ctx.rank))
+        self.scaler_G, self.scaler_D = (torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16") for _ in range(2))
+        self.G_train, self.D_train = dist_utils.wrap(self.G, ctx), dist_utils.wrap(self.D, ctx)
+        self.D_gen = self.D  # the G step's D: bare (frozen parameters, no DDP hooks)
+        if cfg.compile:
+            self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
+            self.D_gen = torch.compile(self.D)
+        if not freeze_d:
+            self.D_gen = self.D_train
+        self.loss = get_loss(cfg.loss)
+        self._to_prob = torch.sigmoid if cfg.loss == "bce" else (lambda t: t)
+        self.G_train.train()
+        self.D_train.train()
+
+    @property
+    def sample_model(self) -> nn.Module:
+        """The G that samples and export use: the EMA copy when there is one."""
+        return self.ema.model if self.ema is not None else self.G
+
+    def step(self, x: torch.Tensor, y_real: torch.Tensor | None, t: int) -> torch.Tensor:
+        """Train D then G on one real batch; `t` is the 0-based global step (for the EMA warm-up).
+
+        Args:
+            x: real images float32 [B, C, H, W] in [-1, 1]. y_real: int64 [B] labels, or None (unconditional).
+        Returns:
+            float32 [4] on the device: loss_D, loss_G, mean D(x), mean D(G(z)) (probabilities for bce, raw
+            scores otherwise). Reading it is a host sync; train() reads a window's sum once per log interval.
+        """
+        cfg, batch = self.cfg.model, x.shape[0]
+        z = torch.randn(batch, cfg.nz, device=self.device, generator=self.noise)  # [B, nz]
+        y_fake = (
+            torch.randint(cfg.num_classes, (batch,), device=self.device, generator=self.noise) if cfg.num_classes else None
+        )
+
+        # D step. The real half skips DDP's all-reduce; the fake half's backward reduces both halves' gradients.
+        if self.freeze_d:
+            self.D.requires_grad_(True)
+        self.opt_D.zero_grad(set_to_none=True)  # also drops what an unfrozen G step left in D
+        with autocast(self.cfg.amp, self.device):
+            fake = self.G_train(z, y_fake)  # [B, C, H, W]; its graph is reused by the G step
+        with dist_utils.no_sync(self.D_train):
+            with autocast(self.cfg.amp, self.device):
+                d_real = self.D_train(x, y_real).float()  # [B] logits
+            loss_real = self.loss.d_real(d_real)
+            self.scaler_D.scale(loss_real).backward()
+        with autocast(self.cfg.amp, self.device):
+            d_fake = self.D_train(fake.detach(), y_fake).float()
+        loss_fake = self.loss.d_fake(d_fake)
+        self.scaler_D.scale(loss_fake).backward()
+        self.scaler_D.step(self.opt_D)
+        self.scaler_D.update()
+
+        # G step: make the updated D call the same fakes real.
+        if self.freeze_d:
+            self.D.requires_grad_(False)
+        with autocast(self.cfg.amp, self.device):
+            d_gen = self.D_gen(fake, y_fake).float()
+        loss_g = self.loss.g(d_gen)
+        self.scaler_G.scale(loss_g).backward()
+        self.scaler_G.step(self.opt_G)
+        self.scaler_G.update()
+        self.opt_G.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.G, t)
+
+        with torch.no_grad():
+            return torch.stack(
+                [loss_real + loss_fake, loss_g, self._to_prob(d_real).mean(), self._to_prob(d_fake).mean()]
+            )
+
+    def state_dict(self) -> dict:
+        """Checkpoint entries G, D, G_ema (None without EMA), opt_G, opt_D (rng is the caller's: see rng_state)."""
+        return {
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "G_ema": self.ema.model.state_dict() if self.ema is not None else None,
+            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+        }
+
+    def rng_state(self) -> dict:
+        """This rank's noise stream (and fp16 loss-scaler state): what an exact resume needs besides weights."""
+        state = {"noise": self.noise.get_state()}
+        if self.cfg.amp == "fp16":
+            state.update(scaler_G=self.scaler_G.state_dict(), scaler_D=self.scaler_D.state_dict())
+        return state
+
+    def load_state_dict(self, ckpt: dict) -> None:
+        """Restore weights, optimizer moments and, when the checkpoint recorded this rank, its noise stream."""
+        self.G.load_state_dict(ckpt["G"])
+        self.D.load_state_dict(ckpt["D"])
+        self.opt_G.load_state_dict(ckpt["opt_G"])
+        self.opt_D.load_state_dict(ckpt["opt_D"])
+        if self.ema is not None:
+            self.ema.model.load_state_dict(ckpt["G_ema"] if ckpt.get("G_ema") is not None else ckpt["G"])
+        rng = ckpt.get("rng", {})
+        key = f"noise_rank{self.rank}"
+        if key in rng:
+            self.noise.set_state(rng[key])
+        else:  # a checkpoint from another world size: a fresh, step-derived stream
+            self.noise.manual_seed(noise_seed(self.cfg.seed, self.rank, int(ckpt["step"])))
+        for scaler, name in ((self.scaler_G, "scaler_G"), (self.scaler_D, "scaler_D")):
+            if rng.get(name):
+                scaler.load_state_dict(rng[name])
+
+
+class StepStats:
+    """On-device sums of step statistics over one logging window, and the first step whose losses were not finite.
+
+    `add` never syncs with the host; `first_bad_step` and `mean` do (once per window in train()).
+    """
+
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(len(STAT_NAMES), device=device)  # [4]
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        self._step = torch.zeros((), dtype=torch.long, device=device)
+        self.count = 0
+
+    @torch.no_grad()
+    def add(self, stats: torch.Tensor, step: int) -> None:
+        """Accumulate one step's [4] statistics; `step` is 1-based (the step the message will name)."""
+        self.sums += stats
+        self._step.fill_(step)
+        bad = ~torch.isfinite(stats[:2]).all()
+        self.first_bad.copy_(torch.where(bad & (self.first_bad < 0), self._step, self.first_bad))
+        self.count += 1
+
+    def mean(self) -> dict[str, float]:
+        """Window means by name, then an empty window (one host sync)."""
+        values = (self.sums / max(self.count, 1)).tolist()
+        self.sums.zero_()
+        self.count = 0
+        return dict(zip(STAT_NAMES, values))
