@@ -92,6 +92,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {exc}") from exc
+    except (IndexError, KeyError, AttributeError, TypeError) as exc:
+        # torch's weights-only unpickler fails this way on files that are not pickles at all (e.g. text).
+        raise CheckpointError(f"{path} is not a readable checkpoint (not a torch file?): {type(exc).__name__}: {exc}") from exc
     if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
         raise CheckpointError(f"{path} is not an edgegan checkpoint (no kind={CHECKPOINT_KIND!r} marker)")
     missing = [k for k in REQUIRED if k not in state]
