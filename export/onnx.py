@@ -275,7 +275,7 @@ def export_generator(
         (model with metadata set and the batch axis named, ExportInfo).
     """
     module = _ContractModule(fold_batchnorm(generator)[0] if fold_bn else generator, contract.conditional)
-    module.train(generator.training)  # export what we were given; verification catches a training-mode G
+    module.eval()  # both exporters trace inference: BatchNorm on running statistics, whatever G's mode
     args = _example_inputs(contract)
     names = _input_names(contract)
     fallback_reason = None

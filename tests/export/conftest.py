@@ -81,3 +81,23 @@ def mlp_ckpt(ckpt_dir) -> Path:
 def rgb32_ckpt(ckpt_dir) -> Path:
     """Unconditional DCGAN 32x32 RGB."""
     return make_checkpoint(ckpt_dir / "rgb32.pt", arch="dcgan", image_size=32, channels=3, seed=4)
+
+
+@pytest.fixture(scope="session")
+def full_export(dcgan_cond_ckpt, tmp_path_factory) -> tuple[Path, dict]:
+    """Conditional DCGAN exported with --fp16 --ort-format --triton: (out_dir, report)."""
+    from export.pipeline import export_checkpoint
+
+    out = tmp_path_factory.mktemp("exports") / "fashion"
+    report = export_checkpoint(dcgan_cond_ckpt, out, fp16=True, ort_format=True, triton=True, progress=False)
+    return out, report
+
+
+@pytest.fixture(scope="session")
+def uint8_export(rgb32_ckpt, tmp_path_factory) -> tuple[Path, dict]:
+    """Unconditional 32x32 RGB DCGAN exported with --pixels uint8 --fp16 --triton: (out_dir, report)."""
+    from export.pipeline import export_checkpoint
+
+    out = tmp_path_factory.mktemp("exports") / "rgb.pixels"
+    report = export_checkpoint(rgb32_ckpt, out, pixels="uint8", fp16=True, triton=True, progress=False)
+    return out, report
