@@ -6,8 +6,9 @@ load hits all of them alike; the table gives medians of wall time (spawn to exit
 
   runtime   `from runtime import Generator` -> Generator(generator.onnx).sample(1, seed=0) -> save_png
   torch     import torch, build G (trainer.models), load the weights, one image, Pillow PNG
-  ort       a bare onnxruntime script: InferenceSession, run, Pillow PNG
-  (+ runtime variants with other session options, to see what helps a cold start)
+  ort       a bare onnxruntime script: InferenceSession (onnxruntime's default options), run, Pillow PNG
+  floor     `python -c` printing one line: the interpreter start every row pays
+  (+ runtime variants: threads=1, onnxruntime's default session options, the .ort file)
 
 The model is made here: a DCGAN with non-trivial BatchNorm statistics, exported with `export` when that
 package provides export_checkpoint, else with torch.onnx.export plus the contract metadata.
@@ -78,6 +79,16 @@ Image.fromarray(np.clip(np.round((x + 1) * 127.5), 0, 255).astype(np.uint8)).sav
 t4 = time.perf_counter()
 print('{{"import": %f, "load": %f, "run": %f, "png": %f}}' % (t1 - t0, t2 - t1, t3 - t2, t4 - t3))
 """
+
+# What a user types: the click group, the lazy `sample` command, Generator, save_grid (phases not split).
+CLI = """
+from edgegan.cli import main
+main(["sample", {model!r}, "-n", "1", "-o", {png!r}], standalone_mode=False)
+print('{{"import": 0, "load": 0, "run": 0, "png": 0}}')
+"""
+
+# The interpreter alone (site-packages .pth hooks included): what every row pays before its first line.
+PYTHON = """print('{"import": 0, "load": 0, "run": 0, "png": 0}')"""
 
 
 def build_models(folder: Path) -> dict[str, Path]:
@@ -196,12 +207,15 @@ def scripts(models: dict[str, Path], png: str) -> dict[str, str]:
     onnx_model, ort_model = str(models["onnx"]), str(models["ort"])
     return {
         "runtime": RUNTIME.format(model=onnx_model, options="", png=png),
-        "runtime, basic graph opt.": RUNTIME.format(
+        "runtime, threads=1": RUNTIME.format(model=onnx_model, options=", threads=1", png=png),
+        "runtime, ORT default options": RUNTIME.format(
             model=onnx_model, png=png,
-            options=", session_options=__import__('runtime.providers').providers.session_options(graph_optimization='basic')"),
+            options=", session_options=__import__('onnxruntime').SessionOptions()"),
         "runtime, .ort file": RUNTIME.format(model=ort_model, options="", png=png),
         "torch": TORCH.format(weights=str(models["weights"]), nz=NZ, size=SIZE, width=WIDTH, png=png),
+        "edgegan sample -n 1": CLI.format(model=onnx_model, png=png),
         "bare onnxruntime": ORT.format(model=onnx_model, nz=NZ, png=png),
+        "python only (floor)": PYTHON,
     }
 
 

@@ -259,14 +259,16 @@ class Generator:
 
     Args:
         path: the model file (or a folder holding generator.onnx).
-        provider: "cpu", "cuda", "tensorrt" (onnxruntime's TensorRT provider) or "auto" (CUDA if present, else
-            CPU). A .plan engine runs on the TensorRT backend and accepts "tensorrt" or "auto".
+        provider: "cpu", "cuda", "tensorrt" (onnxruntime's TensorRT provider) or "auto" (CUDA if this
+            onnxruntime has it, else CPU; never an error: if CUDA cannot start it warns and records the fallback).
+            A .plan engine runs on the TensorRT backend and accepts "tensorrt" or "auto".
         threads: intra-op threads (None: onnxruntime's default).
         batch_size: images per session run; results do not depend on it.
         allow_fallback: accept, with a warning, a session onnxruntime moved to another provider (recorded in
             `fallback`); by default that is a ProviderError.
-        session_options: onnxruntime SessionOptions to use (default: `providers.session_options(threads)`);
-            `threads`, when also given, overrides its intra-op count.
+        session_options: onnxruntime SessionOptions to use (default: `providers.session_options(threads,
+            spinning=False)`); `threads`, when also given, overrides its intra-op count. Pass
+            `session_options(spinning=True)` for the lowest latency of back-to-back calls on an idle machine.
         io_binding: run through IO binding (default: on for CUDA/TensorRT, off on the CPU).
 
     Raises:
@@ -296,12 +298,16 @@ class Generator:
             from runtime.tensorrt_backend import TensorRTEngine
 
             if provider not in ("tensorrt", "auto"):
-                raise ProviderError(f"{self.path.name} is a TensorRT engine; load it with provider='tensorrt'")
+                raise ProviderError(
+                    f"{self.path.name} is a TensorRT engine; load it with provider='tensorrt' (--provider tensorrt)"
+                )
             engine = TensorRTEngine(self.path)
             self._runner: Any = engine
             self.contract: GeneratorContract = engine.contract
         else:
-            options = session_options if session_options is not None else make_options(threads)
+            # No spinning by default: idle intra-op threads would otherwise busy-wait after every call, burning a
+            # core the application (or the next process on a shared machine) needs; it also speeds a cold start.
+            options = session_options if session_options is not None else make_options(threads, spinning=False)
             if session_options is not None and threads is not None:
                 options.intra_op_num_threads = threads
             session, fallback = load_session(self.path, provider, options, allow_fallback)

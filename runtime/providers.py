@@ -165,7 +165,8 @@ def create_session(
         path: an .onnx or .ort model file.
         provider: one of PROVIDERS.
         options: SessionOptions (default: `session_options()`).
-        allow_fallback: accept (with a warning) a session whose first provider is not the one asked for.
+        allow_fallback: accept (with a warning) a session whose first provider is not the one asked for
+            (always accepted for "auto").
 
     Returns:
         (session, fallback): fallback is None, or "asked -> running" when a fallback was accepted.
@@ -176,6 +177,7 @@ def create_session(
     import onnxruntime as ort
 
     asked = resolve_provider(provider)
+    allow_fallback = allow_fallback or provider == "auto"  # "auto" means "best that works": report, never refuse
     if asked not in available_providers() and not allow_fallback:
         raise ProviderError(
             f"provider {provider!r} needs {asked}, which this onnxruntime build lacks "
