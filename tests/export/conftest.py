@@ -16,7 +16,7 @@ WEIGHT_SCALE = 12.0  # images std ~0.5, a few pixels near +-1 (both ends of the 
 
 def make_checkpoint(
     path: Path, *, arch: str = "dcgan", num_classes: int = 0, image_size: int = 28, channels: int = 1,
-    nz: int = 16, ema: bool = True, seed: int = 0,
+    nz: int = 16, ema: bool = True, seed: int = 0, weight_scale: float | None = None,
 ) -> Path:
     """Save an edgegan checkpoint whose G has BatchNorm running stats and affine params away from identity,
     and (with ema) a G_ema that differs from G, so folding and --no-ema are really exercised."""
@@ -34,7 +34,7 @@ def make_checkpoint(
         # Larger weights than DCGAN init, so images span a good part of [-1, 1] instead of sitting near 0.
         for module in G.modules():
             if isinstance(module, (torch.nn.ConvTranspose2d, torch.nn.Linear)):
-                module.weight.mul_(WEIGHT_SCALE)
+                module.weight.mul_(WEIGHT_SCALE if weight_scale is None else weight_scale)
         for _ in range(4):  # train-mode forwards: running_mean/var move away from 0/1
             z = torch.randn(16, nz) * 1.5 + 0.3
             label = torch.randint(0, num_classes, (16,)) if num_classes else None

@@ -16,7 +16,7 @@ from export.report import REPORT_NAME, file_sha256, format_table
 from export.verify import AtolError
 from runtime.contract import GeneratorContract, draw_latents, to_uint8_nhwc
 from runtime.errors import EdgeganError
-from tests.export.conftest import CLASS_NAMES
+from tests.export.conftest import CLASS_NAMES, make_checkpoint
 from trainer.checkpoint import CheckpointError
 from trainer.sample import generate_images, load_generator
 
@@ -246,3 +246,20 @@ def test_out_dir_that_is_a_file_is_refused(dcgan_cond_ckpt, tmp_path):
     target.write_text("x")
     with pytest.raises(ExportOptionError, match="is a file"):
         export_checkpoint(dcgan_cond_ckpt, target, progress=False)
+
+
+def test_int8_variant_is_built_by_export_int8_and_verified(tmp_path):
+    """Wiring: export.int8.build_int8 quantizes the float graph; the uint8 tail and the contract are added after.
+    (int8 error grows with the spread of the activations; weight scale 8 gives images of std ~0.3, where this
+    synthetic generator stays inside the int8 budget. export/int8.py's own tests own int8 quality.)"""
+    ckpt = make_checkpoint(tmp_path / "q.pt", arch="dcgan", seed=1, weight_scale=8.0)
+    out = tmp_path / "q"
+    report = export_checkpoint(ckpt, out, int8=True, pixels="uint8", progress=False)
+    entry = report["variants"]["int8"]
+    assert entry["file"] == "generator.int8.onnx" and entry["precision"] == "int8" and entry["passed"]
+    assert entry["int8"]["quantized_ops"]  # build_int8's own account of what it quantized
+    assert entry["ops"]["QuantizeLinear"] >= 1 and entry["ops"]["Round"] == 1  # Q/DQ body, float32 pixel tail
+    meta = {p.key: p.value for p in onnx.load(out / "generator.int8.onnx").metadata_props}
+    fp32_meta = {p.key: p.value for p in onnx.load(out / "generator.onnx").metadata_props}
+    assert meta == {**fp32_meta, "edgegan.precision": "int8"}
+    assert "reference_evaluator" in [c["name"] for c in entry["checks"]]
