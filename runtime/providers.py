@@ -227,3 +227,56 @@ def run_io_binding(
     binding.clear_binding_inputs()
     binding.clear_binding_outputs()
     return result
+
+
+def optimized_model(path: str | os.PathLike, folder: str | os.PathLike | None = None) -> Path:
+    """onnxruntime's fully optimized graph of a model for this machine, saved once and reused.
+
+    Loading the saved file with graph optimization "disable" skips the optimizer at every later session
+    creation. The "all" level writes hardware-specific kernels (NCHWc blocking for this CPU's SIMD width), so
+    the file name carries a key of the model file (size, mtime), the onnxruntime version and the CPU's flags:
+    another machine or library version gets its own file instead of a wrong one.
+
+    Args:
+        path: an .onnx model.
+        folder: where to keep the file (default: beside the model; ~/.cache/edgegan/ortopt if that folder is
+            not writable).
+
+    Returns:
+        The path of the optimized .onnx file (metadata and inputs/outputs as in the original).
+    """
+    import hashlib
+    import tempfile
+
+    import onnxruntime as ort
+
+    path = Path(path)
+    stat = path.stat()
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        import platform
+
+        flags = platform.processor() + platform.machine()
+    key = hashlib.sha256(f"{stat.st_size}|{stat.st_mtime_ns}|{ort.__version__}|{flags}".encode()).hexdigest()[:12]
+    folder = Path(folder) if folder is not None else path.parent
+    if not os.access(folder, os.W_OK):
+        folder = Path.home() / ".cache" / "edgegan" / "ortopt"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{path.stem}.ortopt-{key}.onnx"
+    if target.is_file():
+        return target
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".onnx", dir=folder)
+    os.close(fd)
+    try:
+        options = session_options(graph_optimization="all")
+        options.optimized_model_filepath = tmp
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)  # atomic: a concurrent reader sees no file or the whole file
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target

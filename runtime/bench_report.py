@@ -1,0 +1,181 @@
+"""The benchmark's outputs: a text table for the terminal, markdown, JSON and a PNG plot (matplotlib, optional).
+
+All take the dict `runtime.bench.run_bench` returns; files are written atomically (temp file in the same folder,
+fsync, rename), so a reader never sees half a table.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from runtime.bench import BenchError
+
+# (header, key, format) of the table's columns; a missing value prints as "-".
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("model", "model", "s"), ("engine", "engine", "s"), ("setup", "setup", "s"), ("provider", "provider", "s"),
+    ("thr", "threads", "d"), ("batch", "batch", "d"), ("prec", "precision", "s"), ("output", "output", "s"),
+    ("p50 ms", "p50_ms", ".3f"), ("p90 ms", "p90_ms", ".3f"), ("p99 ms", "p99_ms", ".3f"),
+    ("mean ms", "mean_ms", ".3f"), ("img/s", "images_per_s", ".0f"), ("GFLOP/s", "gflops", ".1f"),
+    ("% peak", "peak_share", "%"), ("create ms", "cold_create_s", "ms"), ("1st call ms", "cold_first_run_s", "ms"),
+    ("peak MiB", "rss_peak_mib", ".0f"), ("/ torch", "ratio", ".3f"), ("/ compile", "ratio_compile", ".3f"),
+    ("spread", "spread", "%"),
+)
+PROVIDER_SHORT = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "trt"}
+
+
+def short_model(name: str) -> str:
+    """The last two parts of a path ("dcgan28/generator.onnx"), enough to tell rows apart."""
+    parts = Path(name).parts
+    return "/".join(parts[-2:]) if len(parts) > 1 else name
+
+
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    value = row.get(key)
+    if value is None or value == "":
+        return "-"
+    if key == "model":
+        return short_model(str(value))
+    if key == "provider":
+        return PROVIDER_SHORT.get(str(value), str(value))
+    if fmt == "%":
+        return f"{100 * value:.0f}%"
+    if fmt == "ms":
+        return f"{1e3 * value:.1f}"
+    if fmt == "s":
+        return str(value)
+    return format(value, fmt)
+
+
+def _header_lines(result: dict[str, Any]) -> list[str]:
+    m, s = result["machine"], result["settings"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+    lines = [
+        f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs ({m['usable_cpus']} usable, "
+        f"{m['physical_cores'] or '?'} physical cores), flags {' '.join(m['flags']) or '-'}, "
+        f"{m['memory_gib'] or '?'} GiB; {m['os']}",
+        f"versions: {versions}; providers available: {', '.join(m['providers'])}",
+        f"load average (1, 5, 15 min): {m['loadavg']} at start, {m.get('loadavg_end', '?')} at end",
+    ]
+    peaks = [f"{PROVIDER_SHORT.get(p['provider'], p['provider'])} {p['threads']} thr "
+             + (f"{p['gflops']:.1f} GFLOP/s" if "gflops" in p else f"failed ({p['error']})") for p in result["peak"]]
+    if peaks:
+        lines.append(f"peak (fp32 matmul {s['peak_size']}^3, same provider and threads, same rounds): " + "; ".join(peaks))
+    how = f"{s['iters']} calls" if s["iters"] else f"~{s['duration_s'] or 2:g} s of calls"
+    lines.append(f"timing: {s['warmup']} warm-up calls, then {how} per row over {s['rounds']} interleaved rounds "
+                 f"(seeded shuffle); figures are medians" + (f"; pinned to core {s['pin_core']}" if s["pin_core"] is not None else ""))
+    lines.append(f"memory: {result['memory_method']}")
+    lines.append("GFLOP/s = 2 x multiply-adds counted in the graph at that batch / p50; % peak = GFLOP/s / peak; "
+                 "/ torch = p50 / torch eager p50 (same threads, batch); spread = IQR / median of per-round medians")
+    return lines
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The result as an aligned text table under the machine/peak header."""
+    rows = result["rows"]
+    cells = [[h for h, _, _ in COLUMNS]] + [[_cell(r, k, f) for _, k, f in COLUMNS] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    text = [" ".join(c.ljust(w) if i < 8 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+            for line in cells]
+    errors = [f"  {short_model(r['model'])} {r['engine']} t{r['threads']} b{r['batch']}: {r['error']}"
+              for r in rows if r.get("error")]
+    return "\n".join(_header_lines(result) + [""] + text + (["", "errors:", *errors] if errors else []))
+
+
+def to_markdown(result: dict[str, Any], title: str = "edgegan bench") -> str:
+    """The result as markdown: the header as a list, then one table row per configuration."""
+    lines = [f"## {title}", ""] + [f"- {line}" for line in _header_lines(result)] + [""]
+    lines.append("| " + " | ".join(h for h, _, _ in COLUMNS) + " |")
+    lines.append("|" + "|".join(" --- " if i < 8 else " ---: " for i in range(len(COLUMNS))) + "|")
+    for row in result["rows"]:
+        lines.append("| " + " | ".join(_cell(row, k, f) for _, k, f in COLUMNS) + " |")
+    errors = [r for r in result["rows"] if r.get("error")]
+    if errors:
+        lines += ["", "Errors:"] + [f"- {short_model(r['model'])} {r['engine']} {r['threads']} threads, batch "
+                                     f"{r['batch']}: `{r['error']}`" for r in errors]
+    return "\n".join(lines) + "\n"
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool = False) -> Path:
+    """Call write(file) on a temp file in path's folder, fsync, then rename it over path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Every row, ratio, peak and the machine, as indented JSON."""
+    return atomic_write(path, lambda f: f.write(json.dumps(result, indent=2, default=str) + "\n"))
+
+
+def write_markdown(result: dict[str, Any], path: str | os.PathLike, title: str = "edgegan bench") -> Path:
+    return atomic_write(path, lambda f: f.write(to_markdown(result, title)))
+
+
+def require_matplotlib() -> None:
+    """Fail early, before any timing, when --plot cannot be honoured."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise BenchError("--plot needs matplotlib, which is not installed: pip install 'edgegan[plot]'") from exc
+
+
+def _series(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """One line per configuration: everything but the batch."""
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("p50_ms") is None:
+            continue
+        setup = f" [{row['setup']}]" if row.get("setup") not in (None, "default") else ""
+        name = (f"{short_model(row['model'])} {row['engine']}{setup} "
+                f"{PROVIDER_SHORT.get(row['provider'], row['provider'])} {row['threads']}t")
+        lines.setdefault(name, []).append(row)
+    return lines
+
+
+def write_plot(result: dict[str, Any], path: str | os.PathLike, title: str = "edgegan bench") -> Path:
+    """PNG: p50 latency and images/s against batch (log-log), one line per configuration.
+
+    Raises:
+        BenchError: matplotlib is not installed.
+    """
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_lat, ax_thr) = plt.subplots(1, 2, figsize=(13, 5.5))
+    for name, rows in sorted(_series(result["rows"]).items()):
+        rows = sorted(rows, key=lambda r: r["batch"])
+        batches = [r["batch"] for r in rows]
+        style = "--" if rows[0]["engine"].startswith("torch") else "-"
+        ax_lat.plot(batches, [r["p50_ms"] for r in rows], style, marker="o", label=name)
+        ax_thr.plot(batches, [r["images_per_s"] for r in rows], style, marker="o", label=name)
+    for ax, label in ((ax_lat, "p50 latency (ms)"), (ax_thr, "images / s (batch / p50)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    m = result["machine"]
+    fig.suptitle(f"{title}: {m['cpu']}, {m['usable_cpus']} CPUs, onnxruntime {m['versions']['onnxruntime']}")
+    handles, labels = ax_lat.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.022 * ((len(labels) + 1) // 2), 1, 0.95))
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), binary=True)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,121 @@
+"""The PyTorch baseline for `edgegan bench --torch RUN|CKPT`: the same generator in eager mode and torch.compile.
+
+Registered as the `torch` entry point of the `edgegan.bench_baselines` group (pyproject.toml), so the torch-free
+harness (runtime/bench.py) finds it without importing torch itself, and times these runners in the same process,
+interleaved with the onnxruntime rows. Each runner follows runtime.bench.Runner: load (cold start), activate
+(torch's thread count is process-wide, so it is set before every slice of calls), prepare (the contract latents
+for seed 0, as the onnxruntime rows use), run (one forward under inference_mode).
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+# OpenMP threads that busy-wait between parallel regions (libgomp's default) collapse on a shared machine: with
+# other processes on the 2 cores, DCGAN 28x28 at batch 1 on 2 threads took 270 ms instead of 9 ms. The runtime's
+# onnxruntime sessions do not spin either, so the baseline waits passively too, unless the user set the policy.
+# It only takes effect when torch is first imported here (the `edgegan bench` process); rows record what ran.
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY") or "default"  # what torch's OpenMP read when it started
+
+import torch  # noqa: E402
+from torch import nn
+
+from runtime.contract import default_labels, draw_latents
+from trainer.sample import load_generator
+
+
+def count_macs(G: nn.Module, batch: int, nz: int, conditional: bool) -> int:
+    """Multiply-adds of one forward at `batch`, from the shapes each layer sees (forward hooks on one pass of
+    zeros): Linear rows*in*out, Conv out_elems*Cin/g*k, ConvTranspose in_elems*Cout/g*k."""
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        x = inputs[0]
+        if isinstance(module, nn.Linear):
+            total += x.numel() // x.shape[-1] * module.in_features * module.out_features
+        elif isinstance(module, nn.ConvTranspose2d):
+            total += x.numel() * module.out_channels // module.groups * math.prod(module.kernel_size)
+        elif isinstance(module, nn.Conv2d):
+            total += output.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
+
+    handles = [m.register_forward_hook(hook) for m in G.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.inference_mode():
+            z = torch.zeros(batch, nz)
+            y = torch.zeros(batch, dtype=torch.long) if conditional else None
+            G(z, y)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+class TorchRunner:
+    """One generator in PyTorch on the CPU, eager or through torch.compile, at one thread count.
+
+    torch.compile gets a fresh compiled module per thread count (inductor's CPU kernels bake the thread count
+    in) and compiles with dynamic=False, once per batch size, on the first call: the row's first-call time.
+    """
+
+    precision = "fp32"
+    output = "float_nchw"
+    provider_asked = "cpu"
+
+    def __init__(self, source: str | os.PathLike, threads: int, compiled: bool = False):
+        self.source = str(source)
+        self.model = self.source
+        self.threads = threads
+        self.compiled = compiled
+        self.name = "torch compile" if compiled else "torch eager"
+        self.optional = compiled  # torch.compile needs a C++ toolchain; where it fails the row says why
+        self.provider = "torch cpu"
+        self.setup = f"omp_wait={WAIT_POLICY.lower()}"
+        self._fn = None
+        self._args: tuple = ()
+        self._macs: dict[int, int] = {}
+
+    def load(self) -> None:
+        torch.set_num_threads(self.threads)
+        G, cfg, _ = load_generator(self.source, use_ema=True)
+        self.G, self.cfg = G, cfg.model
+        self._fn = torch.compile(G, dynamic=False) if self.compiled else G
+
+    def activate(self) -> None:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+
+    def prepare(self, batch: int) -> None:
+        z = torch.from_numpy(draw_latents(batch, self.cfg.nz, 0))  # [batch, nz], the runtime rows' latents
+        y = torch.from_numpy(default_labels(batch, self.cfg.num_classes)) if self.cfg.num_classes else None
+        self._args = (z, y)
+
+    def run(self) -> None:
+        with torch.inference_mode():
+            self._fn(*self._args)  # [batch, C, H, W]; CPU tensors, so it has finished when this returns
+
+    def macs(self, batch: int) -> int:
+        """Multiply-adds of this generator at `batch` (the PyTorch layers' own work)."""
+        if batch not in self._macs:
+            self._macs[batch] = count_macs(self.G, batch, self.cfg.nz, bool(self.cfg.num_classes))
+        return self._macs[batch]
+
+
+def make_runners(source: str | os.PathLike, threads: int, compile: bool = True) -> list[TorchRunner]:
+    """The `torch` benchmark baseline: eager (and torch.compile) runners for a run folder or checkpoint.
+
+    Args:
+        source: a run folder (RUN/checkpoints/last.pt) or a checkpoint file.
+        threads: torch.set_num_threads for these runners.
+        compile: also a torch.compile runner.
+
+    Returns:
+        [eager] or [eager, compile].
+    """
+    runners = [TorchRunner(source, threads)]
+    if compile:
+        runners.append(TorchRunner(source, threads, compiled=True))
+    return runners
