@@ -261,11 +261,13 @@ def main(argv: list[str] | None = None) -> dict:
             for name, code in paths.items():
                 runs[name].append(run_child(code))
 
+    load_avg = os.getloadavg()[0]  # wall times on a busy machine stretch; say how busy it was
     keys = ("wall_s", "cpu_s", "peak_mib", "import", "load", "run", "png")
     table = {name: {k: statistics.median(r[k] for r in rows) for k in keys} for name, rows in runs.items()}
     lines = [
         f"Cold start: fresh process, DCGAN {SIZE}x{SIZE} (width {WIDTH}, nz {NZ}), one PNG; medians of {args.repeat} "
-        f"interleaved runs; model by {models['exported_by']}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs",
+        f"interleaved runs; model by {models['exported_by']}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {load_avg:.1f} at the end",
         "",
         "| path | wall s | CPU s | peak MiB | import s | load s | run s | png s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
