@@ -1,15 +1,27 @@
-"""edgegan runtime: load and sample `generator.onnx` with numpy + onnxruntime only (never torch)."""
+"""edgegan runtime: load and sample `generator.onnx` with numpy + onnxruntime only (never torch).
+
+Example:
+    >>> from runtime import Generator
+    >>> images = Generator("models/fm/generator.onnx").sample(16, seed=0)   # uint8 [16, H, W, C]
+"""
 from __future__ import annotations
 
-from runtime.contract import ContractError, GeneratorContract, draw_latents, default_labels
+import importlib
 
-__all__ = ["ContractError", "GeneratorContract", "draw_latents", "default_labels"]
+# Lazy re-exports: `import runtime` (and `edgegan --help`) import neither numpy nor onnxruntime.
+_EXPORTS = {
+    "Generator": "runtime.generator",
+    "ContractError": "runtime.contract",
+    "GeneratorContract": "runtime.contract",
+    "draw_latents": "runtime.contract",
+    "default_labels": "runtime.contract",
+    "EdgeganError": "runtime.errors",
+}
+
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    # Lazy: `import runtime` stays cheap; onnxruntime is imported only when a Generator is built.
-    if name == "Generator":
-        from runtime.generator import Generator
-
-        return Generator
-    raise AttributeError(name)
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'runtime' has no attribute {name!r}")
