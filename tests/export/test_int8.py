@@ -1,0 +1,186 @@
+"""export/int8.py: the sub-pixel form quantized with contract calibration latents, written atomically."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
+
+from export.int8 import ContractCalibration, Int8Error, build_int8, final_layer_nodes
+from export.onnx import export_generator
+from export.pipeline import build_contract
+from runtime.contract import (
+    KEY_PRECISION, OUTPUT_FLOAT_NCHW, GeneratorContract, default_labels, draw_latents,
+)
+from trainer.sample import load_generator
+
+
+def _export(ckpt, path):
+    G, cfg, state = load_generator(ckpt)
+    contract = build_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
+    model, _ = export_generator(G, contract)
+    onnx.save(model, path)
+    return contract
+
+
+def _session(path, optimized=None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    if optimized is not None:
+        options.optimized_model_filepath = str(optimized)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _feeds(contract: GeneratorContract, n: int, seed: int) -> dict[str, np.ndarray]:
+    feeds = {"z": draw_latents(n, contract.nz, seed)}
+    if contract.conditional:
+        feeds["label"] = default_labels(n, contract.num_classes)
+    return feeds
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, dcgan_cond_ckpt):
+    """A conditional DCGAN 28x28 (width 8) exported, then quantized with the defaults."""
+    tmp = tmp_path_factory.mktemp("int8")
+    fp32 = tmp / "generator.onnx"
+    contract = _export(dcgan_cond_ckpt, fp32)
+    out = tmp / "generator.int8.onnx"
+    info = build_int8(fp32, out, contract, calibration_samples=64)
+    return fp32, out, contract, info
+
+
+def test_int8_runs_close_to_fp32_at_several_batches(built):
+    fp32, out, contract, _ = built
+    s32, s8 = _session(fp32), _session(out)
+    for batch in (1, 3, 17):
+        feeds = _feeds(contract, batch, seed=batch)
+        ref, got = s32.run(None, feeds)[0], s8.run(None, feeds)[0]
+        assert got.shape == ref.shape == (batch, 1, 28, 28)
+        err = np.abs(got - ref)
+        # u8 activations: a few quantization steps of ~2/255 over three layers
+        assert err.max() < 0.1 and err.mean() < 0.02, (batch, err.max(), err.mean())
+
+
+def test_upsampling_runs_as_qlinearconv_on_the_cpu_provider(built, tmp_path):
+    _, out, _, info = built
+    model = onnx.load(out)
+    ops = {n.op_type for n in model.graph.node}
+    floats = " ".join(info["float_ops"])
+    # Only the image layer, kept in float, may stay a ConvTranspose; the upsampling layers are Convs now.
+    assert all(n.name in floats for n in model.graph.node if n.op_type == "ConvTranspose")
+    optimized = tmp_path / "optimized.onnx"
+    _session(out, optimized)
+    runtime_ops = [n.op_type for n in onnx.load(optimized).graph.node]
+    # onnxruntime fused DQ -> Conv -> Q into its int8 kernel, one per phase of the 7x7 -> 14x14 layer
+    assert runtime_ops.count("QLinearConv") == 4
+    assert info["quantized_ops"] == {"Conv": 4}
+    assert info["float_layers"] == ["first", "last"] and "Gemm" in floats and "ConvTranspose" in floats
+
+
+def test_weights_are_per_output_channel(built):
+    _, out, _, _ = built
+    model = onnx.load(out)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    dq = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    checked = 0
+    for node in model.graph.node:
+        if node.op_type != "Conv" or node.input[1] not in dq:
+            continue
+        deq = dq[node.input[1]]
+        weight, scale = inits[deq.input[0]], inits[deq.input[1]]
+        axis = next((a.i for a in deq.attribute if a.name == "axis"), 1)
+        assert weight.dtype == np.int8 and axis == 0 and scale.shape == (weight.shape[0],)
+        checked += 1
+    assert checked >= 1
+
+
+def test_metadata_says_int8_and_keeps_the_contract(built):
+    fp32, out, contract, info = built
+    meta32 = {p.key: p.value for p in onnx.load(fp32).metadata_props}
+    meta8 = {p.key: p.value for p in onnx.load(out).metadata_props}
+    assert meta8[KEY_PRECISION] == "int8"
+    assert {k: v for k, v in meta8.items() if k != KEY_PRECISION} == \
+        {k: v for k, v in meta32.items() if k != KEY_PRECISION}
+    assert GeneratorContract.from_metadata(meta8).num_classes == contract.num_classes
+    model = onnx.load(out)
+    assert [i.name for i in model.graph.input] == ["z", "label"]
+    assert [o.name for o in model.graph.output] == ["image"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert info["calibration"]["samples"] == 64 and info["calibration"]["method"] == "MinMax"
+    assert info["form"] and isinstance(info["float_ops"], list)
+
+
+def test_calibration_follows_the_contract_rule():
+    contract = GeneratorContract(arch="dcgan", nz=5, num_classes=3, channels=1, height=28, width=28)
+    reader = ContractCalibration(contract, samples=70, seed=9, batch=32)
+    batches = list(iter(reader.get_next, None))
+    assert [len(b["z"]) for b in batches] == [32, 32, 6]
+    assert np.array_equal(np.concatenate([b["z"] for b in batches]), draw_latents(70, 5, 9))
+    assert np.array_equal(np.concatenate([b["label"] for b in batches]), default_labels(70, 3))
+
+
+def test_per_tensor_option_and_unconditional_model(tmp_path, dcgan_ckpt):
+    fp32 = tmp_path / "generator.onnx"
+    contract = _export(dcgan_ckpt, fp32)
+    out = tmp_path / "generator.int8.onnx"
+    info = build_int8(fp32, out, contract, calibration_samples=32, per_channel=False)
+    model = onnx.load(out)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    scales = [inits[n.input[1]] for n in model.graph.node
+              if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
+              and inits[n.input[0]].dtype == np.int8]
+    assert scales and all(s.size == 1 for s in scales)
+    assert "per-tensor" in info["format"]
+    feeds = _feeds(contract, 4, seed=0)
+    assert np.abs(_session(out).run(None, feeds)[0] - _session(fp32).run(None, feeds)[0]).max() < 0.1
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path):
+    contract = GeneratorContract(arch="dcgan", nz=16, num_classes=0, channels=1, height=28, width=28)
+    bad = tmp_path / "not_a_model.onnx"
+    bad.write_bytes(b"this is not onnx")
+    out = tmp_path / "out" / "generator.int8.onnx"
+    with pytest.raises(Int8Error, match="cannot read"):
+        build_int8(bad, out, contract)
+    with pytest.raises(Int8Error, match="calibration samples"):
+        build_int8(bad, out, contract, calibration_samples=0)
+    assert not out.exists()
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_final_layer_nodes_finds_the_image_layer(built):
+    fp32, _, _, _ = built
+    from export.graph_forms import to_subpixel
+
+    model = to_subpixel(onnx.load(fp32))
+    for i, node in enumerate(model.graph.node):
+        node.name = node.name or f"n{i}"
+    names = final_layer_nodes(model)
+    assert len(names) == 1
+    node = next(n for n in model.graph.node if n.name == names[0])
+    assert node.op_type in ("Conv", "ConvTranspose")
+
+
+def test_everything_quantized_option(tmp_path, built):
+    fp32, _, contract, _ = built
+    out = tmp_path / "all.int8.onnx"
+    info = build_int8(fp32, out, contract, calibration_samples=32, form="crop", layout="nchw", float_layers=())
+    assert info["quantized_ops"] == {"Gemm": 1, "Conv": 2} and info["float_ops"] == []
+    optimized = tmp_path / "optimized.onnx"
+    _session(out, optimized)
+    runtime_ops = [n.op_type for n in onnx.load(optimized).graph.node]
+    assert "QGemm" in runtime_ops and runtime_ops.count("QLinearConv") == 2
+    feeds = _feeds(contract, 5, seed=1)
+    assert np.abs(_session(out).run(None, feeds)[0] - _session(fp32).run(None, feeds)[0]).max() < 0.1
+
+
+@pytest.mark.parametrize("option", [{"form": "bogus"}, {"layout": "nchwc"}, {"float_layers": ("middle",)},
+                                    {"method": "Magic"}])
+def test_bad_options_are_refused(tmp_path, built, option):
+    fp32, _, contract, _ = built
+    with pytest.raises(Int8Error, match="bad int8 option"):
+        build_int8(fp32, tmp_path / "x.onnx", contract, **option)
+    assert not (tmp_path / "x.onnx").exists()
