@@ -23,8 +23,15 @@ import click
 @click.option("--force", is_flag=True, help="Replace an existing export in OUT.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option("--evaluator", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Evaluator .onnx for the quality gate [default: ~/.cache/edgegan/evaluators/DATASET.onnx].")
+@click.option("--max-fid-delta", type=float, default=None, metavar="F",
+              help="Fail when a variant's FID against the fp32 model's images exceeds F.")
+@click.option("--gate-n", type=click.IntRange(4, None), default=2000, show_default=True,
+              help="Images per variant the quality gate scores.")
 def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensorrt: bool, trt_batch: str,
-           ort_format: bool, triton: bool, pixels: str, no_ema: bool, force: bool, as_json: bool, quiet: bool) -> None:
+           ort_format: bool, triton: bool, pixels: str, no_ema: bool, force: bool, as_json: bool, quiet: bool,
+           evaluator: str | None, max_fid_delta: float | None, gate_n: int) -> None:
     """Export a run's (or checkpoint's) generator to a verified generator.onnx plus the variants asked for.
 
     Every file is verified before it is moved into OUT; the checks, errors, sizes and operator counts go to
@@ -45,7 +52,12 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
     report = export_checkpoint(
         source, out_dir, opset=opset, fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt,
         triton=triton, pixels=pixels, use_ema=not no_ema, force=force, trt_batch=batch, progress=not quiet,
+        evaluator=evaluator, max_fid_delta=max_fid_delta, gate_n=gate_n,
     )
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report))
+    if not as_json:
+        from export.quality_gate import format_gate
+
+        click.echo(format_gate(report.get("quality_gate")))
     if not as_json:
         click.echo(f"report: {out_dir}/export_report.json")

@@ -27,6 +27,7 @@ import torch
 from export.onnx import append_uint8_tail, export_generator, fold_batchnorm, op_counts, set_contract_metadata
 from export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
 from export.variants import convert_fp16, convert_to_ort
+from export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_gate
 from export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
 from runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
 from runtime.errors import EdgeganError
@@ -188,6 +189,9 @@ def export_checkpoint(
     force: bool = False,
     trt_batch: tuple[int, int, int] = (1, 16, 64),
     progress: bool = True,
+    evaluator: str | Path | None = None,
+    max_fid_delta: float | None = None,
+    gate_n: int = GATE_N,
 ) -> dict:
     """Export a checkpoint's generator to a verified `generator.onnx` plus the variants asked for.
 
@@ -205,6 +209,10 @@ def export_checkpoint(
         force: replace an existing export in out_dir.
         trt_batch: TensorRT optimization profile (min, opt, max) batch; max is also Triton's max_batch_size.
         progress: print each step to stderr.
+        evaluator: the evaluator .onnx of the quality gate (export/quality_gate.py); None: the default one for the
+            model's dataset, or the gate is skipped (and the report says why) when there is none.
+        max_fid_delta: fail when a variant's FID against the fp32 model's images exceeds this (None: record only).
+        gate_n: images per variant the gate scores.
 
     Returns:
         The report (also written to out_dir/export_report.json): per variant its file, checks with figures,
@@ -212,7 +220,8 @@ def export_checkpoint(
 
     Raises:
         EdgeganError subclasses: a bad checkpoint (CheckpointError), a bad option or an existing export
-        (ExportOptionError), a failed check (export.verify.ShapeError / AtolError), TensorRT missing.
+        (ExportOptionError), a failed check (export.verify.ShapeError / AtolError), TensorRT missing, a variant
+        over --max-fid-delta or an unusable evaluator (export.quality_gate.QualityGateError).
     """
     out_dir = Path(out_dir)
     trt_batch = tuple(int(b) for b in trt_batch)  # type: ignore[assignment]
@@ -234,6 +243,7 @@ def export_checkpoint(
     _say(progress, f"loading {source}")
     G, cfg, ckpt, ckpt_path, ema = _load(source, use_ema)
     contract = build_contract(cfg, ckpt, ema, PIXEL_FORMS[pixels])
+    gate = plan_gate(evaluator, contract, max_fid_delta, gate_n)  # a bad evaluator fails before any export work
     core_contract = GeneratorContract(**{**contract.to_dict(), "output": OUTPUT_FLOAT_NCHW})
     reference = CachedReference(_torch_reference(G))
 
@@ -338,6 +348,10 @@ def export_checkpoint(
                 extra={"triton": {"model": name, "max_batch_size": trt_batch[2], "platform": "onnxruntime_onnx"}},
             )
 
+        _say(progress, "quality gate: scoring each variant against fp32" if gate.evaluator else "quality gate skipped")
+        quality_gate = run_gate(gate, stage, variants, FP32_NAME)
+        raise_if_failed(quality_gate)  # before the commit: a failed gate leaves out_dir untouched
+
         report = {
             "format": REPORT_FORMAT,
             "passed": all(v["passed"] for v in variants.values()),
@@ -348,10 +362,13 @@ def export_checkpoint(
             "exporter": info.to_dict(),
             "batchnorm_folded": folded_count,
             "options": {"opset": opset, "fp16": fp16, "int8": int8, "ort_format": ort_format, "tensorrt": tensorrt,
-                        "triton": triton, "pixels": pixels, "use_ema": use_ema, "trt_batch": list(trt_batch)},
+                        "triton": triton, "pixels": pixels, "use_ema": use_ema, "trt_batch": list(trt_batch),
+                        "evaluator": str(evaluator) if evaluator is not None else None,
+                        "max_fid_delta": max_fid_delta, "gate_n": gate_n},
             "tolerances": tolerance_table(),
             "versions": versions(),
             "variants": variants,
+            "quality_gate": quality_gate,
         }
         (stage / REPORT_NAME).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
         _say(progress, f"all checks passed; moving files into {out_dir}")

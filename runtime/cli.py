@@ -78,6 +78,37 @@ def sample(model: Path, n: int, seed: int, labels: tuple[str, ...], truncation: 
                f"{generator.precision}, provider {generator.providers[0]}")
 
 
+@click.command("eval")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="The data the generator learned: mnist, fashion-mnist, npz, folder.")
+@click.option("--data-dir", type=click.Path(), default=None, help="IDX folder, .npz file or image tree.")
+@click.option("-n", "--num", "n", type=int, default=10000, show_default=True, help="Generated images to score.")
+@click.option("--evaluator", "evaluator_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Evaluator .onnx [default: ~/.cache/edgegan/evaluators/DATASET.onnx].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the contract's latent rule.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every figure to this JSON file.")
+@click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="cpu", show_default=True)
+@click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Images per session run.")
+@click.option("--no-floor", is_flag=True, help="Skip the real-vs-real floor.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write cached reference statistics.")
+def evaluate(model: Path, dataset: str, data_dir: str | None, n: int, evaluator_path: Path | None, seed: int,
+             json_path: Path | None, provider: str, threads: int | None, batch_size: int, no_floor: bool,
+             no_cache: bool) -> None:
+    """Score MODEL's images: FID and KID on the evaluator's features against the real test split, class
+    coverage, confidence, precision and recall, beside the real-vs-real floor. numpy + onnxruntime only."""
+    from runtime.quality import evaluate as run_evaluation
+    from runtime.quality import format_report, write_json
+
+    report = run_evaluation(model, dataset, data_dir=data_dir, n=n, evaluator=evaluator_path, seed=seed,
+                            provider=provider, threads=threads, batch_size=batch_size, floor=not no_floor,
+                            cache=not no_cache)
+    click.echo(format_report(report))
+    if json_path is not None:
+        click.echo(f"wrote {write_json(report, json_path)}")
+
+
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--batch", "batches", default="1,8,64", show_default=True, help="Batch sizes, comma-separated.")
