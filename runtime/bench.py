@@ -26,138 +26,38 @@ top of the resident size just before.
 Example:
     >>> result = run_bench(["models/fashion/generator.onnx"], batches=(1, 64), threads=(1, 2))  # doctest: +SKIP
     >>> [(r["batch"], r["threads"], round(r["p50_ms"], 2)) for r in result["rows"]]  # doctest: +SKIP
+
+Neighbours: runtime/bench_runners.py (the runners), runtime/bench_machine.py (machine, memory, pinning),
+runtime/bench_report.py (table, markdown, JSON, plot), runtime/macs.py (multiply-adds in a graph).
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import math
 import os
-import platform
 import random
 import re
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from runtime.contract import OUTPUT_UINT8_NHWC, default_labels, draw_latents
-from runtime.errors import EdgeganError
+from runtime.bench_machine import MEMORY_METHOD, _Memory, machine_info, machine_slug, pinned
+from runtime.bench_runners import (
+    PEAK_SIZE, BenchError, MatmulRunner, OrtRunner, Runner, SessionSetup, matmul_model, parse_setup,
+)
 from runtime.providers import PROVIDERS, ProviderError
+
+__all__ = [
+    "run_bench", "Runner", "OrtRunner", "MatmulRunner", "SessionSetup", "BenchError", "parse_setup",
+    "parse_int_list", "parse_providers", "register_baseline", "load_baseline", "machine_info", "machine_slug",
+    "matmul_model", "pinned", "BASELINE_GROUP", "PEAK_SIZE",
+]
 
 BENCH_FORMAT = 1
 BASELINE_GROUP = "edgegan.bench_baselines"
-PEAK_SIZE = 2048
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
-             "amx_tile", "amx_bf16", "amx_int8")
-MEMORY_METHOD = ("VmHWM from /proc/self/status (resident high-water), reset through /proc/self/clear_refs before "
-                 "each timed slice; whole process, so every loaded model counts")
-
-
-class BenchError(EdgeganError, ValueError):
-    """A bad benchmark request: an option value, a missing baseline, a core that cannot be pinned."""
-
-
-# --------------------------------------------------------------------------------------------- the protocol
-@runtime_checkable
-class Runner(Protocol):
-    """One way to run a generator, bound to a thread count. The harness times `load` (cold start), the first
-    `run` after each `prepare` (first call at that batch), then warm-up and timed `run` calls.
-
-    Attributes:
-        name: the engine, e.g. "onnxruntime", "torch eager", "torch compile".
-        model: what runs (a file or checkpoint path; shown in every row).
-        threads: the thread count it runs with.
-        provider: what really ran (e.g. "CPUExecutionProvider", "torch cpu"); valid after `load`.
-        precision, output: "fp32"/"fp16"/"int8" and "float_nchw"/"uint8_nhwc".
-        optional: True when a failure should be recorded in the row and the run go on (torch.compile).
-    """
-
-    name: str
-    model: str
-    threads: int
-    provider: str
-    precision: str
-    output: str
-    optional: bool
-
-    def load(self) -> None:
-        """Build the session or model (timed as cold start)."""
-
-    def activate(self) -> None:
-        """Called before each slice of calls: set process-wide state, e.g. torch's thread count."""
-
-    def prepare(self, batch: int) -> None:
-        """Make the inputs for `batch` (the contract latents for seed 0; untimed)."""
-
-    def run(self) -> None:
-        """One call on the prepared batch; returns when the output is on the host."""
-
-
-# ------------------------------------------------------------------------------------- session set-ups
-@dataclass(frozen=True)
-class SessionSetup:
-    """onnxruntime session levers (`--ort KEY=VALUE,...`); "default" is the runtime's own set-up (Generator's
-    default session options, whatever they are in this version).
-
-    Attributes:
-        opt: graph optimization level: disable, basic, extended, all.
-        spin: intra-op threads spin while idle (the runtime's default is off; onnxruntime's own is on).
-        mode: execution mode: sequential or parallel.
-        split: run the batch as `split` parts on `split` sessions at once, each with threads // split threads.
-        preopt: load a copy of the model that onnxruntime optimized once offline (saved beside the model) with
-            optimizations off, so session creation skips them.
-    """
-
-    opt: str = "all"
-    spin: bool = False
-    mode: str = "sequential"
-    split: int = 1
-    preopt: bool = False
-
-    @property
-    def label(self) -> str:
-        default = SessionSetup()
-        parts = []
-        for key in ("opt", "spin", "mode", "split", "preopt"):
-            value = getattr(self, key)
-            if value != getattr(default, key):
-                parts.append(f"{key}={_on_off(value) if isinstance(value, bool) else value}")
-        return ",".join(parts) or "default"
-
-
-def _on_off(value: bool) -> str:
-    return "on" if value else "off"
-
-
-def parse_setup(text: str) -> SessionSetup:
-    """Parse "default" or "KEY=VALUE,..." (keys opt, spin, mode, split, preopt) into a SessionSetup."""
-    setup = SessionSetup()
-    text = text.strip()
-    if text in ("", "default"):
-        return setup
-    bools = {"on": True, "1": True, "true": True, "off": False, "0": False, "false": False}
-    for item in text.split(","):
-        key, _, value = item.partition("=")
-        key, value = key.strip(), value.strip().lower()
-        if key == "opt" and value in ("disable", "basic", "extended", "all"):
-            setup = replace(setup, opt=value)
-        elif key in ("spin", "preopt") and value in bools:
-            setup = replace(setup, **{key: bools[value]})
-        elif key == "mode" and value in ("sequential", "parallel"):
-            setup = replace(setup, mode=value)
-        elif key == "split" and value.isdigit() and int(value) >= 1:
-            setup = replace(setup, split=int(value))
-        else:
-            raise BenchError(
-                f"bad --ort item {item!r}: use opt=disable|basic|extended|all, spin=on|off, "
-                "mode=sequential|parallel, split=N (N >= 1), preopt=on|off, joined by commas, or 'default'"
-            )
-    return setup
 
 
 def parse_int_list(text: str | Sequence[int], what: str) -> tuple[int, ...]:
@@ -182,178 +82,6 @@ def parse_providers(text: str | Sequence[str]) -> tuple[str, ...]:
     if not items or unknown:
         raise ProviderError(f"unknown provider {', '.join(unknown) or repr(text)}; choose from {', '.join(PROVIDERS)}")
     return tuple(dict.fromkeys(items))
-
-
-# ------------------------------------------------------------------------------------------- the runners
-def _session_options(setup: SessionSetup, threads: int, opt: str | None = None) -> Any:
-    import onnxruntime as ort
-
-    from runtime.providers import session_options
-
-    options = session_options(threads, graph_optimization=opt or setup.opt, spinning=setup.spin)
-    if setup.mode == "parallel":
-        options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
-    return options
-
-
-class OrtRunner:
-    """An edgegan generator on onnxruntime through `runtime.Generator`, timing `generate_float` (or `generate`
-    for a uint8-pixel model): the call a user makes, without the float -> uint8 conversion for float models."""
-
-    optional = False
-
-    def __init__(self, path: str | os.PathLike, provider: str, threads: int, setup: SessionSetup = SessionSetup(),
-                 max_batch: int = 1 << 20):
-        self.name = "onnxruntime"
-        self.path = Path(path)
-        self.model = str(path)
-        self.provider_asked = provider
-        self.threads = threads
-        self.setup = setup
-        self.max_batch = max_batch
-        self.provider = "?"
-        self.precision = self.output = "?"
-        self._generators: list[Any] = []
-        self._pool: Any = None
-        self._calls: list[Callable[[], Any]] = []
-
-    def load(self) -> None:
-        from runtime.generator import Generator
-
-        path, opt = self.path, None
-        if self.setup.preopt and self.provider_asked != "cpu":
-            raise BenchError("--ort preopt=on is for the cpu provider (the saved graph holds CPU kernels)")
-        if self.setup.preopt and path.suffix.lower() == ".onnx":
-            from runtime.providers import optimized_model
-
-            path, opt = optimized_model(path, threads=self.threads), "disable"
-        parts = self.setup.split
-        per_part = max(1, self.threads // parts)
-        plain = replace(self.setup, split=1) == SessionSetup()
-        for _ in range(parts):
-            options = None if plain else _session_options(self.setup, per_part, opt)  # None: Generator's default
-            self._generators.append(Generator(path, provider=self.provider_asked, threads=per_part,
-                                              batch_size=self.max_batch, session_options=options))
-        first = self._generators[0]
-        self.provider = first.providers[0]
-        self.precision, self.output = first.precision, first.output
-        if parts > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            # session.run releases the GIL, so the parts really run at once; the caller runs the first part.
-            self._pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="edgegan-split")
-
-    def _call(self, generator: Any, z: np.ndarray, labels: np.ndarray | None) -> Callable[[], Any]:
-        run = generator.generate if generator.output == OUTPUT_UINT8_NHWC else generator.generate_float
-        return lambda: run(z, labels)
-
-    def activate(self) -> None:
-        pass
-
-    def prepare(self, batch: int) -> None:
-        first = self._generators[0]
-        z = draw_latents(batch, first.nz, 0)  # [batch, nz]
-        labels = default_labels(batch, first.num_classes) if first.conditional else None
-        parts = min(len(self._generators), batch)
-        bounds = np.linspace(0, batch, parts + 1).astype(int)
-        self._calls = [self._call(g, z[a:b], None if labels is None else labels[a:b])
-                       for g, a, b in zip(self._generators, bounds[:-1], bounds[1:])]
-
-    def run(self) -> None:
-        if len(self._calls) == 1:
-            self._calls[0]()
-            return
-        pending = [self._pool.submit(call) for call in self._calls[1:]]
-        self._calls[0]()
-        for future in pending:
-            future.result()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes | int | str) -> bytes:
-    """One protobuf field: varint (wire type 0) for ints, length-delimited (2) for bytes/str."""
-    if isinstance(payload, int):
-        return _varint(number << 3) + _varint(payload)
-    data = payload.encode() if isinstance(payload, str) else payload
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
-def matmul_model(n: int) -> bytes:
-    """A float32 ONNX model C = MatMul(A [n, n], B [n, n]), serialized by hand (onnx is not a runtime
-    dependency): ModelProto{ir_version 8, opset 17, graph{node, inputs A B, output C}}."""
-
-    def value_info(name: str) -> bytes:
-        dims = b"".join(_field(1, _field(1, n)) for _ in range(2))  # TensorShapeProto.dim{dim_value}
-        tensor = _field(1, 1) + _field(2, dims)  # TypeProto.Tensor{elem_type FLOAT=1, shape}
-        return _field(1, name) + _field(2, _field(1, tensor))  # ValueInfoProto{name, type{tensor_type}}
-
-    node = _field(1, "A") + _field(1, "B") + _field(2, "C") + _field(4, "MatMul")
-    graph = (_field(1, node) + _field(2, "peak") + _field(11, value_info("A")) + _field(11, value_info("B"))
-             + _field(12, value_info("C")))
-    return _field(1, 8) + _field(7, graph) + _field(8, _field(1, "") + _field(2, 17))
-
-
-class MatmulRunner:
-    """The machine's practical peak: a float32 n x n x n matrix product through one provider and thread count."""
-
-    name = "matmul"
-    precision = "fp32"
-    output = "-"
-    optional = False
-
-    def __init__(self, provider: str, threads: int, size: int = PEAK_SIZE):
-        self.provider_asked = provider
-        self.threads = threads
-        self.size = size
-        self.model = f"matmul {size}^3 fp32"
-        self.provider = "?"
-        self.macs = size**3
-        self._run: Callable[[], Any] | None = None
-
-    def load(self) -> None:
-        import onnxruntime as ort
-
-        from runtime.providers import check_provider, output_device, provider_chain, resolve_provider, session_options
-
-        asked = resolve_provider(self.provider_asked)
-        session = ort.InferenceSession(matmul_model(self.size), session_options(self.threads, spinning=False),
-                                       providers=provider_chain(asked))
-        check_provider(session, asked, allow_fallback=self.provider_asked == "auto")
-        self.provider = session.get_providers()[0]
-        rng = np.random.default_rng(0)
-        a, b = (rng.standard_normal((self.size, self.size), dtype=np.float32) for _ in range(2))
-        device = output_device(session)
-        if device == "cpu":
-            self._run = lambda: session.run(["C"], {"A": a, "B": b})
-            return
-        # On a GPU the inputs stay on the device: copying 32 MB per call would time the bus, not the math.
-        binding = session.io_binding()
-        for name, array in (("A", a), ("B", b)):
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, 0))
-        binding.bind_output("C", device)
-        self._run = lambda: session.run_with_iobinding(binding)
-
-    def activate(self) -> None:
-        pass
-
-    def prepare(self, batch: int) -> None:
-        pass
-
-    def run(self) -> None:
-        assert self._run is not None
-        self._run()
 
 
 # ------------------------------------------------------------------------------------------- baselines
@@ -392,119 +120,6 @@ def load_baseline(name: str) -> Callable[..., list[Runner]]:
         raise BenchError(f"--{name} needs {exc.name or 'a package'!r}, which is not installed: {hint}") from exc
 
 
-# ------------------------------------------------------------------------------------------- the machine
-def _cpuinfo() -> dict[str, Any]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"model": platform.processor() or platform.machine(), "flags": [], "physical_cores": None}
-    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
-    cores = set(re.findall(r"^physical id\s*:\s*(\d+)$.*?^core id\s*:\s*(\d+)$", text, re.M | re.S))
-    present = set(flags.group(1).split()) if flags else set()
-    return {"model": model.group(1).strip() if model else platform.processor(),
-            "flags": [f for f in CPU_FLAGS if f in present], "physical_cores": len(cores) or None}
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)  # reads the metadata; does not import the package
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def machine_info() -> dict[str, Any]:
-    """The machine and library versions that head every benchmark's output.
-
-    Returns:
-        cpu (model, logical and usable CPUs, physical cores, SIMD flags), memory, OS, load average, and
-        versions of python, numpy, onnxruntime, onnx, torch (torch only read from package metadata).
-    """
-    import onnxruntime as ort
-
-    cpu = _cpuinfo()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    memory = None
-    with contextlib.suppress(OSError, AttributeError):
-        memory = round(int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 2**20, 1)
-    return {
-        "cpu": cpu["model"], "logical_cpus": os.cpu_count(), "usable_cpus": usable,
-        "physical_cores": cpu["physical_cores"], "flags": cpu["flags"], "memory_gib": memory,
-        "os": platform.platform(), "loadavg": [round(x, 2) for x in os.getloadavg()],
-        "providers": list(ort.get_available_providers()),
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": ort.__version__,
-                     "onnx": _version("onnx"), "torch": _version("torch"), "edgegan": _version("edgegan")},
-    }
-
-
-def machine_slug(info: dict[str, Any]) -> str:
-    """A file-name-safe machine name, e.g. "amd-epyc-2cpu"."""
-    name = re.sub(r"\((r|tm)\)|cpu @.*|processor", "", str(info.get("cpu", "cpu")).lower())
-    name = re.sub(r"[^a-z0-9]+", "-", name).strip("-") or "cpu"
-    return f"{name}-{info.get('usable_cpus') or info.get('logical_cpus')}cpu"
-
-
-# ------------------------------------------------------------------------------------------- memory
-def _status_kib(key: str) -> int | None:
-    try:
-        match = re.search(rf"^{key}:\s+(\d+)\s+kB", Path("/proc/self/status").read_text(), re.M)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _reset_hwm() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class _Memory:
-    """Resident high-water around a block of calls, in MiB."""
-
-    def __init__(self) -> None:
-        self.resettable = _reset_hwm()
-
-    def start(self) -> int:
-        if self.resettable:
-            _reset_hwm()
-        return _status_kib("VmRSS") or 0
-
-    @staticmethod
-    def peak() -> int:
-        hwm = _status_kib("VmHWM")
-        if hwm is None:  # not Linux: the process lifetime peak (KiB on Linux, bytes on macOS)
-            import resource
-
-            hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)
-        return hwm
-
-
-@contextlib.contextmanager
-def pinned(core: int | None) -> Iterator[None]:
-    """Run the block on one CPU core (os.sched_setaffinity), restoring the previous set after.
-
-    Threads created inside the block (onnxruntime's and torch's pools) inherit the affinity.
-    """
-    if core is None:
-        yield
-        return
-    if not hasattr(os, "sched_setaffinity"):
-        raise BenchError("--pin-core needs os.sched_setaffinity (Linux)")
-    before = os.sched_getaffinity(0)
-    if core not in before:
-        raise BenchError(f"--pin-core {core}: this process may use CPUs {sorted(before)}; pick one of them")
-    os.sched_setaffinity(0, {core})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
 # ------------------------------------------------------------------------------------------- the harness
 @dataclass
 class _Config:
@@ -517,6 +132,7 @@ class _Config:
     mem_first_run_mib: float | None = None
     iters: int = 0
     times: list[float] = field(default_factory=list)  # seconds, every timed call
+    cpu_times: list[float] = field(default_factory=list)  # CPU seconds of the whole process, per call
     rounds: list[list[float]] = field(default_factory=list)  # the same calls, per round
     rss_peak_kib: int = 0
     error: str | None = None
@@ -625,8 +241,9 @@ def run_bench(
 
     with pinned(pin_core):
         machine = machine_info()
+        # A split set-up needs a thread per part: it is left out at thread counts below its split.
         runners: list[Any] = [OrtRunner(p, prov, t, s, max(batches)) for p in paths for prov in providers
-                              for s in setups for t in threads]
+                              for s in setups for t in threads if s.split <= t]
         if factory is not None:
             for t in threads:
                 runners += factory(str(torch), t, compile=torch_compile)
@@ -689,9 +306,10 @@ def run_bench(
                 times: list[float] = []
                 memory.start()
                 for _ in range(share):
-                    start = time.perf_counter()
+                    cpu, start = time.process_time(), time.perf_counter()
                     runner.run()
                     times.append(time.perf_counter() - start)
+                    config.cpu_times.append(time.process_time() - cpu)
                 config.rss_peak_kib = max(config.rss_peak_kib, memory.peak())
                 config.times += times
                 config.rounds.append(times)
@@ -722,7 +340,9 @@ def _peak_rows(configs: Sequence[_Config], cold: dict[int, dict]) -> list[dict[s
             row["error"] = c.error or "no timed calls"
         else:
             stats = _stats(c.times)
-            row.update(p50_ms=stats["p50_ms"], gflops=2 * c.runner.macs / (stats["p50_ms"] / 1e3) / 1e9,
+            cpu_s = float(np.median(c.cpu_times))
+            row.update(p50_ms=stats["p50_ms"], cpu_ms=cpu_s * 1e3, gflops=2 * c.runner.macs / (stats["p50_ms"] / 1e3) / 1e9,
+                       gflops_per_cpu_s=2 * c.runner.macs / cpu_s / 1e9 if cpu_s > 0 else None,
                        spread=_spread(c.rounds))
         out.append(row)
     return out
@@ -744,6 +364,7 @@ def _rows(configs: Sequence[_Config], cold: dict[int, dict], peaks: Sequence[dic
         }
         if not c.error and c.times:
             row.update(_stats(c.times))
+            row["cpu_ms"] = float(np.median(c.cpu_times)) * 1e3
             row["images_per_s"] = c.batch / (row["p50_ms"] / 1e3)
             row["spread"] = _spread(c.rounds)
         row["macs"] = row["macs_uncounted"] = None
@@ -758,11 +379,15 @@ def _rows(configs: Sequence[_Config], cold: dict[int, dict], peaks: Sequence[dic
         peak = next((p for p in peaks if p["threads"] == r.threads and "gflops" in p
                      and p["provider_asked"] == getattr(r, "provider_asked", "cpu")), None)
         row["peak_gflops"] = peak["gflops"] if peak else None
+        row["gflops"] = row["peak_share"] = row["peak_share_cpu"] = None
         if row["macs"] and row.get("p50_ms"):
             row["gflops"] = 2 * row["macs"] / (row["p50_ms"] / 1e3) / 1e9
-            row["peak_share"] = row["gflops"] / peak["gflops"] if peak else None
-        else:
-            row["gflops"] = row["peak_share"] = None
+            if peak:
+                row["peak_share"] = row["gflops"] / peak["gflops"]
+                # Per CPU-second instead of per wall second: time spent preempted by other processes counts in
+                # neither, so on a busy machine this still compares the work itself (idle threads count neither).
+                if row["cpu_ms"] > 0 and peak.get("gflops_per_cpu_s"):
+                    row["peak_share_cpu"] = 2 * row["macs"] / (row["cpu_ms"] / 1e3) / 1e9 / peak["gflops_per_cpu_s"]
         rows.append(row)
     return rows
 

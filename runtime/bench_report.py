@@ -20,7 +20,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("thr", "threads", "d"), ("batch", "batch", "d"), ("prec", "precision", "s"), ("output", "output", "s"),
     ("p50 ms", "p50_ms", ".3f"), ("p90 ms", "p90_ms", ".3f"), ("p99 ms", "p99_ms", ".3f"),
     ("mean ms", "mean_ms", ".3f"), ("img/s", "images_per_s", ".0f"), ("GFLOP/s", "gflops", ".1f"),
-    ("% peak", "peak_share", "%"), ("create ms", "cold_create_s", "ms"), ("1st call ms", "cold_first_run_s", "ms"),
+    ("% peak", "peak_share", "%"), ("CPU % peak", "peak_share_cpu", "%"), ("create ms", "cold_create_s", "ms"), ("1st call ms", "cold_first_run_s", "ms"),
     ("peak MiB", "rss_peak_mib", ".0f"), ("/ torch", "ratio", ".3f"), ("/ compile", "ratio_compile", ".3f"),
     ("spread", "spread", "%"),
 )
@@ -61,7 +61,7 @@ def _header_lines(result: dict[str, Any]) -> list[str]:
         f"load average (1, 5, 15 min): {m['loadavg']} at start, {m.get('loadavg_end', '?')} at end",
     ]
     peaks = [f"{PROVIDER_SHORT.get(p['provider'], p['provider'])} {p['threads']} thr "
-             + (f"{p['gflops']:.1f} GFLOP/s" if "gflops" in p else f"failed ({p['error']})") for p in result["peak"]]
+             + (f"{p['gflops']:.1f} GFLOP/s ({p['gflops_per_cpu_s'] or 0:.1f} per CPU-second)" if "gflops" in p else f"failed ({p['error']})") for p in result["peak"]]
     if peaks:
         lines.append(f"peak (fp32 matmul {s['peak_size']}^3, same provider and threads, same rounds): " + "; ".join(peaks))
     how = f"{s['iters']} calls" if s["iters"] else f"~{s['duration_s'] or 2:g} s of calls"
@@ -69,7 +69,9 @@ def _header_lines(result: dict[str, Any]) -> list[str]:
                  f"(seeded shuffle); figures are medians" + (f"; pinned to core {s['pin_core']}" if s["pin_core"] is not None else ""))
     lines.append(f"memory: {result['memory_method']}")
     lines.append("GFLOP/s = 2 x multiply-adds counted in the graph at that batch / p50; % peak = GFLOP/s / peak; "
-                 "/ torch = p50 / torch eager p50 (same threads, batch); spread = IQR / median of per-round medians")
+                 "CPU % peak = the same per CPU-second of the process (blind to preemption by other processes and to "
+                 "idle threads); / torch = p50 / torch eager p50 (same threads, batch); spread = IQR / median of "
+                 "per-round medians")
     return lines
 
 
@@ -126,10 +128,10 @@ def write_markdown(result: dict[str, Any], path: str | os.PathLike, title: str =
 
 def require_matplotlib() -> None:
     """Fail early, before any timing, when --plot cannot be honoured."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise BenchError("--plot needs matplotlib, which is not installed: pip install 'edgegan[plot]'") from exc
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise BenchError("--plot needs matplotlib, which is not installed: pip install 'edgegan[plot]'")
 
 
 def _series(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -1,0 +1,134 @@
+"""The machine a benchmark ran on (CPU, flags, versions), its resident-memory high-water, and CPU pinning."""
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.bench_runners import BenchError
+
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+             "amx_tile", "amx_bf16", "amx_int8")
+MEMORY_METHOD = ("VmHWM from /proc/self/status (resident high-water), reset through /proc/self/clear_refs before "
+                 "each timed slice; whole process, so every loaded model counts")
+
+
+# ------------------------------------------------------------------------------------------- the machine
+def _cpuinfo() -> dict[str, Any]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": platform.processor() or platform.machine(), "flags": [], "physical_cores": None}
+    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
+    cores = set(re.findall(r"^physical id\s*:\s*(\d+)$.*?^core id\s*:\s*(\d+)$", text, re.M | re.S))
+    present = set(flags.group(1).split()) if flags else set()
+    return {"model": model.group(1).strip() if model else platform.processor(),
+            "flags": [f for f in CPU_FLAGS if f in present], "physical_cores": len(cores) or None}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)  # reads the metadata; does not import the package
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine and library versions that head every benchmark's output.
+
+    Returns:
+        cpu (model, logical and usable CPUs, physical cores, SIMD flags), memory, OS, load average, and
+        versions of python, numpy, onnxruntime, onnx, torch (torch only read from package metadata).
+    """
+    import onnxruntime as ort
+
+    cpu = _cpuinfo()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory = None
+    with contextlib.suppress(OSError, AttributeError):
+        memory = round(int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 2**20, 1)
+    return {
+        "cpu": cpu["model"], "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+        "physical_cores": cpu["physical_cores"], "flags": cpu["flags"], "memory_gib": memory,
+        "os": platform.platform(), "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "providers": list(ort.get_available_providers()),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": ort.__version__,
+                     "onnx": _version("onnx"), "torch": _version("torch"), "edgegan": _version("edgegan")},
+    }
+
+
+def machine_slug(info: dict[str, Any]) -> str:
+    """A file-name-safe machine name, e.g. "amd-epyc-2cpu"."""
+    name = re.sub(r"\((r|tm)\)|cpu @.*|processor", "", str(info.get("cpu", "cpu")).lower())
+    name = re.sub(r"[^a-z0-9]+", "-", name).strip("-") or "cpu"
+    return f"{name}-{info.get('usable_cpus') or info.get('logical_cpus')}cpu"
+
+
+# ------------------------------------------------------------------------------------------- memory
+def _status_kib(key: str) -> int | None:
+    try:
+        match = re.search(rf"^{key}:\s+(\d+)\s+kB", Path("/proc/self/status").read_text(), re.M)
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
+
+
+def _reset_hwm() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class _Memory:
+    """Resident high-water around a block of calls, in MiB."""
+
+    def __init__(self) -> None:
+        self.resettable = _reset_hwm()
+
+    def start(self) -> int:
+        if self.resettable:
+            _reset_hwm()
+        return _status_kib("VmRSS") or 0
+
+    @staticmethod
+    def peak() -> int:
+        hwm = _status_kib("VmHWM")
+        if hwm is None:  # not Linux: the process lifetime peak (KiB on Linux, bytes on macOS)
+            import resource
+
+            hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)
+        return hwm
+
+
+@contextlib.contextmanager
+def pinned(core: int | None) -> Iterator[None]:
+    """Run the block on one CPU core (os.sched_setaffinity), restoring the previous set after.
+
+    Threads created inside the block (onnxruntime's and torch's pools) inherit the affinity.
+    """
+    if core is None:
+        yield
+        return
+    if not hasattr(os, "sched_setaffinity"):
+        raise BenchError("--pin-core needs os.sched_setaffinity (Linux)")
+    before = os.sched_getaffinity(0)
+    if core not in before:
+        raise BenchError(f"--pin-core {core}: this process may use CPUs {sorted(before)}; pick one of them")
+    os.sched_setaffinity(0, {core})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
