@@ -30,7 +30,6 @@ from runtime.contract import (
     INPUT_LABEL,
     INPUT_LATENT,
     OUTPUT_IMAGE,
-    OUTPUT_UINT8_NHWC,
     GeneratorContract,
 )
 from runtime.errors import EdgeganError
