@@ -26,7 +26,12 @@ def init_weights(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, 0.0, 1.0)
+            nn.init.normal_(m.weight, 0.0, 1.0)  # G's label embedding: on the scale of z
+    for m in module.modules():
+        if isinstance(m, _Projection) and m.embed is not None:
+            # D's projection sums embed(y)·h over thousands of features: at N(0, 1) the initial logits would be
+            # ~sqrt(F) large and BCE would start saturated; start it on the linear head's scale instead.
+            nn.init.normal_(m.embed.weight, 0.0, 0.02)
 
 
 class _LabelJoin(nn.Module):

@@ -89,3 +89,14 @@ def test_losses_prefer_the_right_answer(name):
     assert loss.d_real(confident_real) < loss.d_real(confident_fake)
     assert loss.d_fake(confident_fake) < loss.d_fake(confident_real)
     assert loss.g(confident_real) < loss.g(confident_fake)
+
+
+@pytest.mark.parametrize("arch", ["gan", "dcgan"])
+def test_conditional_discriminator_starts_unsaturated(arch):
+    # The projection term must not dwarf the linear head at init, or BCE starts saturated (losses ~10-30).
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch=arch, image_size=28, num_classes=10, width=32)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    y = torch.arange(64) % 10
+    logits = D(G(torch.randn(64, cfg.nz), y), y)
+    assert logits.abs().mean() < 3
