@@ -647,6 +647,8 @@ def format_report(report: QualityReport) -> str:
         lines.append("  ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
+    lines.append("(floor column: FID, KID, precision and recall of real images at the same n; coverage and "
+                 "confidence of the test split itself)")
     names = report.evaluator["class_names"]
     hist = ", ".join(f"{names[k] if k < len(names) else k} {share:.0%}" for k, share in enumerate(cov["histogram"]))
     lines += ["", f"predicted classes: {hist}"]

@@ -1,0 +1,404 @@
+"""Time to quality: edgegan's default DCGAN vs a plain pytorch/examples-style loop, same wall-clock budget.
+
+Both arms train the same DCGAN 28x28 (trainer.models, width 64, nz 100) on the real Fashion-MNIST training split,
+one after the other on this machine, each for `--minutes` of wall-clock time counted from the start of its setup
+(data in memory, models built). At each mark of `--at` (minutes) the generator is snapshotted; after training,
+every snapshot is exported with `export_checkpoint` and scored with `runtime.quality.evaluate` (the same
+evaluator, the same n, the same seed), so the figures are `edgegan eval`'s.
+
+  edgegan   `trainer.train.train(TrainConfig(...defaults...))`, the loop `edgegan train` runs, untouched: its
+            GANStep is wrapped only to read the clock after each step and copy G / EMA-G at the marks. Its
+            epoch-end checkpoints and sample grids count against its time. Scored twice per mark: the EMA
+            generator it exports by default, and the raw G (EMA's contribution at no extra training).
+  plain     pytorch/examples' dcgan/main.py loop: torch DataLoader (shuffle, batch 64, `--plain-workers`
+            worker processes, examples' default 2) over a dataset that makes a PIL image per sample and applies
+            ToTensor + Normalize((0.5,), (0.5,)) (torchvision's transforms inlined: torchvision is not
+            installed here); D ends in a sigmoid with nn.BCELoss; errD_real.backward() then
+            errD_fake.backward(); D is not frozen in the G step; PyTorch's default Adam; five `.item()` per
+            step (its progress print's D(x), D(G(z)) x2 and both losses); no EMA.
+  ablations `--ablate KEY=VALUE` (repeatable) adds an edgegan arm with one TrainConfig field changed, e.g.
+            ema=false, loss=hinge, lr=5e-4, ema_decay=0.99, batch_size=128: what each choice contributes.
+
+Writes into --out-dir (default benchmarks/results): time_to_quality.md (the table, the floor, the command,
+machine load), time_to_quality.json, ttq_edgegan.png and ttq_plain.png (64 samples, seed 0, of each arm's last
+snapshot). Needs an evaluator: `edgegan evaluator train --dataset fashion-mnist` (or pass --evaluator).
+
+Usage: python benchmarks/time_to_quality.py [--minutes 10] [--at 2.5,5,10] [-n 10000] [--evaluator E.onnx]
+       [--ablate ema=false ...] [--plain-workers 2] [--threads N] [--data-dir DIR] [--out-dir benchmarks/results]
+       [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import trainer.train as train_module  # noqa: E402
+from runtime.datasets import load_images  # noqa: E402
+from trainer.checkpoint import save_checkpoint  # noqa: E402
+from trainer.config import TrainConfig  # noqa: E402
+from trainer.models import build_discriminator, build_generator  # noqa: E402
+from trainer.step import GANStep  # noqa: E402
+
+DATASET = "fashion-mnist"
+BATCH = 64  # pytorch/examples' default
+
+
+class BudgetReached(Exception):
+    """Raised from inside a training loop when its wall-clock budget is spent."""
+
+
+@dataclass
+class Snapshot:
+    minutes: float  # the mark
+    elapsed: float  # seconds since the arm's start when taken (first step boundary after the mark)
+    step: int
+    states: dict[str, dict[str, torch.Tensor]]  # "ema" / "raw" -> G state dict
+
+
+@dataclass
+class Arm:
+    name: str
+    kind: str  # "edgegan" or "plain"
+    cfg: TrainConfig
+    changes: dict[str, Any] = field(default_factory=dict)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    total_steps: int = 0
+    seconds: float = 0.0
+    final_losses: dict[str, float] = field(default_factory=dict)
+
+
+class Clock:
+    """Wall clock of one arm: snapshots at the marks, BudgetReached at the end of the budget."""
+
+    def __init__(self, marks_min: list[float], budget_min: float):
+        self.marks = sorted(marks_min)
+        self.budget = budget_min * 60.0
+        self.start = time.perf_counter()
+        self.snapshots: list[Snapshot] = []
+
+    def after_step(self, step: int, models: dict[str, nn.Module]) -> None:
+        elapsed = time.perf_counter() - self.start
+        while self.marks and elapsed >= self.marks[0] * 60.0:
+            states = {k: {n: t.detach().cpu().clone() for n, t in m.state_dict().items()} for k, m in models.items()}
+            self.snapshots.append(Snapshot(self.marks.pop(0), elapsed, step, states))
+        if elapsed >= self.budget and not self.marks:
+            raise BudgetReached
+
+
+# ------------------------------------------------------------------------------------------------ edgegan arm
+def run_edgegan(arm: Arm, marks: list[float], minutes: float, work: Path) -> None:
+    """trainer.train.train with its defaults, stopped by the clock; GANStep wrapped to read the clock."""
+    clock = Clock(marks, minutes)
+
+    class TimedStep(GANStep):
+        def step(self, x, y, t):
+            stats = super().step(x, y, t)
+            models = {"raw": self.G}
+            if self.ema is not None:
+                models["ema"] = self.ema.model
+            clock.after_step(t + 1, models)
+            return stats
+
+    cfg = TrainConfig.from_dict(arm.cfg.to_dict())
+    cfg.max_steps = 10**9  # the clock ends the run
+    clock.start = time.perf_counter()
+    try:
+        with mock.patch.object(train_module, "GANStep", TimedStep):
+            train_module.train(cfg, work / arm.name.replace(" ", "_"), progress=False)
+    except BudgetReached:
+        pass
+    arm.snapshots = clock.snapshots
+    arm.seconds = time.perf_counter() - clock.start
+    arm.total_steps = clock.snapshots[-1].step if clock.snapshots else 0
+
+
+# ------------------------------------------------------------------------------------------------ plain arm
+class ExamplesDataset(torch.utils.data.Dataset):
+    """torchvision.datasets.FashionMNIST + Compose([ToTensor(), Normalize((0.5,), (0.5,))]), inlined."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.data = torch.from_numpy(np.ascontiguousarray(images[..., 0]))  # uint8 [N, 28, 28] as torchvision keeps it
+        self.targets = torch.from_numpy(labels)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        img = Image.fromarray(self.data[index].numpy(), mode="L")  # per sample, as torchvision does
+        t = torch.from_numpy(np.array(img, np.uint8, copy=True)).view(28, 28, 1).permute(2, 0, 1).contiguous()
+        t = t.float().div(255)  # ToTensor: [1, 28, 28] in [0, 1]
+        return t.sub_(0.5).div_(0.5), int(self.targets[index])  # Normalize((0.5,), (0.5,))
+
+
+def run_plain(arm: Arm, marks: list[float], minutes: float, workers: int, data_dir: str | None) -> None:
+    """pytorch/examples/dcgan/main.py's loop, step for step, on the same G/D architecture."""
+    clock = Clock(marks, minutes)
+    cfg = arm.cfg
+    torch.manual_seed(cfg.seed)
+    data = load_images(DATASET, "train", data_dir, progress=False)
+    loader = torch.utils.data.DataLoader(ExamplesDataset(data.images, data.labels), batch_size=BATCH, shuffle=True,
+                                         num_workers=workers)
+    netG, netD = build_generator(cfg.model), build_discriminator(cfg.model)  # DCGAN init as examples' weights_init
+    criterion = nn.BCELoss()
+    optimizerD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    real_label, fake_label = 1.0, 0.0
+    step, last = 0, ()
+    try:
+        while True:
+            for data_batch in loader:
+                # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
+                netD.zero_grad()
+                real = data_batch[0]
+                b = real.size(0)
+                label = torch.full((b,), real_label, dtype=real.dtype)
+                output = torch.sigmoid(netD(real)).view(-1)
+                errD_real = criterion(output, label)
+                errD_real.backward()
+                D_x = output.mean().item()
+                noise = torch.randn(b, cfg.model.nz)
+                fake = netG(noise)
+                label.fill_(fake_label)
+                output = torch.sigmoid(netD(fake.detach())).view(-1)
+                errD_fake = criterion(output, label)
+                errD_fake.backward()
+                D_G_z1 = output.mean().item()
+                errD = errD_real + errD_fake
+                optimizerD.step()
+                # (2) Update G: maximize log(D(G(z)))
+                netG.zero_grad()
+                label.fill_(real_label)
+                output = torch.sigmoid(netD(fake)).view(-1)
+                errG = criterion(output, label)
+                errG.backward()
+                D_G_z2 = output.mean().item()
+                optimizerG.step()
+                last = (errD.item(), errG.item(), D_x, D_G_z1, D_G_z2)  # what examples prints each step
+                step += 1
+                clock.after_step(step, {"raw": netG})
+    except BudgetReached:
+        pass
+    arm.snapshots = clock.snapshots
+    arm.seconds = time.perf_counter() - clock.start
+    arm.total_steps = step
+    arm.final_losses = {"loss_d": last[0], "loss_g": last[1], "d_x": last[2], "d_g_z": last[3]} if step else {}
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+def score(arm: Arm, which: str, snap: Snapshot, work: Path, evaluator: str | None, n: int, data_dir: str | None,
+          floor: bool) -> dict[str, Any]:
+    """Export one snapshot (checkpoint -> generator.onnx) and score it with runtime.quality.evaluate."""
+    from export.pipeline import export_checkpoint
+    from runtime.quality import evaluate
+
+    state = snap.states[which]
+    folder = work / "snapshots" / f"{arm.name.replace(' ', '_')}_{which}_{snap.minutes:g}min"
+    cfg = TrainConfig.from_dict(arm.cfg.to_dict())
+    ckpt = {"config": cfg.to_dict(), "class_names": [], "G": state, "D": {}, "G_ema": None, "opt_G": {}, "opt_D": {},
+            "step": snap.step, "epoch": 0, "rng": {}}
+    save_checkpoint(ckpt, folder / "snapshot.pt")
+    export_checkpoint(folder / "snapshot.pt", folder / "model", use_ema=False, progress=False, force=True)
+    report = evaluate(folder / "model" / "generator.onnx", DATASET, data_dir=data_dir, n=n, evaluator=evaluator,
+                      seed=0, floor=floor)
+    return {"arm": arm.name, "generator": which, "minutes": snap.minutes, "elapsed_s": snap.elapsed,
+            "step": snap.step, "images_per_s": snap.step * arm.cfg.batch_size / snap.elapsed,
+            **report.metrics, "coverage": report.coverage["entropy"], "confidence": report.coverage["confidence"],
+            "model": str(folder / "model" / "generator.onnx"), "_report": report}
+
+
+def save_samples(model: str, path: Path) -> None:
+    from runtime.generator import Generator
+    from runtime.images import save_grid
+
+    save_grid(Generator(model).sample(64, seed=0), path, nrow=8)
+
+
+# ------------------------------------------------------------------------------------------------ report
+def _load() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def render(rows: list[dict], floor: dict, arms: list[Arm], args, evaluator: dict, loads: tuple[str, str],
+           command: str) -> str:
+    lines = [
+        "# Time to quality: edgegan defaults vs the plain pytorch/examples loop",
+        "",
+        f"Fashion-MNIST, DCGAN 28x28 (width 64, nz 100, batch {BATCH}), the same {args.minutes:g}-minute wall-clock "
+        f"budget per arm on this machine ({os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; load average {loads[0]} before, {loads[1]} after). Each snapshot is "
+        f"exported and scored by `edgegan eval` with {args.n} images (seed 0) against the {floor.get('reference_n', '?')} "
+        f"test images; features: the evaluator's {evaluator['feature_dim']}-d penultimate layer "
+        f"({Path(evaluator['path']).name}, test accuracy {evaluator['test_accuracy']:.2%}).",
+        "",
+        "| arm | generator | at (min) | steps | images/s | FID | KID | precision | recall | coverage |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | {r['generator']} | {r['minutes']:g} | {r['step']} | {r['images_per_s']:.0f} | "
+            f"{r['fid']:.3f} | {r['kid_mean']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['coverage']:.3f} |"
+        )
+    if "fid" in floor:
+        lines.append(
+            f"| real data (floor) | {floor['method']} | - | - | - | {floor['fid']:.3f} | {floor['kid_mean']:.4f} | "
+            f"{floor['precision']:.3f} | {floor['recall']:.3f} | - |"
+        )
+    plain = [r for r in rows if r["arm"] == "plain"]
+    edge = [r for r in rows if r["arm"] == "edgegan" and r["generator"] == "ema"]
+    if plain and edge:
+        target = plain[-1]
+        reached = [r for r in edge if r["fid"] <= target["fid"]]
+        verdict = (f"edgegan (EMA) reaches the plain loop's {target['minutes']:g}-minute FID ({target['fid']:.3f}) "
+                   f"at the {reached[0]['minutes']:g}-minute mark" if reached else
+                   f"edgegan (EMA) does not reach the plain loop's {target['minutes']:g}-minute FID "
+                   f"({target['fid']:.3f}) within {args.minutes:g} minutes")
+        lines += ["", f"**{verdict}.**"]
+    changes = [f"`{a.name}`: {', '.join(f'{k}={v}' for k, v in a.changes.items())}" for a in arms if a.changes]
+    lines += [
+        "",
+        "Rows: `edgegan`/`ema` is what `edgegan train` + `edgegan export` ship (EMA weights); `edgegan`/`raw` is the same "
+        "run's raw G (EMA's contribution); `plain` is pytorch/examples' loop (no EMA). images/s counts the whole "
+        "arm's wall clock (setup, data loading, checkpoints) up to the mark."
+        + (" Ablations: " + "; ".join(changes) + "." if changes else ""),
+        "",
+        "![edgegan samples](ttq_edgegan.png) ![plain samples](ttq_plain.png)",
+        "",
+        f"Command: `{command}`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _parse_change(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    kinds = {f.name: f.type for f in fields(TrainConfig)}
+    if not sep or key not in kinds or key in ("model", "dataset", "class_names"):
+        raise SystemExit(f"--ablate {text!r}: give KEY=VALUE with KEY a TrainConfig field (e.g. ema, loss, lr, "
+                         f"ema_decay, batch_size)")
+    default = getattr(TrainConfig(), key)
+    if isinstance(default, bool):
+        return key, value.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return key, int(value)
+    if isinstance(default, float):
+        return key, float(value)
+    return key, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per arm")
+    parser.add_argument("--at", default="2.5,5,10", help="snapshot marks in minutes (comma separated)")
+    parser.add_argument("-n", type=int, default=10000, help="images per FID")
+    parser.add_argument("--evaluator", default=None, help="evaluator .onnx (default: the cached fashion-mnist one)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra edgegan arm with one TrainConfig field changed (repeatable)")
+    parser.add_argument("--no-plain", action="store_true", help="skip the plain loop (ablations only)")
+    parser.add_argument("--plain-workers", type=int, default=2, help="plain loop DataLoader workers (examples: 2)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for both arms (default: torch's)")
+    parser.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--keep", default=None, help="keep runs and snapshots in this folder")
+    args = parser.parse_args(argv)
+    marks = sorted(float(m) for m in args.at.split(","))
+    if not marks or marks[-1] > args.minutes or marks[0] <= 0:
+        parser.error(f"--at {args.at}: marks must be in (0, --minutes {args.minutes:g}]")
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from runtime.quality import Evaluator, resolve_evaluator
+
+    evaluator_path = resolve_evaluator(args.evaluator, DATASET)  # fail now, not after the training
+    ev = Evaluator(evaluator_path)
+    evaluator = {"path": str(evaluator_path), "feature_dim": ev.info.feature_dim,
+                 "test_accuracy": ev.info.test_accuracy, "sha256": ev.digest}
+    base = TrainConfig(dataset=DATASET, data_dir=args.data_dir, seed=args.seed, device="cpu")
+    arms = [Arm("edgegan", "edgegan", base)]
+    if not args.no_plain:
+        arms.append(Arm("plain", "plain", TrainConfig(dataset=DATASET, data_dir=args.data_dir, seed=args.seed,
+                                                      ema=False)))
+    for text in args.ablate:
+        key, value = _parse_change(text)
+        cfg = TrainConfig.from_dict(base.to_dict())
+        setattr(cfg, key, value)
+        arms.append(Arm(f"edgegan {key}={value}", "edgegan", cfg, {key: value}))
+
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ttq-"))
+    work.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/time_to_quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    load_before = _load()
+    try:
+        for arm in arms:
+            print(f"[ttq] training {arm.name} for {args.minutes:g} min (marks {marks})", file=sys.stderr, flush=True)
+            if arm.kind == "plain":
+                run_plain(arm, marks, args.minutes, args.plain_workers, args.data_dir)
+            else:
+                run_edgegan(arm, marks, args.minutes, work)
+            print(f"[ttq] {arm.name}: {arm.total_steps} steps in {arm.seconds:.0f} s", file=sys.stderr, flush=True)
+        load_after = _load()
+        rows: list[dict] = []
+        floor: dict = {}
+        for arm in arms:
+            for snap in arm.snapshots:
+                for which in ("ema", "raw"):
+                    if which not in snap.states or (which == "raw" and arm.name != "edgegan" and "ema" in snap.states):
+                        continue  # ablation arms: only what they would ship
+                    print(f"[ttq] scoring {arm.name} {which} at {snap.minutes:g} min", file=sys.stderr, flush=True)
+                    row = score(arm, which, snap, work, str(evaluator_path), args.n, args.data_dir, floor=not floor)
+                    report = row.pop("_report")
+                    if not floor:
+                        floor = {**report.floor, "reference_n": report.reference["n"]}
+                    rows.append(row)
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for arm_name, png in (("edgegan", "ttq_edgegan.png"), ("plain", "ttq_plain.png")):
+            last = [r for r in rows if r["arm"] == arm_name and r["generator"] == ("ema" if arm_name == "edgegan" else "raw")]
+            if last:
+                save_samples(last[-1]["model"], out / png)
+        text = render(rows, floor, arms, args, evaluator, (load_before, load_after), command)
+        _atomic_write(out / "time_to_quality.md", text)
+        _atomic_write(out / "time_to_quality.json", json.dumps(
+            {"command": command, "minutes": args.minutes, "marks": marks, "n": args.n, "evaluator": evaluator,
+             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                         "threads": torch.get_num_threads(), "load_before": load_before, "load_after": load_after},
+             "arms": [{"name": a.name, "kind": a.kind, "changes": a.changes, "steps": a.total_steps,
+                       "seconds": a.seconds, "final_losses": a.final_losses} for a in arms],
+             "floor": floor, "rows": [{k: v for k, v in r.items() if k != "model"} for r in rows]}, indent=2) + "\n")
+        print(text)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
