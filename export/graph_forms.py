@@ -41,6 +41,9 @@ _ACTIVATIONS = ("Relu", "Tanh", "Sigmoid", "LeakyRelu")
 _LAYOUT_OPS = ("Reshape", "DepthToSpace", "Slice")
 SUBPIXEL_FORMS = ("crop", "phases", "3x3")
 LAYOUTS = ("nchw", "nhwc")
+# ConvTransposes with fewer output channels are image layers (1 or 3 channels): onnxruntime's NCHWc Conv pads
+# output channels to its block of 16, so their sub-pixel Conv wastes most of its work; they stay ConvTranspose.
+IMAGE_LAYER_CHANNELS = 8
 
 
 class _Graph:
@@ -473,7 +476,7 @@ def optimize_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
     Returns:
         A new, checked model with the same inputs, outputs and metadata.
     """
-    return to_subpixel(model, "crop")
+    return to_subpixel(model, "phases", "nhwc", min_out_channels=IMAGE_LAYER_CHANNELS)
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -174,7 +174,8 @@ def test_everything_quantized_option(tmp_path, built):
     runtime_ops = [n.op_type for n in onnx.load(optimized).graph.node]
     assert "QGemm" in runtime_ops and runtime_ops.count("QLinearConv") == 2
     feeds = _feeds(contract, 5, seed=1)
-    assert np.abs(_session(out).run(None, feeds)[0] - _session(fp32).run(None, feeds)[0]).max() < 0.1
+    err = np.abs(_session(out).run(None, feeds)[0] - _session(fp32).run(None, feeds)[0])
+    assert err.max() < 0.2 and err.mean() < 0.02  # looser: z itself is on a u8 grid here
 
 
 @pytest.mark.parametrize("option", [{"form": "bogus"}, {"layout": "nchwc"}, {"float_layers": ("middle",)},
