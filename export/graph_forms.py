@@ -377,6 +377,11 @@ def convtranspose_to_subpixel(model: onnx.ModelProto, form: str = "crop", layout
         raise ValueError(f"unknown sub-pixel form {form!r}; choose one of {SUBPIXEL_FORMS}")
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    opset = _opset(model)
+    if opset < 11:  # DepthToSpace's mode and Slice's tensor inputs need opset 11 / 10
+        return _copy(model)
+    if opset < 13:  # Unsqueeze takes its axes as an input from opset 13
+        layout = "nchw"
     model = _copy(model)
     shapes = _shapes(model) if layout == "nhwc" else {}
     g = _Graph(model)
@@ -484,6 +489,10 @@ def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(model)
     return out
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, list]:

@@ -233,3 +233,24 @@ def test_rewrites_do_not_modify_their_input(exported_models):
     gf.optimize_fp32(model)
     gf.to_subpixel(model, "phases", "nhwc")
     assert model.SerializeToString() == before
+
+
+def test_older_opsets_get_forms_they_can_express():
+    model = _convtranspose_model(4, 8, 5, 5, bias=True, act="Relu")
+    x = np.random.default_rng(0).standard_normal((3, 4, 5, 5)).astype(np.float32)
+    for opset, expect in ((12, "DepthToSpace"), (9, "ConvTranspose")):
+        old = onnx.ModelProto()
+        old.CopyFrom(model)
+        old.opset_import[0].version = opset
+        rewritten = gf.convtranspose_to_subpixel(old, "phases", "nhwc")
+        onnx.checker.check_model(rewritten, full_check=True)
+        assert expect in {n.op_type for n in rewritten.graph.node}
+        assert np.abs(_run(rewritten, {"x": x}) - _run(old, {"x": x})).max() <= TOL
+
+
+def test_mlp_generator_passes_through(mlp_cond_ckpt):
+    model, _, contract = _exported(mlp_cond_ckpt)
+    fast = gf.optimize_fp32(model)
+    feeds = {"z": np.random.default_rng(0).standard_normal((3, contract.nz)).astype(np.float32),
+             "label": np.arange(3, dtype=np.int64) % contract.num_classes}
+    assert np.abs(_run(fast, feeds) - _run(model, feeds)).max() <= TOL
