@@ -3,7 +3,8 @@
 1. Build (in a child process, so this one loads torch only through the benchmark's baseline): each generator
    at width 64 with random weights and BatchNorm statistics warmed by train-mode forwards (timing does not
    depend on training), saved as a run, exported with `export.pipeline.export_checkpoint` as fp32 + fp16 +
-   int8 and again with --pixels uint8. A variant whose export fails is left out and named in the results.
+   int8 and again with --pixels uint8, plus "fp32-opt": `export.graph_forms.optimize_fp32` of the fp32 file.
+   A variant whose export fails is left out and named in the results.
 2. Time each model family with `runtime.bench.run_bench` (batch 1, 8, 64; 1 and 2 threads; the torch
    baseline interleaved), then the edge profile: one thread on one pinned core.
 3. Write benchmarks/results/<machine>.md (tables + notes), .json (every row) and .png (latency and images/s
@@ -62,6 +63,15 @@ def build_family(name: str, work: Path) -> dict:
     for variant, file in VARIANTS:
         if (out / file).is_file():
             models[variant] = str(out / file)
+    try:  # the exact fp32 rewrites of export/graph_forms.py, beside the plain export (not applied by export yet)
+        import onnx
+
+        from export.graph_forms import optimize_fp32
+    except ImportError as exc:
+        failed["fp32-opt"] = f"export.graph_forms.optimize_fp32 unavailable: {exc}"
+    else:
+        onnx.save(optimize_fp32(onnx.load(str(out / "generator.onnx"))), str(out / "generator.opt.onnx"))
+        models["fp32-opt"] = str(out / "generator.opt.onnx")
     try:
         export_checkpoint(run, work / "models" / f"{name}-uint8", pixels="uint8", force=True, progress=False)
         models["uint8"] = str(work / "models" / f"{name}-uint8" / "generator.onnx")
@@ -89,6 +99,7 @@ def plot_suite(results: dict, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker.ScalarFormatter below)
 
     from runtime.bench_report import atomic_write
 
@@ -99,14 +110,15 @@ def plot_suite(results: dict, path: Path) -> Path:
         for row in results[name]["standard"]["rows"]:
             if row.get("p50_ms") is None:
                 continue
-            variant = results[name]["variant_of"].get(row["model"], row["engine"])
+            variant = row["engine"] if row["engine"].startswith("torch") else results[name]["variant_of"].get(row["model"])
             lines.setdefault(f"{variant} {row['threads']}t", []).append(row)
-        for label, rows in sorted(lines.items()):
+        colors = matplotlib.colormaps["tab20"].colors
+        for i, (label, rows) in enumerate(sorted(lines.items())):
             rows.sort(key=lambda r: r["batch"])
             style = "--" if rows[0]["engine"].startswith("torch") else "-"
             batches = [r["batch"] for r in rows]
-            ax_lat.plot(batches, [r["p50_ms"] for r in rows], style, marker="o", label=label)
-            ax_thr.plot(batches, [r["images_per_s"] for r in rows], style, marker="o", label=label)
+            ax_lat.plot(batches, [r["p50_ms"] for r in rows], style, marker="o", label=label, color=colors[i % 20])
+            ax_thr.plot(batches, [r["images_per_s"] for r in rows], style, marker="o", label=label, color=colors[i % 20])
         for ax, ylabel in ((ax_lat, "p50 latency (ms)"), (ax_thr, "images / s")):
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
@@ -142,6 +154,37 @@ def _ratio_summary(result: dict, variant_of: dict) -> list[str]:
     return lines
 
 
+def write_results(results: dict, out: Path, started: float, minutes: float | None) -> None:
+    """benchmarks/results/<machine>.md (tables, ratios), .json (every row) and .png."""
+    from runtime.bench import machine_slug
+    from runtime.bench_report import atomic_write, to_markdown
+
+    machine = next(iter(results.values()))["standard"]["machine"]
+    slug = machine_slug(machine)
+    out.mkdir(parents=True, exist_ok=True)
+    when = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(started))
+    parts = [f"# edgegan bench suite: {machine['cpu']}, {machine['usable_cpus']} CPUs", "",
+             f"`python benchmarks/run_suite.py`, {when}" + (f", {minutes:.0f} min" if minutes else "") + ". "
+             "Width-64 generators with random weights and warmed BatchNorm statistics (latency does not depend on "
+             "training), exported by `export_checkpoint` (fp32, fp16, int8; uint8: `--pixels uint8`; fp32-opt: "
+             "`export.graph_forms.optimize_fp32` of the fp32 file). Each table is one `run_bench` call: onnxruntime "
+             "and PyTorch rows timed interleaved in the same process.", "",
+             f"![latency and images/s against batch]({slug}.png)", ""]
+    for name, res in results.items():
+        if res["failed"]:
+            parts += [f"**{name}: variants left out** (their export failed): "
+                      + "; ".join(f"{k}: `{v}`" for k, v in res["failed"].items()), ""]
+        parts += [to_markdown(res["standard"], f"{name}: standard profile (1 and 2 threads)"),
+                  "Ratios, onnxruntime / torch eager p50:", ""]
+        parts += [f"- {line}" for line in _ratio_summary(res["standard"], res["variant_of"])] + [""]
+        if "edge" in res:
+            parts += [to_markdown(res["edge"], f"{name}: edge profile (1 thread pinned to one core)"), ""]
+    md = atomic_write(out / f"{slug}.md", lambda f: f.write("\n".join(parts)))
+    js = atomic_write(out / f"{slug}.json", lambda f: f.write(json.dumps(results, indent=2, default=str) + "\n"))
+    png = plot_suite(results, out / f"{slug}.png")
+    print(f"[suite] wrote {md}, {js}, {png}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default=",".join(FAMILIES), help="families, comma-separated")
@@ -152,14 +195,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-edge", action="store_true", help="skip the pinned one-core profile")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--keep", type=Path, help="build the models here and keep them")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite .md and .png from a suite .json")
     args = parser.parse_args(argv)
+    if args.render:
+        results = json.loads(args.render.read_text())
+        write_results(results, args.out, started=args.render.stat().st_mtime, minutes=None)
+        return results
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
         parser.error(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
 
-    from runtime.bench import machine_info, machine_slug, run_bench
-    from runtime.bench_report import atomic_write, to_markdown
+    from runtime.bench import run_bench
 
     log = lambda message: print(f"[suite] {message}", file=sys.stderr, flush=True)  # noqa: E731
     started = time.time()
@@ -183,29 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                   pin_core=min(os.sched_getaffinity(0)), torch=built[name]["run"],
                                                   log=log, **timing)
 
-    machine = machine_info()
-    slug = machine_slug(machine)
-    args.out.mkdir(parents=True, exist_ok=True)
-    minutes = (time.time() - started) / 60
-    parts = [f"# edgegan bench suite: {machine['cpu']}, {machine['usable_cpus']} CPUs", "",
-             f"`python benchmarks/run_suite.py` on {time.strftime('%Y-%m-%d %H:%M %Z')}, {minutes:.0f} min. "
-             "Width-64 generators with random weights and warmed BatchNorm statistics (latency does not depend on "
-             "training), exported by `export_checkpoint`; `model` column: family/variant file. Each table is one "
-             "`run_bench` call: onnxruntime and PyTorch rows timed interleaved in the same process.", "",
-             f"![latency and images/s against batch]({slug}.png)", ""]
-    for name, res in results.items():
-        if res["failed"]:
-            parts += [f"**{name}: variants left out** (their export failed): "
-                      + "; ".join(f"{k}: `{v}`" for k, v in res["failed"].items()), ""]
-        parts += [to_markdown(res["standard"], f"{name}: standard profile (1 and 2 threads)"), "Ratios, onnxruntime / torch eager p50:", ""]
-        parts += [f"- {line}" for line in _ratio_summary(res["standard"], res["variant_of"])] + [""]
-        if "edge" in res:
-            parts += [to_markdown(res["edge"], f"{name}: edge profile (1 thread pinned to one core)"), ""]
-    md = atomic_write(args.out / f"{slug}.md", lambda f: f.write("\n".join(parts)))
-    data = {name: {k: v for k, v in res.items()} for name, res in results.items()}
-    js = atomic_write(args.out / f"{slug}.json", lambda f: f.write(json.dumps(data, indent=2, default=str) + "\n"))
-    png = plot_suite(results, args.out / f"{slug}.png")
-    log(f"wrote {md}, {js}, {png}")
+    write_results(results, args.out, started=started, minutes=(time.time() - started) / 60)
     return results
 
 

@@ -107,6 +107,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
             f.flush()
@@ -158,17 +161,22 @@ def write_plot(result: dict[str, Any], path: str | os.PathLike, title: str = "ed
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker.ScalarFormatter below)
 
     fig, (ax_lat, ax_thr) = plt.subplots(1, 2, figsize=(13, 5.5))
-    for name, rows in sorted(_series(result["rows"]).items()):
+    colors = matplotlib.colormaps["tab20"].colors
+    for i, (name, rows) in enumerate(sorted(_series(result["rows"]).items())):
         rows = sorted(rows, key=lambda r: r["batch"])
         batches = [r["batch"] for r in rows]
         style = "--" if rows[0]["engine"].startswith("torch") else "-"
-        ax_lat.plot(batches, [r["p50_ms"] for r in rows], style, marker="o", label=name)
-        ax_thr.plot(batches, [r["images_per_s"] for r in rows], style, marker="o", label=name)
+        color = colors[i % len(colors)]
+        ax_lat.plot(batches, [r["p50_ms"] for r in rows], style, marker="o", label=name, color=color)
+        ax_thr.plot(batches, [r["images_per_s"] for r in rows], style, marker="o", label=name, color=color)
     for ax, label in ((ax_lat, "p50 latency (ms)"), (ax_thr, "images / s (batch / p50)")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        ax.set_xticks(sorted({r["batch"] for r in result["rows"]}))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_xlabel("batch")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
