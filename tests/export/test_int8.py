@@ -197,3 +197,22 @@ def test_mlp_generator_quantizes_its_gemms(tmp_path, mlp_ckpt):
     err = np.abs(_session(out).run(None, feeds)[0] - _session(fp32).run(None, feeds)[0])
     # LeakyRelu outputs keep a signed u8 range (no ReLU to fold away): coarser than the DCGAN's steps
     assert err.max() < 0.25 and err.mean() < 0.03, (err.max(), err.mean())
+
+
+def test_phase_convs_share_one_range(built):
+    """The four phase Convs of a layer are calibrated on their union range: one u8 grid, no requantization."""
+    _, out, _, _ = built
+    model = onnx.load(out)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    consumers = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    scales = set()
+    for node in model.graph.node:
+        if node.op_type == "Conv" and node.output[0] in consumers:
+            q = next(n for n in consumers[node.output[0]] if n.op_type in ("QuantizeLinear", "Relu"))
+            while q.op_type != "QuantizeLinear":  # Relu kept before Q by some quantizer versions
+                q = next(n for n in consumers[q.output[0]] if n.op_type == "QuantizeLinear")
+            scales.add((float(inits[q.input[1]]), int(inits[q.input[2]])))
+    assert len(scales) == 1
