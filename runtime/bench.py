@@ -127,7 +127,6 @@ class _Config:
 
     runner: Any
     batch: int
-    key: tuple
     first_run_s: float | None = None
     mem_first_run_mib: float | None = None
     iters: int = 0
@@ -170,6 +169,85 @@ def _plan_iterations(iters: int | None, duration: float | None, warm: Sequence[f
         return iters
     estimate = float(np.median(warm)) if warm else 0.01
     return int(min(100_000, max(10, math.ceil((duration or 2.0) / max(estimate, 1e-6)))))
+
+
+def _load_all(runners: Sequence[Any], memory: _Memory, log: Callable[[str], None] | None) -> dict[int, dict]:
+    """Cold start, part 1: load every runner once, timed; id(runner) -> {create_s, mem_load_mib} or {error}."""
+    cold: dict[int, dict[str, Any]] = {}
+    for runner in runners:
+        _say(log, f"loading {runner.name} {runner.model} ({runner.threads} threads)")
+        rss0 = memory.start()
+        start = time.perf_counter()
+        try:
+            runner.load()
+            cold[id(runner)] = {"create_s": time.perf_counter() - start, "mem_load_mib": (memory.peak() - rss0) / 1024}
+        except Exception as exc:  # noqa: BLE001 - optional runners record it; others re-raise
+            cold[id(runner)] = {"error": _fail(runner, exc)}
+    return cold
+
+
+def _first_calls(configs: Sequence[_Config], cold: dict[int, dict], memory: _Memory, warmup: int,
+                 iters: int | None, duration: float | None, log: Callable[[str], None] | None) -> None:
+    """Cold start, part 2: each configuration's first call (timed), its warm-up, and its number of timed calls."""
+    for config in configs:
+        config.error = cold[id(config.runner)].get("error")
+        if config.error:
+            continue
+        runner = config.runner
+        _say(log, f"first call: {runner.name} {runner.model} batch {config.batch}, {runner.threads} threads")
+        try:
+            runner.activate()
+            runner.prepare(config.batch)
+            rss0 = memory.start()
+            start = time.perf_counter()
+            runner.run()
+            config.first_run_s = time.perf_counter() - start
+            warm = []
+            for _ in range(warmup):
+                start = time.perf_counter()
+                runner.run()
+                warm.append(time.perf_counter() - start)
+            config.mem_first_run_mib = (memory.peak() - rss0) / 1024
+        except Exception as exc:  # noqa: BLE001
+            config.error = _fail(runner, exc)
+            continue
+        if not isinstance(runner, MatmulRunner):
+            config.iters = _plan_iterations(iters, duration, warm or [config.first_run_s])
+
+
+def _timed_rounds(configs: Sequence[_Config], memory: _Memory, rounds: int, seed: int,
+                  log: Callable[[str], None] | None) -> int:
+    """The timed calls: every live configuration once per round, in a seeded shuffled order; returns the rounds."""
+    live = [c for c in configs if not c.error]
+    n_rounds = max(1, min(rounds, min((c.iters for c in live if c.iters), default=1)))
+    for config in live:
+        if isinstance(config.runner, MatmulRunner):
+            config.iters = 2 * n_rounds  # two products a round: enough for a median, cheap next to the rest
+    order = random.Random(seed)
+    _say(log, f"timing {len(live)} configurations in {n_rounds} interleaved rounds")
+    for r in range(n_rounds):
+        visit = [c for c in live if not c.error]
+        order.shuffle(visit)
+        for config in visit:
+            share = config.iters // n_rounds + (1 if r < config.iters % n_rounds else 0)
+            runner = config.runner
+            times: list[float] = []
+            try:
+                runner.activate()
+                runner.prepare(config.batch)
+                memory.start()
+                for _ in range(share):
+                    cpu, start = time.process_time(), time.perf_counter()
+                    runner.run()
+                    times.append(time.perf_counter() - start)
+                    config.cpu_times.append(time.process_time() - cpu)
+            except Exception as exc:  # noqa: BLE001
+                config.error = _fail(runner, exc)
+                continue
+            config.rss_peak_kib = max(config.rss_peak_kib, memory.peak())
+            config.times += times
+            config.rounds.append(times)
+    return n_rounds
 
 
 def run_bench(
@@ -249,73 +327,15 @@ def run_bench(
                 runners += factory(str(torch), t, compile=torch_compile)
         peaks = [MatmulRunner(prov, t, peak_size) for prov in providers for t in threads] if peak else []
         memory = _Memory()
-        cold: dict[int, dict[str, Any]] = {}
-        for runner in runners + peaks:
-            _say(log, f"loading {runner.name} {runner.model} ({runner.threads} threads)")
-            rss0 = memory.start()
-            start = time.perf_counter()
-            try:
-                runner.load()
-                cold[id(runner)] = {"create_s": time.perf_counter() - start,
-                                    "mem_load_mib": (memory.peak() - rss0) / 1024}
-            except Exception as exc:  # noqa: BLE001 - optional runners record it; others re-raise
-                cold[id(runner)] = {"error": _fail(runner, exc)}
-
-        configs = [_Config(r, b, (id(r), b)) for r in runners for b in batches]
-        configs += [_Config(p, 1, (id(p), 1)) for p in peaks]
-        for config in configs:
-            config.error = cold[id(config.runner)].get("error")
-            if config.error:
-                continue
-            runner = config.runner
-            _say(log, f"first call: {runner.name} {runner.model} batch {config.batch}, {runner.threads} threads")
-            try:
-                runner.activate()
-                runner.prepare(config.batch)
-                rss0 = memory.start()
-                start = time.perf_counter()
-                runner.run()
-                config.first_run_s = time.perf_counter() - start
-                warm = []
-                for _ in range(warmup):
-                    start = time.perf_counter()
-                    runner.run()
-                    warm.append(time.perf_counter() - start)
-                config.mem_first_run_mib = (memory.peak() - rss0) / 1024
-            except Exception as exc:  # noqa: BLE001
-                config.error = _fail(runner, exc)
-                continue
-            if not isinstance(runner, MatmulRunner):
-                config.iters = _plan_iterations(iters, duration, warm or [config.first_run_s])
-
-        live = [c for c in configs if not c.error]
-        n_rounds = max(1, min(rounds, min((c.iters for c in live if c.iters), default=1)))
-        for config in live:
-            if isinstance(config.runner, MatmulRunner):
-                config.iters = 2 * n_rounds  # two products a round: enough for a median, cheap next to the rest
-        order = random.Random(seed)
-        _say(log, f"timing {len(live)} configurations in {n_rounds} interleaved rounds")
-        for r in range(n_rounds):
-            visit = list(live)
-            order.shuffle(visit)
-            for config in visit:
-                share = config.iters // n_rounds + (1 if r < config.iters % n_rounds else 0)
-                runner = config.runner
-                runner.activate()
-                runner.prepare(config.batch)
-                times: list[float] = []
-                memory.start()
-                for _ in range(share):
-                    cpu, start = time.process_time(), time.perf_counter()
-                    runner.run()
-                    times.append(time.perf_counter() - start)
-                    config.cpu_times.append(time.process_time() - cpu)
-                config.rss_peak_kib = max(config.rss_peak_kib, memory.peak())
-                config.times += times
-                config.rounds.append(times)
-        for runner in runners:
-            if hasattr(runner, "close"):
-                runner.close()
+        try:
+            cold = _load_all(runners + peaks, memory, log)
+            configs = [_Config(r, b) for r in runners for b in batches] + [_Config(p, 1) for p in peaks]
+            _first_calls(configs, cold, memory, warmup, iters, duration, log)
+            n_rounds = _timed_rounds(configs, memory, rounds, seed, log)
+        finally:
+            for runner in runners:
+                if hasattr(runner, "close"):
+                    runner.close()
 
     peak_rows = _peak_rows([c for c in configs if isinstance(c.runner, MatmulRunner)], cold)
     rows = _rows([c for c in configs if not isinstance(c.runner, MatmulRunner)], cold, peak_rows, count_macs)
