@@ -343,7 +343,8 @@ def run_bench(
     machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     settings = {"batches": list(batches), "threads": list(threads), "providers": list(providers),
                 "setups": [s.label for s in setups], "warmup": warmup, "iters": iters,
-                "duration_s": duration if iters is None else None, "rounds": n_rounds, "pin_core": pin_core,
+                "duration_s": (duration or 2.0) if iters is None else None, "rounds": n_rounds,
+                "pin_core": pin_core,
                 "torch": str(torch) if torch is not None else None, "torch_compile": bool(torch and torch_compile),
                 "peak_size": peak_size if peak else None, "seed": seed}
     method = MEMORY_METHOD if memory.resettable else "process lifetime peak RSS (ru_maxrss); no per-row reset"
