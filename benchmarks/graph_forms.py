@@ -355,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None, help="trained DCGAN 28x28 run or checkpoint for the 28x28 model")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "graph_forms.md"))
     ap.add_argument("--quick", action="store_true", help="main engines only (no form/option studies)")
+    ap.add_argument("--note", default="", help="a line for the report header (e.g. how --checkpoint was trained)")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
@@ -419,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
            "; random DCGAN init, BN stats warmed on random batches, image layer scaled to unit pre-Tanh spread"),
         f"- MLAS peak (2048^3 MatMul through onnxruntime, same rounds): "
         + ", ".join(f"{peak_gflops[t]:.0f} GFLOP/s at {t} thread{'s' if t > 1 else ''}" for t in threads_list),
+        *([f"- note: {args.note}"] if args.note else []),
         f"- load average (1 min) at start {load_start[0]:.1f}, at end {os.getloadavg()[0]:.1f}; wall time "
         f"{time.time() - started:.0f} s; spread = interquartile range / median over rounds",
         "",

@@ -24,8 +24,10 @@ Two arrangements are exact (REFERENCE.md's 3x3 Conv + DepthToSpace is exact too,
 The first layer maps z [B, nz] viewed as [B, nz, 1, 1] through a ConvTranspose whose kernel is the output
 size; it is a matrix product: Gemm(z, W.reshape(nz, Cout*k*k)) + Reshape to [B, Cout, k, k].
 
-Measured effects (benchmarks/graph_forms.py, results in benchmarks/results/graph_forms.md) are quoted on the
-public functions below.
+On onnxruntime's CPU provider the "phases" form interleaved channels-last wins (see optimize_fp32 for the
+figures): the Transposes to and from NHWC fold into onnxruntime's NCHWc reorders, and the interleave then moves
+whole Cout-float blocks instead of single floats as DepthToSpace does. Measured with benchmarks/graph_forms.py;
+results in benchmarks/results/graph_forms.md.
 """
 from __future__ import annotations
 
@@ -451,18 +453,24 @@ def hoist_activations(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 # ------------------------------------------------------------------------------------------- public API
-def to_subpixel(model: onnx.ModelProto, form: str = "crop", layout: str = "nchw",
-                min_out_channels: int = 1) -> onnx.ModelProto:
-    """The form int8 quantizes: BN folded, first layer as Gemm, stride-2 ConvTransposes as sub-pixel Convs.
+def to_subpixel(model: onnx.ModelProto, form: str = "phases", layout: str = "nhwc",
+                min_out_channels: int = IMAGE_LAYER_CHANNELS) -> onnx.ModelProto:
+    """The form export/int8.py quantizes: BN folded, first layer as Gemm, stride-2 ConvTransposes as sub-pixel
+    Convs (which the CPU provider runs as QLinearConv once quantized; it has no int8 ConvTranspose).
+
+    The defaults are build_int8's: "phases"/"nhwc" with the image layer kept as a ConvTranspose (int8 keeps it
+    in float). Measured, int8 of this form at DCGAN 28x28 (trained weights), 1 thread: batch 1 0.24 ms, batch
+    64 12.1 ms, 0.30x / 0.24x the naive fp32 export and 0.10x / 0.26x torch eager, max / mean error 1.8e-2 /
+    1.9e-3; REFERENCE.md's 3x3 form quantized: 0.44 ms / 23.0 ms (benchmarks/results/graph_forms.md).
 
     Args:
         model: an fp32 generator (ConvTranspose form).
         form: sub-pixel arrangement, see `convtranspose_to_subpixel`.
         layout: phase interleave layout, see `convtranspose_to_subpixel`.
-        min_out_channels: ConvTransposes with fewer output channels keep their form.
+        min_out_channels: ConvTransposes with fewer output channels keep their form (1: rewrite them all).
 
     Returns:
-        A new, checked model with the same inputs, outputs and metadata.
+        A new, checked model with the same inputs, outputs, batch axis and metadata.
     """
     out = fold_batchnorm(model)
     out = first_layer_to_gemm(out)
@@ -473,13 +481,31 @@ def to_subpixel(model: onnx.ModelProto, form: str = "crop", layout: str = "nchw"
 
 
 def optimize_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The exact fp32 rewrites that measured faster on onnxruntime's CPU provider.
+    """The exact fp32 rewrites that measured faster on onnxruntime's CPU provider (max error vs the original
+    graph ~1e-6).
+
+    First layer as Gemm (+Relu fused), each stride-2 ConvTranspose as four 2x2 phase Convs (exactly the
+    ConvTranspose's multiply-adds; onnxruntime runs them in its NCHWc layout) interleaved channels-last, the
+    1-channel image layer kept as ConvTranspose. Measured against the naive export in one interleaved run
+    (benchmarks/results/graph_forms.md, 12 rounds, medians, 1 intra-op thread, spreads 1-7%):
+
+    | model, batch | naive ms | optimized ms | ratio | optimized / torch eager |
+    | --- | ---: | ---: | ---: | ---: |
+    | DCGAN 28x28, 1 | 0.80 | 0.54 | 0.67 | 0.21 |
+    | DCGAN 28x28, 64 | 50.7 | 31.4 | 0.62 | 0.68 |
+    | DCGAN 64x64, 1 | 2.61 | 2.27-2.76 | 0.87-1.06 | 0.37-0.45 |
+    | DCGAN 64x64, 64 | 141 | 125 | 0.88 | 0.66 |
+
+    At 2 threads (another process held one of the two cores in that run) the ratio was 0.48-0.72 at 28x28 and
+    0.70-0.88 at 64x64. Forms that lost: one 2x2 Conv with 4*Cout outputs + crop ((H+1)^2/H^2 the work:
+    0.74-0.86), NCHW DepthToSpace interleave (0.67-0.88), REFERENCE.md's 3x3 Conv (1.4-2.2x slower), the Gemm
+    first layer alone (0.88-0.94), sub-pixel image layers (NCHWc pads 1-4 output channels to 16).
 
     Args:
         model: an fp32 generator as exported (ConvTranspose form).
 
     Returns:
-        A new, checked model with the same inputs, outputs and metadata.
+        A new, checked model with the same inputs, outputs, batch axis and metadata.
     """
     return to_subpixel(model, "phases", "nhwc", min_out_channels=IMAGE_LAYER_CHANNELS)
 
