@@ -2,8 +2,9 @@
 
 onnxruntime's CPU provider has no int8 ConvTranspose kernel: a QDQ ConvTranspose runs dequantize -> fp32
 ConvTranspose -> quantize, slower than plain fp32 (REFERENCE.md). So the model is first rewritten exactly into
-its sub-pixel form (`export.graph_forms.to_subpixel`: every stride-2 ConvTranspose becomes a Conv, the first
-layer a Gemm), whose Conv/Gemm run as QLinearConv / QGemm on u8 activations and s8 per-channel weights.
+its sub-pixel form (`export.graph_forms.to_subpixel`: every stride-2 upsampling ConvTranspose becomes 2x2
+Convs, the first layer a Gemm), whose Convs run as QLinearConv (and the Gemm, if quantized, as QGemm) on u8
+activations and s8 per-channel weights. By default the first layer (it reads z) and the image layer stay float.
 
 Calibration follows the generator contract: latents `draw_latents(n, nz, seed)` and, for a conditional model,
 labels `default_labels(n, num_classes)`.
@@ -20,7 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-from export.graph_forms import LAYOUTS, SUBPIXEL_FORMS, to_subpixel
+from export.graph_forms import IMAGE_LAYER_CHANNELS, LAYOUTS, SUBPIXEL_FORMS, to_subpixel
 from runtime.contract import (
     INPUT_LABEL, INPUT_LATENT, KEY_PRECISION, GeneratorContract, default_labels, draw_latents,
 )
@@ -32,7 +33,6 @@ CALIBRATION_METHODS = ("MinMax", "Percentile", "Entropy")
 DEFAULT_FORM = "phases"
 DEFAULT_LAYOUT = "nhwc"
 DEFAULT_FLOAT_LAYERS = ("first", "last")
-IMAGE_LAYER_CHANNELS = 8  # ConvTransposes with fewer output channels are image layers
 
 
 class Int8Error(EdgeganError):
@@ -70,7 +70,7 @@ def final_layer_nodes(model: onnx.ModelProto) -> list[str]:
     step (1/255 of the [-1, 1] range at best) for a small share of the work.
     """
     producers = {o: n for n in model.graph.node for o in n.output}
-    passthrough = {"Tanh", "Sigmoid", "DepthToSpace", "Slice", "Reshape", "Transpose", "Concat"}
+    passthrough = {"Tanh", "Sigmoid", "DepthToSpace", "Slice", "Reshape", "Transpose", "Concat", "Unsqueeze"}
     found: list[str] = []
     stack = [o.name for o in model.graph.output]
     seen: set[str] = set()
