@@ -9,7 +9,7 @@ from typing import Any
 ARCHS = ("gan", "dcgan")
 LOSSES = ("bce", "hinge", "lsgan")
 DATASETS = ("mnist", "fashion-mnist", "folder", "npz")
-AMP_MODES = ("off", "bf16", "fp16")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -60,7 +60,9 @@ class TrainConfig:
     seed: int = 0
     sample_seed: int = 0  # the grid each epoch: contract latents draw_latents(64, nz, sample_seed)
     device: str = "auto"
-    amp: str = "off"
+    # auto: bf16 autocast on CPUs with AVX-512 BF16 or AMX (~1.5-1.8x faster there, same losses and samples:
+    # benchmarks/results/train_throughput.md), off elsewhere; resolved when a run starts (config.json shows it)
+    amp: str = "auto"
     channels_last: bool = True
     compile: bool = False
     log_every: int = 10  # progress bar / metrics.jsonl / NaN check interval, in steps

@@ -97,6 +97,15 @@ def gather_objects(obj: object, ctx: DistContext) -> list:
     return out
 
 
+def broadcast_object(obj: object, ctx: DistContext) -> object:
+    """Rank 0's `obj` (picklable) on every rank; `obj` itself in one process."""
+    if not ctx.enabled:
+        return obj
+    box = [obj if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def parameter_digest(model: nn.Module) -> str:
     """Short SHA-256 of a model's parameter names and bytes (layout-independent): equal digests, equal weights."""
     h = hashlib.sha256()

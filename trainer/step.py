@@ -44,6 +44,22 @@ def make_adam(params, cfg: TrainConfig, impl: str = "fused") -> torch.optim.Adam
     return torch.optim.Adam(params, foreach=impl == "foreach", **kwargs)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """AVX-512 BF16 or AMX: the CPU multiplies bf16 natively (oneDNN then runs bf16 convolutions fast)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """"auto" -> "bf16" on a CPU with native bf16 arithmetic, else "off"; other modes are returned as they are.
+
+    CUDA stays off under auto: at batch 64 a DCGAN step there is launch-bound, and bf16 was not measured here.
+    """
+    if amp != "auto":
+        return amp
+    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "off"
+
+
 def autocast(amp: str, device: torch.device):
     """Mixed-precision context for G and D forwards: off, bf16 (CUDA, or CPUs with AVX-512 BF16/AMX), fp16 (CUDA)."""
     if amp == "off":
@@ -100,6 +116,7 @@ class GANStep:
         if not freeze_d and ctx.enabled:
             raise ValueError("freeze_d=False is a single-process benchmark setting; DDP needs D frozen in the G step")
         self.cfg, self.device, self.rank = cfg, device, ctx.rank
+        self.amp = resolve_amp(cfg.amp, device)
         self.freeze_d = freeze_d
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
@@ -113,7 +130,7 @@ class GANStep:
         self.opt_D = make_adam(self.D.parameters(), cfg, adam)
         self.ema = EMA(self.G, cfg.ema_decay) if cfg.ema else None
         self.noise = torch.Generator(device=device).manual_seed(noise_seed(cfg.seed, ctx.rank))
-        self.scaler_G, self.scaler_D = (torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16") for _ in range(2))
+        self.scaler_G, self.scaler_D = (torch.amp.GradScaler("cuda", enabled=self.amp == "fp16") for _ in range(2))
         self.G_train, self.D_train = dist_utils.wrap(self.G, ctx), dist_utils.wrap(self.D, ctx)
         self.D_gen = self.D  # the G step's D: bare (frozen parameters, no DDP hooks)
         if cfg.compile:
@@ -150,14 +167,14 @@ class GANStep:
         if self.freeze_d:
             self.D.requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)  # also drops what an unfrozen G step left in D
-        with autocast(self.cfg.amp, self.device):
+        with autocast(self.amp, self.device):
             fake = self.G_train(z, y_fake)  # [B, C, H, W]; its graph is reused by the G step
         with dist_utils.no_sync(self.D_train):
-            with autocast(self.cfg.amp, self.device):
+            with autocast(self.amp, self.device):
                 d_real = self.D_train(x, y_real).float()  # [B] logits
             loss_real = self.loss.d_real(d_real)
             self.scaler_D.scale(loss_real).backward()
-        with autocast(self.cfg.amp, self.device):
+        with autocast(self.amp, self.device):
             d_fake = self.D_train(fake.detach(), y_fake).float()
         loss_fake = self.loss.d_fake(d_fake)
         self.scaler_D.scale(loss_fake).backward()
@@ -167,7 +184,7 @@ class GANStep:
         # G step: make the updated D call the same fakes real.
         if self.freeze_d:
             self.D.requires_grad_(False)
-        with autocast(self.cfg.amp, self.device):
+        with autocast(self.amp, self.device):
             d_gen = self.D_gen(fake, y_fake).float()
         loss_g = self.loss.g(d_gen)
         self.scaler_G.scale(loss_g).backward()
@@ -193,7 +210,7 @@ class GANStep:
     def rng_state(self) -> dict:
         """This rank's noise stream (and fp16 loss-scaler state): what an exact resume needs besides weights."""
         state = {"noise": self.noise.get_state()}
-        if self.cfg.amp == "fp16":
+        if self.amp == "fp16":
             state.update(scaler_G=self.scaler_G.state_dict(), scaler_D=self.scaler_D.state_dict())
         return state
 

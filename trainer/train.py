@@ -24,7 +24,7 @@ from trainer import distributed as dist_utils
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import BatchSource
-from trainer.step import GANStep, StepStats
+from trainer.step import GANStep, StepStats, resolve_amp
 
 SAMPLE_GRID_SIZE = 64
 
@@ -122,12 +122,17 @@ def _fit_to_data(cfg: TrainConfig, data) -> None:
 
 
 def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_utils.DistContext) -> TrainResult:
-    resume_from = _prepare_out_dir(out, resume) if ctx.is_main else (out / "checkpoints" / "last.pt" if resume else None)
-    ckpt = load_checkpoint(resume_from, map_location="cpu") if resume_from is not None else None
+    ckpt = None
+    if ctx.is_main:
+        resume_from = _prepare_out_dir(out, resume)
+        ckpt = load_checkpoint(resume_from, map_location="cpu") if resume_from is not None else None
+    if resume and ctx.enabled:  # rank 0 alone reads: other nodes need no shared file system
+        ckpt = dist_utils.broadcast_object(ckpt, ctx)
     if ckpt is not None:
         cfg = _restore_recipe(cfg, ckpt)
     cfg.validate()
     device = ctx.device
+    cfg.amp = resolve_amp(cfg.amp, device)  # config.json and checkpoints record what ran
     data = _load_data(cfg, progress and ctx.is_main)
     _fit_to_data(cfg, data)
     source = BatchSource(data, cfg.batch_size, cfg.seed, device, ctx.rank, ctx.world_size, cfg.channels_last and cfg.model.arch == "dcgan")
