@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -232,7 +233,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     return TrainResult(out, step, step // steps_per_epoch, last_ckpt, ips, last_metrics)
 
 
-def _record_replicas(engine: GANStep, ctx: dist_utils.DistContext, log) -> None:
+def _record_replicas(engine: GANStep, ctx: dist_utils.DistContext, log: Callable[[str], None]) -> None:
     """Every rank's digest of its G, D and G_ema parameters, written to train.log by rank 0 (`replicas {...}`).
 
     Data parallelism is correct only if these agree; BatchNorm running statistics are left out (each rank's
