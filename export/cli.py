@@ -19,6 +19,8 @@ import click
 @click.option("--triton", is_flag=True, help="Also write a Triton model repository under OUT/triton/.")
 @click.option("--pixels", type=click.Choice(["float", "uint8"]), default="float", show_default=True,
               help="Output float32 NCHW in [-1, 1], or uint8 NHWC with the scaling folded into the graph.")
+@click.option("--optimize/--no-optimize", default=True, show_default=True,
+              help="Ship generator.onnx in the exact phase-convolution form (faster on CPU) or as torch exported it.")
 @click.option("--no-ema", is_flag=True, help="Export the raw generator instead of its EMA weights.")
 @click.option("--force", is_flag=True, help="Replace an existing export in OUT.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
@@ -31,7 +33,7 @@ import click
               help="Images per variant the quality gate scores.")
 def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensorrt: bool, trt_batch: str,
            ort_format: bool, triton: bool, pixels: str, no_ema: bool, force: bool, as_json: bool, quiet: bool,
-           evaluator: str | None, max_fid_delta: float | None, gate_n: int) -> None:
+           evaluator: str | None, max_fid_delta: float | None, gate_n: int, optimize: bool) -> None:
     """Export a run's (or checkpoint's) generator to a verified generator.onnx plus the variants asked for.
 
     Every file is verified before it is moved into OUT; the checks, errors, sizes and operator counts go to
@@ -52,7 +54,7 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
     report = export_checkpoint(
         source, out_dir, opset=opset, fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt,
         triton=triton, pixels=pixels, use_ema=not no_ema, force=force, trt_batch=batch, progress=not quiet,
-        evaluator=evaluator, max_fid_delta=max_fid_delta, gate_n=gate_n,
+        evaluator=evaluator, max_fid_delta=max_fid_delta, gate_n=gate_n, optimize=optimize,
     )
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report))
     if not as_json:

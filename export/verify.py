@@ -18,6 +18,8 @@ Checks (each yields a CheckRecord):
 """
 from __future__ import annotations
 
+import math
+
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -458,10 +460,13 @@ def verify_variant(
             out = np.asarray(ReferenceEvaluator(model).run([OUTPUT_IMAGE], feeds)[0])
             ort_out = result.outputs[n]
             if uint8:
+                # The precision's float budget in pixel levels (fp32: 1 level; int8: requantization rounding in
+                # onnxruntime's integer kernels vs the reference's float Q/DQ lands a few levels apart).
+                slack = max(UINT8_LEVEL_SLACK, math.ceil(tol.reference * 127.5))
                 levels = np.abs(out.astype(np.int32) - ort_out.astype(np.int32))
-                ok = out.dtype == np.uint8 and out.shape == ort_out.shape and int(levels.max()) <= UINT8_LEVEL_SLACK
+                ok = out.dtype == np.uint8 and out.shape == ort_out.shape and int(levels.max()) <= slack
                 return CheckRecord("reference_evaluator", ok, float(levels.max()), float(levels.mean()),
-                                   UINT8_LEVEL_SLACK, f"onnx.reference vs onnxruntime at batch {n}{note}", unit="levels")
+                                   slack, f"onnx.reference vs onnxruntime at batch {n}{note}", unit="levels")
             ok, mx, mean, detail = _compare_float(out, ort_out, tol.reference, None)
             return CheckRecord("reference_evaluator", ok, mx, mean, tol.reference,
                                f"onnx.reference vs onnxruntime at batch {n}{note}; " + detail)
