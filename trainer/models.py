@@ -147,8 +147,10 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        start, ladder = _dcgan_plan(cfg)
-        ladder = ladder[::-1]  # w ... up to the widest
+        start, g_ladder = _dcgan_plan(cfg)
+        # w, 2w, 4w, ... as in pytorch/examples (ndf first); the mirror of G's ladder at sizes 2^k, and at 28x28
+        # w -> 2w rather than G's 4w/2w (a 4x larger D bought no quality and cost 4x the D multiply-adds).
+        ladder = [cfg.width * 2**i for i in range(len(g_ladder))]
         layers: list[nn.Module] = [nn.Conv2d(cfg.channels, ladder[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for c_in, c_out in zip(ladder, ladder[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, True)]
