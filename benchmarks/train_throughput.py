@@ -66,16 +66,16 @@ class ExamplesGenerator(nn.Module):
 
 
 class ExamplesDiscriminator(nn.Module):
-    """pytorch/examples' netD laid out as edgegan's 28x28 D (G's mirror: 2w, 4w channels) -> probabilities [B]."""
+    """pytorch/examples' netD laid out as edgegan's 28x28 D (ndf, 2*ndf channels) -> probabilities [B]."""
 
     def __init__(self, ndf: int = WIDTH):
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(1, ndf * 2, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
-            # state size. (ndf*2) x 14 x 14
-            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
-            # state size. (ndf*4) x 7 x 7
-            nn.Conv2d(ndf * 4, 1, 7, 1, 0, bias=False), nn.Sigmoid(),
+            nn.Conv2d(1, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            # state size. (ndf) x 14 x 14
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
+            # state size. (ndf*2) x 7 x 7
+            nn.Conv2d(ndf * 2, 1, 7, 1, 0, bias=False), nn.Sigmoid(),
         )
 
     def forward(self, x):
