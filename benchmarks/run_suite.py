@@ -101,7 +101,7 @@ def plot_suite(results: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401  (matplotlib.ticker.ScalarFormatter below)
 
-    from runtime.bench_report import atomic_write
+    from runtime.files import atomic_write
 
     names = list(results)
     fig, axes = plt.subplots(len(names), 2, figsize=(13, 4.2 * len(names)), squeeze=False)
@@ -157,7 +157,8 @@ def _ratio_summary(result: dict, variant_of: dict) -> list[str]:
 def write_results(results: dict, out: Path, started: float, minutes: float | None) -> None:
     """benchmarks/results/<machine>.md (tables, ratios), .json (every row) and .png."""
     from runtime.bench import machine_slug
-    from runtime.bench_report import atomic_write, to_markdown
+    from runtime.bench_report import to_markdown
+    from runtime.files import atomic_write
 
     machine = next(iter(results.values()))["standard"]["machine"]
     slug = machine_slug(machine)
@@ -179,8 +180,8 @@ def write_results(results: dict, out: Path, started: float, minutes: float | Non
         parts += [f"- {line}" for line in _ratio_summary(res["standard"], res["variant_of"])] + [""]
         if "edge" in res:
             parts += [to_markdown(res["edge"], f"{name}: edge profile (1 thread pinned to one core)"), ""]
-    md = atomic_write(out / f"{slug}.md", lambda f: f.write("\n".join(parts)))
-    js = atomic_write(out / f"{slug}.json", lambda f: f.write(json.dumps(results, indent=2, default=str) + "\n"))
+    md = atomic_write(out / f"{slug}.md", lambda f: f.write("\n".join(parts)), binary=False)
+    js = atomic_write(out / f"{slug}.json", lambda f: f.write(json.dumps(results, indent=2, default=str) + "\n"), binary=False)
     png = plot_suite(results, out / f"{slug}.png")
     print(f"[suite] wrote {md}, {js}, {png}", file=sys.stderr)
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from runtime.files import atomic_write
 from runtime.contract import GeneratorContract
 from runtime.errors import EdgeganError
 
@@ -140,13 +141,4 @@ def build_engine(
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda f: f.write(data))

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from runtime.bench import BenchError
+from runtime.files import atomic_write
 
 # (header, key, format) of the table's columns; a missing value prints as "-".
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -101,32 +101,15 @@ def to_markdown(result: dict[str, Any], title: str = "edgegan bench") -> str:
     return "\n".join(lines) + "\n"
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool = False) -> Path:
-    """Call write(file) on a temp file in path's folder, fsync, then rename it over path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
     """Every row, ratio, peak and the machine, as indented JSON."""
-    return atomic_write(path, lambda f: f.write(json.dumps(result, indent=2, default=str) + "\n"))
+    return atomic_write(path, lambda f: f.write(json.dumps(result, indent=2, default=str) + "\n"), binary=False)
 
 
 def write_markdown(result: dict[str, Any], path: str | os.PathLike, title: str = "edgegan bench") -> Path:
-    return atomic_write(path, lambda f: f.write(to_markdown(result, title)))
+    return atomic_write(path, lambda f: f.write(to_markdown(result, title)), binary=False)
 
 
 def require_matplotlib() -> None:

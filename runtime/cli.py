@@ -19,18 +19,9 @@ def save_npy(array, path: str | os.PathLike) -> Path:
     """Write an array as .npy atomically (temp file in the same folder, fsync, rename)."""
     import numpy as np
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    from runtime.files import atomic_write
+
+    return atomic_write(path, lambda f: np.save(f, array))
 
 
 @click.command()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.contract import to_uint8_nhwc
+from runtime.files import atomic_write
 
 __all__ = ["to_uint8_nhwc", "make_grid", "save_png", "save_grid"]
 
@@ -39,15 +40,10 @@ def save_png(picture: np.ndarray, path: str | os.PathLike) -> Path:
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if picture.ndim == 3 and picture.shape[2] == 1:
         picture = picture[:, :, 0]
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        Image.fromarray(np.ascontiguousarray(picture)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    image = Image.fromarray(np.ascontiguousarray(picture))
+    atomic_write(path, lambda f: image.save(f, format="PNG"))
     return path
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from runtime.errors import EdgeganError
+from runtime.files import atomic_write
 from runtime.metrics import (
     PR_NEIGHBOURS,
     class_coverage,
@@ -317,16 +318,7 @@ def images_digest(images: np.ndarray) -> str:
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def _cache_path(dataset: str, split: str, evaluator: Evaluator, data_digest: str) -> Path:
@@ -663,16 +655,4 @@ def format_report(report: QualityReport) -> str:
 
 def write_json(report: QualityReport, path: str | os.PathLike) -> Path:
     """Write the report as JSON atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(report.to_dict(), f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda f: f.write(json.dumps(report.to_dict(), indent=2) + "\n"), binary=False)

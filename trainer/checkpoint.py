@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from runtime.errors import EdgeganError
+from runtime.files import atomic_write
 
 CHECKPOINT_KIND = "edgegan-checkpoint"
 CHECKPOINT_FORMAT = 1
@@ -29,33 +30,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
     A crash or Ctrl-C at any point leaves the previous file intact (rename is atomic on POSIX).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:

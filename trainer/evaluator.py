@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from runtime.files import atomic_write
 from runtime.errors import EdgeganError
 from runtime.quality import (
     INPUT_PIXELS,
@@ -210,16 +211,7 @@ def _save_onnx(model_bytes: bytes, info: EvaluatorInfo, path: Path) -> None:
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, info.to_metadata())
     onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(model.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda f: f.write(model.SerializeToString()))
 
 
 def train_evaluator(cfg: EvaluatorConfig, out: str | os.PathLike | None = None,

@@ -20,6 +20,7 @@ from torch import nn
 
 from runtime.contract import default_labels, draw_latents
 from runtime.errors import EdgeganError
+from runtime.files import atomic_write
 from runtime.images import save_grid, to_uint8_nhwc
 from trainer import distributed as dist_utils
 from trainer.checkpoint import load_checkpoint, save_checkpoint
@@ -46,12 +47,6 @@ class TrainResult:
     checkpoint: Path
     images_per_second: float
     last_metrics: dict
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _prepare_out_dir(out: Path, resume: bool) -> Path | None:
@@ -151,7 +146,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
         )
 
     if ctx.is_main:
-        _atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
+        atomic_write(out / "config.json", lambda f: f.write(json.dumps(cfg.to_dict(), indent=2)), binary=False)
     metrics_file = open(out / "metrics.jsonl", "a") if ctx.is_main else None
     log_file = open(out / "train.log", "a") if ctx.is_main else None
     bar = None
@@ -297,7 +292,5 @@ def _plot_losses(out: Path) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = out / f".loss_curve.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
+    atomic_write(out / "loss_curve.png", lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
-    os.replace(tmp, out / "loss_curve.png")
