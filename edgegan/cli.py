@@ -21,6 +21,19 @@ COMMANDS = {
 }
 
 
+# Packages that only the extras install -> the extra that brings them.
+OPTIONAL_DEPENDENCIES = {
+    "torch": "train", "onnx": "export", "onnxscript": "export", "matplotlib": "plot", "tritonclient": "triton",
+}
+
+
+def _missing_extra(command: str, exc: ModuleNotFoundError) -> click.ClickException:
+    extra = OPTIONAL_DEPENDENCIES.get((exc.name or "").split(".")[0], "all")
+    return click.ClickException(
+        f"`edgegan {command}` needs {exc.name!r}, which is not installed: pip install 'edgegan[{extra}]'"
+    )
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -33,10 +46,7 @@ class LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            extra = {"trainer": "train", "export": "export"}.get(module_name.split(".")[0], "all")
-            raise click.ClickException(
-                f"`edgegan {name}` needs {exc.name!r}, which is not installed: pip install 'edgegan[{extra}]'"
-            ) from exc
+            raise _missing_extra(name, exc) from exc
         command = getattr(module, attr, None)
         if command is None:
             raise click.ClickException(f"`edgegan {name}` is not available in this version of edgegan")
@@ -53,6 +63,10 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except EdgeganError as exc:
             raise click.ClickException(str(exc)) from exc
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in OPTIONAL_DEPENDENCIES:
+                raise
+            raise _missing_extra(ctx.invoked_subcommand or "", exc) from exc
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}") from exc
         except KeyboardInterrupt:
