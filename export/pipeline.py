@@ -32,6 +32,7 @@ from export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_gate
 from export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
 from runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
 from runtime.errors import EdgeganError
+from runtime.files import fsync_path
 from trainer.checkpoint import CheckpointError, resolve_checkpoint
 from trainer.config import TrainConfig
 
@@ -130,18 +131,8 @@ def _check_options(opset: int, pixels: str, trt_batch: tuple[int, int, int]) -> 
 
 
 def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        flags = os.O_RDONLY
-        try:
-            fd = os.open(path, flags)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # files before their folders
+        fsync_path(path)
 
 
 def _commit(stage: Path, out_dir: Path, trash: Path) -> None:

@@ -29,16 +29,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], binar
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never a part
-        fsync_dir(path.parent)
+        fsync_path(path.parent)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
 
 
-def fsync_dir(folder: str | os.PathLike) -> None:
-    """Make a rename in `folder` durable (best effort: some filesystems refuse directory fsync)."""
+def fsync_path(path: str | os.PathLike) -> None:
+    """fsync a file, or a folder so the renames in it are durable (best effort: some filesystems refuse)."""
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
