@@ -91,7 +91,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     out = Path(out_dir)
     ctx = dist_utils.init_distributed(cfg.device)
     try:
-        return _train(cfg, out, resume, progress, ctx)
+        result = _train(cfg, out, resume, progress, ctx)
+        # Leave together: a rank that tears down gloo while rank 0 still writes or talks aborts the job.
+        dist_utils.barrier(ctx)
+        return result
     finally:
         dist_utils.shutdown(ctx)
 
