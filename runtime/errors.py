@@ -8,3 +8,7 @@ from __future__ import annotations
 
 class EdgeganError(Exception):
     """A user-facing error: the message says what is wrong and how to fix it."""
+
+
+class ModelFileError(EdgeganError):
+    """The model path does not exist, is not a model file, or onnxruntime cannot (or must not) load it."""
