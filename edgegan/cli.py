@@ -34,6 +34,15 @@ def _missing_extra(command: str, exc: ModuleNotFoundError) -> click.ClickExcepti
     )
 
 
+def _os_error(exc: OSError) -> click.ClickException:
+    """"No space left on device: /path/the/user/named" (atomic writes re-raise naming the target, not a temp file)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return click.ClickException(reason)
+    both = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+    return click.ClickException(f"{reason}: {both}")
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -59,6 +68,8 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
+        """The one error boundary: our typed errors, OSError (ENOSPC, EROFS, EACCES, ENOENT, ...) and MemoryError
+        become one line and exit status 1; anything else is a bug and keeps its traceback."""
         try:
             return super().invoke(ctx)
         except EdgeganError as exc:
@@ -67,8 +78,13 @@ class LazyGroup(click.Group):
             if (exc.name or "").split(".")[0] not in OPTIONAL_DEPENDENCIES:
                 raise
             raise _missing_extra(ctx.invoked_subcommand or "", exc) from exc
-        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}") from exc
+        except OSError as exc:
+            raise _os_error(exc) from exc
+        except MemoryError as exc:
+            raise click.ClickException(
+                "out of memory" + (f" ({exc})" if str(exc) else "") + ": ask for less at once (a smaller -n or "
+                "--batch-size); `edgegan sample --npy` streams images to disk"
+            ) from exc
         except KeyboardInterrupt:
             click.echo("interrupted; files already written are complete (writes are atomic)", err=True)
             sys.exit(130)

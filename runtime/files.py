@@ -1,10 +1,18 @@
-"""Atomic file writes: a crash or Ctrl-C mid-write leaves the previous file intact (stdlib only)."""
+"""Atomic file writes: a crash or Ctrl-C mid-write leaves the previous file intact; output paths checked before the
+work that fills them (stdlib only)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
+
+from runtime.errors import EdgeganError
+
+
+class OutputPathError(EdgeganError):
+    """An output file that cannot be written, found before the work that would fill it."""
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], binary: bool = True) -> Path:
@@ -16,10 +24,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], binar
         binary: open the temp file in binary ("wb") or text ("w") mode.
     Returns:
         The destination path.
+
+    Raises:
+        OSError: as the system gave it (ENOSPC, EROFS, EACCES, ...), but naming `path`, not the temp file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -30,9 +44,68 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], binar
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never a part
         fsync_path(path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The same error (same errno, so the same OSError subclass) about the user's path instead of the temp file."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+
+
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """Check, before any work, that a file can be written at `path`: by creating and removing a probe file beside
+    it (permission bits alone say nothing to root, nor about read-only or pseudo filesystems like /proc).
+
+    Args:
+        path: the file to be written later (atomically, by `atomic_write`).
+        what: how the message names it, e.g. "--json".
+
+    Returns:
+        `path` as a Path.
+
+    Raises:
+        OutputPathError: the path is a folder, its folder is missing (no folder is created on the user's behalf)
+            or is not a folder, or no file can be created there.
+    """
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise OutputPathError(f"cannot write {what} {path}: it is a folder; give a file name")
+    if not folder.exists():
+        raise OutputPathError(f"cannot write {what} {path}: folder {folder} does not exist (create it first)")
+    if not folder.is_dir():
+        raise OutputPathError(f"cannot write {what} {path}: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def check_free_space(path: str | os.PathLike, nbytes: int, what: str = "output") -> None:
+    """Refuse up front a file of `nbytes` that the disk holding `path`'s folder has no room for.
+
+    Raises:
+        OutputPathError: naming the file, the bytes needed and the bytes free.
+    """
+    path = Path(path)
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return  # unknown: the write itself will say
+    if nbytes > free:
+        raise OutputPathError(
+            f"cannot write {what} {path}: it needs {nbytes / 2**20:.1f} MiB but only {free / 2**20:.1f} MiB is free "
+            "on that disk"
+        )
 
 
 def fsync_path(path: str | os.PathLike) -> None:
