@@ -297,6 +297,7 @@ def run_bench(
     Raises:
         BenchError, ProviderError, ModelFileError, ContractError (EdgeganError): bad options or models.
     """
+    from runtime.external_data import check_model_file
     from runtime.generator import resolve_model_path
     from runtime.macs import count_macs
 
@@ -316,6 +317,12 @@ def run_bench(
         raise BenchError("give at least one model file (generator.onnx or a variant)")
     paths = [resolve_model_path(m) for m in models]
     factory = load_baseline("torch") if torch is not None else None
+    # Every file is read before anything is timed: a model that reads outside its folder, or a corrupt
+    # generator.onnx beside an .ort, is one line now rather than a traceback after minutes of timing.
+    for path in paths:
+        if path.suffix.lower() != ".plan":  # an engine's generator.onnx is scanned when the engine loads
+            check_model_file(path)
+    macs = {(str(p), b): count_macs(p, b) for p in paths for b in batches}
 
     with pinned(pin_core):
         machine = machine_info()
@@ -338,7 +345,8 @@ def run_bench(
                     runner.close()
 
     peak_rows = _peak_rows([c for c in configs if isinstance(c.runner, MatmulRunner)], cold)
-    rows = _rows([c for c in configs if not isinstance(c.runner, MatmulRunner)], cold, peak_rows, count_macs)
+    rows = _rows([c for c in configs if not isinstance(c.runner, MatmulRunner)], cold, peak_rows,
+                 lambda p, b: macs.get((str(p), b)))
     _add_ratios(rows, [c for c in configs if not isinstance(c.runner, MatmulRunner)])
     machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     settings = {"batches": list(batches), "threads": list(threads), "providers": list(providers),

@@ -6,22 +6,12 @@ which the `edgegan` group prints as "Error: ..." with exit status 1.
 """
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import click
 
 PROVIDER_CHOICES = ("cpu", "cuda", "tensorrt", "auto")
-
-
-def save_npy(array, path: str | os.PathLike) -> Path:
-    """Write an array as .npy atomically (temp file in the same folder, fsync, rename)."""
-    import numpy as np
-
-    from runtime.files import atomic_write
-
-    return atomic_write(path, lambda f: np.save(f, array))
 
 
 @click.command()
@@ -39,34 +29,40 @@ def save_npy(array, path: str | os.PathLike) -> Path:
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Grid PNG to write (default grid.png when --npy is not given).")
 @click.option("--npy", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the images as a uint8 [N, H, W, C] .npy file.")
+              help="Also write the images as a uint8 [N, H, W, C] .npy file, streamed a batch at a time.")
 @click.option("--nrow", type=int, default=None, help="Images per grid row (default: square).")
 def sample(model: Path, n: int, seed: int, labels: tuple[str, ...], truncation: float | None, provider: str,
            threads: int | None, batch_size: int, allow_fallback: bool, out: Path | None, npy: Path | None,
            nrow: int | None) -> None:
-    """Sample images from MODEL (generator.onnx or a variant) by the contract's latent rule."""
+    """Sample images from MODEL (generator.onnx or a variant) by the contract's latent rule.
+
+    Every output is checked writable before any image is made. With --npy the images stream to disk a batch at
+    a time (any -n the disk holds), and the grid shows the first 1024 of them."""
+    from runtime.files import OutputPathError, check_writable
     from runtime.generator import Generator, GeneratorInputError
-    from runtime.images import save_grid
+    from runtime.images import sample_to_files
 
     if nrow is not None and nrow <= 0:
         raise GeneratorInputError(f"--nrow must be positive, got {nrow}")
+    if out is None and npy is None:
+        out = Path("grid.png")
+    if out is not None and npy is not None and out.resolve() == npy.resolve():
+        raise OutputPathError(f"-o and --npy both name {out}; give two files")
+    for path, option in ((out, "-o"), (npy, "--npy")):
+        if path is not None:
+            check_writable(path, option)  # before the work: exit 0 only with every output written
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the fallback is reported below, on one line
         generator = Generator(model, provider=provider, threads=threads, batch_size=batch_size,
                               allow_fallback=allow_fallback)
     if generator.fallback:
         click.echo(f"Warning: provider fallback {generator.fallback} (--allow-fallback)", err=True)
-    images = generator.sample(n, seed=seed, labels=list(labels) or None, truncation=truncation)  # uint8 [N,H,W,C]
-    if out is None and npy is None:
-        out = Path("grid.png")
-    written = []
-    if out is not None:
-        written.append(str(save_grid(images, out, nrow=nrow)))
-    if npy is not None:
-        written.append(str(save_npy(images, npy)))
+    written, shown = sample_to_files(generator, n, seed=seed, labels=list(labels) or None, truncation=truncation,
+                                     grid=out, npy=npy, nrow=nrow)
     h, w, c = generator.image_shape
-    click.echo(f"wrote {' and '.join(written)}: {len(images)} images {h}x{w}x{c}, seed {seed}, "
-               f"{generator.precision}, provider {generator.providers[0]}")
+    note = f" (the grid shows the first {shown})" if out is not None and shown < n else ""
+    click.echo(f"wrote {' and '.join(map(str, written))}: {n} images {h}x{w}x{c}, seed {seed}, "
+               f"{generator.precision}, provider {generator.providers[0]}{note}")
 
 
 @click.command("eval")
@@ -92,6 +88,10 @@ def evaluate(model: Path, dataset: str, data_dir: str | None, n: int, evaluator_
     from runtime.quality import evaluate as run_evaluation
     from runtime.quality import format_report, write_json
 
+    if json_path is not None:
+        from runtime.files import check_writable
+
+        check_writable(json_path, "--json")  # before the work, not after it
     report = run_evaluation(model, dataset, data_dir=data_dir, n=n, evaluator=evaluator_path, seed=seed,
                             provider=provider, threads=threads, batch_size=batch_size, floor=not no_floor,
                             cache=not no_cache)
@@ -143,6 +143,11 @@ def bench(models: tuple[Path, ...], batches: str, threads: str, providers: str, 
         raise BenchError(f"--peak-size must be positive, got {peak_size}")
     if plot is not None:
         require_matplotlib()
+    from runtime.files import check_writable
+
+    for path, option in ((json_path, "--json"), (markdown, "--markdown"), (plot, "--plot")):
+        if path is not None:
+            check_writable(path, option)
     log = None if quiet else (lambda message: click.echo(f"[bench] {message}", err=True))
     result = run_bench(list(models), batches=batch_list, threads=thread_list, providers=provider_list,
                        setups=setup_list, warmup=warmup, iters=iters, duration=duration, rounds=rounds,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
@@ -32,15 +32,15 @@ from runtime.contract import (
     draw_latents,
     to_uint8_nhwc,
 )
-from runtime.errors import EdgeganError
+from runtime.errors import EdgeganError, ModelFileError
 from runtime.providers import ProviderError
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
 __all__ = [
-    "Generator", "GeneratorInputError", "ModelFileError", "ContractError", "ProviderError",
-    "read_contract", "truncated_latents", "slerp", "MODEL_SUFFIXES",
+    "Generator", "GeneratorInputError", "MemoryLimitError", "ModelFileError", "ModelOutputError", "ContractError",
+    "ProviderError", "read_contract", "truncated_latents", "slerp", "available_memory", "check_memory", "MODEL_SUFFIXES",
 ]
 
 MODEL_SUFFIXES = (".onnx", ".ort", ".plan")
@@ -52,8 +52,12 @@ class GeneratorInputError(EdgeganError, ValueError):
     """A bad argument to a Generator: image count, seed, labels, latents or truncation."""
 
 
-class ModelFileError(EdgeganError):
-    """The model path does not exist, is not a model file, or onnxruntime cannot load it."""
+class MemoryLimitError(GeneratorInputError):
+    """More images asked for at once than the memory available now holds."""
+
+
+class ModelOutputError(ContractError):
+    """A run returned an image tensor whose shape or dtype is not the one the model's contract promises."""
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
@@ -142,9 +146,18 @@ def load_session(
     options: "ort.SessionOptions | None" = None,
     allow_fallback: bool = False,
 ) -> tuple["ort.InferenceSession", str | None]:
-    """create_session with load failures (not ONNX, corrupt file) turned into ModelFileError."""
+    """create_session with load failures (not ONNX, corrupt file) turned into ModelFileError.
+
+    The file is scanned first (runtime/external_data.py): a model that keeps tensors in another file is refused
+    before onnxruntime opens it, whichever onnxruntime version is installed.
+    """
+    from runtime.external_data import check_model_file
     from runtime.providers import create_session
 
+    try:
+        check_model_file(path)
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
         return create_session(path, provider, options, allow_fallback)
     except EdgeganError:
@@ -173,11 +186,7 @@ def truncated_latents(n: int, nz: int, seed: int | None, truncation: float) -> n
     Returns:
         float32 [n, nz] with every |entry| <= truncation.
     """
-    if not isinstance(truncation, (int, float, np.floating)) or not math.isfinite(truncation) \
-            or truncation < MIN_TRUNCATION:
-        raise GeneratorInputError(
-            f"truncation must be a finite number >= {MIN_TRUNCATION} (e.g. 0.5 to 1.0), got {truncation!r}"
-        )
+    _check_truncation(truncation)
     _check_count(n)
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, nz), dtype=np.float32)  # [n, nz], identical to draw_latents(n, nz, seed)
@@ -210,6 +219,54 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     z = z.astype(np.float32)
     z[0], z[-1] = a, b
     return z
+
+
+def _check_truncation(truncation: Any) -> float:
+    if isinstance(truncation, bool) or not isinstance(truncation, (int, float, np.floating)) \
+            or not math.isfinite(truncation) or truncation < MIN_TRUNCATION:
+        raise GeneratorInputError(
+            f"truncation must be a finite number >= {MIN_TRUNCATION} (e.g. 0.5 to 1.0), got {truncation!r}"
+        )
+    return float(truncation)
+
+
+def available_memory() -> int | None:
+    """Bytes that can be allocated now without swapping: Linux's MemAvailable (else free pages); None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return ""  # unreachable
+
+
+def check_memory(nbytes: int, what: str, hint: str) -> None:
+    """Refuse up front work that needs more memory than is available now (no check where that is unknown).
+
+    Raises:
+        MemoryLimitError: "{what} need X GiB of memory but Y GiB is available; {hint}".
+    """
+    available = available_memory()
+    if available is not None and nbytes > available:
+        raise MemoryLimitError(f"{what} need {_size(nbytes)} of memory but {_size(available)} is available; {hint}")
+
+
+_QUIET_BYTES = 64 << 20  # generate() checks memory above this (reading /proc/meminfo costs tens of microseconds)
+MEMORY_HINT = ("ask for fewer images at once (-n), or stream them to disk batch by batch with --npy "
+               "(Generator.iter_sample)")
 
 
 def _check_count(n: Any, what: str = "number of images") -> int:
@@ -379,6 +436,15 @@ class Generator:
         Returns:
             int64 [n], or None for an unconditional model.
         """
+        index = self._parse_labels(labels, n)
+        if not self.conditional:
+            return None
+        if index is None:
+            return default_labels(n, self.num_classes)
+        return np.repeat(index, n) if len(index) == 1 else index
+
+    def _parse_labels(self, labels: Any, n: int) -> np.ndarray | None:
+        """Checked labels: None (an unconditional model, or the default rule), else int64 [1] (one for all) or [n]."""
         if not self.conditional:
             if labels is not None:
                 raise GeneratorInputError(
@@ -386,7 +452,7 @@ class Generator:
                 )
             return None
         if labels is None:
-            return default_labels(n, self.num_classes)
+            return None
         if isinstance(labels, np.ndarray):
             items: list[Any] = list(labels.ravel())
         elif isinstance(labels, (str, bytes)) or not isinstance(labels, Iterable):
@@ -395,8 +461,17 @@ class Generator:
             items = list(labels)
         if len(items) not in (1, n):
             raise GeneratorInputError(f"got {len(items)} labels for {n} images; give one label (used for all) or {n}")
-        index = np.array([self._label_index(item) for item in items], dtype=np.int64)
-        return np.repeat(index, n) if len(index) == 1 else index
+        return np.array([self._label_index(item) for item in items], dtype=np.int64)
+
+    def _label_slice(self, index: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:
+        """int64 [stop - start] labels of images start..stop-1 from `_parse_labels`' answer, without all n."""
+        if not self.conditional:
+            return None
+        if index is None:  # the contract's default, arange(n) % num_classes, one slice of it
+            return (np.arange(start, stop) % self.num_classes).astype(np.int64)
+        if len(index) == 1:
+            return np.full(stop - start, index[0], dtype=np.int64)
+        return index[start:stop]
 
     def _label_index(self, label: Any) -> int:
         k = self.num_classes
@@ -428,23 +503,85 @@ class Generator:
         return np.ascontiguousarray(z, dtype=np.float32)
 
     # --- running --------------------------------------------------------------------------------------------
-    def _forward(self, z: Any, labels: Any) -> np.ndarray:
-        """Raw model output for all latents, batch_size at a time: float32 [N, C, H, W] or uint8 [N, H, W, C]."""
-        z = self._check_latents(z)
-        n = len(z)
-        label_array = self.resolve_labels(labels, n)
-        out: np.ndarray | None = None
+    def _expected_output(self, b: int, pixels: bool = False) -> tuple[tuple[int, ...], np.dtype]:
+        """(shape, dtype) of b images: the model's own output form, or uint8 [b, H, W, C] pixels."""
+        c, h, w = self.contract.image_shape_nchw
+        if pixels or self.output == OUTPUT_UINT8_NHWC:
+            return (b, h, w, c), np.dtype(np.uint8)
+        return (b, c, h, w), np.dtype(np.float32)
+
+    def _run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        """One batch through the model, its output checked against the contract. The declared signature is only
+        a promise (checked at load); a graph that really makes another size or type is caught here, at its first
+        batch, instead of ending up as a wrong-sized picture."""
+        feeds = {INPUT_LATENT: z}  # [b, nz], a contiguous row slice
+        if labels is not None:
+            feeds[INPUT_LABEL] = labels  # [b]
+        part = self._runner.run(feeds)
+        shape, dtype = self._expected_output(len(z))
+        if not isinstance(part, np.ndarray) or part.shape != shape or part.dtype != dtype:
+            got = f"{part.dtype} {_shape_text(part.shape)}" if isinstance(part, np.ndarray) else type(part).__name__
+            raise ModelOutputError(
+                f"{self.path} returned {got} for a batch of {len(z)}, but its contract (edgegan.image, "
+                f"edgegan.output={self.output}) promises {dtype} {_shape_text(shape)}: the graph does not match its "
+                "own metadata; export it again"
+            )
+        return part
+
+    def _batches(self, n: int, latents: Callable[[int, int], np.ndarray], index: np.ndarray | None,
+                 pixels: bool) -> Iterator[np.ndarray]:
+        """Images 0..n-1, batch_size at a time: latents(start, stop) is called once per batch, in order."""
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
-            feeds = {INPUT_LATENT: z[start:stop]}  # [b, nz], a contiguous row slice
-            if label_array is not None:
-                feeds[INPUT_LABEL] = label_array[start:stop]  # [b]
-            part = self._runner.run(feeds)
-            if out is None:
-                out = np.empty((n, *part.shape[1:]), dtype=part.dtype)
-            out[start:stop] = part
-        assert out is not None
+            part = self._run(latents(start, stop), self._label_slice(index, start, stop))
+            yield to_uint8_nhwc(part) if pixels and self.output != OUTPUT_UINT8_NHWC else part
+
+    def _collect(self, n: int, latents: Callable[[int, int], np.ndarray], index: np.ndarray | None,
+                 pixels: bool) -> np.ndarray:
+        shape, dtype = self._expected_output(n, pixels)
+        out = np.empty(shape, dtype=dtype)
+        start = 0
+        for part in self._batches(n, latents, index, pixels):
+            out[start : start + len(part)] = part
+            start += len(part)
         return out
+
+    def _forward(self, z: Any, labels: Any, pixels: bool) -> np.ndarray:
+        """The caller's latents through the model: uint8 [N, H, W, C] pixels, or the raw output (float32
+        [N, C, H, W] or uint8 [N, H, W, C]); each batch is converted as it comes, so no float copy of all N."""
+        z = self._check_latents(z)
+        n = len(z)
+        index = self._parse_labels(labels, n)
+        shape, dtype = self._expected_output(n, pixels)
+        nbytes = math.prod(shape) * dtype.itemsize + self._batch_bytes()
+        if nbytes > _QUIET_BYTES:  # not on every small call: the benchmark times this path
+            check_memory(nbytes, f"{n} images of {self._size_text()}", MEMORY_HINT)
+        return self._collect(n, lambda a, b: z[a:b], index, pixels)
+
+    def _batch_bytes(self) -> int:
+        """Working memory of one batch: its latents, the float output and to_uint8's temporaries."""
+        c, h, w = self.contract.image_shape_nchw
+        return self.batch_size * (4 * self.nz + 16 * c * h * w)
+
+    def _size_text(self) -> str:
+        h, w, c = self.image_shape
+        return f"{h}x{w}x{c}"
+
+    def memory_needed(self, n: int, truncation: float | None = None, hold: bool = True) -> int:
+        """Bytes `sample(n)` (hold=True) or `iter_sample(n)` (hold=False) needs at its peak: the uint8 images it
+        returns, the truncated latents (all n are drawn first), and one batch's working memory."""
+        h, w, c = self.image_shape
+        latents = n * self.nz * 9 if truncation is not None else 0  # z, |z| and the mask of entries to redraw
+        return (n * h * w * c if hold else 0) + latents + self._batch_bytes()
+
+    def _latent_source(self, n: int, seed: int | None, truncation: float | None) -> Callable[[int, int], np.ndarray]:
+        """latents(start, stop) for the contract's rule, called in order. Without truncation they are drawn a batch
+        at a time from one default_rng(seed): the same numbers as draw_latents(n, nz, seed) in one call."""
+        if truncation is not None:
+            z = truncated_latents(n, self.nz, seed, truncation)  # [n, nz]
+            return lambda a, b: z[a:b]
+        rng = np.random.default_rng(seed)
+        return lambda a, b: rng.standard_normal((b - a, self.nz), dtype=np.float32)  # [b - a, nz]
 
     def generate(self, z: Any, labels: Label | Iterable[Label] | np.ndarray | None = None) -> np.ndarray:
         """Images from the caller's latents.
@@ -456,8 +593,7 @@ class Generator:
         Returns:
             uint8 [N, H, W, C].
         """
-        raw = self._forward(z, labels)
-        return raw if self.output == OUTPUT_UINT8_NHWC else to_uint8_nhwc(raw)
+        return self._forward(z, labels, pixels=True)
 
     def generate_float(self, z: Any, labels: Label | Iterable[Label] | np.ndarray | None = None) -> np.ndarray:
         """The model's float output for the caller's latents: float32 [N, C, H, W] in [-1, 1].
@@ -470,7 +606,7 @@ class Generator:
                 "this generator outputs uint8 pixels (exported with --pixels uint8); use generate() or export "
                 "with --pixels float for float images"
             )
-        return self._forward(z, labels)
+        return self._forward(z, labels, pixels=False)
 
     def sample(
         self,
@@ -490,14 +626,40 @@ class Generator:
 
         Returns:
             uint8 [n, H, W, C]; the same for any batch_size and any provider (up to rounding).
+
+        Raises:
+            MemoryLimitError: the images would not fit in the memory available now (use `iter_sample`).
         """
+        n, seed, index = self._check_sample(n, seed, labels, truncation)
+        check_memory(self.memory_needed(n, truncation), f"{n} images of {self._size_text()}", MEMORY_HINT)
+        return self._collect(n, self._latent_source(n, seed, truncation), index, pixels=True)
+
+    def iter_sample(
+        self,
+        n: int,
+        seed: int | None = None,
+        labels: Label | Iterable[Label] | np.ndarray | None = None,
+        truncation: float | None = None,
+    ) -> Iterator[np.ndarray]:
+        """`sample` a batch at a time, for more images than memory holds (`edgegan sample --npy` streams them).
+
+        Arguments are checked on the call, before the first batch is made.
+
+        Returns:
+            An iterator of uint8 [b, H, W, C] batches (b <= batch_size) whose concatenation is exactly
+            `sample(n, seed, labels, truncation)`.
+        """
+        n, seed, index = self._check_sample(n, seed, labels, truncation)
+        check_memory(self.memory_needed(n, truncation, hold=False), f"{n} images of {self._size_text()}",
+                     "ask for fewer images, or sample without --truncation (it draws all latents first)")
+        return self._batches(n, self._latent_source(n, seed, truncation), index, pixels=True)
+
+    def _check_sample(self, n: Any, seed: Any, labels: Any, truncation: Any) -> tuple[int, int | None, np.ndarray | None]:
         n = _check_count(n)
         seed = _check_seed(seed)
-        if truncation is None:
-            z = draw_latents(n, self.nz, seed)  # [n, nz]
-        else:
-            z = truncated_latents(n, self.nz, seed, truncation)
-        return self.generate(z, labels)
+        if truncation is not None:
+            _check_truncation(truncation)
+        return n, seed, self._parse_labels(labels, n)
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int, label: Label | None = None) -> np.ndarray:
         """Walk the latent space on a great circle from seed_a's latent to seed_b's.

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from runtime.contract import to_uint8_nhwc
 from runtime.files import atomic_write
 
-__all__ = ["to_uint8_nhwc", "make_grid", "save_png", "save_grid"]
+__all__ = ["to_uint8_nhwc", "make_grid", "save_png", "save_grid", "save_npy_batches", "npy_bytes", "sample_to_files",
+           "MAX_GRID_IMAGES"]
+
+MAX_GRID_IMAGES = 1024  # images in the grid when the images also stream to a .npy file (all N are in the file)
 
 
 def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2, pad_value: int = 0) -> np.ndarray:
@@ -50,3 +55,105 @@ def save_png(picture: np.ndarray, path: str | os.PathLike) -> Path:
 def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = None, padding: int = 2) -> Path:
     """uint8 [N, H, W, C] -> grid PNG at `path`."""
     return save_png(make_grid(images, nrow=nrow, padding=padding), path)
+
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """The .npy header np.save writes for a C-ordered uint8 array of `shape` (format 1.0)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+    )
+    return buffer.getvalue()
+
+
+def npy_bytes(shape: tuple[int, ...]) -> int:
+    """Size of the .npy file of a uint8 array of `shape`: header plus pixels."""
+    return len(_npy_header(shape)) + math.prod(shape)
+
+
+def save_npy_batches(batches: Iterable[np.ndarray], path: str | os.PathLike, shape: tuple[int, ...],
+                     keep: int = 0) -> tuple[Path, np.ndarray]:
+    """Write uint8 batches as one .npy file of `shape` ([N, H, W, C]), atomically, holding one batch at a time.
+
+    The file is byte for byte what np.save writes for the concatenated array, so np.load reads it back.
+
+    Args:
+        batches: uint8 [b, H, W, C] pieces, in order, adding up to shape[0] images.
+        path: the .npy file.
+        shape: the full array's shape.
+        keep: also return a copy of the first `keep` images (for a preview grid).
+
+    Returns:
+        (path, uint8 [min(keep, N), H, W, C]).
+    """
+    kept = np.empty((min(keep, shape[0]), *shape[1:]), dtype=np.uint8)
+
+    def write(f) -> None:
+        f.write(_npy_header(tuple(shape)))
+        done = 0
+        for part in batches:
+            if part.dtype != np.uint8 or part.shape[1:] != tuple(shape[1:]) or done + len(part) > shape[0]:
+                raise ValueError(f"batch {part.dtype} {list(part.shape)} does not fit a uint8 {list(shape)} file")
+            if done < len(kept):
+                take = min(len(part), len(kept) - done)
+                kept[done : done + take] = part[:take]
+            f.write(np.ascontiguousarray(part).data)
+            done += len(part)
+        if done != shape[0]:
+            raise ValueError(f"got {done} images for a file of {shape[0]}")
+
+    return atomic_write(path, write), kept
+
+
+def _grid_bytes(n: int, h: int, w: int, c: int, padding: int = 2) -> int:
+    """Memory of make_grid's picture for n images plus the copy PNG encoding takes."""
+    if n == 0:
+        return 0
+    cols = max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / cols)
+    return 2 * (rows * (h + padding) + padding) * (cols * (w + padding) + padding) * c
+
+
+def sample_to_files(generator: Any, n: int, *, seed: int | None = 0, labels: Any = None,
+                    truncation: float | None = None, grid: str | os.PathLike | None = None,
+                    npy: str | os.PathLike | None = None, nrow: int | None = None) -> tuple[list[Path], int]:
+    """Sample n images into a grid PNG and/or a uint8 [N, H, W, C] .npy file (`edgegan sample`).
+
+    Memory and disk space are checked before the first image is made. Without `npy` all n images are held and
+    tiled; with it they stream to the file a batch at a time, and the grid shows the first MAX_GRID_IMAGES.
+    The .npy file is written first, then the grid; each atomically.
+
+    Args:
+        generator: a runtime.Generator.
+        n, seed, labels, truncation: as in Generator.sample.
+        grid, npy: the files to write (at least one).
+        nrow: images per grid row.
+
+    Returns:
+        (the files written, grid first; the number of images in the grid).
+
+    Raises:
+        MemoryLimitError, OutputPathError (EdgeganError), OSError from the writes.
+    """
+    from runtime.files import check_free_space
+    from runtime.generator import MEMORY_HINT, _check_count, check_memory
+
+    n = _check_count(n)  # before any size is computed from it
+    h, w, c = generator.image_shape
+    if npy is None:
+        check_memory(generator.memory_needed(n, truncation) + _grid_bytes(n, h, w, c),
+                     f"{n} images of {h}x{w}x{c} and their grid", MEMORY_HINT)
+        images = generator.sample(n, seed=seed, labels=labels, truncation=truncation)  # uint8 [n, H, W, C]
+        return [save_grid(images, grid, nrow=nrow)], n
+    keep = min(n, MAX_GRID_IMAGES) if grid is not None else 0
+    check_free_space(npy, npy_bytes((n, h, w, c)), "npy file")
+    check_memory(keep * h * w * c + _grid_bytes(keep, h, w, c), f"the grid's {keep} images of {h}x{w}x{c}",
+                 "leave out the grid (-o)")
+    batches = generator.iter_sample(n, seed=seed, labels=labels, truncation=truncation)
+    npy_path, kept = save_npy_batches(batches, npy, (n, h, w, c), keep)
+    written: Sequence[Path] = [npy_path]
+    if grid is not None:
+        written = [save_grid(kept, grid, nrow=nrow), npy_path]
+    return list(written), keep

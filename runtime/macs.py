@@ -4,7 +4,9 @@ Counted: Conv, ConvTranspose, Gemm, MatMul and their int8 forms (QLinearConv, Co
 MatMulInteger), the ops that hold all but a rounding error of a generator's arithmetic. Shapes come from onnx's
 shape inference with the dynamic batch axis set to the run's batch, so the count is exactly what the graph
 asks for at that batch (a sub-pixel graph's padding work included). `onnx` is imported inside the function: it
-is not part of the base install, and without it the count is simply unavailable (None).
+is not part of the base install, and without it the count is simply unavailable (None). The file is scanned for
+external data (runtime/external_data.py) before onnx reads it, and a file onnx cannot parse is a ModelFileError,
+so `run_bench` can count everything before it times anything.
 """
 from __future__ import annotations
 
@@ -88,24 +90,42 @@ def count_macs(path: str | os.PathLike, batch: int) -> MacCount | None:
         batch: the batch size to set on the dynamic batch axis.
 
     Returns:
-        A MacCount, or None when onnx is not installed or there is no ONNX file to read.
+        A MacCount, or None when onnx is not installed, there is no ONNX file to read, or shape inference fails.
+
+    Raises:
+        ModelFileError: the ONNX file keeps data in another file, or onnx cannot read it (one line, naming it).
     """
     try:
         import onnx
         from onnx import shape_inference
     except ImportError:
         return None
-    path = Path(path)
+    from runtime.errors import ModelFileError
+    from runtime.external_data import check_model_file
+
+    asked = Path(path)
+    path = asked
     if path.suffix.lower() != ".onnx":
         path = path.with_name("generator.onnx")
         if not path.is_file():
             return None
-    model = onnx.load(str(path))
+    beside = f" (read beside {asked.name} to count its multiply-adds)" if path != asked else ""
+    try:
+        check_model_file(path)
+        model = onnx.load(str(path), load_external_data=False)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{exc}{beside}") from exc
+    except Exception as exc:  # noqa: BLE001 - DecodeError, OSError, ...: any unreadable file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"onnx cannot read {path}{beside}: {reason}") from exc
     for value in (*model.graph.input, *model.graph.output):
         dims = value.type.tensor_type.shape.dim
         if len(dims) and not dims[0].HasField("dim_value"):
             dims[0].dim_value = batch  # the dynamic batch axis, now concrete
-    inferred = shape_inference.infer_shapes(model, data_prop=True)
+    try:
+        inferred = shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # noqa: BLE001 - a graph onnx cannot infer: the count is unavailable, not an error
+        return None
     shapes: dict[str, list[int | None]] = {}
     graph = inferred.graph
     for info in (*graph.input, *graph.value_info, *graph.output):

@@ -163,6 +163,7 @@ def test_peak_model_is_valid_onnx():
 # ------------------------------------------------------------------------------------- CLI and outputs
 def test_cli_writes_table_json_markdown_and_plot(float_model, tmp_path):
     out = tmp_path / "out"
+    out.mkdir()  # outputs are checked writable before timing; a missing folder is an error
     result = CliRunner().invoke(main, [
         "bench", str(float_model), "--batch", "1,2", "--threads", "1", "--iters", "3", "--rounds", "1",
         "--warmup", "0", "--peak-size", "32", "-q", "--json", str(out / "b.json"), "--markdown", str(out / "b.md"),

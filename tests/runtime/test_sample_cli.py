@@ -24,6 +24,7 @@ def test_help():
 
 def test_writes_grid_and_npy(cond_model, tmp_path):
     grid, npy = tmp_path / "out" / "grid.png", tmp_path / "x.npy"
+    (tmp_path / "out").mkdir()  # a missing output folder is an error, never created behind the user's back
     result = run(cond_model, "-n", 6, "--seed", 3, "--label", "pullover", "-o", grid, "--npy", npy, "--nrow", 3)
     assert result.exit_code == 0, result.output
     assert "6 images 4x5x3" in result.output and "CPUExecutionProvider" in result.output
