@@ -22,7 +22,9 @@ import click
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
               help="Ship generator.onnx in the exact phase-convolution form (faster on CPU) or as torch exported it.")
 @click.option("--no-ema", is_flag=True, help="Export the raw generator instead of its EMA weights.")
-@click.option("--force", is_flag=True, help="Replace an existing export in OUT.")
+@click.option("--force", is_flag=True,
+              help="Replace OUT as a whole (every file in it, not only an earlier export), swapped in once the new "
+                   "export is complete. Without it OUT may hold other files, but none the export writes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.option("--evaluator", type=click.Path(dir_okay=False, path_type=str), default=None,
@@ -37,7 +39,8 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
     """Export a run's (or checkpoint's) generator to a verified generator.onnx plus the variants asked for.
 
     Every file is verified before it is moved into OUT; the checks, errors, sizes and operator counts go to
-    OUT/export_report.json and are printed as a table.
+    OUT/export_report.json and are printed as a table. If anything fails, OUT is left as it was; symlinks inside
+    OUT are refused, so nothing outside it is written or removed.
     """
     try:
         batch = tuple(int(b) for b in trt_batch.split(","))

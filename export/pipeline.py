@@ -1,8 +1,9 @@
 """`export_checkpoint`: checkpoint -> verified generator.onnx, its variants and export_report.json.
 
 Every file is first written into a private staging folder beside `out_dir` (same filesystem), each variant is
-verified there, and only when everything passed are the files moved into `out_dir` with atomic renames, the
-report last. A failure or Ctrl-C at any point leaves `out_dir` as it was (the staging folder is removed).
+verified there, and only when everything passed does the export reach `out_dir` (export/staging.py): moved in
+beside files it does not own, or, with force, swapped in for the whole folder. A failure or Ctrl-C at any point
+leaves `out_dir` as it was; nothing outside `out_dir` and its staging folder is written or removed.
 
 Example:
     >>> report = export_checkpoint("runs/fashion", "models/fashion", fp16=True, ort_format=True)  # doctest: +SKIP
@@ -14,9 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,10 +28,11 @@ from export.onnx import append_uint8_tail, export_generator, fold_batchnorm, op_
 from export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
 from export.variants import convert_fp16, convert_to_ort
 from export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_gate
+from export.staging import ExportOptionError, open_staging
+from export.triton import model_name
 from export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
 from runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
 from runtime.errors import EdgeganError
-from runtime.files import fsync_path
 from trainer.checkpoint import CheckpointError, resolve_checkpoint
 from trainer.config import TrainConfig
 
@@ -42,14 +42,10 @@ INT8_NAME = "generator.int8.onnx"
 ORT_NAME = "generator.ort"
 PLAN_NAME = "generator.plan"
 TRITON_DIR = "triton"
-#: Files an export may own in out_dir; a forced re-export removes those it does not produce again.
+#: Files an export may write in out_dir (with the report and triton/edgegan_NAME): without force none may exist.
 ARTIFACTS = (FP32_NAME, FP16_NAME, INT8_NAME, ORT_NAME, PLAN_NAME, PLAN_NAME + ".sha256")
 PIXEL_FORMS = {"float": OUTPUT_FLOAT_NCHW, "uint8": OUTPUT_UINT8_NHWC}
 FOLD_TOLERANCE = 1e-5  # BatchNorm folding changes only float rounding
-
-
-class ExportOptionError(EdgeganError, ValueError):
-    """An export option is invalid, or the output folder already holds an export."""
 
 
 def _say(progress: bool, message: str) -> None:
@@ -130,40 +126,15 @@ def _check_options(opset: int, pixels: str, trt_batch: tuple[int, int, int]) -> 
         raise ExportOptionError(f"TensorRT batch profile must be min <= opt <= max, all >= 1; got {tuple(trt_batch)}")
 
 
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # files before their folders
-        fsync_path(path)
-
-
-def _commit(stage: Path, out_dir: Path, trash: Path) -> None:
-    """Move the staged export into out_dir: one rename when out_dir is new, else file by file, report last."""
-    _fsync_tree(stage)
-    if not out_dir.exists():
-        os.replace(stage, out_dir)  # the whole export appears at once
-        return
-    produced = {p.name for p in stage.iterdir()}
-    old_report = out_dir / REPORT_NAME
-    if old_report.exists():
-        os.replace(old_report, trash / REPORT_NAME)  # no report = incomplete export, until ours lands last
-    for name in ARTIFACTS:
-        if name not in produced and (out_dir / name).exists():
-            os.replace(out_dir / name, trash / name)  # a variant the forced re-export did not rebuild
-    if (out_dir / TRITON_DIR).is_dir():
-        for model in (out_dir / TRITON_DIR).glob("edgegan_*"):
-            trash_triton = trash / TRITON_DIR
-            trash_triton.mkdir(exist_ok=True)
-            os.replace(model, trash_triton / model.name)
-    for path in sorted(stage.iterdir()):
-        if path.name == REPORT_NAME:
-            continue
-        target = out_dir / path.name
-        if path.is_dir():
-            target.mkdir(exist_ok=True)
-            for child in path.iterdir():  # triton/edgegan_<name>
-                os.replace(child, target / child.name)
-        else:
-            os.replace(path, target)
-    os.replace(stage / REPORT_NAME, out_dir / REPORT_NAME)
+def _protected(source: str | Path) -> list[str | Path]:
+    """Paths a forced export must never replace: the source, the working folder and home."""
+    paths: list[str | Path] = [source]
+    for where in (os.getcwd, Path.home):
+        try:
+            paths.append(where())
+        except (OSError, RuntimeError, KeyError):  # a deleted cwd, no HOME
+            pass
+    return paths
 
 
 def export_checkpoint(
@@ -190,7 +161,9 @@ def export_checkpoint(
 
     Args:
         source: a run folder (uses RUN/checkpoints/last.pt) or a checkpoint file.
-        out_dir: the export folder (created; an existing export is replaced only with force=True).
+        out_dir: the export folder (created). It may exist and hold other files, which are left alone, but none
+            an export writes (generator.*, export_report.json, triton/edgegan_NAME) unless force is set.
+            A symlinked out_dir is followed to its real folder; symlinks inside it are refused.
         opset: ONNX default-domain opset.
         fp16: also write generator.fp16.onnx (float16 weights and compute, float32 inputs/outputs).
         int8: also write generator.int8.onnx (static quantization, export/int8.py).
@@ -199,7 +172,7 @@ def export_checkpoint(
         triton: also write a Triton model repository under out_dir/triton/.
         pixels: "float" (float32 NCHW in [-1, 1]) or "uint8" (uint8 NHWC, scaling folded into the graph).
         use_ema: export the EMA generator (the raw one with False, or when the run had no EMA).
-        force: replace an existing export in out_dir.
+        force: replace out_dir as a whole (everything in it) once the new export is complete and verified.
         trt_batch: TensorRT optimization profile (min, opt, max) batch; max is also Triton's max_batch_size.
         progress: print each step to stderr.
         evaluator: the evaluator .onnx of the quality gate (export/quality_gate.py); None: the default one for the
@@ -212,17 +185,15 @@ def export_checkpoint(
         max/mean error, size, opset and operator counts; the contract, source checkpoint and versions.
 
     Raises:
-        EdgeganError subclasses: a bad checkpoint (CheckpointError), a bad option or an existing export
-        (ExportOptionError), a failed check (export.verify.ShapeError / AtolError), TensorRT missing, a variant
-        over --max-fid-delta or an unusable evaluator (export.quality_gate.QualityGateError).
+        EdgeganError subclasses: a bad checkpoint (CheckpointError), a bad option (ExportOptionError), an
+        out_dir holding files the export would replace or a symlink (export.staging.OutFolderError), a full or
+        read-only disk (export.staging.ExportWriteError), a failed check (export.verify.ShapeError / AtolError),
+        TensorRT missing, a variant over --max-fid-delta or an unusable evaluator
+        (export.quality_gate.QualityGateError).
     """
     out_dir = Path(out_dir)
     trt_batch = tuple(int(b) for b in trt_batch)  # type: ignore[assignment]
     _check_options(opset, pixels, trt_batch)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportOptionError(f"--out {out_dir} is a file; give a folder for the export")
-    if (out_dir / FP32_NAME).exists() and not force:
-        raise ExportOptionError(f"{out_dir} already holds an export ({FP32_NAME}); pass --force to replace it")
     if tensorrt:
         from export.tensorrt import check_tensorrt
 
@@ -233,19 +204,19 @@ def export_checkpoint(
         except ImportError as exc:
             raise ExportOptionError(f"--int8 is not available in this install ({exc})") from exc
 
-    _say(progress, f"loading {source}")
-    G, cfg, ckpt, ckpt_path, ema = _load(source, use_ema)
-    contract = build_contract(cfg, ckpt, ema, PIXEL_FORMS[pixels])
-    gate = plan_gate(evaluator, contract, max_fid_delta, gate_n)  # a bad evaluator fails before any export work
-    core_contract = GeneratorContract(**{**contract.to_dict(), "output": OUTPUT_FLOAT_NCHW})
-    reference = CachedReference(_torch_reference(G))
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
-    stage, work, trash = scratch / "stage", scratch / "work", scratch / "trash"
-    for folder in (stage, work, trash):
-        folder.mkdir()
+    # --out is checked (owned files, symlinks, writable) and the staging folder made before the long work.
+    owned = (*ARTIFACTS, REPORT_NAME, f"{TRITON_DIR}/{model_name(out_dir)}")
+    staging = open_staging(out_dir, force=force, owned=owned, keep=_protected(source))
+    for note in staging.notes:
+        _say(progress, note)
+    stage, work = staging.stage, staging.work
     try:
+        _say(progress, f"loading {source}")
+        G, cfg, ckpt, ckpt_path, ema = _load(source, use_ema)
+        contract = build_contract(cfg, ckpt, ema, PIXEL_FORMS[pixels])
+        gate = plan_gate(evaluator, contract, max_fid_delta, gate_n)  # a bad evaluator fails before any export work
+        core_contract = GeneratorContract(**{**contract.to_dict(), "output": OUTPUT_FLOAT_NCHW})
+        reference = CachedReference(_torch_reference(G))
         _say(progress, "folding BatchNorm and exporting with torch.onnx")
         folded, folded_count = fold_batchnorm(G)
         fold_check = _fold_record(G, folded, folded_count, contract)
@@ -330,7 +301,7 @@ def export_checkpoint(
             )
 
         if triton:
-            from export.triton import model_name, write_repository
+            from export.triton import write_repository
 
             _say(progress, "writing the Triton model repository")
             name = model_name(out_dir)
@@ -368,11 +339,16 @@ def export_checkpoint(
             "quality_gate": quality_gate,
         }
         (stage / REPORT_NAME).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-        _say(progress, f"all checks passed; moving files into {out_dir}")
-        _commit(stage, out_dir, trash)
+        _say(progress, f"all checks passed; {'replacing' if force else 'moving files into'} {out_dir}")
+        staging.commit(REPORT_NAME)
         return report
+    except OSError as exc:
+        error = staging.write_error(exc)  # disk full / read-only -> one line naming --out, not a staging file
+        if error is None:
+            raise
+        raise error from exc
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        staging.close()
 
 
 def _triton_checks(config_path: Path, onnx_path: Path, model_file: Path, name: str, contract: GeneratorContract,
