@@ -20,11 +20,12 @@ from trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
 @click.option("--epochs", type=int, default=5, show_default=True)
 @click.option("--max-steps", type=int, default=None, help="Stop after N optimizer steps (overrides --epochs).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--beta1", type=float, default=0.5, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate (finite, > 0).")
+@click.option("--beta1", type=float, default=0.5, show_default=True, help="Adam beta1, in [0, 1).")
+@click.option("--beta2", type=float, default=0.999, show_default=True, help="Adam beta2, in [0, 1).")
 @click.option("--loss", type=click.Choice(LOSSES), default="bce", show_default=True)
 @click.option("--ema/--no-ema", default=True, show_default=True, help="Keep an EMA copy of G for samples/export.")
-@click.option("--ema-decay", type=float, default=0.999, show_default=True)
+@click.option("--ema-decay", type=float, default=0.999, show_default=True, help="In [0, 1).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--amp", type=click.Choice(AMP_MODES), default="auto", show_default=True,
@@ -49,12 +50,12 @@ def train(**opts) -> None:
     cfg = TrainConfig(
         model=model, dataset=opts["dataset"], data_dir=opts["data_dir"], conditional=opts["conditional"],
         channels=int(opts["channels"]) if opts["channels"] else None, loss=opts["loss"], lr=opts["lr"],
-        beta1=opts["beta1"], batch_size=opts["batch_size"], epochs=opts["epochs"], max_steps=opts["max_steps"],
+        beta1=opts["beta1"], beta2=opts["beta2"], batch_size=opts["batch_size"], epochs=opts["epochs"], max_steps=opts["max_steps"],
         ema=opts["ema"], ema_decay=opts["ema_decay"], seed=opts["seed"], device=opts["device"], amp=opts["amp"],
         channels_last=opts["channels_last"], compile=opts["compile_"], log_every=opts["log_every"],
         checkpoint_every=opts["checkpoint_every"],
     )
-    try:
+    try:  # every option is checked here and device/amp in train(), before anything is written
         cfg.validate()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

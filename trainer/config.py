@@ -3,14 +3,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from runtime.errors import EdgeganError
 
 ARCHS = ("gan", "dcgan")
 LOSSES = ("bce", "hinge", "lsgan")
 DATASETS = ("mnist", "fashion-mnist", "folder", "npz")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(EdgeganError, ValueError):
+    """An option value no run can use (the CLI shows it as a usage error, before anything is written)."""
 
 
 @dataclass
@@ -27,16 +34,16 @@ class ModelConfig:
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
-            raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+            raise ConfigError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
         size = self.image_size
         if self.arch == "dcgan" and not (size == 28 or (size >= 32 and size & (size - 1) == 0)):
-            raise ValueError(f"DCGAN image size must be 28 or a power of two >= 32, got {size}")
+            raise ConfigError(f"DCGAN image size must be 28 or a power of two >= 32, got {size}")
         if self.arch == "gan" and size <= 0:
-            raise ValueError(f"image size must be positive, got {size}")
+            raise ConfigError(f"image size must be positive, got {size}")
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+            raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
         if self.nz <= 0 or self.width <= 0 or self.num_classes < 0:
-            raise ValueError("nz and width must be positive and num_classes >= 0")
+            raise ConfigError("nz and width must be positive and num_classes >= 0")
 
 
 @dataclass
@@ -49,6 +56,7 @@ class TrainConfig:
     class_names: list[str] = field(default_factory=list)
     loss: str = "bce"
     lr: float = 2e-4
+    lr_d: float | None = None  # D's learning rate (two time-scale update rule, Heusel et al. 2017); None: lr
     beta1: float = 0.5
     beta2: float = 0.999
     batch_size: int = 64
@@ -69,21 +77,36 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0: at each epoch end and at the end only
 
     def validate(self) -> None:
+        """Raise ConfigError for a value no run can use; nothing is written before this passes."""
         self.model.validate()
         if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         if self.amp not in AMP_MODES:
-            raise ValueError(f"unknown amp mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
+            raise ConfigError(f"unknown amp mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
         if self.device not in DEVICES:
-            raise ValueError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
-        if self.batch_size <= 0 or self.lr <= 0:
-            raise ValueError("batch size and learning rate must be positive")
+            raise ConfigError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.batch_size <= 0:
+            raise ConfigError(f"--batch-size must be positive, got {self.batch_size}")
+        # `not (x > 0)` also refuses NaN, which every comparison calls False.
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a finite number > 0, got {self.lr}")
+        if self.lr_d is not None and not (math.isfinite(self.lr_d) and self.lr_d > 0):
+            raise ConfigError(f"--lr-d must be a finite number > 0, got {self.lr_d}")
+        for name, value in (("--beta1", self.beta1), ("--beta2", self.beta2), ("--ema-decay", self.ema_decay)):
+            if not (0.0 <= value < 1.0):  # Adam needs beta < 1 (bias correction divides by 1 - beta**t)
+                raise ConfigError(f"{name} must be in [0, 1), got {value}")
+        if self.ema_start < 0:
+            raise ConfigError(f"ema_start must be >= 0, got {self.ema_start}")
         if self.max_steps is not None and self.max_steps <= 0:
-            raise ValueError("--max-steps must be positive")
+            raise ConfigError("--max-steps must be positive")
         if self.max_steps is None and self.epochs <= 0:
-            raise ValueError("--epochs must be positive")
+            raise ConfigError("--epochs must be positive")
+        if self.log_every <= 0:
+            raise ConfigError(f"--log-every must be positive, got {self.log_every}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"--checkpoint-every must be >= 0 (0: each epoch and the end), got {self.checkpoint_every}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from runtime.errors import EdgeganError
+
 
 @dataclass
 class DistContext:
@@ -31,18 +33,42 @@ class DistContext:
         return self.rank == 0
 
 
-def resolve_device(name: str) -> torch.device:
+class DeviceError(EdgeganError, ValueError):
+    """--device / --amp ask for hardware this machine does not have."""
+
+
+def resolve_device(name: str, amp: str = "off") -> torch.device:
+    """"auto" -> cuda when available, else cpu; refuse (DeviceError) what this machine cannot run.
+
+    Args:
+        name: "auto", "cpu" or "cuda".
+        amp: the mixed-precision mode that will run on it ("auto" is checked once resolved: see check_amp).
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but CUDA is not available (torch.cuda.is_available() is False)")
-    return torch.device(name)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    elif name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was asked for but CUDA is not available here; use --device cpu or auto")
+    else:
+        device = torch.device(name)
+    check_amp(amp, device)
+    return device
 
 
-def init_distributed(device_name: str) -> DistContext:
+def check_amp(amp: str, device: torch.device) -> None:
+    """Refuse a mixed-precision mode the device cannot run, before anything is written."""
+    if amp == "fp16" and device.type != "cuda":
+        raise DeviceError(
+            f"--amp fp16 needs CUDA, but this run is on {device.type}; use --amp bf16 (CPUs with AVX-512 BF16 "
+            "or AMX run it fast) or --amp off"
+        )
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise DeviceError("--amp bf16 needs a GPU with bfloat16 support (Ampere or newer); use --amp fp16 or off")
+
+
+def init_distributed(device_name: str, amp: str = "off") -> DistContext:
     """Join the process group when launched by torchrun; pick this rank's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = resolve_device(device_name)
+    device = resolve_device(device_name, amp)
     if world <= 1:
         return DistContext(device=device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
