@@ -1,12 +1,18 @@
 """Checkpoints: plain dicts of tensors and builtins, written atomically, read with weights_only=True.
 
 Layout (DESIGN.md): format, kind, config (dict), G, D, G_ema state dicts, opt_G, opt_D, step, epoch, rng
-(torch CPU generator state, noise generator state, CUDA state where used) and class names.
+(torch CPU generator state, noise generator state, CUDA state where used), class names, and `sha256`: a digest
+of everything else (tensor bytes, dtypes and shapes, the config and every other value, in a canonical order),
+checked on load so bytes corrupted on disk are refused instead of trained or exported from.
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import pickle
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,23 +25,127 @@ from runtime.files import atomic_write
 CHECKPOINT_KIND = "edgegan-checkpoint"
 CHECKPOINT_FORMAT = 1
 REQUIRED = ("format", "kind", "config", "G", "step", "epoch")
+DIGEST_KEY = "sha256"
+
+# torch.load(weights_only=True) is our only defence against a hostile checkpoint, so a torch whose weights-only
+# unpickler has a published bypass is refused. CVE-2025-32434 (GHSA-53q9-r3pm-6pq6, RCE with weights_only=True)
+# affects torch <= 2.5.1, fixed in 2.6.0; CVE-2026-24747 (GHSA-63cw-57p8-fm3p: the weights-only unpickler let
+# SETITEM/SETITEMS act on non-dicts and trusted declared storage sizes -> heap corruption, possible code
+# execution) affects every torch before 2.10.0, fixed in 2.10.0. pyproject's torch lower bound says the same.
+MIN_SAFE_TORCH = (2, 10)
+TORCH_ADVISORY = "CVE-2026-24747 / GHSA-63cw-57p8-fm3p"
 
 
 class CheckpointError(EdgeganError, ValueError):
-    """A file is missing, unreadable, unsafe or not an edgegan checkpoint."""
+    """A file is missing, unreadable, unsafe, corrupt or not an edgegan checkpoint, or cannot be written."""
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save to a temp file in the same folder, flush + fsync, then rename over `path`.
 
-    A crash or Ctrl-C at any point leaves the previous file intact (rename is atomic on POSIX).
+    A crash or Ctrl-C at any point leaves the previous file intact (rename is atomic on POSIX). A failed write
+    (disk full, read-only, quota) raises CheckpointError naming `path`, never the temp file.
     """
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    try:
+        return atomic_write(path, lambda f: torch.save(obj, f))
+    except (OSError, RuntimeError) as exc:
+        os_error = _os_error_in(exc)
+        if os_error is None and not _is_torch_write_failure(exc):
+            raise
+        if os_error is not None and os_error.errno:
+            reason = os.strerror(os_error.errno)
+        else:
+            reason = f"the write failed ({str(exc).splitlines()[0][:120]})"
+        full = os_error is not None and os_error.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise CheckpointError(
+            f"cannot write checkpoint {path}: {reason}; the previous checkpoint there (if any) was left intact"
+            + ("; free some space, then continue with --resume" if full else "")
+        ) from exc
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc`: torch's zip writer re-raises a failed file write as a RuntimeError whose
+    context is the OSError ("[enforce fail at inline_container.cc] ... unexpected pos")."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _is_torch_write_failure(exc: BaseException) -> bool:
+    message = str(exc)
+    return isinstance(exc, RuntimeError) and ("inline_container" in message or "file write failed" in message)
+
+
+def state_digest(state: dict[str, Any]) -> str:
+    """SHA-256 over every entry but the digest itself: keys in sorted order; tensors by dtype, shape and bytes.
+
+    Layout-independent (a channels_last tensor hashes like its contiguous copy) and device-independent, so a
+    checkpoint loaded with any map_location verifies.
+    """
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != DIGEST_KEY})
+    return h.hexdigest()
+
+
+def _feed(h: "hashlib._Hash", obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        items = sorted(((_scalar(k), v) for k, v in obj.items()), key=lambda kv: kv[0])
+        h.update(b"{%d;" % len(items))
+        for key, value in items:
+            h.update(key)
+            _feed(h, value)
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[%d;" % len(obj))
+        for value in obj:
+            _feed(h, value)
+    else:
+        h.update(_scalar(obj))
+
+
+def _scalar(value: Any) -> bytes:
+    """Canonical bytes of a builtin scalar; str/int/float subclasses (numpy scalars) hash like the builtin."""
+    if value is None or isinstance(value, bool):
+        return f"{value!r};".encode()
+    if isinstance(value, int):
+        return f"i{int(value)};".encode()
+    if isinstance(value, float):
+        return f"f{float(value)!r};".encode()
+    if isinstance(value, str):
+        text = str(value)
+        return f"s{len(text)}:{text};".encode()
+    if isinstance(value, bytes):
+        return b"b%d:" % len(value) + bytes(value) + b";"
+    if isinstance(value, torch.Size):
+        return f"S{tuple(value)};".encode()
+    if isinstance(value, torch.dtype):
+        return f"d{value};".encode()
+    raise TypeError(f"cannot digest a {type(value).__name__} in a checkpoint")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     state = {"format": CHECKPOINT_FORMAT, "kind": CHECKPOINT_KIND, **state}
+    state[DIGEST_KEY] = state_digest(state)
     return atomic_torch_save(state, path)
+
+
+def check_torch_version(version: str | None = None) -> None:
+    """Refuse to unpickle anything with a torch whose weights_only loader has a published bypass."""
+    version = str(version if version is not None else torch.__version__)
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match and tuple(int(g) for g in match.groups()) < MIN_SAFE_TORCH:
+        need = ".".join(map(str, MIN_SAFE_TORCH))
+        raise CheckpointError(
+            f"torch {version} is too old to load checkpoints safely: its weights_only loader has a published "
+            f"bypass ({TORCH_ADVISORY}, fixed in torch {need}); upgrade: pip install 'torch>={need}'"
+        )
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -52,8 +162,10 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load safely (weights_only=True: no arbitrary unpickling) and check it is an edgegan checkpoint."""
+    """Load safely (weights_only=True: no arbitrary unpickling), check it is an edgegan checkpoint and verify its
+    digest. A checkpoint written before digests existed loads with a warning saying it was not verified."""
     path = resolve_checkpoint(path)
+    check_torch_version()
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -77,4 +189,20 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} is an incomplete edgegan checkpoint: missing {', '.join(missing)}")
     if state["format"] > CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {state['format']}; this edgegan reads up to {CHECKPOINT_FORMAT}")
+    expected = state.get(DIGEST_KEY)
+    if expected is None:
+        warnings.warn(
+            f"{path} has no checksum (written by an edgegan older than checksummed checkpoints): loaded unverified",
+            UserWarning, stacklevel=2,
+        )
+    else:
+        try:
+            actual = state_digest(state)
+        except (TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"{path} holds a value a checkpoint never holds ({exc}): corrupt?") from exc
+        if actual != expected:
+            raise CheckpointError(
+                f"{path} is corrupt: its checksum does not match its contents (stored sha256 {str(expected)[:16]}..., "
+                f"computed {actual[:16]}...); use an earlier checkpoint (checkpoints/epoch_*.pt) or retrain"
+            )
     return state
