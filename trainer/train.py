@@ -7,9 +7,11 @@ progress, metrics, NaN check), a sample grid and checkpoint each epoch, and data
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from runtime.errors import EdgeganError
 from runtime.files import atomic_write
 from runtime.images import save_grid, to_uint8_nhwc
 from trainer import distributed as dist_utils
-from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import BatchSource
 from trainer.step import GANStep, StepStats, resolve_amp
@@ -32,7 +34,7 @@ SAMPLE_GRID_SIZE = 64
 
 
 class TrainingDiverged(EdgeganError):
-    """A loss became NaN or Inf; the last good checkpoint is left untouched."""
+    """A loss or a weight became NaN or Inf; nothing is saved and the last good checkpoint is left untouched."""
 
 
 class RunExists(EdgeganError):
@@ -49,8 +51,12 @@ class TrainResult:
     last_metrics: dict
 
 
-def _prepare_out_dir(out: Path, resume: bool) -> Path | None:
-    """-> the checkpoint to resume from, or None for a fresh run. Refuses to clobber an existing run."""
+# atomic_write's temp files (".NAME.XXXXXXXX.tmp") and the write probe: what a killed run leaves behind.
+_LEFTOVER = re.compile(r"^\..+\.tmp$|^\.write-test-\d+$")
+
+
+def _check_out_dir(out: Path, resume: bool) -> Path | None:
+    """-> the checkpoint to resume from, or None for a fresh run. Writes nothing; refuses to clobber a run."""
     last = out / "checkpoints" / "last.pt"
     if resume:
         if not last.is_file():
@@ -58,6 +64,18 @@ def _prepare_out_dir(out: Path, resume: bool) -> Path | None:
         return last
     if last.exists():
         raise RunExists(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise EdgeganError(f"cannot write to --out {out}: {existing} is a file, not a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise EdgeganError(f"cannot write to --out {out}: permission denied in {existing}")
+    return None
+
+
+def _open_out_dir(out: Path, resume_step: int) -> list[Path]:
+    """Create the run folders (only once every option and the data were accepted), remove what killed runs
+    left, and drop metrics.jsonl rows past `resume_step` (0 for a fresh run). -> the leftovers removed."""
+    created = [p for p in (out, out / "checkpoints", out / "samples") if not p.exists()]
     try:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(exist_ok=True)
@@ -65,8 +83,46 @@ def _prepare_out_dir(out: Path, resume: bool) -> Path | None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        for folder in reversed(created):  # a failed start leaves no empty run folder
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise EdgeganError(f"cannot write to --out {out}: {exc.strerror or exc}") from exc
-    return None
+    removed = []
+    for folder in (out, out / "checkpoints", out / "samples"):
+        for path in folder.iterdir():
+            if _LEFTOVER.match(path.name) and path.is_file() and not path.is_symlink():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    _truncate_metrics(out / "metrics.jsonl", resume_step)
+    return removed
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the rows up to `step` (atomically): rows a killed run logged after its last checkpoint are redone."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            row_step = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a kill
+        if row_step <= step:
+            kept.append(line)
+    if len(kept) != len(lines):
+        with _writing(path, "metrics"):
+            atomic_write(path, lambda f: f.write("".join(row + "\n" for row in kept)), binary=False)
+
+
+@contextlib.contextmanager
+def _writing(path: Path, what: str):
+    """An OSError (disk full, read-only, permissions) while writing `path` -> a one-line EdgeganError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise EdgeganError(f"cannot write {what} {path}: {exc.strerror or exc}") from exc
 
 
 def _load_data(cfg: TrainConfig, progress: bool):
@@ -89,7 +145,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         progress: show a tqdm bar (rank 0 only).
     """
     out = Path(out_dir)
-    ctx = dist_utils.init_distributed(cfg.device)
+    ctx = dist_utils.init_distributed(cfg.device, cfg.amp)
     try:
         result = _train(cfg, out, resume, progress, ctx)
         # Leave together: a rank that tears down gloo while rank 0 still writes or talks aborts the job.
@@ -121,9 +177,11 @@ def _fit_to_data(cfg: TrainConfig, data) -> None:
 
 
 def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_utils.DistContext) -> TrainResult:
-    ckpt = None
+    # Everything that can refuse the run (options, device, checkpoint, data, model) runs before the first write,
+    # so a failed start leaves nothing on disk.
+    ckpt = resume_from = None
     if ctx.is_main:
-        resume_from = _prepare_out_dir(out, resume)
+        resume_from = _check_out_dir(out, resume)
         ckpt = load_checkpoint(resume_from, map_location="cpu") if resume_from is not None else None
     if resume and ctx.enabled:  # rank 0 alone reads: other nodes need no shared file system
         ckpt = dist_utils.broadcast_object(ckpt, ctx)
@@ -132,6 +190,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     cfg.validate()
     device = ctx.device
     cfg.amp = resolve_amp(cfg.amp, device)  # config.json and checkpoints record what ran
+    dist_utils.check_amp(cfg.amp, device)  # a resumed recipe's amp too
     data = _load_data(cfg, progress and ctx.is_main)
     _fit_to_data(cfg, data)
     source = BatchSource(data, cfg.batch_size, cfg.seed, device, ctx.rank, ctx.world_size, cfg.channels_last and cfg.model.arch == "dcgan")
@@ -143,13 +202,22 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     if ckpt is not None:
         engine.load_state_dict(ckpt)
         step = int(ckpt["step"])
+        bad = _first_nonfinite(engine)
+        if bad is not None:  # written before the guard checked weights: refuse rather than train on it
+            raise CheckpointError(
+                f"{resume_from or 'the checkpoint'} holds NaN/Inf weights ({bad}) at step {step} and cannot be "
+                "resumed; copy an earlier checkpoints/epoch_*.pt over last.pt, or start a new run"
+            )
     if step >= total_steps:
         raise EdgeganError(
             f"the run is already at step {step}; ask for more with --max-steps N (N > {step}) or more --epochs"
         )
 
+    leftovers: list[Path] = []
     if ctx.is_main:
-        atomic_write(out / "config.json", lambda f: f.write(json.dumps(cfg.to_dict(), indent=2)), binary=False)
+        leftovers = _open_out_dir(out, step)
+        with _writing(out / "config.json", "the run config"):
+            atomic_write(out / "config.json", lambda f: f.write(json.dumps(cfg.to_dict(), indent=2)), binary=False)
     metrics_file = open(out / "metrics.jsonl", "a") if ctx.is_main else None
     log_file = open(out / "train.log", "a") if ctx.is_main else None
     bar = None
@@ -165,15 +233,19 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
 
     log(f"{'resume' if ckpt else 'start'} at step {step}/{total_steps} on {device} x{ctx.world_size}, "
         f"{len(data.images)} images from {data.source}, {steps_per_epoch} steps/epoch")
+    if leftovers:
+        log(f"removed {len(leftovers)} leftover temp file(s) of an interrupted run: {', '.join(p.name for p in leftovers)}")
 
     stats = StepStats(device)
     window_start = run_start = time.perf_counter()
     window_from, run_start_step = step, step
     last_metrics: dict = {}
     last_ckpt = out / "checkpoints" / "last.pt"
+    saved = {"step": step if ckpt is not None else None}  # the last finite checkpoint, for the guard's message
 
     def checkpoint(epoch: int, epoch_end: bool) -> None:
         _check_finite(stats.first_bad, ctx)
+        _check_weights(engine, step, saved["step"], ctx)  # before the grid and any save: no NaN file is written
         noise_states = dist_utils.gather_objects(engine.rng_state(), ctx)  # a collective: every rank takes part
         if not ctx.is_main:
             return
@@ -188,6 +260,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
         save_checkpoint(state, last_ckpt)
         if epoch_end:
             save_checkpoint(state, out / "checkpoints" / f"epoch_{epoch:04d}.pt")
+        saved["step"] = step
         log(f"checkpoint at step {step} (epoch {epoch})")
 
     try:
@@ -200,14 +273,16 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
             epoch_end = step % steps_per_epoch == 0
             if step % cfg.log_every == 0 or step == total_steps or epoch_end:
                 _check_finite(stats.first_bad, ctx)
+                _check_weights(engine, step, saved["step"], ctx)
                 dist_utils.all_reduce_mean_(stats.sums, ctx)  # metrics are the mean over ranks
                 now = time.perf_counter()
                 ips = (step - window_from) * cfg.batch_size * ctx.world_size / max(now - window_start, 1e-9)
                 last_metrics = {"step": step, "epoch": step / steps_per_epoch, **stats.mean(), "images_per_s": ips,
                                 "time": time.time()}
                 if metrics_file is not None:
-                    metrics_file.write(json.dumps(last_metrics) + "\n")
-                    metrics_file.flush()
+                    with _writing(out / "metrics.jsonl", "metrics"):
+                        metrics_file.write(json.dumps(last_metrics) + "\n")
+                        metrics_file.flush()
                 if bar is not None:
                     m = last_metrics
                     bar.set_postfix(img_s=f"{ips:.0f}", loss_d=f"{m['loss_d']:.3f}", loss_g=f"{m['loss_g']:.3f}",
@@ -227,7 +302,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
 
     ips = (step - run_start_step) * cfg.batch_size * ctx.world_size / max(time.perf_counter() - run_start, 1e-9)
     if ctx.is_main:
-        _plot_losses(out)
+        with _writing(out / "loss_curve.png", "loss curve"):
+            _plot_losses(out)
     return TrainResult(out, step, step // steps_per_epoch, last_ckpt, ips, last_metrics)
 
 
@@ -249,6 +325,46 @@ def _record_replicas(engine: GANStep, ctx: dist_utils.DistContext, log: Callable
 
             warnings.warn("data-parallel replicas hold different parameters: see train.log", RuntimeWarning)
 
+def _weights(engine: GANStep) -> dict[str, dict[str, torch.Tensor]]:
+    """Every parameter and buffer that a checkpoint saves, by model: G, D and (with EMA) G_ema."""
+    models = {"G": engine.G, "D": engine.D}
+    if engine.ema is not None:
+        models["G_ema"] = engine.ema.model
+    return {name: model.state_dict() for name, model in models.items()}
+
+
+@torch.no_grad()
+def _nonfinite_flag(engine: GANStep) -> torch.Tensor:
+    """int64 scalar on the device: 1 when any floating-point weight or buffer holds a NaN/Inf (no host sync)."""
+    tensors = [t for state in _weights(engine).values() for t in state.values() if t.is_floating_point()]
+    return torch.stack([~torch.isfinite(t).all() for t in tensors]).any().to(torch.long)
+
+
+def _first_nonfinite(engine: GANStep) -> str | None:
+    """`G_ema main.0.weight`-style name of the first NaN/Inf tensor, or None when every weight is finite."""
+    if not _nonfinite_flag(engine).item():
+        return None
+    for model, state in _weights(engine).items():
+        for key, t in state.items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                return f"{model} {key}"
+    return None
+
+
+def _check_weights(engine: GANStep, step: int, saved_step: int | None, ctx: dist_utils.DistContext) -> None:
+    """Stop (every rank together) when a weight is NaN/Inf, though the losses were finite: an update can blow
+    weights up after the loss that caused it was computed. Called before every save, and each log interval."""
+    if not dist_utils.any_flag(_nonfinite_flag(engine), ctx):
+        return
+    bad = _first_nonfinite(engine) or "a weight on another rank"
+    kept = f"the last good checkpoint (step {saved_step}) was left untouched" if saved_step is not None else \
+        "no checkpoint had been written yet"
+    raise TrainingDiverged(
+        f"training diverged: {bad} became NaN/Inf by step {step}; nothing was saved and {kept}. "
+        "Try a lower --lr, another --loss, or --amp off."
+    )
+
+
 def _check_finite(first_bad: torch.Tensor, ctx: dist_utils.DistContext) -> None:
     if dist_utils.any_flag((first_bad >= 0).to(torch.long), ctx):
         bad_step = int(first_bad.item())
@@ -268,7 +384,8 @@ def _save_samples(model: nn.Module, cfg: TrainConfig, path: Path, device: torch.
     model.eval()
     images = model(z, y).float().cpu().numpy()  # [64, C, H, W]
     model.train(was_training)
-    save_grid(to_uint8_nhwc(images), path, nrow=8)
+    with _writing(path, "sample grid"):
+        save_grid(to_uint8_nhwc(images), path, nrow=8)
 
 
 def _plot_losses(out: Path) -> None:
