@@ -31,10 +31,10 @@ ADAM_IMPLS = ("fused", "foreach", "for-loop")
 STAT_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z")  # the row of statistics each step returns
 
 
-def make_adam(params, cfg: TrainConfig, impl: str = "fused") -> torch.optim.Adam:
-    """Adam with the run's lr/betas. `fused` (one kernel over all parameters, CPU and CUDA) falls back to
-    `foreach` where fused is not available; `for-loop` is PyTorch's per-tensor default on CPU."""
-    kwargs = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+def make_adam(params, cfg: TrainConfig, impl: str = "fused", lr: float | None = None) -> torch.optim.Adam:
+    """Adam with the run's lr (or `lr`) and betas. `fused` (one kernel over all parameters, CPU and CUDA) falls
+    back to `foreach` where fused is not available; `for-loop` is PyTorch's per-tensor default on CPU."""
+    kwargs = dict(lr=cfg.lr if lr is None else lr, betas=(cfg.beta1, cfg.beta2))
     if impl == "fused":
         try:
             return torch.optim.Adam(params, fused=True, **kwargs)
@@ -127,7 +127,7 @@ class GANStep:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.opt_G = make_adam(self.G.parameters(), cfg, adam)
-        self.opt_D = make_adam(self.D.parameters(), cfg, adam)
+        self.opt_D = make_adam(self.D.parameters(), cfg, adam, lr=cfg.lr_d)
         self.ema = EMA(self.G, cfg.ema_decay) if cfg.ema else None
         self.noise = torch.Generator(device=device).manual_seed(noise_seed(cfg.seed, ctx.rank))
         self.scaler_G, self.scaler_D = (torch.amp.GradScaler("cuda", enabled=self.amp == "fp16") for _ in range(2))
