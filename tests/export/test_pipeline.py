@@ -17,7 +17,7 @@ from export.verify import AtolError
 from runtime.contract import GeneratorContract, draw_latents, to_uint8_nhwc
 from runtime.errors import EdgeganError
 from tests.export.conftest import CLASS_NAMES, make_checkpoint
-from trainer.checkpoint import CheckpointError
+from trainer.checkpoint import CheckpointError, save_checkpoint
 from trainer.sample import generate_images, load_generator
 
 
@@ -213,7 +213,9 @@ def _bad_sources(tmp_path: Path, good: Path) -> dict[str, Path]:
     mismatched = tmp_path / "mismatched.pt"
     state = torch.load(good, weights_only=True)
     state["config"]["model"]["width"] = 16  # config no longer matches the saved weights
-    torch.save(state, mismatched)
+    for key in ("format", "kind", "sha256"):
+        state.pop(key, None)
+    save_checkpoint(state, mismatched)  # a valid checksum: refused for the mismatch, not as corrupt
     empty_run = tmp_path / "empty_run"
     empty_run.mkdir()
     return {"text": text, "truncated": truncated, "pickled": pickled, "foreign": foreign, "mismatched": mismatched,
