@@ -84,7 +84,10 @@ def evaluate(model: Path, dataset: str, data_dir: str | None, n: int, evaluator_
              json_path: Path | None, provider: str, threads: int | None, batch_size: int, no_floor: bool,
              no_cache: bool) -> None:
     """Score MODEL's images: FID and KID on the evaluator's features against the real test split, class
-    coverage, confidence, precision and recall, beside the real-vs-real floor. numpy + onnxruntime only."""
+    coverage, confidence, precision and recall, beside the real-vs-real floor; then per class (asked-for label,
+    or predicted class for unconditional models) label accuracy, recall and diversity, with a mode-collapse
+    warning on stderr (and in --json) when a class falls far below real data. numpy + onnxruntime only."""
+    from runtime.per_class import format_warning
     from runtime.quality import evaluate as run_evaluation
     from runtime.quality import format_report, write_json
 
@@ -96,6 +99,8 @@ def evaluate(model: Path, dataset: str, data_dir: str | None, n: int, evaluator_
                             provider=provider, threads=threads, batch_size=batch_size, floor=not no_floor,
                             cache=not no_cache)
     click.echo(format_report(report))
+    for warning in report.warnings:  # mode collapse: never silent, and on stderr so a piped report still shows it
+        click.echo(format_warning(warning), err=True)
     if json_path is not None:
         click.echo(f"wrote {write_json(report, json_path)}")
 

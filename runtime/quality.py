@@ -41,6 +41,7 @@ from runtime.metrics import (
     kth_neighbour_radii,
     precision_recall,
 )
+from runtime.per_class import collapse_warnings, format_per_class, per_class_figures
 
 if TYPE_CHECKING:
     from runtime.datasets import ImageData
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "QualityError", "EvaluatorInfo", "Evaluator", "FeatureSet", "QualityReport", "evaluate", "format_report",
     "default_evaluator_path", "stats_cache_dir", "reference_features", "compare_feature_sets", "inception_status",
+    "load_reference", "label_mismatch",
     "EVALUATOR_FORMAT", "INPUT_PIXELS", "OUTPUT_LOGITS", "OUTPUT_FEATURES",
 ]
 
@@ -435,12 +437,14 @@ class QualityReport:
     inception: dict[str, Any]
     seconds: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    per_class: dict[str, Any] = field(default_factory=dict)  # runtime.per_class.per_class_figures
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # runtime.per_class.collapse_warnings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _load_reference(dataset: str, data_dir, info: EvaluatorInfo) -> tuple["ImageData", str, list[str]]:
+def load_reference(dataset: str, data_dir, info: EvaluatorInfo) -> tuple["ImageData", str, list[str]]:
     """The real split to compare against: test, or train (with a note) when the data has no test split."""
     from runtime.datasets import DataError, load_images
 
@@ -458,10 +462,14 @@ def _load_reference(dataset: str, data_dir, info: EvaluatorInfo) -> tuple["Image
 
 
 def _floor(evaluator: Evaluator, dataset: str, data_dir, reference: FeatureSet, ref_data: "ImageData",
-           ref_split: str, n: int, cache: bool) -> dict[str, Any]:
+           ref_split: str, n: int, cache: bool) -> tuple[dict[str, Any], tuple[FeatureSet, FeatureSet] | None]:
     """Real-vs-real figures: n training images against the test reference (what a generator that samples the
     true distribution would score at this n), or, without a separate training split, two disjoint halves of
-    the reference. The figures are cached with the floor sample's features."""
+    the reference. The figures are cached with the floor sample's features.
+
+    Returns:
+        (figures, (the real set it was scored against, the floor sample) or None when there is no floor).
+    """
     from runtime.datasets import DataError, load_images
 
     info = evaluator.info
@@ -484,7 +492,7 @@ def _floor(evaluator: Evaluator, dataset: str, data_dir, reference: FeatureSet, 
         order = rng.permutation(len(ref_data.images))
         half = len(order) // 2
         if half <= PR_NEIGHBOURS:
-            return {"method": "none", "reason": f"the reference has only {len(order)} images"}
+            return {"method": "none", "reason": f"the reference has only {len(order)} images"}, None
         a, b = np.sort(order[:half]), np.sort(order[half:2 * half])
         against = reference_features(evaluator, ref_data.images[a], dataset, f"{ref_split}-halfA", cache)
         fs = reference_features(evaluator, ref_data.images[b], dataset, f"{ref_split}-halfB", cache)
@@ -492,14 +500,14 @@ def _floor(evaluator: Evaluator, dataset: str, data_dir, reference: FeatureSet, 
     key = {"against": against.cache_meta or {}, "method": method}
     stored = fs.extra.get("floor")
     if cache and isinstance(stored, dict) and stored.get("key") == json.loads(json.dumps(key)):
-        return {"method": method, **stored["metrics"], "cached": True}
+        return {"method": method, **stored["metrics"], "cached": True}, (against, fs)
     figures = compare_feature_sets(against, fs)
     fs.extra["floor"] = {"key": key, "metrics": figures}
     fs.save()
-    return {"method": method, **figures, "cached": False}
+    return {"method": method, **figures, "cached": False}, (against, fs)
 
 
-def _label_match(gen_names: list[str], gen_classes: int, info: EvaluatorInfo) -> str | None:
+def label_mismatch(gen_names: list[str], gen_classes: int, info: EvaluatorInfo) -> str | None:
     """None when a conditional generator's labels mean the evaluator's classes; else why per-class is skipped."""
     if gen_classes != info.num_classes:
         return f"the generator has {gen_classes} classes, the evaluator {info.num_classes}"
@@ -555,7 +563,7 @@ def evaluate(
     if _slug(ev.info.dataset) != _slug(dataset):
         notes.append(f"the evaluator was trained on {ev.info.dataset!r}, the reference is {dataset!r}")
 
-    ref_data, ref_split, more = _load_reference(dataset, data_dir, ev.info)
+    ref_data, ref_split, more = load_reference(dataset, data_dir, ev.info)
     notes += more
     ev.check_images(ref_data.images.shape, f"the {dataset} {ref_split} images")
     reference = reference_features(ev, ref_data.images, dataset, ref_split, cache)
@@ -569,7 +577,7 @@ def evaluate(
     metrics = compare_feature_sets(reference, fake)
     labels = None
     if gen.conditional:
-        why = _label_match(gen.class_names, gen.num_classes, ev.info)
+        why = label_mismatch(gen.class_names, gen.num_classes, ev.info)
         if why is None:
             labels = gen.resolve_labels(None, int(n))
         else:
@@ -578,9 +586,19 @@ def evaluate(
     seconds["score"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
-    floor_figures = (_floor(ev, dataset, data_dir, reference, ref_data, ref_split, int(n), cache)
-                     if floor else {"method": "none", "reason": "not asked for"})
+    floor_figures, floor_sets = (_floor(ev, dataset, data_dir, reference, ref_data, ref_split, int(n), cache)
+                                 if floor else ({"method": "none", "reason": "not asked for"}, None))
     seconds["floor"] = time.perf_counter() - t3
+
+    # Per class: conditional models by the label asked for, unconditional ones by the evaluator's prediction.
+    t4 = time.perf_counter()
+    per_class = per_class_figures(
+        reference.features, reference.probs, fake.features, fake.probs, labels, ev.info.class_names,
+        floor=None if floor_sets is None else (floor_sets[0].features, floor_sets[0].probs,
+                                               floor_sets[1].features, floor_sets[1].probs),
+        seed=seed)
+    collapse = collapse_warnings(per_class)
+    seconds["per_class"] = time.perf_counter() - t4
     seconds["total"] = time.perf_counter() - t0
 
     return QualityReport(
@@ -600,6 +618,8 @@ def evaluate(
         inception=inception_status(),
         seconds=seconds,
         notes=notes,
+        per_class=per_class,
+        warnings=collapse,
     )
 
 
@@ -648,6 +668,8 @@ def format_report(report: QualityReport) -> str:
         per = ", ".join(f"{names[k] if k < len(names) else k} {p:.0%}" for k, p in enumerate(cov["per_class"])
                         if p is not None)
         lines.append(f"asked-for label recognised: {per}")
+    if report.per_class:
+        lines += ["", *format_per_class(report.per_class)]
     lines.append(f"Inception FID: {report.inception['status']}: {report.inception['reason']}")
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines)
