@@ -28,6 +28,7 @@ from trainer import distributed as dist_utils
 from trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import BatchSource
+from trainer.diversity import DiversityMonitor
 from trainer.step import GANStep, StepStats, resolve_amp
 
 SAMPLE_GRID_SIZE = 64
@@ -236,6 +237,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     if leftovers:
         log(f"removed {len(leftovers)} leftover temp file(s) of an interrupted run: {', '.join(p.name for p in leftovers)}")
 
+    diversity = DiversityMonitor(cfg, data, device, log, bar, enabled=ctx.is_main)  # samples vs real: collapse
     stats = StepStats(device)
     window_start = run_start = time.perf_counter()
     window_from, run_start_step = step, step
@@ -251,6 +253,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
             return
         name = f"epoch_{epoch:04d}.png" if epoch_end else f"step_{step:07d}.png"
         _save_samples(engine.sample_model, cfg, out / "samples" / name, device)
+        diversity.measure(engine.sample_model, step)  # train.log, warns on collapse (once per step)
         rng = {f"noise_rank{r}": s["noise"] for r, s in enumerate(noise_states)}
         rng.update({k: v for k, v in noise_states[0].items() if k != "noise"})  # fp16 loss scalers
         state = {
@@ -279,6 +282,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
                 ips = (step - window_from) * cfg.batch_size * ctx.world_size / max(now - window_start, 1e-9)
                 last_metrics = {"step": step, "epoch": step / steps_per_epoch, **stats.mean(), "images_per_s": ips,
                                 "time": time.time()}
+                if epoch_end or step == total_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                    last_metrics.update(diversity.measure(engine.sample_model, step))  # checkpoint() reuses it
                 if metrics_file is not None:
                     with _writing(out / "metrics.jsonl", "metrics"):
                         metrics_file.write(json.dumps(last_metrics) + "\n")
