@@ -33,9 +33,15 @@ import click
               help="Fail when a variant's FID against the fp32 model's images exceeds F.")
 @click.option("--gate-n", type=click.IntRange(4, None), default=2000, show_default=True,
               help="Images per variant the quality gate scores.")
+@click.option("--min-recall", type=click.FloatRange(0, 1), default=None, metavar="R",
+              help="Fail when the model's recall against the real test images (conditional: any class's) is below "
+                   "R; a collapsed generator scores ~0.")
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="Real data for --min-recall [default: the run's --data-dir].")
 def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensorrt: bool, trt_batch: str,
            ort_format: bool, triton: bool, pixels: str, no_ema: bool, force: bool, as_json: bool, quiet: bool,
-           evaluator: str | None, max_fid_delta: float | None, gate_n: int, optimize: bool) -> None:
+           evaluator: str | None, max_fid_delta: float | None, gate_n: int, optimize: bool,
+           min_recall: float | None, data_dir: str | None) -> None:
     """Export a run's (or checkpoint's) generator to a verified generator.onnx plus the variants asked for.
 
     Every file is verified before it is moved into OUT; the checks, errors, sizes and operator counts go to
@@ -58,6 +64,7 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
         source, out_dir, opset=opset, fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt,
         triton=triton, pixels=pixels, use_ema=not no_ema, force=force, trt_batch=batch, progress=not quiet,
         evaluator=evaluator, max_fid_delta=max_fid_delta, gate_n=gate_n, optimize=optimize,
+        min_recall=min_recall, data_dir=data_dir,
     )
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report))
     if not as_json:

@@ -156,6 +156,8 @@ def export_checkpoint(
     max_fid_delta: float | None = None,
     gate_n: int = GATE_N,
     optimize: bool = True,
+    min_recall: float | None = None,
+    data_dir: str | Path | None = None,
 ) -> dict:
     """Export a checkpoint's generator to a verified `generator.onnx` plus the variants asked for.
 
@@ -179,6 +181,9 @@ def export_checkpoint(
             model's dataset, or the gate is skipped (and the report says why) when there is none.
         max_fid_delta: fail when a variant's FID against the fp32 model's images exceeds this (None: record only).
         gate_n: images per variant the gate scores.
+        min_recall: fail when the fp32 model's recall against the real test images (or, conditional, one class's
+            recall) is below this (None: not checked; export/quality_gate.py).
+        data_dir: the real data for min_recall (None: the run's --data-dir).
 
     Returns:
         The report (also written to out_dir/export_report.json): per variant its file, checks with figures,
@@ -214,7 +219,9 @@ def export_checkpoint(
         _say(progress, f"loading {source}")
         G, cfg, ckpt, ckpt_path, ema = _load(source, use_ema)
         contract = build_contract(cfg, ckpt, ema, PIXEL_FORMS[pixels])
-        gate = plan_gate(evaluator, contract, max_fid_delta, gate_n)  # a bad evaluator fails before any export work
+        # A bad evaluator, or real data that --min-recall cannot read, fails before any export work.
+        gate = plan_gate(evaluator, contract, max_fid_delta, gate_n, min_recall=min_recall,
+                         data_dir=data_dir if data_dir is not None else cfg.data_dir)
         core_contract = GeneratorContract(**{**contract.to_dict(), "output": OUTPUT_FLOAT_NCHW})
         reference = CachedReference(_torch_reference(G))
         _say(progress, "folding BatchNorm and exporting with torch.onnx")
@@ -332,7 +339,8 @@ def export_checkpoint(
             "options": {"opset": opset, "fp16": fp16, "int8": int8, "ort_format": ort_format, "tensorrt": tensorrt,
                         "triton": triton, "pixels": pixels, "use_ema": use_ema, "trt_batch": list(trt_batch),
                         "evaluator": str(evaluator) if evaluator is not None else None,
-                        "max_fid_delta": max_fid_delta, "gate_n": gate_n, "optimize": optimize},
+                        "max_fid_delta": max_fid_delta, "gate_n": gate_n, "optimize": optimize,
+                        "min_recall": min_recall},
             "tolerances": tolerance_table(),
             "versions": versions(),
             "variants": variants,
