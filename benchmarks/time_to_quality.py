@@ -1,8 +1,13 @@
-"""Time to quality: edgegan's default DCGAN vs a plain pytorch/examples-style loop, same wall-clock budget.
+"""Time to quality: edgegan's default DCGAN vs a plain pytorch/examples-style loop, per minute or per step.
 
-Both arms train the same DCGAN 28x28 (trainer.models, width 64, nz 100) on the real Fashion-MNIST training split,
-one after the other on this machine, each for `--minutes` of wall-clock time counted from the start of its setup
-(data in memory, models built). At each mark of `--at` (minutes) the generator is snapshotted; after training,
+Both arms train the same DCGAN 28x28 (trainer.models, width 64, nz 100) on the real Fashion-MNIST (or MNIST)
+training split, one after the other on this machine. Two modes:
+  wall clock  each arm runs `--minutes` counted from the start of its setup (data in memory, models built);
+              snapshots at the marks of `--at` (minutes). Machine-dependent: speed and quality per step together.
+  steps       `--steps 4000,8000`: each arm runs to the last mark and is snapshotted at each step count (batch 64).
+              Machine-independent: quality per step alone, comparable between a laptop and a GPU.
+`--seeds K` repeats every arm with seeds seed..seed+K-1; the summary gives each figure's mean and spread
+(half the range over seeds). At each mark the generator is snapshotted; after training,
 every snapshot is exported with `export_checkpoint` and scored with `runtime.quality.evaluate` (the same
 evaluator, the same n, the same seed), so the figures are `edgegan eval`'s.
 
@@ -23,9 +28,10 @@ Writes into --out-dir (default benchmarks/results): time_to_quality.md (the tabl
 machine load), time_to_quality.json, ttq_edgegan.png and ttq_plain.png (64 samples, seed 0, of each arm's last
 snapshot). Needs an evaluator: `edgegan evaluator train --dataset fashion-mnist` (or pass --evaluator).
 
-Usage: python benchmarks/time_to_quality.py [--minutes 10] [--at 2.5,5,10] [-n 10000] [--evaluator E.onnx]
-       [--ablate ema=false ...] [--plain-workers 2] [--threads N] [--data-dir DIR] [--out-dir benchmarks/results]
-       [--keep DIR]
+Usage: python benchmarks/time_to_quality.py [--minutes 10 --at 2.5,5,10 | --steps 4000,8000] [--seeds 2]
+       [-n 10000] [--evaluator E.onnx] [--dataset fashion-mnist|mnist] [--ablate ema=false ...]
+       [--ablate lr=0.0005,ema_start=1000 ...] [--plain-workers 2] [--threads N] [--data-dir DIR]
+       [--out-dir benchmarks/results] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -51,12 +57,13 @@ from torch import nn  # noqa: E402
 
 import trainer.train as train_module  # noqa: E402
 from runtime.datasets import load_images  # noqa: E402
+from runtime.files import atomic_write  # noqa: E402
 from trainer.checkpoint import save_checkpoint  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.models import build_discriminator, build_generator  # noqa: E402
 from trainer.step import GANStep  # noqa: E402
 
-DATASET = "fashion-mnist"
+DATASETS = ("fashion-mnist", "mnist")
 BATCH = 64  # pytorch/examples' default
 
 
@@ -66,7 +73,7 @@ class BudgetReached(Exception):
 
 @dataclass
 class Snapshot:
-    minutes: float  # the mark
+    mark: float  # minutes (wall-clock mode) or steps (steps mode)
     elapsed: float  # seconds since the arm's start when taken (first step boundary after the mark)
     step: int
     states: dict[str, dict[str, torch.Tensor]]  # "ema" / "raw" -> G state dict
@@ -78,6 +85,7 @@ class Arm:
     kind: str  # "edgegan" or "plain"
     cfg: TrainConfig
     changes: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
     snapshots: list[Snapshot] = field(default_factory=list)
     total_steps: int = 0
     seconds: float = 0.0
@@ -85,27 +93,29 @@ class Arm:
 
 
 class Clock:
-    """Wall clock of one arm: snapshots at the marks, BudgetReached at the end of the budget."""
+    """One arm's marks: snapshots when the wall clock (unit "min") or the step count (unit "step") passes a mark,
+    BudgetReached when the last mark is taken and the budget spent."""
 
-    def __init__(self, marks_min: list[float], budget_min: float):
-        self.marks = sorted(marks_min)
-        self.budget = budget_min * 60.0
+    def __init__(self, marks: list[float], budget: float, unit: str = "min"):
+        self.marks = sorted(marks)
+        self.unit = unit
+        self.budget = budget * 60.0 if unit == "min" else budget
         self.start = time.perf_counter()
         self.snapshots: list[Snapshot] = []
 
     def after_step(self, step: int, models: dict[str, nn.Module]) -> None:
         elapsed = time.perf_counter() - self.start
-        while self.marks and elapsed >= self.marks[0] * 60.0:
+        progress = elapsed / 60.0 if self.unit == "min" else step
+        while self.marks and progress >= self.marks[0]:
             states = {k: {n: t.detach().cpu().clone() for n, t in m.state_dict().items()} for k, m in models.items()}
             self.snapshots.append(Snapshot(self.marks.pop(0), elapsed, step, states))
-        if elapsed >= self.budget and not self.marks:
+        if not self.marks and (elapsed if self.unit == "min" else step) >= self.budget:
             raise BudgetReached
 
 
 # ------------------------------------------------------------------------------------------------ edgegan arm
-def run_edgegan(arm: Arm, marks: list[float], minutes: float, work: Path) -> None:
+def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
     """trainer.train.train with its defaults, stopped by the clock; GANStep wrapped to read the clock."""
-    clock = Clock(marks, minutes)
 
     class TimedStep(GANStep):
         def step(self, x, y, t):
@@ -121,7 +131,7 @@ def run_edgegan(arm: Arm, marks: list[float], minutes: float, work: Path) -> Non
     clock.start = time.perf_counter()
     try:
         with mock.patch.object(train_module, "GANStep", TimedStep):
-            train_module.train(cfg, work / arm.name.replace(" ", "_"), progress=False)
+            train_module.train(cfg, work / f"{_slug(arm.name)}_seed{arm.seed}", progress=False)
     except BudgetReached:
         pass
     arm.snapshots = clock.snapshots
@@ -149,12 +159,11 @@ class ExamplesDataset(torch.utils.data.Dataset):
         return t.sub_(0.5).div_(0.5), int(self.targets[index])  # Normalize((0.5,), (0.5,))
 
 
-def run_plain(arm: Arm, marks: list[float], minutes: float, workers: int, data_dir: str | None) -> None:
+def run_plain(arm: Arm, clock: Clock, workers: int, data_dir: str | None) -> None:
     """pytorch/examples/dcgan/main.py's loop, step for step, on the same G/D architecture."""
-    clock = Clock(marks, minutes)
     cfg = arm.cfg
     torch.manual_seed(cfg.seed)
-    data = load_images(DATASET, "train", data_dir, progress=False)
+    data = load_images(cfg.dataset, "train", data_dir, progress=False)
     loader = torch.utils.data.DataLoader(ExamplesDataset(data.images, data.labels), batch_size=BATCH, shuffle=True,
                                          num_workers=workers)
     netG, netD = build_generator(cfg.model), build_discriminator(cfg.model)  # DCGAN init as examples' weights_init
@@ -211,15 +220,15 @@ def score(arm: Arm, which: str, snap: Snapshot, work: Path, evaluator: str | Non
     from runtime.quality import evaluate
 
     state = snap.states[which]
-    folder = work / "snapshots" / f"{arm.name.replace(' ', '_')}_{which}_{snap.minutes:g}min"
+    folder = work / "snapshots" / f"{_slug(arm.name)}_seed{arm.seed}_{which}_{snap.mark:g}"
     cfg = TrainConfig.from_dict(arm.cfg.to_dict())
     ckpt = {"config": cfg.to_dict(), "class_names": [], "G": state, "D": {}, "G_ema": None, "opt_G": {}, "opt_D": {},
             "step": snap.step, "epoch": 0, "rng": {}}
     save_checkpoint(ckpt, folder / "snapshot.pt")
     export_checkpoint(folder / "snapshot.pt", folder / "model", use_ema=False, progress=False, force=True)
-    report = evaluate(folder / "model" / "generator.onnx", DATASET, data_dir=data_dir, n=n, evaluator=evaluator,
+    report = evaluate(folder / "model" / "generator.onnx", cfg.dataset, data_dir=data_dir, n=n, evaluator=evaluator,
                       seed=0, floor=floor)
-    return {"arm": arm.name, "generator": which, "minutes": snap.minutes, "elapsed_s": snap.elapsed,
+    return {"arm": arm.name, "seed": arm.seed, "generator": which, "mark": snap.mark, "elapsed_s": snap.elapsed,
             "step": snap.step, "images_per_s": snap.step * arm.cfg.batch_size / snap.elapsed,
             **report.metrics, "coverage": report.coverage["entropy"], "confidence": report.coverage["confidence"],
             "model": str(folder / "model" / "generator.onnx"), "_report": report}
@@ -240,42 +249,108 @@ def _load() -> str:
         return "n/a"
 
 
+METRICS = ("fid", "kid_mean", "precision", "recall", "coverage")
+
+
+def _slug(name: str) -> str:
+    return name.replace(" ", "_").replace("=", "-").replace(",", "_")
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Rows of one (arm, generator, mark) over seeds -> mean and spread (half the range) of each figure."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["arm"], r["generator"], r["mark"]), []).append(r)
+    out = []
+    for (arm, which, mark), members in groups.items():
+        entry = {"arm": arm, "generator": which, "mark": mark, "seeds": [m["seed"] for m in members],
+                 "step": round(float(np.mean([m["step"] for m in members]))),
+                 "images_per_s": float(np.mean([m["images_per_s"] for m in members]))}
+        for key in METRICS:
+            values = np.array([m[key] for m in members], dtype=np.float64)
+            entry[key] = float(values.mean())
+            entry[key + "_spread"] = float((values.max() - values.min()) / 2)
+        out.append(entry)
+    return out
+
+
+def verdicts(summary: list[dict], unit: str) -> list[str]:
+    """The issue's targets, read off the summary: in steps mode, the defaults (EMA) at N reach the plain loop's
+    FID at 2N, and at the last mark their FID is at most 0.6x the plain loop's; in wall-clock mode, when
+    edgegan reaches the plain loop's last FID."""
+    plain = {r["mark"]: r for r in summary if r["arm"] == "plain"}
+    edge = {r["mark"]: r for r in summary if r["arm"] == "edgegan" and r["generator"] == "ema"}
+    if not plain or not edge:
+        return []
+    lines = []
+    if unit == "step":
+        for mark, row in sorted(edge.items()):
+            if 2 * mark in plain:
+                target = plain[2 * mark]
+                ok = row["fid"] <= target["fid"]
+                lines.append(f"{'met' if ok else 'NOT met'}: defaults at {mark:g} steps FID {row['fid']:.2f} "
+                             f"(±{row['fid_spread']:.2f}) vs plain at {2 * mark:g} steps {target['fid']:.2f} "
+                             f"(±{target['fid_spread']:.2f})")
+        last = max(set(plain) & set(edge), default=None)
+        if last is not None:
+            ratio = edge[last]["fid"] / plain[last]["fid"]
+            lines.append(f"{'met' if ratio <= 0.6 else 'NOT met'}: at {last:g} steps defaults / plain FID = "
+                         f"{ratio:.2f} (target <= 0.6)")
+        return lines
+    target = plain[max(plain)]
+    reached = [r for m, r in sorted(edge.items()) if r["fid"] <= target["fid"]]
+    return [f"edgegan (EMA) reaches the plain loop's {target['mark']:g}-minute FID ({target['fid']:.3f}) at the "
+            f"{reached[0]['mark']:g}-minute mark" if reached else
+            f"edgegan (EMA) does not reach the plain loop's {target['mark']:g}-minute FID ({target['fid']:.3f})"]
+
+
 def render(rows: list[dict], floor: dict, arms: list[Arm], args, evaluator: dict, loads: tuple[str, str],
-           command: str) -> str:
+           command: str, unit: str) -> str:
+    dataset = arms[0].cfg.dataset
+    budget = (f"the same {args.minutes:g}-minute wall-clock budget per arm" if unit == "min"
+              else f"snapshots by step count (batch {BATCH})")
+    at = "at (min)" if unit == "min" else "at (steps)"
     lines = [
         "# Time to quality: edgegan defaults vs the plain pytorch/examples loop",
         "",
-        f"Fashion-MNIST, DCGAN 28x28 (width 64, nz 100, batch {BATCH}), the same {args.minutes:g}-minute wall-clock "
-        f"budget per arm on this machine ({os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; load average {loads[0]} before, {loads[1]} after). Each snapshot is "
-        f"exported and scored by `edgegan eval` with {args.n} images (seed 0) against the {floor.get('reference_n', '?')} "
-        f"test images; features: the evaluator's {evaluator['feature_dim']}-d penultimate layer "
-        f"({Path(evaluator['path']).name}, test accuracy {evaluator['test_accuracy']:.2%}).",
+        f"{dataset}, DCGAN 28x28 (width 64, nz 100, batch {BATCH}), {budget}, seeds "
+        f"{args.seed}..{args.seed + args.seeds - 1}, on this machine ({os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {loads[0]} before, {loads[1]} "
+        f"after). Each snapshot is exported and scored by `edgegan eval` with {args.n} images (seed 0) against the "
+        f"{floor.get('reference_n', '?')} test images; features: the evaluator's {evaluator['feature_dim']}-d "
+        f"penultimate layer ({Path(evaluator['path']).name}, test accuracy {evaluator['test_accuracy']:.2%}).",
         "",
-        "| arm | generator | at (min) | steps | images/s | FID | KID | precision | recall | coverage |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "## Summary (mean ± half the range over seeds)",
+        "",
+        f"| arm | generator | {at} | steps | FID | KID | precision | recall | coverage |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in rows:
+    summary = summarize(rows)
+    for r in summary:
         lines.append(
-            f"| {r['arm']} | {r['generator']} | {r['minutes']:g} | {r['step']} | {r['images_per_s']:.0f} | "
-            f"{r['fid']:.3f} | {r['kid_mean']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['coverage']:.3f} |"
+            f"| {r['arm']} | {r['generator']} | {r['mark']:g} | {r['step']} | {r['fid']:.2f} ± {r['fid_spread']:.2f} | "
+            f"{r['kid_mean']:.3f} ± {r['kid_mean_spread']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+            f"{r['coverage']:.3f} |"
         )
     if "fid" in floor:
         lines.append(
-            f"| real data (floor) | {floor['method']} | - | - | - | {floor['fid']:.3f} | {floor['kid_mean']:.4f} | "
+            f"| real data (floor) | {floor['method']} | - | - | {floor['fid']:.3f} | {floor['kid_mean']:.4f} | "
             f"{floor['precision']:.3f} | {floor['recall']:.3f} | - |"
         )
-    plain = [r for r in rows if r["arm"] == "plain"]
-    edge = [r for r in rows if r["arm"] == "edgegan" and r["generator"] == "ema"]
-    if plain and edge:
-        target = plain[-1]
-        reached = [r for r in edge if r["fid"] <= target["fid"]]
-        verdict = (f"edgegan (EMA) reaches the plain loop's {target['minutes']:g}-minute FID ({target['fid']:.3f}) "
-                   f"at the {reached[0]['minutes']:g}-minute mark" if reached else
-                   f"edgegan (EMA) does not reach the plain loop's {target['minutes']:g}-minute FID "
-                   f"({target['fid']:.3f}) within {args.minutes:g} minutes")
-        lines += ["", f"**{verdict}.**"]
-    changes = [f"`{a.name}`: {', '.join(f'{k}={v}' for k, v in a.changes.items())}" for a in arms if a.changes]
+    lines += [""] + [f"**{v}.**" for v in verdicts(summary, unit)]
+    lines += [
+        "",
+        "## Every run",
+        "",
+        f"| arm | seed | generator | {at} | steps | images/s | FID | KID | precision | recall | coverage |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | {r['seed']} | {r['generator']} | {r['mark']:g} | {r['step']} | {r['images_per_s']:.0f} | "
+            f"{r['fid']:.3f} | {r['kid_mean']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['coverage']:.3f} |"
+        )
+    changes = sorted({f"`{a.name}`: {', '.join(f'{k}={v}' for k, v in a.changes.items())}" for a in arms if a.changes})
     lines += [
         "",
         "Rows: `edgegan`/`ema` is what `edgegan train` + `edgegan export` ship (EMA weights); `edgegan`/`raw` is the same "
@@ -290,80 +365,105 @@ def render(rows: list[dict], floor: dict, arms: list[Arm], args, evaluator: dict
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text), binary=False)
 
 
-def _parse_change(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    kinds = {f.name: f.type for f in fields(TrainConfig)}
-    if not sep or key not in kinds or key in ("model", "dataset", "class_names"):
-        raise SystemExit(f"--ablate {text!r}: give KEY=VALUE with KEY a TrainConfig field (e.g. ema, loss, lr, "
-                         f"ema_decay, batch_size)")
+def _parse_value(key: str, value: str) -> Any:
     default = getattr(TrainConfig(), key)
     if isinstance(default, bool):
-        return key, value.lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return key, int(value)
-    if isinstance(default, float):
-        return key, float(value)
-    return key, value
+        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int) or (default is None and value.lstrip("-").isdigit()):
+        return int(value)
+    if isinstance(default, float) or default is None:
+        return float(value)
+    return value
+
+
+def _parse_changes(text: str) -> dict[str, Any]:
+    """"lr=5e-4,ema_start=1000" -> {"lr": 0.0005, "ema_start": 1000}: one ablation arm, one or more fields."""
+    names = {f.name for f in fields(TrainConfig)} - {"model", "dataset", "class_names", "seed"}
+    changes = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or key not in names:
+            raise SystemExit(f"--ablate {text!r}: give KEY=VALUE[,KEY=VALUE] with KEY a TrainConfig field (e.g. "
+                             f"ema, loss, lr, lr_d, ema_decay, ema_start, batch_size)")
+        changes[key] = _parse_value(key, value)
+    return changes
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per arm")
+    parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per arm (wall-clock mode)")
     parser.add_argument("--at", default="2.5,5,10", help="snapshot marks in minutes (comma separated)")
+    parser.add_argument("--steps", default=None,
+                        help="steps mode: snapshot at these step counts (e.g. 4000,8000); --minutes/--at unused")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per arm (seed, seed+1, ...)")
     parser.add_argument("-n", type=int, default=10000, help="images per FID")
-    parser.add_argument("--evaluator", default=None, help="evaluator .onnx (default: the cached fashion-mnist one)")
+    parser.add_argument("--dataset", default="fashion-mnist", choices=DATASETS)
+    parser.add_argument("--evaluator", default=None, help="evaluator .onnx (default: the cached one of --dataset)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra edgegan arm with one TrainConfig field changed (repeatable)")
+    parser.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="extra edgegan arm with TrainConfig fields changed (repeatable)")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain loop (ablations only)")
     parser.add_argument("--plain-workers", type=int, default=2, help="plain loop DataLoader workers (examples: 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both arms (default: torch's)")
     parser.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--name", default="time_to_quality", help="stem of the .md/.json written into --out-dir")
     parser.add_argument("--keep", default=None, help="keep runs and snapshots in this folder")
     args = parser.parse_args(argv)
-    marks = sorted(float(m) for m in args.at.split(","))
-    if not marks or marks[-1] > args.minutes or marks[0] <= 0:
-        parser.error(f"--at {args.at}: marks must be in (0, --minutes {args.minutes:g}]")
+    if args.steps:
+        unit, marks = "step", sorted(int(m) for m in args.steps.split(","))
+        budget = float(marks[-1]) if marks else 0.0
+        if not marks or marks[0] <= 0:
+            parser.error(f"--steps {args.steps}: give positive step counts")
+    else:
+        unit, marks, budget = "min", sorted(float(m) for m in args.at.split(",")), args.minutes
+        if not marks or marks[-1] > args.minutes or marks[0] <= 0:
+            parser.error(f"--at {args.at}: marks must be in (0, --minutes {args.minutes:g}]")
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
 
     if args.threads:
         torch.set_num_threads(args.threads)
     from runtime.quality import Evaluator, resolve_evaluator
 
-    evaluator_path = resolve_evaluator(args.evaluator, DATASET)  # fail now, not after the training
+    evaluator_path = resolve_evaluator(args.evaluator, args.dataset)  # fail now, not after the training
     ev = Evaluator(evaluator_path)
     evaluator = {"path": str(evaluator_path), "feature_dim": ev.info.feature_dim,
                  "test_accuracy": ev.info.test_accuracy, "sha256": ev.digest}
-    base = TrainConfig(dataset=DATASET, data_dir=args.data_dir, seed=args.seed, device="cpu")
-    arms = [Arm("edgegan", "edgegan", base)]
-    if not args.no_plain:
-        arms.append(Arm("plain", "plain", TrainConfig(dataset=DATASET, data_dir=args.data_dir, seed=args.seed,
-                                                      ema=False)))
-    for text in args.ablate:
-        key, value = _parse_change(text)
-        cfg = TrainConfig.from_dict(base.to_dict())
-        setattr(cfg, key, value)
-        arms.append(Arm(f"edgegan {key}={value}", "edgegan", cfg, {key: value}))
+    ablations = [_parse_changes(text) for text in args.ablate]
+    arms: list[Arm] = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        base = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, seed=seed, device="cpu")
+        arms.append(Arm("edgegan", "edgegan", base, seed=seed))
+        if not args.no_plain:
+            arms.append(Arm("plain", "plain", TrainConfig(dataset=args.dataset, data_dir=args.data_dir, seed=seed,
+                                                          ema=False), seed=seed))
+        for changes in ablations:
+            cfg = TrainConfig.from_dict(base.to_dict())
+            for key, value in changes.items():
+                setattr(cfg, key, value)
+            name = "edgegan " + ",".join(f"{k}={v}" for k, v in changes.items())
+            arms.append(Arm(name, "edgegan", cfg, changes, seed=seed))
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ttq-"))
     work.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/time_to_quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
     load_before = _load()
+    what = f"{args.minutes:g} min (marks {marks})" if unit == "min" else f"{marks[-1]} steps (marks {marks})"
     try:
         for arm in arms:
-            print(f"[ttq] training {arm.name} for {args.minutes:g} min (marks {marks})", file=sys.stderr, flush=True)
+            print(f"[ttq] training {arm.name} seed {arm.seed} for {what}", file=sys.stderr, flush=True)
+            clock = Clock(marks, budget, unit)
             if arm.kind == "plain":
-                run_plain(arm, marks, args.minutes, args.plain_workers, args.data_dir)
+                run_plain(arm, clock, args.plain_workers, args.data_dir)
             else:
-                run_edgegan(arm, marks, args.minutes, work)
-            print(f"[ttq] {arm.name}: {arm.total_steps} steps in {arm.seconds:.0f} s", file=sys.stderr, flush=True)
+                run_edgegan(arm, clock, work)
+            print(f"[ttq] {arm.name} seed {arm.seed}: {arm.total_steps} steps in {arm.seconds:.0f} s",
+                  file=sys.stderr, flush=True)
         load_after = _load()
         rows: list[dict] = []
         floor: dict = {}
@@ -372,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
                 for which in ("ema", "raw"):
                     if which not in snap.states or (which == "raw" and arm.name != "edgegan" and "ema" in snap.states):
                         continue  # ablation arms: only what they would ship
-                    print(f"[ttq] scoring {arm.name} {which} at {snap.minutes:g} min", file=sys.stderr, flush=True)
+                    print(f"[ttq] scoring {arm.name} seed {arm.seed} {which} at {snap.mark:g} {unit}",
+                          file=sys.stderr, flush=True)
                     row = score(arm, which, snap, work, str(evaluator_path), args.n, args.data_dir, floor=not floor)
                     report = row.pop("_report")
                     if not floor:
@@ -381,18 +482,21 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for arm_name, png in (("edgegan", "ttq_edgegan.png"), ("plain", "ttq_plain.png")):
-            last = [r for r in rows if r["arm"] == arm_name and r["generator"] == ("ema" if arm_name == "edgegan" else "raw")]
+            last = [r for r in rows if r["arm"] == arm_name and r["seed"] == args.seed
+                    and r["generator"] == ("ema" if arm_name == "edgegan" else "raw")]
             if last:
                 save_samples(last[-1]["model"], out / png)
-        text = render(rows, floor, arms, args, evaluator, (load_before, load_after), command)
-        _atomic_write(out / "time_to_quality.md", text)
-        _atomic_write(out / "time_to_quality.json", json.dumps(
-            {"command": command, "minutes": args.minutes, "marks": marks, "n": args.n, "evaluator": evaluator,
+        text = render(rows, floor, arms, args, evaluator, (load_before, load_after), command, unit)
+        _write_text(out / f"{args.name}.md", text)
+        _write_text(out / f"{args.name}.json", json.dumps(
+            {"command": command, "unit": unit, "minutes": args.minutes if unit == "min" else None, "marks": marks,
+             "seeds": args.seeds, "dataset": args.dataset, "n": args.n, "evaluator": evaluator,
              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                          "threads": torch.get_num_threads(), "load_before": load_before, "load_after": load_after},
-             "arms": [{"name": a.name, "kind": a.kind, "changes": a.changes, "steps": a.total_steps,
+             "arms": [{"name": a.name, "kind": a.kind, "seed": a.seed, "changes": a.changes, "steps": a.total_steps,
                        "seconds": a.seconds, "final_losses": a.final_losses} for a in arms],
-             "floor": floor, "rows": [{k: v for k, v in r.items() if k != "model"} for r in rows]}, indent=2) + "\n")
+             "floor": floor, "summary": summarize(rows),
+             "rows": [{k: v for k, v in r.items() if k != "model"} for r in rows]}, indent=2) + "\n")
         print(text)
     finally:
         if not args.keep:
