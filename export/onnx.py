@@ -33,6 +33,7 @@ from runtime.contract import (
     GeneratorContract,
 )
 from runtime.errors import EdgeganError
+from trainer.models import ConditionalBatchNorm
 
 #: Batch size of the example inputs the exporter traces with; verification runs other sizes (1, 3, 17).
 EXPORT_BATCH = 2
@@ -110,10 +111,16 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
             continue
         names = list(module._modules)
         for prev, name in zip(names, names[1:]):
-            fused = _fold_pair(module._modules[prev], module._modules[name])
+            norm = module._modules[name]
+            # A class-conditional BatchNorm folds its normalisation; its per-class gain and bias stay (Gathers).
+            target = norm.norm if isinstance(norm, ConditionalBatchNorm) else norm
+            fused = _fold_pair(module._modules[prev], target)
             if fused is not None:
                 module._modules[prev] = fused
-                module._modules[name] = nn.Identity()
+                if target is norm:
+                    module._modules[name] = nn.Identity()
+                else:
+                    norm.norm = nn.Identity()
                 count += 1
     return folded, count
 

@@ -13,6 +13,9 @@ from trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
 @click.option("--dataset", type=click.Choice(DATASETS), default="fashion-mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(), default=None, help="IDX folder, image tree or .npz file.")
 @click.option("--conditional", is_flag=True, help="Class-conditional G and D (labels from the data).")
+@click.option("--mode-seeking", type=float, default=None,
+              help="Conditional only: weight of the mode-seeking term that keeps G from ignoring z within a class; "
+                   "default 1 for dcgan (label joined to z), 0 for gan (conditional BatchNorm).")
 @click.option("--image-size", type=int, default=28, show_default=True, help="28 or a power of two >= 32.")
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Default: as the data is stored.")
 @click.option("--width", type=int, default=64, show_default=True, help="DCGAN ngf=ndf; GAN hidden = 4/8/16 x width.")
@@ -21,6 +24,7 @@ from trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
 @click.option("--max-steps", type=int, default=None, help="Stop after N optimizer steps (overrides --epochs).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate (finite, > 0).")
+@click.option("--lr-d", type=float, default=None, help="D's own learning rate (two time-scale rule); default: --lr.")
 @click.option("--beta1", type=float, default=0.5, show_default=True, help="Adam beta1, in [0, 1).")
 @click.option("--beta2", type=float, default=0.999, show_default=True, help="Adam beta2, in [0, 1).")
 @click.option("--loss", type=click.Choice(LOSSES), default="bce", show_default=True)
@@ -50,6 +54,7 @@ def train(**opts) -> None:
     cfg = TrainConfig(
         model=model, dataset=opts["dataset"], data_dir=opts["data_dir"], conditional=opts["conditional"],
         channels=int(opts["channels"]) if opts["channels"] else None, loss=opts["loss"], lr=opts["lr"],
+        lr_d=opts["lr_d"], mode_seeking=opts["mode_seeking"],
         beta1=opts["beta1"], beta2=opts["beta2"], batch_size=opts["batch_size"], epochs=opts["epochs"], max_steps=opts["max_steps"],
         ema=opts["ema"], ema_decay=opts["ema_decay"], seed=opts["seed"], device=opts["device"], amp=opts["amp"],
         channels_last=opts["channels_last"], compile=opts["compile_"], log_every=opts["log_every"],

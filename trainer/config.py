@@ -14,6 +14,8 @@ LOSSES = ("bce", "hinge", "lsgan")
 DATASETS = ("mnist", "fashion-mnist", "folder", "npz")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+G_CONDITIONINGS = ("cbn", "concat")
+G_CONDITIONING_BY_ARCH = {"gan": "cbn", "dcgan": "concat"}
 
 
 class ConfigError(EdgeganError, ValueError):
@@ -30,11 +32,22 @@ class ModelConfig:
     channels: int = 1
     num_classes: int = 0  # 0 = unconditional
     width: int = 64  # DCGAN: ngf = ndf; GAN: hidden widths are width*4, *8, *16 (256, 512, 1024 at 64)
-    label_embed_dim: int = 50  # conditional G: label embedding joined to z
+    label_embed_dim: int = 50  # conditional G with g_conditioning="concat": label embedding joined to z
+    # How a conditional G takes its label: "concat" (a label embedding joined to z) or "cbn" (class-conditional
+    # BatchNorm gains and biases, z alone feeds the first layer); None: by arch, G_CONDITIONING_BY_ARCH, chosen by
+    # measurement (trainer/models.py ConditionalBatchNorm says what was measured).
+    g_conditioning: str | None = None
+
+    @property
+    def conditioning(self) -> str:
+        """The conditional G's label path: g_conditioning, or the arch's default."""
+        return self.g_conditioning or G_CONDITIONING_BY_ARCH.get(self.arch, "concat")
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
             raise ConfigError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.g_conditioning is not None and self.g_conditioning not in G_CONDITIONINGS:
+            raise ConfigError(f"unknown g_conditioning {self.g_conditioning!r}; choose one of {', '.join(G_CONDITIONINGS)}")
         size = self.image_size
         if self.arch == "dcgan" and not (size == 28 or (size >= 32 and size & (size - 1) == 0)):
             raise ConfigError(f"DCGAN image size must be 28 or a power of two >= 32, got {size}")
@@ -62,6 +75,10 @@ class TrainConfig:
     batch_size: int = 64
     epochs: int = 5
     max_steps: int | None = None  # when set, overrides epochs
+    # Conditional G only: weight of the mode-seeking term (MSGAN) that keeps G from ignoring z within a class
+    # (trainer/step.py says why); None: 1 where the label is joined to z (dcgan), 0 with conditional BatchNorm
+    # (gan: measured, the term blurred its labels there); 0 turns it off.
+    mode_seeking: float | None = None
     ema: bool = True
     ema_decay: float = 0.999
     ema_start: int = 0  # steps before the EMA starts averaging (it copies G until then)
@@ -97,6 +114,8 @@ class TrainConfig:
         for name, value in (("--beta1", self.beta1), ("--beta2", self.beta2), ("--ema-decay", self.ema_decay)):
             if not (0.0 <= value < 1.0):  # Adam needs beta < 1 (bias correction divides by 1 - beta**t)
                 raise ConfigError(f"{name} must be in [0, 1), got {value}")
+        if self.mode_seeking is not None and not (math.isfinite(self.mode_seeking) and self.mode_seeking >= 0):
+            raise ConfigError(f"--mode-seeking must be a finite number >= 0, got {self.mode_seeking}")
         if self.ema_start < 0:
             raise ConfigError(f"ema_start must be >= 0, got {self.ema_start}")
         if self.max_steps is not None and self.max_steps <= 0:
@@ -115,7 +134,10 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """Rebuild from a saved dict; unknown keys are ignored and new keys take their defaults."""
         data = dict(data)
-        model = ModelConfig(**_known(ModelConfig, data.pop("model", {})))
+        model_data = dict(data.pop("model", {}))
+        # Checkpoints from before g_conditioning existed joined the label to z: rebuild them that way.
+        model_data.setdefault("g_conditioning", "concat")
+        model = ModelConfig(**_known(ModelConfig, model_data))
         return cls(model=model, **_known(cls, data))
 
     def digest(self) -> str:

