@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -12,3 +14,19 @@ def _sealed_cache(tmp_path_factory):
     mp.setenv("EDGEGAN_MIRROR", "http://127.0.0.1:9/")  # a closed local port: no test reaches the internet
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def shapes_npz(tmp_path_factory) -> Path:
+    """The tiny labelled shapes dataset (tests/quality_helpers.make_npz), made once; tests only read it."""
+    from tests.quality_helpers import make_npz
+
+    return make_npz(tmp_path_factory.mktemp("shapes") / "shapes.npz")
+
+
+@pytest.fixture(scope="session")
+def evaluator_onnx(shapes_npz, tmp_path_factory) -> Path:
+    """A tiny evaluator trained on shapes_npz, once per session (seeded, so every module saw the same one)."""
+    from tests.quality_helpers import train_tiny_evaluator
+
+    return train_tiny_evaluator(shapes_npz, tmp_path_factory.mktemp("shapes_ev") / "shapes.onnx")

@@ -11,19 +11,9 @@ from edgegan.cli import main
 from export.quality_gate import QualityGateError, format_gate, plan_gate, raise_if_failed, run_gate
 from runtime.contract import GeneratorContract
 from tests.collapse_helpers import bank, build_bank_generator
-from tests.quality_helpers import make_checkpoint, make_npz, train_tiny_evaluator
+from tests.quality_helpers import make_checkpoint
 
 N = 150
-
-
-@pytest.fixture(scope="module")
-def shapes_npz(tmp_path_factory):
-    return make_npz(tmp_path_factory.mktemp("recall_data") / "shapes.npz")
-
-
-@pytest.fixture(scope="module")
-def evaluator_onnx(shapes_npz, tmp_path_factory):
-    return train_tiny_evaluator(shapes_npz, tmp_path_factory.mktemp("recall_ev") / "shapes.onnx")
 
 
 @pytest.fixture(scope="module")

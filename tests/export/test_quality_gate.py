@@ -18,15 +18,9 @@ from edgegan.cli import main
 from export.pipeline import build_contract, export_checkpoint
 from export.quality_gate import QualityGateError, plan_gate, run_gate
 from runtime.contract import GeneratorContract
-from tests.quality_helpers import make_checkpoint, make_npz, train_tiny_evaluator
+from tests.quality_helpers import make_checkpoint
 
 CORRUPTION = 1.6  # scale of every float16 weight matrix of the corrupted variant
-
-
-@pytest.fixture(scope="module")
-def evaluator_onnx(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gate_ev")
-    return train_tiny_evaluator(make_npz(root / "shapes.npz"), root / "shapes.onnx")
 
 
 @pytest.fixture(scope="module")

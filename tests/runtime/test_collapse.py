@@ -23,19 +23,9 @@ from runtime.per_class import (
 )
 from runtime.quality import evaluate
 from tests.collapse_helpers import bank, build_bank_generator
-from tests.quality_helpers import CLASS_NAMES, make_npz, train_tiny_evaluator
+from tests.quality_helpers import CLASS_NAMES
 
 N = 150  # 50 images per class, like the 150-image test split
-
-
-@pytest.fixture(scope="module")
-def shapes_npz(tmp_path_factory) -> Path:
-    return make_npz(tmp_path_factory.mktemp("collapse_data") / "shapes.npz")
-
-
-@pytest.fixture(scope="module")
-def evaluator_onnx(shapes_npz, tmp_path_factory) -> Path:
-    return train_tiny_evaluator(shapes_npz, tmp_path_factory.mktemp("collapse_ev") / "shapes.onnx")
 
 
 @pytest.fixture(scope="module")

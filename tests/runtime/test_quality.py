@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from edgegan.cli import main
 from runtime import metrics
 from runtime.quality import Evaluator, EvaluatorInfo, QualityError, evaluate, reference_features, stats_cache_dir
-from tests.quality_helpers import CLASS_NAMES, make_checkpoint, make_npz, train_tiny_evaluator
+from tests.quality_helpers import CLASS_NAMES, make_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,16 +100,6 @@ def test_class_coverage():
 
 
 # ----------------------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def shapes_npz(tmp_path_factory) -> Path:
-    return make_npz(tmp_path_factory.mktemp("data") / "shapes.npz")
-
-
-@pytest.fixture(scope="module")
-def evaluator_onnx(shapes_npz, tmp_path_factory) -> Path:
-    return train_tiny_evaluator(shapes_npz, tmp_path_factory.mktemp("ev") / "shapes.onnx")
-
-
 @pytest.fixture(scope="module")
 def exported_model(tmp_path_factory) -> Path:
     """A tiny MLP generator through the real export pipeline: 16x16x1, unconditional."""

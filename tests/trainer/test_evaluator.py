@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from edgegan.cli import main
 from runtime.quality import Evaluator, default_evaluator_path
-from tests.quality_helpers import CLASS_NAMES, make_npz, shapes, train_tiny_evaluator
+from tests.quality_helpers import CLASS_NAMES, shapes, train_tiny_evaluator
 from trainer.evaluator import EvaluatorConfig, EvaluatorError, EvaluatorNet, PixelsEvaluator, train_evaluator
 
 
@@ -24,11 +24,6 @@ def test_network_shapes(c, h, w):
     via_pixels, _ = PixelsEvaluator(net)(pixels)
     direct, _ = net(pixels.permute(0, 3, 1, 2).float() / 127.5 - 1)
     torch.testing.assert_close(via_pixels, direct)
-
-
-@pytest.fixture(scope="module")
-def shapes_npz(tmp_path_factory):
-    return make_npz(tmp_path_factory.mktemp("data") / "shapes.npz")
 
 
 def test_train_and_export(shapes_npz, tmp_path):
