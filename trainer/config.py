@@ -47,7 +47,8 @@ class ModelConfig:
         if self.arch not in ARCHS:
             raise ConfigError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
         if self.g_conditioning is not None and self.g_conditioning not in G_CONDITIONINGS:
-            raise ConfigError(f"unknown g_conditioning {self.g_conditioning!r}; choose one of {', '.join(G_CONDITIONINGS)}")
+            raise ConfigError(f"unknown g_conditioning {self.g_conditioning!r}; "
+                              f"choose one of {', '.join(G_CONDITIONINGS)}")
         size = self.image_size
         if self.arch == "dcgan" and not (size == 28 or (size >= 32 and size & (size - 1) == 0)):
             raise ConfigError(f"DCGAN image size must be 28 or a power of two >= 32, got {size}")

@@ -47,7 +47,7 @@ class ConditionalBatchNorm(nn.Module):
     averages out; the label's share of the first layer's variance grows, and the BatchNorm after it, normalising
     by batch statistics, shrinks z's share until G ignores z within a class. Here z alone feeds the first layer
     and each BatchNorm normalises z's variation before the label rescales and shifts it. Measured on MNIST
-    (conditional, 1,000-1,500 steps, benchmarks/results/conditional_collapse.md): MLP G with the joined label:
+    (conditional, 1,000-1,500 steps, benchmarks/results/conditional_collapse/): MLP G with the joined label:
     within-class spread 0.17 of real images', one image per class; with this: 0.85, every row its digit. The
     DCGAN G keeps the joined label (its first layer draws a per-class 7x7 template this cannot): with this its
     samples ignored the label at 1,000 steps; the mode-seeking term in trainer/step.py keeps its z alive instead.

@@ -17,7 +17,7 @@ a whole class, so its weights get a coherent gradient while z's averages out; th
 layer's variance grows and the BatchNorm after it, normalising by batch statistics, shrinks z's share. Measured
 on MNIST (conditional DCGAN, width 32, 1,000 steps): z's share of that variance fell from 0.69 to 0.24 and the
 within-class spread to 0.16 of real images'; with the term z's share stays 0.54-0.68 and the spread 0.94-0.99
-(benchmarks/results/conditional_collapse.md). The MLP G takes its label through ConditionalBatchNorm instead.
+(benchmarks/results/conditional_collapse/README.md). The MLP G takes its label through ConditionalBatchNorm instead.
 
 Under DDP (torchrun) G and D are wrapped: D's real half runs under no_sync and its fake half all-reduces both
 halves' gradients (one all-reduce per step); the G step runs through the bare D, whose frozen parameters fire no
@@ -153,7 +153,8 @@ class GANStep:
         # Mode seeking needs a label to pair under; unconditional G: off (its figures in
         # benchmarks/results/time_to_quality.md are without it). Default: on where the label is joined to z.
         ms_default = 1.0 if cfg.model.conditioning == "concat" else 0.0
-        self.mode_seeking = (ms_default if cfg.mode_seeking is None else cfg.mode_seeking) if cfg.model.num_classes else 0.0
+        weight = ms_default if cfg.mode_seeking is None else cfg.mode_seeking
+        self.mode_seeking = weight if cfg.model.num_classes else 0.0
         self._to_prob = torch.sigmoid if cfg.loss == "bce" else (lambda t: t)
         self.G_train.train()
         self.D_train.train()

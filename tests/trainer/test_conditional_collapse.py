@@ -1,8 +1,8 @@
 """Regression test for the conditional mode collapse: a conditional G trained on real digits must keep z alive.
 
 Before the fix (label embedding joined to z for both archs, no mode-seeking term) a conditional G drew one image
-per class after a few hundred steps: the within-class spread of its samples fell to ~0.15 of real images' while the losses looked
-healthy. Each case trains a tiny conditional model for STEPS steps on real MNIST (Fashion-MNIST where MNIST is
+per class after a few hundred steps: the within-class spread of its samples fell to ~0.15 of real images' while
+the losses looked healthy. Each case trains a tiny conditional model for STEPS steps on real MNIST (Fashion-MNIST where MNIST is
 absent) and reads the per-class spread with trainer.diversity, the figure `edgegan train` logs. The old recipe is
 trained too, so the test shows that the figure tells the two apart on this very data.
 """
@@ -63,7 +63,7 @@ def _train(data, arch: str, old_recipe: bool) -> list[float]:
 def test_conditional_generator_keeps_z_alive_in_every_class(digits, arch):
     new = _train(digits, arch, old_recipe=False)
     old = _train(digits, arch, old_recipe=True)
-    assert min(new) > HEALTHY_MIN, f"{arch}: per-class spread vs real {np.round(new, 2)} (old recipe {np.round(old, 2)})"
+    assert min(new) > HEALTHY_MIN, f"{arch}: per-class spread vs real {np.round(new, 2)}, old {np.round(old, 2)}"
     # The old recipe, on the same data and steps, is what the figure calls collapsed: the test can fail.
     assert np.mean(old) < 0.5 * np.mean(new), (np.round(old, 2), np.round(new, 2))
 
