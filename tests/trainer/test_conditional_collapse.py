@@ -2,9 +2,10 @@
 
 Before the fix (label embedding joined to z for both archs, no mode-seeking term) a conditional G drew one image
 per class after a few hundred steps: the within-class spread of its samples fell to ~0.15 of real images' while
-the losses looked healthy. Each case trains a tiny conditional model for STEPS steps on real MNIST (Fashion-MNIST where MNIST is
-absent) and reads the per-class spread with trainer.diversity, the figure `edgegan train` logs. The old recipe is
-trained too, so the test shows that the figure tells the two apart on this very data.
+the losses looked healthy. Each case trains a tiny conditional model for STEPS steps on real MNIST
+(Fashion-MNIST where MNIST is absent) and reads the per-class spread with trainer.diversity, the figure
+`edgegan train` logs. The old recipe is trained too, so the test shows that the figure tells the two apart on
+this very data.
 """
 from __future__ import annotations
 
