@@ -4,8 +4,8 @@ Each path runs as its own `python -c` child, repeated and interleaved (a, b, c, 
 load hits all of them alike; the table gives medians of wall time (spawn to exit) and peak resident memory
 (the child's own ru_maxrss from os.wait4, not the parent's):
 
-  runtime   `from runtime import Generator` -> Generator(generator.onnx).sample(1, seed=0) -> save_png
-  torch     import torch, build G (trainer.models), load the weights, one image, Pillow PNG
+  runtime   `from edgegan.runtime import Generator` -> Generator(generator.onnx).sample(1, seed=0) -> save_png
+  torch     import torch, build G (edgegan.trainer.models), load the weights, one image, Pillow PNG
   ort       a bare onnxruntime script: InferenceSession (onnxruntime's default options), run, Pillow PNG
   floor     `python -c` printing one line: the interpreter start every row pays
   (+ runtime variants: threads=1, onnxruntime's default session options, the .ort file)
@@ -33,8 +33,8 @@ NZ, WIDTH, SIZE = 100, 64, 28
 # Each child prints one JSON line of phase times (seconds since its first line ran) on stdout.
 RUNTIME = """
 import time; t0 = time.perf_counter()
-from runtime import Generator
-from runtime.images import save_png
+from edgegan.runtime import Generator
+from edgegan.runtime.images import save_png
 t1 = time.perf_counter()
 g = Generator({model!r}{options})
 t2 = time.perf_counter()
@@ -49,8 +49,8 @@ TORCH = """
 import time; t0 = time.perf_counter()
 import numpy as np, torch
 from PIL import Image
-from trainer.config import ModelConfig
-from trainer.models import build_generator
+from edgegan.trainer.config import ModelConfig
+from edgegan.trainer.models import build_generator
 t1 = time.perf_counter()
 G = build_generator(ModelConfig(arch="dcgan", nz={nz}, image_size={size}, channels=1, width={width}))
 G.load_state_dict(torch.load({weights!r}, weights_only=True))
@@ -95,8 +95,8 @@ def build_models(folder: Path) -> dict[str, Path]:
     """Train-mode forwards for BatchNorm statistics, then G weights (torch path) and generator.onnx (+ .ort)."""
     import torch
 
-    from trainer.config import ModelConfig, TrainConfig
-    from trainer.models import build_generator
+    from edgegan.trainer.config import ModelConfig, TrainConfig
+    from edgegan.trainer.models import build_generator
 
     torch.manual_seed(0)
     cfg = TrainConfig(model=ModelConfig(arch="dcgan", nz=NZ, image_size=SIZE, channels=1, width=WIDTH),
@@ -118,40 +118,40 @@ def build_models(folder: Path) -> dict[str, Path]:
 
 
 def _export_with_pipeline(G, cfg, folder: Path) -> str | None:
-    """Use export.pipeline.export_checkpoint when it exists (the model users ship); None when it does not."""
+    """Use edgegan.export.pipeline.export_checkpoint when it exists (the model users ship); None when it does not."""
     try:
-        from export.pipeline import export_checkpoint
+        from edgegan.export.pipeline import export_checkpoint
     except ImportError:
         return None
-    from trainer.checkpoint import save_checkpoint
+    from edgegan.trainer.checkpoint import save_checkpoint
 
     ckpt = folder / "last.pt"
     save_checkpoint({"config": cfg.to_dict(), "class_names": [], "G": G.state_dict(), "D": {}, "G_ema": None,
                      "opt_G": {}, "opt_D": {}, "step": 0, "epoch": 0, "rng": {}}, ckpt)
     export_checkpoint(ckpt, folder)
-    return "export.pipeline.export_checkpoint"
+    return "edgegan.export.pipeline.export_checkpoint"
 
 
 def _export_with_parts(G, onnx_path: Path) -> str | None:
-    """export.onnx.export_generator (+ export.graph_forms.optimize_fp32) while export.pipeline is not there."""
+    """edgegan.export.onnx.export_generator (+ edgegan.export.graph_forms.optimize_fp32) while edgegan.export.pipeline is not there."""
     try:
         import onnx
 
-        from export.onnx import export_generator
+        from edgegan.export.onnx import export_generator
     except ImportError:
         return None
-    from runtime.contract import GeneratorContract
+    from edgegan.runtime.contract import GeneratorContract
 
     contract = GeneratorContract(arch="dcgan", nz=NZ, num_classes=0, channels=1, height=SIZE, width=SIZE,
                                  dataset="fashion-mnist", train={"step": 0})
     model, _ = export_generator(G, contract)
-    how = "export.onnx.export_generator"
+    how = "edgegan.export.onnx.export_generator"
     try:
-        from export.graph_forms import optimize_fp32
+        from edgegan.export.graph_forms import optimize_fp32
     except ImportError:
         pass
     else:
-        model, how = optimize_fp32(model), how + " + export.graph_forms.optimize_fp32"
+        model, how = optimize_fp32(model), how + " + edgegan.export.graph_forms.optimize_fp32"
     onnx.save(model, str(onnx_path))
     return how
 
@@ -161,7 +161,7 @@ def _export_plain(G, onnx_path: Path) -> str:
     import onnx
     import torch
 
-    from runtime.contract import GeneratorContract
+    from edgegan.runtime.contract import GeneratorContract
 
     torch.onnx.export(G, (torch.zeros(1, NZ),), str(onnx_path), input_names=["z"], output_names=["image"],
                       dynamic_axes={"z": {0: "batch"}, "image": {0: "batch"}}, opset_version=18, dynamo=False)

@@ -1,8 +1,8 @@
 """Conditional mode collapse: how each way of giving G its label keeps (or loses) z, per class, on real digits.
 
-Each arm trains a conditional G + projection D (trainer.step.GANStep, the loop `edgegan train` runs) on a seeded
+Each arm trains a conditional G + projection D (edgegan.trainer.step.GANStep, the loop `edgegan train` runs) on a seeded
 10,000-image subset of the real training split, and every `--every` steps reports:
-  spread   per-class spread of G's samples / real images' (trainer.diversity: standardised pixels, 8 latents a
+  spread   per-class spread of G's samples / real images' (edgegan.trainer.diversity: standardised pixels, 8 latents a
            class; 1 = as varied as real digits, 0 = one image per class), the mean and the worst class
   z share  for a G whose label is joined to z: the share of z in the first layer's pre-activation variance,
            E|W_z z|^2 / (E|W_z z|^2 + Var_y(W_e e_y)) (0.69 at initialisation; the label's growing share is what
@@ -36,13 +36,13 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from runtime.datasets import load_images  # noqa: E402
-from runtime.files import atomic_write  # noqa: E402
-from runtime.images import save_grid, to_uint8_nhwc  # noqa: E402
-from trainer.config import ModelConfig, TrainConfig  # noqa: E402
-from trainer.data import BatchSource  # noqa: E402
-from trainer.diversity import real_spread, sample_diversity  # noqa: E402
-from trainer.step import GANStep  # noqa: E402
+from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
+from edgegan.runtime.files import atomic_write  # noqa: E402
+from edgegan.runtime.images import save_grid, to_uint8_nhwc  # noqa: E402
+from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
+from edgegan.trainer.data import BatchSource  # noqa: E402
+from edgegan.trainer.diversity import real_spread, sample_diversity  # noqa: E402
+from edgegan.trainer.step import GANStep  # noqa: E402
 
 ARMS = {
     "dcgan-joined": ("dcgan", "concat", 0.0),
@@ -106,7 +106,7 @@ def render(rows: list[dict], args, command: str) -> str:
         "",
         f"{args.dataset}, {SUBSET} training images, width {args.width}, batch 64, seed {args.seed}, CPU "
         f"({torch.get_num_threads()} thread(s), torch {torch.__version__}). spread: generated / real per-class "
-        "spread (trainer.diversity), mean over classes and worst class; z share: z's share of the first layer's "
+        "spread (edgegan.trainer.diversity), mean over classes and worst class; z share: z's share of the first layer's "
         "variance (label joined to z only).",
         "",
         "| arm | step | spread (mean) | spread (worst class) | z share | D(x) | D(G(z)) |",

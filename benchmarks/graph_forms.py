@@ -10,10 +10,10 @@ with a 2048^3 MatMul through onnxruntime (MLAS), and the max abs error against t
 
 Engines
   torch         G in eval mode, torch.inference_mode, torch.set_num_threads(threads)
-  naive         the plain export (export.onnx.export_generator: BN folded, ConvTranspose, opset 18)
+  naive         the plain export (edgegan.export.onnx.export_generator: BN folded, ConvTranspose, opset 18)
   fp32-opt      graph_forms.optimize_fp32(naive)
   int8-ct       quantize_static QDQ of the naive graph (per-channel axis 1): dequantize -> fp32 ConvTranspose
-  int8-subpix   export.int8.build_int8 (the sub-pixel form quantized: QLinearConv / QGemm)
+  int8-subpix   edgegan.export.int8.build_int8 (the sub-pixel form quantized: QLinearConv / QGemm)
   form:*        other exact fp32 arrangements (graph_forms.to_subpixel form/layout/keep-last)
   int8:*        other int8 arrangements (build_int8 form/layout/float layers)
   opt:*         fp32-opt under other onnxruntime session options (optimization level, spinning, execution
@@ -50,12 +50,12 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper, shape_inference  # noqa: E402
 
-from export import graph_forms  # noqa: E402
-from export.int8 import build_int8, quantize_model  # noqa: E402
-from export.onnx import export_generator  # noqa: E402
-from runtime.contract import GeneratorContract, draw_latents  # noqa: E402
-from trainer.config import ModelConfig  # noqa: E402
-from trainer.models import build_generator  # noqa: E402
+from edgegan.export import graph_forms  # noqa: E402
+from edgegan.export.int8 import build_int8, quantize_model  # noqa: E402
+from edgegan.export.onnx import export_generator  # noqa: E402
+from edgegan.runtime.contract import GeneratorContract, draw_latents  # noqa: E402
+from edgegan.trainer.config import ModelConfig  # noqa: E402
+from edgegan.trainer.models import build_generator  # noqa: E402
 
 NZ, WIDTH = 100, 64
 PEAK_N = 2048
@@ -79,7 +79,7 @@ def make_generator(size: int, seed: int = 0) -> torch.nn.Module:
 
 
 def load_trained(source: str) -> torch.nn.Module:
-    from trainer.sample import load_generator
+    from edgegan.trainer.sample import load_generator
 
     G, cfg, _ = load_generator(source)
     if cfg.model.arch != "dcgan" or cfg.model.image_size != 28:
@@ -223,7 +223,7 @@ def build_engines(size: int, G: torch.nn.Module, work: Path, full: bool) -> tupl
     engines.append(ort_engine("int8-ct", "main", ct8_path.read_bytes(), "QDQ on the ConvTranspose graph"))
     sub8_path = work / f"int8sub{size}.onnx"
     int8_info = build_int8(naive_path, sub8_path, contract)
-    engines.append(ort_engine("int8-subpix", "main", sub8_path.read_bytes(), "export.int8.build_int8"))
+    engines.append(ort_engine("int8-subpix", "main", sub8_path.read_bytes(), "edgegan.export.int8.build_int8"))
     if full:
         for form in ("crop", "phases"):
             for layout in ("nchw", "nhwc"):

@@ -2,10 +2,10 @@
 
 1. Build (in a child process, so this one loads torch only through the benchmark's baseline): each generator
    at width 64 with random weights and BatchNorm statistics warmed by train-mode forwards (timing does not
-   depend on training), saved as a run, exported with `export.pipeline.export_checkpoint` as fp32 + fp16 +
-   int8 and again with --pixels uint8, plus "fp32-opt": `export.graph_forms.optimize_fp32` of the fp32 file.
+   depend on training), saved as a run, exported with `edgegan.export.pipeline.export_checkpoint` as fp32 + fp16 +
+   int8 and again with --pixels uint8, plus "fp32-opt": `edgegan.export.graph_forms.optimize_fp32` of the fp32 file.
    A variant whose export fails is left out and named in the results.
-2. Time each model family with `runtime.bench.run_bench` (batch 1, 8, 64; 1 and 2 threads; the torch
+2. Time each model family with `edgegan.runtime.bench.harness.run_bench` (batch 1, 8, 64; 1 and 2 threads; the torch
    baseline interleaved), then the edge profile: one thread on one pinned core.
 3. Write benchmarks/results/<machine>.md (tables + notes), .json (every row) and .png (latency and images/s
    against batch per model).
@@ -35,10 +35,10 @@ def build_family(name: str, work: Path) -> dict:
     """Warmed random generator -> run folder -> exports (fp32, fp16, int8; uint8 pixels). Runs in the child."""
     import torch
 
-    from export.pipeline import export_checkpoint
-    from trainer.checkpoint import save_checkpoint
-    from trainer.config import ModelConfig, TrainConfig
-    from trainer.models import build_discriminator, build_generator
+    from edgegan.export.pipeline import export_checkpoint
+    from edgegan.trainer.checkpoint import save_checkpoint
+    from edgegan.trainer.config import ModelConfig, TrainConfig
+    from edgegan.trainer.models import build_discriminator, build_generator
 
     arch, size = FAMILIES[name]
     torch.manual_seed(0)
@@ -66,9 +66,9 @@ def build_family(name: str, work: Path) -> dict:
     try:  # the exact fp32 rewrites of export/graph_forms.py, beside the plain export (not applied by export yet)
         import onnx
 
-        from export.graph_forms import optimize_fp32
+        from edgegan.export.graph_forms import optimize_fp32
     except ImportError as exc:
-        failed["fp32-opt"] = f"export.graph_forms.optimize_fp32 unavailable: {exc}"
+        failed["fp32-opt"] = f"edgegan.export.graph_forms.optimize_fp32 unavailable: {exc}"
     else:
         onnx.save(optimize_fp32(onnx.load(str(out / "generator.onnx"))), str(out / "generator.opt.onnx"))
         models["fp32-opt"] = str(out / "generator.opt.onnx")
@@ -101,7 +101,7 @@ def plot_suite(results: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401  (matplotlib.ticker.ScalarFormatter below)
 
-    from runtime.files import atomic_write
+    from edgegan.runtime.files import atomic_write
 
     names = list(results)
     fig, axes = plt.subplots(len(names), 2, figsize=(13, 4.2 * len(names)), squeeze=False)
@@ -156,9 +156,9 @@ def _ratio_summary(result: dict, variant_of: dict) -> list[str]:
 
 def write_results(results: dict, out: Path, started: float, minutes: float | None) -> None:
     """benchmarks/results/<machine>.md (tables, ratios), .json (every row) and .png."""
-    from runtime.bench import machine_slug
-    from runtime.bench_report import to_markdown
-    from runtime.files import atomic_write
+    from edgegan.runtime.bench.harness import machine_slug
+    from edgegan.runtime.bench.report import to_markdown
+    from edgegan.runtime.files import atomic_write
 
     machine = next(iter(results.values()))["standard"]["machine"]
     slug = machine_slug(machine)
@@ -168,7 +168,7 @@ def write_results(results: dict, out: Path, started: float, minutes: float | Non
              f"`python benchmarks/run_suite.py`, {when}" + (f", {minutes:.0f} min" if minutes else "") + ". "
              "Width-64 generators with random weights and warmed BatchNorm statistics (latency does not depend on "
              "training), exported by `export_checkpoint` (fp32, fp16, int8; uint8: `--pixels uint8`; fp32-opt: "
-             "`export.graph_forms.optimize_fp32` of the fp32 file). Each table is one `run_bench` call: onnxruntime "
+             "`edgegan.export.graph_forms.optimize_fp32` of the fp32 file). Each table is one `run_bench` call: onnxruntime "
              "and PyTorch rows timed interleaved in the same process.", "",
              f"![latency and images/s against batch]({slug}.png)", ""]
     for name, res in results.items():
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     if unknown:
         parser.error(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
 
-    from runtime.bench import run_bench
+    from edgegan.runtime.bench.harness import run_bench
 
     log = lambda message: print(f"[suite] {message}", file=sys.stderr, flush=True)  # noqa: E731
     started = time.time()

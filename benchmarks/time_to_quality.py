@@ -1,6 +1,6 @@
 """Time to quality: edgegan's default DCGAN vs a plain pytorch/examples-style loop, per minute or per step.
 
-Both arms train the same DCGAN 28x28 (trainer.models, width 64, nz 100) on the real Fashion-MNIST (or MNIST)
+Both arms train the same DCGAN 28x28 (edgegan.trainer.models, width 64, nz 100) on the real Fashion-MNIST (or MNIST)
 training split, one after the other on this machine. Two modes:
   wall clock  each arm runs `--minutes` counted from the start of its setup (data in memory, models built);
               snapshots at the marks of `--at` (minutes). Machine-dependent: speed and quality per step together.
@@ -8,10 +8,10 @@ training split, one after the other on this machine. Two modes:
               Machine-independent: quality per step alone, comparable between a laptop and a GPU.
 `--seeds K` repeats every arm with seeds seed..seed+K-1; the summary gives each figure's mean and spread
 (half the range over seeds). At each mark the generator is snapshotted; after training,
-every snapshot is exported with `export_checkpoint` and scored with `runtime.quality.evaluate` (the same
+every snapshot is exported with `export_checkpoint` and scored with `edgegan.runtime.evaluation.quality.evaluate` (the same
 evaluator, the same n, the same seed), so the figures are `edgegan eval`'s.
 
-  edgegan   `trainer.train.train(TrainConfig(...defaults...))`, the loop `edgegan train` runs, untouched: its
+  edgegan   `edgegan.trainer.train.train(TrainConfig(...defaults...))`, the loop `edgegan train` runs, untouched: its
             GANStep is wrapped only to read the clock after each step and copy G / EMA-G at the marks. Its
             epoch-end checkpoints and sample grids count against its time. Scored twice per mark: the EMA
             generator it exports by default, and the raw G (EMA's contribution at no extra training).
@@ -55,13 +55,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-import trainer.train as train_module  # noqa: E402
-from runtime.datasets import load_images  # noqa: E402
-from runtime.files import atomic_write  # noqa: E402
-from trainer.checkpoint import save_checkpoint  # noqa: E402
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.models import build_discriminator, build_generator  # noqa: E402
-from trainer.step import GANStep  # noqa: E402
+import edgegan.trainer.train as train_module  # noqa: E402
+from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
+from edgegan.runtime.files import atomic_write  # noqa: E402
+from edgegan.trainer.checkpoint import save_checkpoint  # noqa: E402
+from edgegan.trainer.config import TrainConfig  # noqa: E402
+from edgegan.trainer.models import build_discriminator, build_generator  # noqa: E402
+from edgegan.trainer.step import GANStep  # noqa: E402
 
 DATASETS = ("fashion-mnist", "mnist")
 BATCH = 64  # pytorch/examples' default
@@ -115,7 +115,7 @@ class Clock:
 
 # ------------------------------------------------------------------------------------------------ edgegan arm
 def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
-    """trainer.train.train with its defaults, stopped by the clock; GANStep wrapped to read the clock."""
+    """edgegan.trainer.train.train with its defaults, stopped by the clock; GANStep wrapped to read the clock."""
 
     class TimedStep(GANStep):
         def step(self, x, y, t):
@@ -215,9 +215,9 @@ def run_plain(arm: Arm, clock: Clock, workers: int, data_dir: str | None) -> Non
 # ------------------------------------------------------------------------------------------------ scoring
 def score(arm: Arm, which: str, snap: Snapshot, work: Path, evaluator: str | None, n: int, data_dir: str | None,
           floor: bool) -> dict[str, Any]:
-    """Export one snapshot (checkpoint -> generator.onnx) and score it with runtime.quality.evaluate."""
-    from export.pipeline import export_checkpoint
-    from runtime.quality import evaluate
+    """Export one snapshot (checkpoint -> generator.onnx) and score it with edgegan.runtime.evaluation.quality.evaluate."""
+    from edgegan.export.pipeline import export_checkpoint
+    from edgegan.runtime.evaluation.quality import evaluate
 
     state = snap.states[which]
     folder = work / "snapshots" / f"{_slug(arm.name)}_seed{arm.seed}_{which}_{snap.mark:g}"
@@ -235,8 +235,8 @@ def score(arm: Arm, which: str, snap: Snapshot, work: Path, evaluator: str | Non
 
 
 def save_samples(model: str, path: Path) -> None:
-    from runtime.generator import Generator
-    from runtime.images import save_grid
+    from edgegan.runtime.generator import Generator
+    from edgegan.runtime.images import save_grid
 
     save_grid(Generator(model).sample(64, seed=0), path, nrow=8)
 
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from runtime.quality import Evaluator, resolve_evaluator
+    from edgegan.runtime.evaluation.quality import Evaluator, resolve_evaluator
 
     evaluator_path = resolve_evaluator(args.evaluator, args.dataset)  # fail now, not after the training
     ev = Evaluator(evaluator_path)

@@ -12,7 +12,7 @@ run in the same round.
             inlined: torchvision is not installed here); Sigmoid + BCELoss; errD_real.backward() and
             errD_fake.backward(); D not frozen in the G step; per-tensor Adam (PyTorch's CPU default); five
             `.item()` per step (D(x), D(G(z)) twice, both losses) as its progress print reads them.
-  edgegan   trainer.step.GANStep (what `edgegan train` runs) fed by trainer.data.BatchSource, with train()'s
+  edgegan   edgegan.trainer.step.GANStep (what `edgegan train` runs) fed by edgegan.trainer.data.BatchSource, with train()'s
             bookkeeping: statistics summed on the device, read once every 10 steps. TrainConfig defaults.
   levers    edgegan with one setting changed, each its own row.
 
@@ -38,10 +38,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from runtime.datasets import load_images  # noqa: E402
-from trainer.config import ModelConfig, TrainConfig  # noqa: E402
-from trainer.data import BatchSource  # noqa: E402
-from trainer.step import GANStep, StepStats, resolve_amp  # noqa: E402
+from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
+from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
+from edgegan.trainer.data import BatchSource  # noqa: E402
+from edgegan.trainer.step import GANStep, StepStats, resolve_amp  # noqa: E402
 
 NZ, WIDTH, BATCH, LOG_EVERY = 100, 64, 64, 10
 

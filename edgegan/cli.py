@@ -8,16 +8,16 @@ import sys
 import click
 
 from edgegan import __version__
-from runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError
 
 # name -> "module:attribute"; the module is imported only when the command runs or its help is asked for.
 COMMANDS = {
-    "train": ("trainer.cli:train", "Train a GAN or DCGAN generator (PyTorch)."),
-    "export": ("export.cli:export", "Export a checkpoint to a verified generator.onnx and variants."),
-    "sample": ("runtime.cli:sample", "Sample images from generator.onnx (numpy + onnxruntime only)."),
-    "bench": ("runtime.cli:bench", "Latency table for generator.onnx files, torch baseline beside it."),
-    "eval": ("runtime.cli:evaluate", "FID, KID, coverage, precision/recall of a generator (torch-free)."),
-    "evaluator": ("trainer.cli:evaluator", "Train the domain classifier that `edgegan eval` scores with."),
+    "train": ("edgegan.trainer.cli:train", "Train a GAN or DCGAN generator (PyTorch)."),
+    "export": ("edgegan.export.cli:export", "Export a checkpoint to a verified generator.onnx and variants."),
+    "sample": ("edgegan.runtime.cli:sample", "Sample images from generator.onnx (numpy + onnxruntime only)."),
+    "bench": ("edgegan.runtime.cli:bench", "Latency table for generator.onnx files, torch baseline beside it."),
+    "eval": ("edgegan.runtime.cli:evaluate", "FID, KID, coverage, precision/recall of a generator (torch-free)."),
+    "evaluator": ("edgegan.trainer.cli:evaluator", "Train the domain classifier that `edgegan eval` scores with."),
 }
 
 

@@ -1,4 +1,4 @@
-"""`edgegan export`: a thin click command over export.pipeline.export_checkpoint (torch is imported only when
+"""`edgegan export`: a thin click command over edgegan.export.pipeline.export_checkpoint (torch is imported only when
 the command runs, not when `edgegan --help` lists it)."""
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
 
     import json
 
-    from export.pipeline import export_checkpoint
-    from export.report import format_table
+    from edgegan.export.pipeline import export_checkpoint
+    from edgegan.export.report import format_table
 
     report = export_checkpoint(
         source, out_dir, opset=opset, fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt,
@@ -68,7 +68,7 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
     )
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report))
     if not as_json:
-        from export.quality_gate import format_gate
+        from edgegan.export.quality_gate import format_gate
 
         click.echo(format_gate(report.get("quality_gate")))
     if not as_json:

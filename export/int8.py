@@ -2,7 +2,7 @@
 
 onnxruntime's CPU provider has no int8 ConvTranspose kernel: a QDQ ConvTranspose runs dequantize -> fp32
 ConvTranspose -> quantize, slower than plain fp32 (REFERENCE.md). So the model is first rewritten exactly into
-its sub-pixel form (`export.graph_forms.to_subpixel`: every stride-2 upsampling ConvTranspose becomes 2x2
+its sub-pixel form (`edgegan.export.graph_forms.to_subpixel`: every stride-2 upsampling ConvTranspose becomes 2x2
 Convs, the first layer a Gemm), whose Convs run as QLinearConv (and the Gemm, if quantized, as QGemm) on u8
 activations and s8 per-channel weights. By default the first layer (it reads z) and the image layer stay float.
 
@@ -21,11 +21,11 @@ import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-from export.graph_forms import IMAGE_LAYER_CHANNELS, LAYOUTS, SUBPIXEL_FORMS, to_subpixel
-from runtime.contract import (
+from edgegan.export.graph_forms import IMAGE_LAYER_CHANNELS, LAYOUTS, SUBPIXEL_FORMS, to_subpixel
+from edgegan.runtime.contract import (
     INPUT_LABEL, INPUT_LATENT, KEY_PRECISION, GeneratorContract, default_labels, draw_latents,
 )
-from runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError
 
 CALIBRATION_BATCH = 32  # latents per calibration run: enough to fill the kernels, small in memory
 CALIBRATION_METHODS = ("MinMax", "Percentile", "Entropy")
@@ -232,8 +232,8 @@ def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *, 
         calibration_samples: number of contract latents used to calibrate activation ranges.
         calibration_seed: seed of those latents.
         per_channel: per-output-channel weight scales (the right axis for each op type).
-        form: sub-pixel arrangement (export.graph_forms.SUBPIXEL_FORMS).
-        layout: phase interleave layout (export.graph_forms.LAYOUTS).
+        form: sub-pixel arrangement (edgegan.export.graph_forms.SUBPIXEL_FORMS).
+        layout: phase interleave layout (edgegan.export.graph_forms.LAYOUTS).
         float_layers: any of "first" (the layer reading z) and "last" (the image layer) to keep in float.
         method: calibration method, "MinMax", "Percentile" or "Entropy".
 

@@ -25,15 +25,15 @@ import torch
 from onnx import TensorProto, helper
 from torch import nn
 
-from runtime.contract import (
+from edgegan.runtime.contract import (
     BATCH_AXIS,
     INPUT_LABEL,
     INPUT_LATENT,
     OUTPUT_IMAGE,
     GeneratorContract,
 )
-from runtime.errors import EdgeganError
-from trainer.models import ConditionalBatchNorm
+from edgegan.runtime.errors import EdgeganError
+from edgegan.trainer.models import ConditionalBatchNorm
 
 #: Batch size of the example inputs the exporter traces with; verification runs other sizes (1, 3, 17).
 EXPORT_BATCH = 2
@@ -228,7 +228,7 @@ def set_contract_metadata(model: onnx.ModelProto, contract: GeneratorContract) -
 
 
 def append_uint8_tail(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Fold runtime.contract.to_uint8_nhwc into the graph: float [B, C, H, W] in [-1, 1] -> uint8 [B, H, W, C].
+    """Fold edgegan.runtime.contract.to_uint8_nhwc into the graph: float [B, C, H, W] in [-1, 1] -> uint8 [B, H, W, C].
 
     round((x + 1) * 127.5) (Round is half-to-even, like numpy), clipped to [0, 255], cast, transposed.
     Added as plain ONNX nodes after export so precision passes can keep them in float32.

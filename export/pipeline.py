@@ -23,18 +23,19 @@ import numpy as np
 import onnx
 import torch
 
-from export.graph_forms import optimize_fp32
-from export.onnx import append_uint8_tail, export_generator, fold_batchnorm, op_counts, set_contract_metadata
-from export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
-from export.variants import convert_fp16, convert_to_ort
-from export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_gate
-from export.staging import ExportOptionError, open_staging
-from export.triton import model_name
-from export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
-from runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
-from runtime.errors import EdgeganError
-from trainer.checkpoint import CheckpointError, resolve_checkpoint
-from trainer.config import TrainConfig
+from edgegan.export.graph_forms import optimize_fp32
+from edgegan.export.onnx import append_uint8_tail, export_generator, fold_batchnorm, op_counts, set_contract_metadata
+from edgegan.export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
+from edgegan.export.variants import convert_fp16, convert_to_ort
+from edgegan.export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_gate
+from edgegan.export.staging import ExportOptionError, open_staging
+from edgegan.export.triton import model_name
+from edgegan.export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
+from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
+from edgegan.runtime.errors import EdgeganError
+from edgegan.trainer.checkpoint import CheckpointError, resolve_checkpoint
+from edgegan.trainer.config import TrainConfig
+from edgegan.trainer.contract import checkpoint_contract
 
 FP32_NAME = "generator.onnx"
 FP16_NAME = "generator.fp16.onnx"
@@ -55,7 +56,7 @@ def _say(progress: bool, message: str) -> None:
 
 def _load(source: str | os.PathLike, use_ema: bool) -> tuple[torch.nn.Module, TrainConfig, dict, Path, bool]:
     """(G in eval mode, config, checkpoint, checkpoint path, whether EMA weights were used)."""
-    from trainer.sample import load_generator
+    from edgegan.trainer.sample import load_generator
 
     path = resolve_checkpoint(source)
     try:
@@ -68,28 +69,6 @@ def _load(source: str | os.PathLike, use_ema: bool) -> tuple[torch.nn.Module, Tr
             f"{path} is an edgegan checkpoint, but its generator cannot be rebuilt from it: {str(exc).splitlines()[0]}"
         ) from exc
     return G, cfg, ckpt, path, bool(use_ema and ckpt.get("G_ema") is not None)
-
-
-def build_contract(cfg: TrainConfig, ckpt: dict, ema: bool, output: str) -> GeneratorContract:
-    """The generator contract (fp32) for a checkpoint's model."""
-    model = cfg.model
-    names = [str(n) for n in (ckpt.get("class_names") or cfg.class_names or [])]
-    contract = GeneratorContract(
-        arch=model.arch,
-        nz=model.nz,
-        num_classes=model.num_classes,
-        channels=model.channels,
-        height=model.image_size,
-        width=model.image_size,
-        class_names=names if model.num_classes and len(names) == model.num_classes else [],
-        output=output,
-        precision="fp32",
-        dataset=cfg.dataset,
-        train={"step": int(ckpt.get("step", 0)), "epoch": int(ckpt.get("epoch", 0)), "ema": ema,
-               "seed": cfg.seed, "config_digest": cfg.digest()},
-    )
-    contract.validate()
-    return contract
 
 
 def _torch_reference(G: torch.nn.Module) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
@@ -191,21 +170,21 @@ def export_checkpoint(
 
     Raises:
         EdgeganError subclasses: a bad checkpoint (CheckpointError), a bad option (ExportOptionError), an
-        out_dir holding files the export would replace or a symlink (export.staging.OutFolderError), a full or
-        read-only disk (export.staging.ExportWriteError), a failed check (export.verify.ShapeError / AtolError),
+        out_dir holding files the export would replace or a symlink (edgegan.export.staging.OutFolderError), a full or
+        read-only disk (edgegan.export.staging.ExportWriteError), a failed check (edgegan.export.verify.ShapeError / AtolError),
         TensorRT missing, a variant over --max-fid-delta or an unusable evaluator
-        (export.quality_gate.QualityGateError).
+        (edgegan.export.quality_gate.QualityGateError).
     """
     out_dir = Path(out_dir)
     trt_batch = tuple(int(b) for b in trt_batch)  # type: ignore[assignment]
     _check_options(opset, pixels, trt_batch)
     if tensorrt:
-        from export.tensorrt import check_tensorrt
+        from edgegan.export.tensorrt import check_tensorrt
 
         check_tensorrt()  # fail before any work when TensorRT or CUDA is missing
     if int8:
         try:
-            from export.int8 import build_int8
+            from edgegan.export.int8 import build_int8
         except ImportError as exc:
             raise ExportOptionError(f"--int8 is not available in this install ({exc})") from exc
 
@@ -218,7 +197,7 @@ def export_checkpoint(
     try:
         _say(progress, f"loading {source}")
         G, cfg, ckpt, ckpt_path, ema = _load(source, use_ema)
-        contract = build_contract(cfg, ckpt, ema, PIXEL_FORMS[pixels])
+        contract = checkpoint_contract(cfg, ckpt, ema, PIXEL_FORMS[pixels])
         # A bad evaluator, or real data that --min-recall cannot read, fails before any export work.
         gate = plan_gate(evaluator, contract, max_fid_delta, gate_n, min_recall=min_recall,
                          data_dir=data_dir if data_dir is not None else cfg.data_dir)
@@ -228,7 +207,7 @@ def export_checkpoint(
         folded, folded_count = fold_batchnorm(G)
         fold_check = _fold_record(G, folded, folded_count, contract)
         core, info = export_generator(folded, core_contract, opset=opset, fold_bn=False)
-        # generator.onnx ships the exact phase-convolution form (export.graph_forms.optimize_fp32): 0.5-0.7x the
+        # generator.onnx ships the exact phase-convolution form (edgegan.export.graph_forms.optimize_fp32): 0.5-0.7x the
         # plain export's latency on the CPU provider. `core` stays in ConvTranspose form for the int8 builder.
         fast = optimize_fp32(core) if optimize else core
         fp32 = append_uint8_tail(onnx.ModelProto.FromString(fast.SerializeToString())) if pixels == "uint8" else fast
@@ -292,7 +271,7 @@ def export_checkpoint(
             )
 
         if tensorrt:
-            from export.tensorrt import build_engine
+            from edgegan.export.tensorrt import build_engine
 
             _say(progress, f"building a TensorRT engine (batch profile {trt_batch})")
             plan_path = stage / PLAN_NAME
@@ -308,7 +287,7 @@ def export_checkpoint(
             )
 
         if triton:
-            from export.triton import write_repository
+            from edgegan.export.triton import write_repository
 
             _say(progress, "writing the Triton model repository")
             name = model_name(out_dir)
@@ -335,7 +314,7 @@ def export_checkpoint(
             "contract": contract.to_dict(),
             "exporter": info.to_dict(),
             "batchnorm_folded": folded_count,
-            "graph_form": "export.graph_forms.optimize_fp32" if optimize else "as exported",
+            "graph_form": "edgegan.export.graph_forms.optimize_fp32" if optimize else "as exported",
             "options": {"opset": opset, "fp16": fp16, "int8": int8, "ort_format": ort_format, "tensorrt": tensorrt,
                         "triton": triton, "pixels": pixels, "use_ema": use_ema, "trt_batch": list(trt_batch),
                         "evaluator": str(evaluator) if evaluator is not None else None,
@@ -363,8 +342,8 @@ def _triton_checks(config_path: Path, onnx_path: Path, model_file: Path, name: s
                    max_batch_size: int) -> list[CheckRecord]:
     """The repository's model is byte-identical to generator.onnx, and Triton's own protobuf parses the config
     into the fields the contract implies."""
-    from export.report import file_sha256
-    from export.triton import load_model_config_pb2, parse_config
+    from edgegan.runtime.files import file_sha256
+    from edgegan.export.triton import load_model_config_pb2, parse_config
 
     same = file_sha256(onnx_path) == file_sha256(model_file)
     records = [CheckRecord("model_file", same, kind="structure",

@@ -4,7 +4,7 @@ Tensor checks (export/verify.py) bound every pixel's error; they cannot tell whe
 pixels "close" still shifts the distribution of images (washes out a class, dulls contrast). The gate runs the
 staged fp32 `generator.onnx` and each staged variant with the torch-free runtime on the same contract latents
 (`draw_latents(n, nz, seed)`, default labels), scores both image sets with the domain evaluator
-(runtime/quality.py), and records per variant the FID against the fp32 images, the share of images the
+(runtime/evaluation/quality.py), and records per variant the FID against the fp32 images, the share of images the
 evaluator puts in the same class, and the mean pixel difference. With a limit (`--max-fid-delta`) a variant
 whose FID exceeds it fails the export, which then leaves the output folder untouched.
 
@@ -13,10 +13,10 @@ With `--min-recall R` the gate also scores the fp32 model's images against the r
 model's dataset, read from the run's data dir or `--data-dir`): the k-NN recall of Kynkaanniemi et al. (share of
 real images inside the generated images' manifold) must be at least R, and for a conditional model so must each
 class's recall (its images asked for class k against the real images the evaluator puts in class k; see
-runtime/per_class.py). A collapsed generator scores ~0; real images against real images 0.6-0.9.
+runtime/evaluation/per_class.py). A collapsed generator scores ~0; real images against real images 0.6-0.9.
 
 The evaluator is the one passed (`--evaluator`), else the default for the model's dataset
-(runtime.quality.default_evaluator_path); without one the report says the gate was skipped and why.
+(edgegan.runtime.evaluation.quality.default_evaluator_path); without one the report says the gate was skipped and why.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.contract import GeneratorContract
-from runtime.errors import EdgeganError
+from edgegan.runtime.contract import GeneratorContract
+from edgegan.runtime.errors import EdgeganError
 
 GATE_N = 2000  # images per variant: paired latents make the figure stable at this size
 GATE_SEED = 0
@@ -44,13 +44,13 @@ class QualityGateError(EdgeganError):
 class GatePlan:
     """What the gate will do: an evaluator to score with, or why it is skipped."""
 
-    evaluator: Any | None  # runtime.quality.Evaluator
+    evaluator: Any | None  # edgegan.runtime.evaluation.quality.Evaluator
     skip_reason: str | None
     max_fid_delta: float | None
     n: int
     seed: int
     min_recall: float | None = None
-    reference: Any | None = None  # runtime.quality.FeatureSet of the real images (only with min_recall)
+    reference: Any | None = None  # edgegan.runtime.evaluation.quality.FeatureSet of the real images (only with min_recall)
     reference_info: dict[str, Any] | None = None  # dataset, split, n, source
 
 
@@ -76,7 +76,7 @@ def plan_gate(evaluator: str | os.PathLike | None, contract: GeneratorContract, 
         QualityGateError: a given evaluator is missing or does not fit the generator's images, or a limit was
             asked for but no evaluator (or, for min_recall, no real data) can be found, or bad n / limits.
     """
-    from runtime.quality import Evaluator, QualityError, default_evaluator_path, how_to_make_evaluator
+    from edgegan.runtime.evaluation.quality import Evaluator, QualityError, default_evaluator_path, how_to_make_evaluator
 
     if max_fid_delta is not None and not max_fid_delta >= 0:
         raise QualityGateError(f"--max-fid-delta must be a number >= 0, got {max_fid_delta}")
@@ -109,8 +109,8 @@ def plan_gate(evaluator: str | os.PathLike | None, contract: GeneratorContract, 
 
 def _real_reference(evaluator, dataset: str, data_dir: str | os.PathLike | None) -> tuple[Any, dict[str, Any]]:
     """The real images --min-recall scores against: their evaluator features (cached like `edgegan eval`'s)."""
-    from runtime.datasets import DataError
-    from runtime.quality import QualityError, load_reference, reference_features
+    from edgegan.runtime.evaluation.datasets import DataError
+    from edgegan.runtime.evaluation.quality import QualityError, load_reference, reference_features
 
     try:
         data, split, _ = load_reference(dataset, data_dir, evaluator.info)
@@ -127,8 +127,8 @@ def _recall_check(plan: GatePlan, contract_labels: np.ndarray | None, features: 
                   class_names: list[str]) -> dict[str, Any]:
     """The fp32 model's recall (and precision) against the real reference, overall and, for a conditional
     model whose classes are the evaluator's, per class."""
-    from runtime.metrics import PR_NEIGHBOURS, precision_recall
-    from runtime.per_class import per_class_figures
+    from edgegan.runtime.evaluation.metrics import PR_NEIGHBOURS, precision_recall
+    from edgegan.runtime.evaluation.per_class import per_class_figures
 
     ref = plan.reference
     precision, recall = precision_recall(ref.features, features, PR_NEIGHBOURS, real_radii=ref.radii)
@@ -147,7 +147,7 @@ def _recall_check(plan: GatePlan, contract_labels: np.ndarray | None, features: 
 
 
 def _images(path: Path, n: int, seed: int) -> np.ndarray:
-    from runtime.generator import Generator
+    from edgegan.runtime.generator import Generator
 
     return Generator(path, provider="cpu").sample(n, seed=seed)  # uint8 [n, H, W, C]
 
@@ -167,14 +167,14 @@ def run_gate(plan: GatePlan, stage: Path, variants: dict[str, dict[str, Any]], f
     """
     if plan.evaluator is None:
         return {"skipped": True, "reason": plan.skip_reason, "max_fid_delta": plan.max_fid_delta}
-    from runtime.metrics import feature_stats, frechet_distance
+    from edgegan.runtime.evaluation.metrics import feature_stats, frechet_distance
 
     ev = plan.evaluator
     base: tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray] | None = None  # made on first use
     recall = None
     if plan.min_recall is not None:  # the fp32 model against real data: its images, features and classes
-        from runtime.generator import Generator
-        from runtime.quality import label_mismatch
+        from edgegan.runtime.generator import Generator
+        from edgegan.runtime.evaluation.quality import label_mismatch
 
         gen = Generator(stage / fp32_file, provider="cpu")
         base_images = gen.sample(plan.n, seed=plan.seed)  # uint8 [n, H, W, C], the contract's labels

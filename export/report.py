@@ -2,25 +2,17 @@
 plus the contract, the source checkpoint and library versions; and the same as a text table for the CLI."""
 from __future__ import annotations
 
-import hashlib
 import platform
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from export.verify import TOLERANCES, VariantVerification
+from edgegan.export.verify import TOLERANCES, VariantVerification
+from edgegan.runtime.files import file_sha256
 
 REPORT_NAME = "export_report.json"
 REPORT_FORMAT = 1
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def versions() -> dict[str, str]:

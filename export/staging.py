@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from runtime.errors import EdgeganError
-from runtime.files import fsync_path
+from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.files import fsync_path
 
 STAGING_TAG = ".export-"
 STAGE_NAME, WORK_NAME = "stage", "work"  # inside the staging folder: the future --out, and scratch files

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runtime.files import atomic_write
-from runtime.contract import GeneratorContract
-from runtime.errors import EdgeganError
+from edgegan.runtime.files import atomic_write
+from edgegan.runtime.contract import GeneratorContract
+from edgegan.runtime.errors import EdgeganError
 
 
 class TensorRTError(EdgeganError, RuntimeError):

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from runtime.contract import INPUT_LABEL, INPUT_LATENT, OUTPUT_IMAGE, OUTPUT_UINT8_NHWC, GeneratorContract
+from edgegan.runtime.contract import INPUT_LABEL, INPUT_LATENT, OUTPUT_IMAGE, OUTPUT_UINT8_NHWC, GeneratorContract
 
 PLATFORM = "onnxruntime_onnx"
 MAX_QUEUE_DELAY_US = 100  # how long Triton may hold a request to batch it with others

@@ -3,7 +3,7 @@
 float16: written here with onnx alone (onnxconverter-common pins an old protobuf). Every float32 initializer,
 Constant and internal Cast becomes float16; Casts at the graph's edges keep "z" and "image" float32, so callers
 never see the precision change (onnxconverter-common's keep_io_types). Nodes of the uint8 tail
-(export.onnx.TAIL_PREFIX) are left out of the conversion and stay float32, so the pixel scaling is exact.
+(edgegan.export.onnx.TAIL_PREFIX) are left out of the conversion and stay float32, so the pixel scaling is exact.
 On the CPU provider onnxruntime runs float16 nodes it has no kernel for through inserted Casts to float32: the
 variant halves the file and targets GPUs; it does not make CPU inference faster.
 """
@@ -22,9 +22,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from export.onnx import TAIL_PREFIX
-from runtime.contract import INPUT_LATENT, OUTPUT_IMAGE
-from runtime.errors import EdgeganError
+from edgegan.export.onnx import TAIL_PREFIX
+from edgegan.runtime.contract import INPUT_LATENT, OUTPUT_IMAGE
+from edgegan.runtime.errors import EdgeganError
 
 _FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 

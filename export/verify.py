@@ -3,7 +3,7 @@ every result, and only then raise a typed error carrying all the records.
 
 The reference is a callable that runs the PyTorch generator on given latents (export/pipeline.py passes one);
 this module itself needs only numpy, onnx and onnxruntime. Latents come from the contract rule
-(runtime.contract.draw_latents), at batch sizes other than the one the graph was traced with.
+(edgegan.runtime.contract.draw_latents), at batch sizes other than the one the graph was traced with.
 
 Checks (each yields a CheckRecord):
   onnx_checker         onnx.checker.check_model(full_check=True)                      (.onnx files)
@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtime.contract import (
+from edgegan.runtime.contract import (
     BATCH_AXIS,
     INPUT_LABEL,
     INPUT_LATENT,
@@ -38,12 +38,12 @@ from runtime.contract import (
     draw_latents,
     to_uint8_nhwc,
 )
-from runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError
 
 #: (z float32 [N, nz], labels int64 [N] | None) -> PyTorch images float32 [N, C, H, W]
 ReferenceFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
-VERIFY_BATCHES = (1, 3, 17)  # none of them the export's example batch (export.onnx.EXPORT_BATCH = 2)
+VERIFY_BATCHES = (1, 3, 17)  # none of them the export's example batch (edgegan.export.onnx.EXPORT_BATCH = 2)
 VERIFY_SEED = 1234  # batch n uses draw_latents(n, nz, VERIFY_SEED + n)
 REFERENCE_EVALUATOR_BATCH = 3  # the pure-Python evaluator is slow; one small batch is enough
 

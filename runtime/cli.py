@@ -38,9 +38,9 @@ def sample(model: Path, n: int, seed: int, labels: tuple[str, ...], truncation: 
 
     Every output is checked writable before any image is made. With --npy the images stream to disk a batch at
     a time (any -n the disk holds), and the grid shows the first 1024 of them."""
-    from runtime.files import OutputPathError, check_writable
-    from runtime.generator import Generator, GeneratorInputError
-    from runtime.images import sample_to_files
+    from edgegan.runtime.files import OutputPathError, check_writable
+    from edgegan.runtime.generator import Generator, GeneratorInputError
+    from edgegan.runtime.images import sample_to_files
 
     if nrow is not None and nrow <= 0:
         raise GeneratorInputError(f"--nrow must be positive, got {nrow}")
@@ -87,12 +87,12 @@ def evaluate(model: Path, dataset: str, data_dir: str | None, n: int, evaluator_
     coverage, confidence, precision and recall, beside the real-vs-real floor; then per class (asked-for label,
     or predicted class for unconditional models) label accuracy, recall and diversity, with a mode-collapse
     warning on stderr (and in --json) when a class falls far below real data. numpy + onnxruntime only."""
-    from runtime.per_class import format_warning
-    from runtime.quality import evaluate as run_evaluation
-    from runtime.quality import format_report, write_json
+    from edgegan.runtime.evaluation.per_class import format_warning
+    from edgegan.runtime.evaluation.quality import evaluate as run_evaluation
+    from edgegan.runtime.evaluation.quality import format_report, write_json
 
     if json_path is not None:
-        from runtime.files import check_writable
+        from edgegan.runtime.files import check_writable
 
         check_writable(json_path, "--json")  # before the work, not after it
     report = run_evaluation(model, dataset, data_dir=data_dir, n=n, evaluator=evaluator_path, seed=seed,
@@ -137,8 +137,8 @@ def bench(models: tuple[Path, ...], batches: str, threads: str, providers: str, 
           plot: Path | None, quiet: bool) -> None:
     """Latency of MODELS (generator.onnx and variants) per provider x threads x batch, interleaved, with the
     machine's measured peak and, with --torch, PyTorch eager/compile beside every row. numpy + onnxruntime only."""
-    from runtime.bench import BenchError, parse_int_list, parse_providers, parse_setup, run_bench
-    from runtime.bench_report import format_table, require_matplotlib, write_json, write_markdown, write_plot
+    from edgegan.runtime.bench.harness import BenchError, parse_int_list, parse_providers, parse_setup, run_bench
+    from edgegan.runtime.bench.report import format_table, require_matplotlib, write_json, write_markdown, write_plot
 
     # Parse everything before any timing, so a typo fails in a second, not after the run.
     batch_list, thread_list = parse_int_list(batches, "batch"), parse_int_list(threads, "threads")
@@ -148,7 +148,7 @@ def bench(models: tuple[Path, ...], batches: str, threads: str, providers: str, 
         raise BenchError(f"--peak-size must be positive, got {peak_size}")
     if plot is not None:
         require_matplotlib()
-    from runtime.files import check_writable
+    from edgegan.runtime.files import check_writable
 
     for path, option in ((json_path, "--json"), (markdown, "--markdown"), (plot, "--plot")):
         if path is not None:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError
 
 FORMAT_VERSION = "1"
 INPUT_LATENT = "z"
@@ -42,6 +42,45 @@ REQUIRED_KEYS = (
 
 class ContractError(EdgeganError, ValueError):
     """A model or its metadata does not follow the edgegan generator contract."""
+
+
+# numpy dtype name -> the type string onnxruntime's NodeArg.type reports for it.
+ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)", "uint8": "tensor(uint8)"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a generator: name, numpy dtype name, shape with BATCH_AXIS for the dynamic batch."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+
+    @property
+    def ort_type(self) -> str:
+        return ORT_TYPES[self.dtype]
+
+    def text(self) -> str:
+        return f"{self.dtype} [{', '.join(str(d) for d in self.shape)}]"
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """The graph signature a contract asks for; every checker (runtime, verify, TensorRT, Triton) compares to it."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    def by_name(self) -> dict[str, TensorSpec]:
+        return {t.name: t for t in (*self.inputs, *self.outputs)}
 
 
 def draw_latents(n: int, nz: int, seed: int | None) -> np.ndarray:
@@ -91,6 +130,20 @@ class GeneratorContract:
     @property
     def image_shape_nchw(self) -> tuple[int, int, int]:
         return (self.channels, self.height, self.width)
+
+    def io_spec(self) -> IOSpec:
+        """The signature of a graph with this contract: z float32 [batch, nz] (+ label int64 [batch]) ->
+        image float32 [batch, C, H, W] (`float_nchw`) or uint8 [batch, H, W, C] (`uint8_nhwc`). The precision
+        never changes it: fp16 and int8 variants keep float32 inputs and outputs."""
+        inputs = [TensorSpec(INPUT_LATENT, "float32", (BATCH_AXIS, self.nz))]
+        if self.conditional:
+            inputs.append(TensorSpec(INPUT_LABEL, "int64", (BATCH_AXIS,)))
+        c, h, w = self.image_shape_nchw
+        if self.output == OUTPUT_UINT8_NHWC:
+            image = TensorSpec(OUTPUT_IMAGE, "uint8", (BATCH_AXIS, h, w, c))
+        else:
+            image = TensorSpec(OUTPUT_IMAGE, "float32", (BATCH_AXIS, c, h, w))
+        return IOSpec(tuple(inputs), (image,))
 
     def to_metadata(self) -> dict[str, str]:
         return {

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import ModelFileError
+from edgegan.runtime.errors import ModelFileError
 
 __all__ = ["ExternalDataError", "ExternalTensor", "find_external_data", "check_model_file"]
 

@@ -2,17 +2,35 @@
 work that fills them (stdlib only)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError
 
 
 class OutputPathError(EdgeganError):
     """An output file that cannot be written, found before the work that would fill it."""
+
+
+def cache_root() -> Path:
+    """($XDG_CACHE_HOME or ~/.cache)/edgegan: the one root of every cache edgegan keeps (downloads, evaluators,
+    feature statistics, TensorRT engines, optimized models). A relative XDG_CACHE_HOME is ignored, as the XDG
+    specification asks."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache") / "edgegan"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], binary: bool = True) -> Path:

@@ -5,7 +5,7 @@ output form and precision are read from its metadata, and its inputs and outputs
 contract before the first image is made.
 
 Example:
-    >>> from runtime import Generator
+    >>> from edgegan.runtime import Generator
     >>> g = Generator("models/fashion/generator.onnx")             # doctest: +SKIP
     >>> images = g.sample(16, seed=0, labels="sneaker")             # doctest: +SKIP
     >>> images.shape, images.dtype                                  # doctest: +SKIP
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from runtime.contract import (
+from edgegan.runtime.contract import (
     INPUT_LABEL,
     INPUT_LATENT,
     OUTPUT_IMAGE,
@@ -32,8 +32,8 @@ from runtime.contract import (
     draw_latents,
     to_uint8_nhwc,
 )
-from runtime.errors import EdgeganError, ModelFileError
-from runtime.providers import ProviderError
+from edgegan.runtime.errors import EdgeganError, ModelFileError
+from edgegan.runtime.providers import ProviderError
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -151,8 +151,8 @@ def load_session(
     The file is scanned first (runtime/external_data.py): a model that keeps tensors in another file is refused
     before onnxruntime opens it, whichever onnxruntime version is installed.
     """
-    from runtime.external_data import check_model_file
-    from runtime.providers import create_session
+    from edgegan.runtime.external_data import check_model_file
+    from edgegan.runtime.providers import create_session
 
     try:
         check_model_file(path)
@@ -289,7 +289,7 @@ class _SessionRunner:
     max_batch: int | None = None
 
     def __init__(self, session: "ort.InferenceSession", fallback: str | None, io_binding: bool | None):
-        from runtime.providers import output_device
+        from edgegan.runtime.providers import output_device
 
         self.session = session
         self.fallback = fallback
@@ -302,7 +302,7 @@ class _SessionRunner:
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         if self.io_binding:
-            from runtime.providers import run_io_binding
+            from edgegan.runtime.providers import run_io_binding
 
             return run_io_binding(self.session, feeds, OUTPUT_IMAGE, self.device)
         return self.session.run([OUTPUT_IMAGE], feeds)[0]
@@ -342,8 +342,8 @@ class Generator:
         session_options: "ort.SessionOptions | None" = None,
         io_binding: bool | None = None,
     ):
-        from runtime.providers import PROVIDERS
-        from runtime.providers import session_options as make_options
+        from edgegan.runtime.providers import PROVIDERS
+        from edgegan.runtime.providers import session_options as make_options
 
         batch_size = _check_count(batch_size, "batch size")
         if provider not in PROVIDERS:
@@ -352,7 +352,7 @@ class Generator:
             _check_count(threads, "threads")
         self.path = resolve_model_path(path)
         if self.path.suffix.lower() == ".plan":
-            from runtime.tensorrt_backend import TensorRTEngine
+            from edgegan.runtime.tensorrt_backend import TensorRTEngine
 
             if provider not in ("tensorrt", "auto"):
                 raise ProviderError(

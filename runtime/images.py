@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.contract import to_uint8_nhwc
-from runtime.files import atomic_write
+from edgegan.runtime.contract import to_uint8_nhwc
+from edgegan.runtime.files import atomic_write
 
 __all__ = ["to_uint8_nhwc", "make_grid", "save_png", "save_grid", "save_npy_batches", "npy_bytes", "sample_to_files",
            "MAX_GRID_IMAGES"]
@@ -137,8 +137,8 @@ def sample_to_files(generator: Any, n: int, *, seed: int | None = 0, labels: Any
     Raises:
         MemoryLimitError, OutputPathError (EdgeganError), OSError from the writes.
     """
-    from runtime.files import check_free_space
-    from runtime.generator import MEMORY_HINT, _check_count, check_memory
+    from edgegan.runtime.files import check_free_space
+    from edgegan.runtime.generator import MEMORY_HINT, _check_count, check_memory
 
     n = _check_count(n)  # before any size is computed from it
     h, w, c = generator.image_shape

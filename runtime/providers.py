@@ -4,7 +4,7 @@ provider asked for is the one that runs.
 onnxruntime quietly falls back to the CPU when a provider cannot load (it only warns); here the session is
 checked after creation and a silent fallback becomes a ProviderError unless the caller allowed it. The bench
 helper reuses `session_options` and `create_session` so every number it reports comes from the same setup.
-onnxruntime is imported inside the functions: `import runtime` stays cheap.
+onnxruntime is imported inside the functions: `import edgegan.runtime` stays cheap.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.files import cache_root
 
 if TYPE_CHECKING:  # only for annotations; never imported at run time here
     import numpy as np
@@ -118,7 +119,7 @@ def provider_chain(execution_provider: str) -> list[Any]:
     the first load of a model pays for the build.
     """
     if execution_provider == "TensorrtExecutionProvider":
-        cache = Path(os.environ.get("EDGEGAN_TRT_CACHE", Path.home() / ".cache" / "edgegan" / "tensorrt"))
+        cache = Path(os.environ.get("EDGEGAN_TRT_CACHE", cache_root() / "tensorrt"))
         options = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}
         return [(execution_provider, options), "CUDAExecutionProvider", "CPUExecutionProvider"]
     if execution_provider == "CUDAExecutionProvider":
@@ -261,7 +262,7 @@ def optimized_model(path: str | os.PathLike, folder: str | os.PathLike | None = 
     key = hashlib.sha256(f"{stat.st_size}|{stat.st_mtime_ns}|{ort.__version__}|{flags}".encode()).hexdigest()[:12]
     folder = Path(folder) if folder is not None else path.parent
     if not os.access(folder, os.W_OK):
-        folder = Path.home() / ".cache" / "edgegan" / "ortopt"
+        folder = cache_root() / "ortopt"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{path.stem}.ortopt-{key}.onnx"
     if target.is_file():

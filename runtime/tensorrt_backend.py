@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.contract import INPUT_LABEL, INPUT_LATENT, OUTPUT_IMAGE, GeneratorContract
-from runtime.errors import EdgeganError
+from edgegan.runtime.contract import INPUT_LABEL, INPUT_LATENT, OUTPUT_IMAGE, GeneratorContract
+from edgegan.runtime.errors import EdgeganError
 
 __all__ = ["TensorRTError", "TensorRTEngine", "verify_engine_digest", "engine_contract"]
 
@@ -64,8 +64,8 @@ def verify_engine_digest(plan: str | os.PathLike) -> bytes:
 
 def engine_contract(plan: str | os.PathLike) -> GeneratorContract:
     """The contract of an engine: read from the generator.onnx beside it, on a CPU session (no graph work)."""
-    from runtime.generator import load_session, read_contract
-    from runtime.providers import session_options
+    from edgegan.runtime.generator import load_session, read_contract
+    from edgegan.runtime.providers import session_options
 
     onnx_path = Path(plan).with_name("generator.onnx")
     if not onnx_path.is_file():

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.contract import GeneratorContract
+from edgegan.runtime.contract import GeneratorContract
 from tests.quality_helpers import CLASS_NAMES, SIZE, shapes
 
 NZ = 4

@@ -30,7 +30,7 @@ def shapes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_npz(path: Path, n_train: int = 300, n_test: int = 150) -> Path:
-    """An .npz dataset (runtime.datasets layout) with train and test splits and class names."""
+    """An .npz dataset (edgegan.runtime.evaluation.datasets layout) with train and test splits and class names."""
     images, labels = shapes(n_train, 0)
     test_images, test_labels = shapes(n_test, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +41,7 @@ def make_npz(path: Path, n_train: int = 300, n_test: int = 150) -> Path:
 
 def train_tiny_evaluator(npz: Path, out: Path, steps: int = 60) -> Path:
     """A width-4, 16-feature evaluator trained for a few dozen steps on the shapes (one CPU thread)."""
-    from trainer.evaluator import EvaluatorConfig, train_evaluator
+    from edgegan.trainer.evaluator import EvaluatorConfig, train_evaluator
 
     cfg = EvaluatorConfig(dataset="npz", data_dir=str(npz), epochs=20, batch_size=32, width=4, feature_dim=16,
                           max_steps=steps, lr=1e-2, dropout=0.0, threads=1)
@@ -52,9 +52,9 @@ def make_checkpoint(path: Path, *, num_classes: int = 0, seed: int = 0, nz: int 
     """An MLP generator checkpoint for 16x16x1 images with non-trivial BatchNorm statistics."""
     import torch
 
-    from trainer.checkpoint import save_checkpoint
-    from trainer.config import ModelConfig, TrainConfig
-    from trainer.models import build_discriminator, build_generator
+    from edgegan.trainer.checkpoint import save_checkpoint
+    from edgegan.trainer.config import ModelConfig, TrainConfig
+    from edgegan.trainer.models import build_discriminator, build_generator
 
     torch.manual_seed(seed)
     cfg = TrainConfig(model=ModelConfig(arch="gan", nz=nz, image_size=SIZE, channels=1, num_classes=num_classes,

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from runtime.errors import EdgeganError
-from runtime.files import atomic_write
+from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.files import atomic_write
 
 CHECKPOINT_KIND = "edgegan-checkpoint"
 CHECKPOINT_FORMAT = 1

@@ -1,11 +1,11 @@
-"""`edgegan train`: options map one-to-one onto TrainConfig; the work is trainer.train.train."""
+"""`edgegan train`: options map one-to-one onto TrainConfig; the work is edgegan.trainer.train.train."""
 from __future__ import annotations
 
 import os
 
 import click
 
-from trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
+from edgegan.trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
 
 
 @click.command()
@@ -47,8 +47,8 @@ def train(**opts) -> None:
 
     Example: edgegan train --arch dcgan --dataset fashion-mnist --max-steps 200 --out runs/fm
     """
-    from trainer.config import ModelConfig, TrainConfig
-    from trainer.train import train as run_training
+    from edgegan.trainer.config import ModelConfig, TrainConfig
+    from edgegan.trainer.train import train as run_training
 
     model = ModelConfig(arch=opts["arch"], nz=opts["nz"], image_size=opts["image_size"], width=opts["width"])
     cfg = TrainConfig(
@@ -101,7 +101,7 @@ def evaluator_train(**opts) -> None:
 
     Example: edgegan evaluator train --dataset fashion-mnist
     """
-    from trainer.evaluator import EvaluatorConfig, train_evaluator
+    from edgegan.trainer.evaluator import EvaluatorConfig, train_evaluator
 
     cfg = EvaluatorConfig(
         dataset=opts["dataset"], data_dir=opts["data_dir"], image_size=opts["image_size"], epochs=opts["epochs"],

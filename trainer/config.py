@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError
 
 ARCHS = ("gan", "dcgan")
 LOSSES = ("bce", "hinge", "lsgan")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import torch
 
-from runtime.datasets import ImageData
+from edgegan.runtime.evaluation.datasets import ImageData
 
 
 class BatchSource:
     """Batches of real images in [-1, 1] for step (epoch, index), sharded by rank.
 
     Args:
-        data: uint8 [N, H, W, C] images (+ int64 [N] labels) from runtime.datasets.load_images.
+        data: uint8 [N, H, W, C] images (+ int64 [N] labels) from edgegan.runtime.evaluation.datasets.load_images.
         batch_size: per-rank batch size.
         seed: run seed; epoch e uses randperm(N) from a generator seeded with (seed, e).
         device: where the images live and batches are made.

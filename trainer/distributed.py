@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError
 
 
 @dataclass

@@ -14,7 +14,7 @@ the real figure up to REAL_PER_CLASS training images per class, drawn once per r
 1 for a generator as varied as the data, 0 when every image of a class is the same image.
 
 The figure is pixel-space and cheap (one forward pass of ~10 x 8 images); `edgegan eval` measures the same idea
-properly, on evaluator features with recall beside it (runtime/per_class.py).
+properly, on evaluator features with recall beside it (runtime/evaluation/per_class.py).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime.contract import draw_latents
+from edgegan.runtime.contract import draw_latents
 
 PER_CLASS = 8  # latents per class: 28 pairs, enough to tell 0.03 from 0.7
 UNCONDITIONAL_N = 32  # latents for an unconditional G: 496 pairs
@@ -63,7 +63,7 @@ def real_spread(images: np.ndarray, labels: np.ndarray | None, num_classes: int,
     """Reference spread of real training images: one figure per class (conditional), or one overall.
 
     Args:
-        images: uint8 [N, H, W, C] (runtime.datasets layout).
+        images: uint8 [N, H, W, C] (edgegan.runtime.evaluation.datasets layout).
         labels: int [N], needed when num_classes > 0.
         num_classes: 0 for an unconditional model.
         per_class: images per class taken (a seeded subset when a class has more).

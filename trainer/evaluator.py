@@ -1,9 +1,9 @@
 """The domain evaluator: a small CNN classifier trained on a dataset's real training split, exported to ONNX.
 
-`edgegan eval` (runtime/quality.py) runs the ONNX file with onnxruntime alone: its input is uint8 pixels
+`edgegan eval` (runtime/evaluation/quality.py) runs the ONNX file with onnxruntime alone: its input is uint8 pixels
 [batch, H, W, C] (the scaling to [-1, 1] and the NHWC -> NCHW transpose are inside the graph), its outputs are
 class logits [batch, K] and the penultimate features [batch, D] that FID, KID and precision/recall use. The file
-describes itself in metadata_props (runtime.quality.EvaluatorInfo): dataset, image shape, classes, feature layer
+describes itself in metadata_props (edgegan.runtime.evaluation.quality.EvaluatorInfo): dataset, image shape, classes, feature layer
 and size, and the test accuracy measured on the exported file itself.
 
 Architecture (28x28 input, width w = 32, D = 128):
@@ -32,9 +32,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from runtime.files import atomic_write
-from runtime.errors import EdgeganError
-from runtime.quality import (
+from edgegan.runtime.files import atomic_write
+from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.evaluation.quality import (
     INPUT_PIXELS,
     OUTPUT_FEATURES,
     OUTPUT_LOGITS,
@@ -147,7 +147,7 @@ def _to_batch(images: torch.Tensor) -> torch.Tensor:
 
 def _splits(cfg: EvaluatorConfig, progress: bool):
     """(train ImageData, accuracy images uint8, accuracy labels, accuracy split name)."""
-    from runtime.datasets import DataError, load_images
+    from edgegan.runtime.evaluation.datasets import DataError, load_images
 
     train = load_images(cfg.dataset, "train", cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels,
                         progress=progress)
@@ -220,7 +220,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | os.PathLike | None = None,
 
     Args:
         cfg: the recipe.
-        out: the .onnx file to write; None writes `runtime.quality.default_evaluator_path(cfg.dataset)`, where
+        out: the .onnx file to write; None writes `edgegan.runtime.evaluation.quality.default_evaluator_path(cfg.dataset)`, where
             `edgegan eval` and `edgegan export` look by default.
         progress: show a progress bar.
 

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from trainer.config import ModelConfig
+from edgegan.trainer.config import ModelConfig
 
 
 def init_weights(module: nn.Module) -> None:

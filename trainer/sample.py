@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime.contract import default_labels, draw_latents
-from trainer.checkpoint import load_checkpoint
-from trainer.config import TrainConfig
-from trainer.models import build_generator
+from edgegan.runtime.contract import default_labels, draw_latents
+from edgegan.trainer.checkpoint import load_checkpoint
+from edgegan.trainer.config import TrainConfig
+from edgegan.trainer.models import build_generator
 
 
 def load_generator(source: str | os.PathLike, use_ema: bool = True, device: str = "cpu") -> tuple[nn.Module, TrainConfig, dict]:

@@ -34,10 +34,10 @@ import copy
 import torch
 from torch import nn
 
-from trainer import distributed as dist_utils
-from trainer.config import TrainConfig
-from trainer.losses import get_loss
-from trainer.models import build_discriminator, build_generator
+from edgegan.trainer import distributed as dist_utils
+from edgegan.trainer.config import TrainConfig
+from edgegan.trainer.losses import get_loss
+from edgegan.trainer.models import build_discriminator, build_generator
 
 ADAM_IMPLS = ("fused", "foreach", "for-loop")
 STAT_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z")  # the row of statistics each step returns

@@ -1,8 +1,8 @@
 """The PyTorch baseline for `edgegan bench --torch RUN|CKPT`: the same generator in eager mode and torch.compile.
 
 Registered as the `torch` entry point of the `edgegan.bench_baselines` group (pyproject.toml), so the torch-free
-harness (runtime/bench.py) finds it without importing torch itself, and times these runners in the same process,
-interleaved with the onnxruntime rows. Each runner follows runtime.bench.Runner: load (cold start), activate
+harness (runtime/bench/harness.py) finds it without importing torch itself, and times these runners in the same process,
+interleaved with the onnxruntime rows. Each runner follows edgegan.runtime.bench.harness.Runner: load (cold start), activate
 (torch's thread count is process-wide, so it is set before every slice of calls), prepare (the contract latents
 for seed 0, as the onnxruntime rows use), run (one forward under inference_mode).
 """
@@ -23,8 +23,8 @@ WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY") or "default"  # what torch's Ope
 import torch  # noqa: E402
 from torch import nn
 
-from runtime.contract import default_labels, draw_latents
-from trainer.sample import load_generator
+from edgegan.runtime.contract import default_labels, draw_latents
+from edgegan.trainer.sample import load_generator
 
 
 def count_macs(G: nn.Module, batch: int, nz: int, conditional: bool) -> int:

@@ -1,4 +1,4 @@
-"""The training run: data, checkpoints, samples, metrics and the progress bar around `trainer.step.GANStep`.
+"""The training run: data, checkpoints, samples, metrics and the progress bar around `edgegan.trainer.step.GANStep`.
 
 The per-step work (D on real and generated batches, then G, then the EMA) lives in trainer/step.py, so the
 benchmark times exactly what a run does. Here: resume, logging every `log_every` steps (the only host syncs:
@@ -20,16 +20,16 @@ from typing import Callable
 import torch
 from torch import nn
 
-from runtime.contract import default_labels, draw_latents
-from runtime.errors import EdgeganError
-from runtime.files import atomic_write
-from runtime.images import save_grid, to_uint8_nhwc
-from trainer import distributed as dist_utils
-from trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from trainer.config import TrainConfig
-from trainer.data import BatchSource
-from trainer.diversity import DiversityMonitor
-from trainer.step import GANStep, StepStats, resolve_amp
+from edgegan.runtime.contract import default_labels, draw_latents
+from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.files import atomic_write
+from edgegan.runtime.images import save_grid, to_uint8_nhwc
+from edgegan.trainer import distributed as dist_utils
+from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from edgegan.trainer.config import TrainConfig
+from edgegan.trainer.data import BatchSource
+from edgegan.trainer.diversity import DiversityMonitor
+from edgegan.trainer.step import GANStep, StepStats, resolve_amp
 
 SAMPLE_GRID_SIZE = 64
 
@@ -127,7 +127,7 @@ def _writing(path: Path, what: str):
 
 
 def _load_data(cfg: TrainConfig, progress: bool):
-    from runtime.datasets import load_images
+    from edgegan.runtime.evaluation.datasets import load_images
 
     return load_images(
         cfg.dataset, "train", data_dir=cfg.data_dir, image_size=cfg.model.image_size, channels=cfg.channels,

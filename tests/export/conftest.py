@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.checkpoint import save_checkpoint
-from trainer.config import ModelConfig, TrainConfig
-from trainer.models import ConditionalBatchNorm, build_discriminator, build_generator
+from edgegan.trainer.checkpoint import save_checkpoint
+from edgegan.trainer.config import ModelConfig, TrainConfig
+from edgegan.trainer.models import ConditionalBatchNorm, build_discriminator, build_generator
 
 CLASS_NAMES = ["T-shirt", "Trouser", "Pullover"]
 WEIGHT_SCALE = 12.0  # images std ~0.5, a few pixels near +-1 (both ends of the range are exercised)
@@ -90,7 +90,7 @@ def rgb32_ckpt(ckpt_dir) -> Path:
 @pytest.fixture(scope="session")
 def full_export(dcgan_cond_ckpt, tmp_path_factory) -> tuple[Path, dict]:
     """Conditional DCGAN exported with --fp16 --ort-format --triton: (out_dir, report)."""
-    from export.pipeline import export_checkpoint
+    from edgegan.export.pipeline import export_checkpoint
 
     out = tmp_path_factory.mktemp("exports") / "fashion"
     report = export_checkpoint(dcgan_cond_ckpt, out, fp16=True, ort_format=True, triton=True, progress=False)
@@ -100,7 +100,7 @@ def full_export(dcgan_cond_ckpt, tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="session")
 def uint8_export(rgb32_ckpt, tmp_path_factory) -> tuple[Path, dict]:
     """Unconditional 32x32 RGB DCGAN exported with --pixels uint8 --fp16 --triton: (out_dir, report)."""
-    from export.pipeline import export_checkpoint
+    from edgegan.export.pipeline import export_checkpoint
 
     out = tmp_path_factory.mktemp("exports") / "rgb.pixels"
     report = export_checkpoint(rgb32_ckpt, out, pixels="uint8", fp16=True, triton=True, progress=False)

@@ -1,7 +1,7 @@
 """Hostile cases for `edgegan export` (issue 10): foreign files and symlinks in --out, interrupted swaps, kill -9
 leftovers, disk full and read-only output. Each one deleted, wrote outside --out, left a mix or a traceback before.
 
-The tests import export.staging only where they reach into it, so the module runs (and fails) against the old
+The tests import edgegan.export.staging only where they reach into it, so the module runs (and fails) against the old
 pipeline too.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-import export.pipeline as pipeline
+import edgegan.export.pipeline as pipeline
 from edgegan.cli import main
-from export.pipeline import export_checkpoint
-from export.report import file_sha256
+from edgegan.export.pipeline import export_checkpoint
+from edgegan.runtime.files import file_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,7 @@ def test_force_replaces_the_folder_as_a_whole(dcgan_cond_ckpt, old_export, tmp_p
 
 def _fault_after(monkeypatch, k: int) -> list[str]:
     """Raise KeyboardInterrupt instead of the k-th rename that touches the staging folder (os.rename, os.replace
-    and, where export.staging exists, its renameat2 call), as a Ctrl-C arriving between two renames would."""
+    and, where edgegan.export.staging exists, its renameat2 call), as a Ctrl-C arriving between two renames would."""
     calls: list[str] = []
 
     def wrap(real):
@@ -135,7 +135,7 @@ def _fault_after(monkeypatch, k: int) -> list[str]:
     monkeypatch.setattr(os, "rename", wrap(os.rename))
     monkeypatch.setattr(os, "replace", wrap(os.replace))
     try:
-        import export.staging as staging
+        import edgegan.export.staging as staging
     except ImportError:
         return calls
     monkeypatch.setattr(staging, "_renameat2", wrap(staging._renameat2))
@@ -149,7 +149,7 @@ def test_interrupt_during_the_forced_swap_leaves_old_or_new(dcgan_cond_ckpt, old
     out = _copy_of(old_export, tmp_path)
     before = _listing(out)
     if not exchange:
-        import export.staging as staging
+        import edgegan.export.staging as staging
 
         monkeypatch.setattr(staging, "_RENAMEAT2", None)  # as on a platform or filesystem without it
     calls = _fault_after(monkeypatch, k)
@@ -264,8 +264,8 @@ def test_stale_staging_of_a_dead_process_is_removed(dcgan_cond_ckpt, tmp_path):
 def _kill9_script(body: str) -> str:
     return "\n".join([
         "import os, signal, sys",
-        "import export.pipeline as p",
-        "import export.staging as staging",
+        "import edgegan.export.pipeline as p",
+        "import edgegan.export.staging as staging",
         "def die(*args, **kwargs):",
         "    os.kill(os.getpid(), signal.SIGKILL)",
         body,

@@ -10,11 +10,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from export import graph_forms as gf
-from export.onnx import export_generator
-from export.pipeline import build_contract
-from runtime.contract import BATCH_AXIS, KEY_PRECISION, OUTPUT_FLOAT_NCHW, GeneratorContract
-from trainer.sample import load_generator
+from edgegan.export import graph_forms as gf
+from edgegan.export.onnx import export_generator
+from edgegan.trainer.contract import checkpoint_contract
+from edgegan.runtime.contract import BATCH_AXIS, KEY_PRECISION, OUTPUT_FLOAT_NCHW, GeneratorContract
+from edgegan.trainer.sample import load_generator
 
 BATCHES = (1, 3, 17)
 TOL = 1e-5
@@ -184,7 +184,7 @@ def test_batchnorm_folds_into_convtranspose():
 # --------------------------------------------------------------------------- whole generators from the exporter
 def _exported(ckpt) -> tuple[onnx.ModelProto, torch.nn.Module, GeneratorContract]:
     G, cfg, state = load_generator(ckpt)
-    contract = build_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
+    contract = checkpoint_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
     model, _ = export_generator(G, contract)
     return model, G, contract
 

@@ -7,18 +7,18 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from export.int8 import ContractCalibration, Int8Error, build_int8, final_layer_nodes
-from export.onnx import export_generator
-from export.pipeline import build_contract
-from runtime.contract import (
+from edgegan.export.int8 import ContractCalibration, Int8Error, build_int8, final_layer_nodes
+from edgegan.export.onnx import export_generator
+from edgegan.trainer.contract import checkpoint_contract
+from edgegan.runtime.contract import (
     KEY_PRECISION, OUTPUT_FLOAT_NCHW, GeneratorContract, default_labels, draw_latents,
 )
-from trainer.sample import load_generator
+from edgegan.trainer.sample import load_generator
 
 
 def _export(ckpt, path):
     G, cfg, state = load_generator(ckpt)
-    contract = build_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
+    contract = checkpoint_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
     model, _ = export_generator(G, contract)
     onnx.save(model, path)
     return contract
@@ -155,7 +155,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path):
 
 def test_final_layer_nodes_finds_the_image_layer(built):
     fp32, _, _, _ = built
-    from export.graph_forms import to_subpixel
+    from edgegan.export.graph_forms import to_subpixel
 
     model = to_subpixel(onnx.load(fp32))
     for i, node in enumerate(model.graph.node):

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgegan.cli import main
-from export.quality_gate import QualityGateError, format_gate, plan_gate, raise_if_failed, run_gate
-from runtime.contract import GeneratorContract
+from edgegan.export.quality_gate import QualityGateError, format_gate, plan_gate, raise_if_failed, run_gate
+from edgegan.runtime.contract import GeneratorContract
 from tests.collapse_helpers import bank, build_bank_generator
 from tests.quality_helpers import make_checkpoint
 

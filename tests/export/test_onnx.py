@@ -8,16 +8,16 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-import export.onnx as export_onnx
-from export.onnx import append_uint8_tail, export_generator, fold_batchnorm, name_batch_axis, op_counts
-from export.pipeline import build_contract
-from runtime.contract import OUTPUT_FLOAT_NCHW, default_labels, draw_latents, to_uint8_nhwc
-from trainer.sample import load_generator
+import edgegan.export.onnx as export_onnx
+from edgegan.export.onnx import append_uint8_tail, export_generator, fold_batchnorm, name_batch_axis, op_counts
+from edgegan.trainer.contract import checkpoint_contract
+from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, default_labels, draw_latents, to_uint8_nhwc
+from edgegan.trainer.sample import load_generator
 
 
 def _load(ckpt):
     G, cfg, state = load_generator(ckpt)
-    return G, build_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
+    return G, checkpoint_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
 
 
 def _torch_images(G, contract, n, seed=0):
@@ -126,7 +126,7 @@ def test_uint8_tail_is_the_contract_formula(request, fixture):
     assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == ["batch", h, w, c]
     pixels = _ort(tailed, z, labels)
     assert pixels.dtype == np.uint8 and pixels.shape == (17, h, w, c)
-    # Same float input -> bit-identical to runtime.contract.to_uint8_nhwc.
+    # Same float input -> bit-identical to edgegan.runtime.contract.to_uint8_nhwc.
     np.testing.assert_array_equal(pixels, to_uint8_nhwc(float_out))
     # Against PyTorch: at most one level, and only where PyTorch's value sits within float error of a .5.
     expected = to_uint8_nhwc(ref)

@@ -10,15 +10,16 @@ import onnx
 import pytest
 import torch
 
-import export.pipeline as pipeline
-from export.pipeline import ExportOptionError, export_checkpoint
-from export.report import REPORT_NAME, file_sha256, format_table
-from export.verify import AtolError
-from runtime.contract import GeneratorContract, draw_latents, to_uint8_nhwc
-from runtime.errors import EdgeganError
+import edgegan.export.pipeline as pipeline
+from edgegan.export.pipeline import ExportOptionError, export_checkpoint
+from edgegan.export.report import REPORT_NAME, format_table
+from edgegan.runtime.files import file_sha256
+from edgegan.export.verify import AtolError
+from edgegan.runtime.contract import GeneratorContract, draw_latents, to_uint8_nhwc
+from edgegan.runtime.errors import EdgeganError
 from tests.export.conftest import CLASS_NAMES, make_checkpoint
-from trainer.checkpoint import CheckpointError, save_checkpoint
-from trainer.sample import generate_images, load_generator
+from edgegan.trainer.checkpoint import CheckpointError, save_checkpoint
+from edgegan.trainer.sample import generate_images, load_generator
 
 
 def _listing(folder: Path) -> dict[str, str]:
@@ -80,7 +81,7 @@ def test_generator_onnx_carries_the_full_contract(full_export):
 
 
 def test_exported_images_equal_trainer_sampling(full_export, dcgan_cond_ckpt):
-    """One seed, one picture: trainer.sample.generate_images and generator.onnx agree (the contract rule)."""
+    """One seed, one picture: edgegan.trainer.sample.generate_images and generator.onnx agree (the contract rule)."""
     import onnxruntime as ort
 
     out, _ = full_export
@@ -136,7 +137,7 @@ def test_table_has_one_row_per_variant(full_export):
     assert [line.split(" | ")[0].strip() for line in lines[2:6]] == ["fp32", "fp16", "ort", "triton"]
     # generator.onnx ships the phase-convolution form: the two stride-2 ConvTransposes became 4 phase Convs.
     assert "11/11 ok" in lines[2] and "Conv 4" in lines[2]
-    assert report["graph_form"] == "export.graph_forms.optimize_fp32"
+    assert report["graph_form"] == "edgegan.export.graph_forms.optimize_fp32"
     assert "dynamo" in table
 
 
@@ -183,7 +184,7 @@ def test_failure_during_forced_reexport_keeps_the_old_export(dcgan_cond_ckpt, tm
 
 
 def test_failed_verification_writes_nothing(dcgan_cond_ckpt, tmp_path, monkeypatch):
-    import export.verify as verify
+    import edgegan.export.verify as verify
 
     monkeypatch.setitem(verify.TOLERANCES, "fp32", verify.Tolerance(0.0, None, 0.0, 0.0, 0.0))
     with pytest.raises(AtolError) as info:
@@ -253,13 +254,13 @@ def test_out_dir_that_is_a_file_is_refused(dcgan_cond_ckpt, tmp_path):
 
 
 def test_int8_variant_is_built_by_export_int8_and_verified(tmp_path, monkeypatch):
-    """Wiring: export.int8.build_int8 quantizes the float graph; the uint8 tail and the contract are added after.
+    """Wiring: edgegan.export.int8.build_int8 quantizes the float graph; the uint8 tail and the contract are added after.
 
     int8 error depends on the weights: this random generator is no trained one, so its numeric budget is widened
     here (structure, metadata, batch invariance and the reference evaluator keep their own checks). int8 quality
     on trained generators is export/int8.py's to test.
     """
-    import export.verify as verify
+    import edgegan.export.verify as verify
 
     monkeypatch.setitem(verify.TOLERANCES, "int8", verify.Tolerance(0.25, 0.05, 1e-2, 5e-2, 8e-3))
     ckpt = make_checkpoint(tmp_path / "q.pt", arch="dcgan", seed=1, weight_scale=8.0)

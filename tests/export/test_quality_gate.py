@@ -12,12 +12,13 @@ import pytest
 from click.testing import CliRunner
 from onnx import numpy_helper
 
-import export.pipeline
-import export.verify
+import edgegan.export.pipeline
+import edgegan.export.verify
 from edgegan.cli import main
-from export.pipeline import build_contract, export_checkpoint
-from export.quality_gate import QualityGateError, plan_gate, run_gate
-from runtime.contract import GeneratorContract
+from edgegan.export.pipeline import export_checkpoint
+from edgegan.trainer.contract import checkpoint_contract
+from edgegan.export.quality_gate import QualityGateError, plan_gate, run_gate
+from edgegan.runtime.contract import GeneratorContract
 from tests.quality_helpers import make_checkpoint
 
 CORRUPTION = 1.6  # scale of every float16 weight matrix of the corrupted variant
@@ -37,7 +38,7 @@ def no_default_evaluator(tmp_path, monkeypatch):
 def corrupted_fp16(monkeypatch):
     """fp16 conversion that also scales the weight matrices, and an fp16 tolerance loose enough to let it
     through verification: the case only a distribution-level check can catch."""
-    convert = export.pipeline.convert_fp16
+    convert = edgegan.export.pipeline.convert_fp16
 
     def corrupt(model: onnx.ModelProto) -> onnx.ModelProto:
         converted = convert(model)
@@ -48,8 +49,8 @@ def corrupted_fp16(monkeypatch):
                     numpy_helper.from_array((array * CORRUPTION).astype(np.float16), init.name))
         return converted
 
-    monkeypatch.setattr(export.pipeline, "convert_fp16", corrupt)
-    monkeypatch.setitem(export.verify.TOLERANCES, "fp16", export.verify.Tolerance(
+    monkeypatch.setattr(edgegan.export.pipeline, "convert_fp16", corrupt)
+    monkeypatch.setitem(edgegan.export.verify.TOLERANCES, "fp16", edgegan.export.verify.Tolerance(
         vs_torch_max=2.0, vs_torch_mean=2.0, batch_invariance=1e-3, reference=1e-2, range_slack=1e-3))
 
 
@@ -90,9 +91,9 @@ def test_gate_skipped_without_an_evaluator(checkpoint, no_default_evaluator, tmp
     import torch
 
     ckpt = torch.load(checkpoint, weights_only=True)
-    from trainer.config import TrainConfig
+    from edgegan.trainer.config import TrainConfig
 
-    contract = build_contract(TrainConfig.from_dict(ckpt["config"]), ckpt, False, "float_nchw")
+    contract = checkpoint_contract(TrainConfig.from_dict(ckpt["config"]), ckpt, False, "float_nchw")
     plan = plan_gate(None, contract, None)
     gate = run_gate(plan, tmp_path, {"fp32": {"file": "generator.onnx"}}, "generator.onnx")
     assert gate["skipped"] and "no evaluator" in gate["reason"]

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from export.pipeline import export_checkpoint
-from export.tensorrt import TensorRTError, check_tensorrt
-from runtime.errors import EdgeganError
+from edgegan.export.pipeline import export_checkpoint
+from edgegan.export.tensorrt import TensorRTError, check_tensorrt
+from edgegan.runtime.errors import EdgeganError
 
 
 def _tensorrt_usable() -> str | None:

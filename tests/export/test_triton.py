@@ -6,8 +6,8 @@ import onnx
 import pytest
 from google.protobuf import text_format
 
-from export.triton import config_text, load_model_config_pb2, model_name
-from runtime.contract import GeneratorContract
+from edgegan.export.triton import config_text, load_model_config_pb2, model_name
+from edgegan.runtime.contract import GeneratorContract
 
 ONNX_TO_TRITON = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.INT64: "TYPE_INT64",
                   onnx.TensorProto.UINT8: "TYPE_UINT8"}

@@ -6,12 +6,12 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from export.onnx import TAIL_PREFIX, append_uint8_tail, export_generator, op_counts, set_contract_metadata
-from export.pipeline import _torch_reference, build_contract
-from export.variants import VariantError, convert_fp16, convert_to_ort
-from export.verify import CachedReference, make_session, verify_variant
-from runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract
-from trainer.sample import load_generator
+from edgegan.export.onnx import TAIL_PREFIX, append_uint8_tail, export_generator, op_counts, set_contract_metadata
+from edgegan.export.pipeline import _torch_reference, build_contract
+from edgegan.export.variants import VariantError, convert_fp16, convert_to_ort
+from edgegan.export.verify import CachedReference, make_session, verify_variant
+from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract
+from edgegan.trainer.sample import load_generator
 
 
 def _setup(ckpt, output):

@@ -10,9 +10,9 @@ import onnx
 import pytest
 import torch
 
-from export.onnx import _ContractModule, export_generator, set_contract_metadata
-from export.pipeline import _torch_reference, build_contract
-from export.verify import (
+from edgegan.export.onnx import _ContractModule, export_generator, set_contract_metadata
+from edgegan.export.pipeline import _torch_reference, build_contract
+from edgegan.export.verify import (
     TOLERANCES,
     AtolError,
     CachedReference,
@@ -21,9 +21,9 @@ from export.verify import (
     _compare_uint8,
     verify_variant,
 )
-from runtime.contract import KEY_NZ, OUTPUT_FLOAT_NCHW
-from runtime.errors import EdgeganError
-from trainer.sample import load_generator
+from edgegan.runtime.contract import KEY_NZ, OUTPUT_FLOAT_NCHW
+from edgegan.runtime.errors import EdgeganError
+from edgegan.trainer.sample import load_generator
 
 ALL_CHECKS = ["onnx_checker", "interface", "metadata", "vs_torch_batch1", "vs_torch_batch3", "vs_torch_batch17",
               "batch_invariance", "output_range", "labels_full_range", "reference_evaluator"]

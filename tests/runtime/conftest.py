@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.contract import GeneratorContract
+from edgegan.runtime.contract import GeneratorContract
 
 OPSET = 18
 CLASS_NAMES = ["T-shirt", "Trouser", "Pullover"]

@@ -1,4 +1,4 @@
-"""`edgegan bench` and runtime.bench on tiny models: every field, grid counts, ordered percentiles, the provider,
+"""`edgegan bench` and edgegan.runtime.bench.harness on tiny models: every field, grid counts, ordered percentiles, the provider,
 multiply-adds on hand-built graphs, JSON/markdown/PNG outputs, the torch baseline's rows and ratios, and clear
 errors for bad input. No test asserts a time."""
 from __future__ import annotations
@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from edgegan.cli import main
-from runtime.bench import BenchError, matmul_model, parse_int_list, parse_setup, pinned, run_bench
-from runtime.macs import count_macs
+from edgegan.runtime.bench.harness import BenchError, matmul_model, parse_int_list, parse_setup, pinned, run_bench
+from edgegan.runtime.bench.macs import count_macs
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = dict(warmup=1, iters=4, rounds=2, peak_size=64)  # a few calls each; the peak product is 64^3
@@ -207,10 +207,10 @@ def _tiny_export(root: Path) -> tuple[Path, Path]:
     """A conditional width-8 DCGAN 28x28 run with warmed BatchNorm statistics, exported with export_checkpoint."""
     import torch
 
-    from export.pipeline import export_checkpoint
-    from trainer.checkpoint import save_checkpoint
-    from trainer.config import ModelConfig, TrainConfig
-    from trainer.models import build_discriminator, build_generator
+    from edgegan.export.pipeline import export_checkpoint
+    from edgegan.trainer.checkpoint import save_checkpoint
+    from edgegan.trainer.config import ModelConfig, TrainConfig
+    from edgegan.trainer.models import build_discriminator, build_generator
 
     torch.manual_seed(0)
     cfg = TrainConfig(model=ModelConfig(arch="dcgan", nz=8, image_size=28, channels=1, num_classes=3, width=8),
@@ -285,7 +285,7 @@ from click.testing import CliRunner
 from edgegan.cli import main
 model, run = sys.argv[1], sys.argv[2]
 plain = CliRunner().invoke(main, ["bench", model, "--batch", "1", "--iters", "2", "--rounds", "1", "--peak-size", "32", "-q"])
-heavy = sorted(m for m in ("torch", "trainer", "export") if sys.modules.get(m) is not None)
+heavy = sorted(m for m in ("torch", "edgegan.trainer", "edgegan.export") if sys.modules.get(m) is not None)
 with_torch = CliRunner().invoke(main, ["bench", model, "--batch", "1", "--iters", "2", "--torch", run, "-q"])
 print(json.dumps({"plain": [plain.exit_code, plain.output], "torch": [with_torch.exit_code, with_torch.output],
                   "heavy": heavy}))

@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 from edgegan.cli import main
-from runtime.metrics import mean_pairwise_distance
-from runtime.per_class import (
+from edgegan.runtime.evaluation.metrics import mean_pairwise_distance
+from edgegan.runtime.evaluation.per_class import (
     DIVERSITY_COLLAPSE,
     collapse_warnings,
     format_per_class,
     per_class_figures,
 )
-from runtime.quality import evaluate
+from edgegan.runtime.evaluation.quality import evaluate
 from tests.collapse_helpers import bank, build_bank_generator
 from tests.quality_helpers import CLASS_NAMES
 

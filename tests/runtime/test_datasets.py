@@ -1,4 +1,4 @@
-"""runtime.datasets: IDX files, the search order, downloads from a local mirror, folders, .npz files, resizing.
+"""edgegan.runtime.evaluation.datasets: IDX files, the search order, downloads from a local mirror, folders, .npz files, resizing.
 
 Hermetic: every test gets an empty cache, no $EDGEGAN_DATA, the system dataset folder pointed into tmp_path, and
 $EDGEGAN_MIRROR pointing at a closed local port, so nothing here can reach the internet.
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime import datasets
-from runtime.datasets import DataError, cache_dir, convert, load_images, locate, read_idx
+from edgegan.runtime.evaluation import datasets
+from edgegan.runtime.evaluation.datasets import DataError, cache_dir, convert, load_images, locate, read_idx
 
 REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
 TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")

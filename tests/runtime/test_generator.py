@@ -10,11 +10,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from runtime import Generator
-from runtime.contract import KEY_FORMAT, KEY_NZ, KEY_OUTPUT, ContractError, draw_latents, to_uint8_nhwc
-from runtime.errors import EdgeganError
-from runtime.generator import GeneratorInputError, ModelFileError, slerp, truncated_latents
-from runtime.providers import ProviderError, session_options
+from edgegan.runtime import Generator
+from edgegan.runtime.contract import KEY_FORMAT, KEY_NZ, KEY_OUTPUT, ContractError, draw_latents, to_uint8_nhwc
+from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.generator import GeneratorInputError, ModelFileError, slerp, truncated_latents
+from edgegan.runtime.providers import ProviderError, session_options
 
 
 def reference_float(path, z, labels=None):

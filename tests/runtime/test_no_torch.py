@@ -16,8 +16,8 @@ BLOCKED_SCRIPT = r"""
 import json, sys
 sys.modules["torch"] = None  # any `import torch` now raises ImportError
 import numpy as np
-import runtime
-from runtime import Generator
+import edgegan.runtime
+from edgegan.runtime import Generator
 from click.testing import CliRunner
 from edgegan.cli import main
 
@@ -25,7 +25,7 @@ model, npy = sys.argv[1], sys.argv[2]
 g = Generator(model)
 images = g.sample(5, seed=7, labels="trouser", truncation=0.8)
 result = CliRunner().invoke(main, ["sample", model, "-n", "5", "--seed", "7", "--npy", npy, "-o", npy + ".png"])
-heavy = sorted(m for m in ("torch", "trainer", "export", "onnx") if sys.modules.get(m) is not None)
+heavy = sorted(m for m in ("torch", "edgegan.trainer", "edgegan.export", "onnx") if sys.modules.get(m) is not None)
 print(json.dumps({"shape": list(images.shape), "sum": int(images.sum()), "exit": result.exit_code,
                   "output": result.output, "heavy": heavy}))
 """

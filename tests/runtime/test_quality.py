@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgegan.cli import main
-from runtime import metrics
-from runtime.quality import Evaluator, EvaluatorInfo, QualityError, evaluate, reference_features, stats_cache_dir
+from edgegan.runtime.evaluation import metrics
+from edgegan.runtime.evaluation.quality import Evaluator, EvaluatorInfo, QualityError, evaluate, reference_features, stats_cache_dir
 from tests.quality_helpers import CLASS_NAMES, make_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def test_class_coverage():
 @pytest.fixture(scope="module")
 def exported_model(tmp_path_factory) -> Path:
     """A tiny MLP generator through the real export pipeline: 16x16x1, unconditional."""
-    from export.pipeline import export_checkpoint
+    from edgegan.export.pipeline import export_checkpoint
 
     root = tmp_path_factory.mktemp("gen")
     ckpt = make_checkpoint(root / "g.pt")
@@ -221,13 +221,13 @@ import json, sys
 sys.modules["torch"] = None  # any `import torch` now raises ImportError
 from click.testing import CliRunner
 from edgegan.cli import main
-from runtime.quality import evaluate
+from edgegan.runtime.evaluation.quality import evaluate
 
 model, data, evaluator, out = sys.argv[1:5]
 report = evaluate(model, "npz", data_dir=data, n=50, evaluator=evaluator)
 result = CliRunner().invoke(main, ["eval", model, "--dataset", "npz", "--data-dir", data, "-n", "50",
                                    "--evaluator", evaluator, "--json", out])
-heavy = sorted(m for m in ("torch", "trainer", "export", "onnx", "scipy.linalg") if sys.modules.get(m) is not None)
+heavy = sorted(m for m in ("torch", "edgegan.trainer", "edgegan.export", "onnx", "scipy.linalg") if sys.modules.get(m) is not None)
 print(json.dumps({"fid": report.metrics["fid"], "exit": result.exit_code, "output": result.output, "heavy": heavy}))
 """
 

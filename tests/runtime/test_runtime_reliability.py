@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-import runtime.bench
-import runtime.generator
+import edgegan.runtime.bench.harness
+import edgegan.runtime.generator
 from edgegan.cli import main
-from runtime import Generator
-from runtime.contract import ContractError
-from runtime.generator import ModelFileError
+from edgegan.runtime import Generator
+from edgegan.runtime.contract import ContractError
+from edgegan.runtime.generator import ModelFileError
 from tests.runtime.conftest import build_generator_onnx
 
 EXTERNAL_CASES = ("relative", "absolute", "symlink", "hardlink", "inside", "sparse")
@@ -99,7 +99,7 @@ def no_onnxruntime_load(monkeypatch):
 
 @pytest.mark.parametrize("case", EXTERNAL_CASES)
 def test_generator_refuses_external_data_before_onnxruntime_sees_it(case, tmp_path, no_onnxruntime_load):
-    from runtime.external_data import ExternalDataError
+    from edgegan.runtime.external_data import ExternalDataError
 
     path = external_model(tmp_path, case)
     with pytest.raises(ExternalDataError, match="refusing .*external data") as info:
@@ -109,7 +109,7 @@ def test_generator_refuses_external_data_before_onnxruntime_sees_it(case, tmp_pa
 
 
 def test_external_data_messages_say_where(tmp_path):
-    from runtime.external_data import check_model_file, find_external_data
+    from edgegan.runtime.external_data import check_model_file, find_external_data
 
     words = {"relative": "outside the model's folder", "absolute": "absolute path", "symlink": "symlink",
              "hardlink": "hard link"}
@@ -122,7 +122,7 @@ def test_external_data_messages_say_where(tmp_path):
 def test_clean_models_pass_the_scan(float_model, cond_model, uint8_model, make_model, tmp_path):
     import onnxruntime as ort
 
-    from runtime.external_data import find_external_data
+    from edgegan.runtime.external_data import find_external_data
 
     fp16, int8 = make_model("scan/fp16.onnx", precision="fp16"), make_model("scan/int8.onnx", precision="int8")
     ort_file = tmp_path / "generator.ort"  # ORT format: a flatbuffer, not scanned
@@ -157,7 +157,7 @@ def _no_timing(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the timing work started")
 
-    monkeypatch.setattr(runtime.bench, "_first_calls", refuse)
+    monkeypatch.setattr(edgegan.runtime.bench.harness, "_first_calls", refuse)
 
 
 def _ort_copy(source: Path, folder: Path) -> Path:
@@ -211,7 +211,7 @@ def lying_model(root: Path) -> Path:
 
 
 def test_output_shape_is_checked_at_run_time(tmp_path):
-    from runtime.generator import ModelOutputError
+    from edgegan.runtime.generator import ModelOutputError
 
     generator = Generator(lying_model(tmp_path))  # the declared signature follows the contract
     with pytest.raises(ModelOutputError, match=r"\[2, 1, 10, 10\].*\[2, 1, 28, 28\]") as info:
@@ -223,7 +223,7 @@ def test_output_shape_is_checked_at_run_time(tmp_path):
 
 
 def test_output_dtype_is_checked_at_run_time(float_model, monkeypatch):
-    from runtime.generator import ModelOutputError
+    from edgegan.runtime.generator import ModelOutputError
 
     generator = Generator(float_model)
     monkeypatch.setattr(generator._runner, "run", lambda feeds: np.zeros((len(feeds["z"]), 1, 4, 5), np.float64))
@@ -233,7 +233,7 @@ def test_output_dtype_is_checked_at_run_time(float_model, monkeypatch):
 
 # ------------------------------------------------------------------------------------------- outputs
 def test_atomic_write_errors_name_the_target_not_the_temp_file(tmp_path):
-    from runtime.files import atomic_write
+    from edgegan.runtime.files import atomic_write
 
     with pytest.raises(OSError) as info:
         atomic_write("/proc/edgegan-test.bin", lambda f: f.write(b"x"))
@@ -303,9 +303,9 @@ def test_bench_unwritable_output_fails_before_timing(option, float_model, monkey
 
 
 def test_eval_unwritable_json_fails_before_the_work(float_model, tmp_path, monkeypatch):
-    import runtime.quality
+    import edgegan.runtime.evaluation.quality
 
-    monkeypatch.setattr(runtime.quality, "evaluate", lambda *a, **k: pytest.fail("evaluated before the check"))
+    monkeypatch.setattr(edgegan.runtime.evaluation.quality, "evaluate", lambda *a, **k: pytest.fail("evaluated before the check"))
     result = invoke("eval", float_model, "--dataset", "mnist", "-n", 10, "--json", tmp_path / "nope" / "r.json")
     assert_message(result, str(tmp_path / "nope" / "r.json"))
 
@@ -314,14 +314,14 @@ def test_os_errors_anywhere_are_one_line(float_model, monkeypatch):
     def denied(*args, **kwargs):
         raise OSError(errno.EACCES, "Permission denied", "/models/x")
 
-    monkeypatch.setattr(runtime.generator.Generator, "__init__", denied)
+    monkeypatch.setattr(edgegan.runtime.generator.Generator, "__init__", denied)
     assert_message(invoke("sample", float_model, "-n", 1, "-o", "/tmp/edgegan-unused.png"),
                    "Permission denied", "/models/x")
 
     def oom(*args, **kwargs):
         raise MemoryError()
 
-    monkeypatch.setattr(runtime.generator.Generator, "__init__", oom)
+    monkeypatch.setattr(edgegan.runtime.generator.Generator, "__init__", oom)
     assert_message(invoke("sample", float_model, "-n", 1, "-o", "/tmp/edgegan-unused.png"), "memory")
 
 
@@ -331,14 +331,14 @@ def test_sample_n_beyond_memory_is_refused_up_front(float_model, tmp_path, monke
     result = invoke("sample", float_model, "-n", 10**12)  # 20 TB of pixels
     assert_message(result, "memory", "--npy")
     assert not (tmp_path / "grid.png").exists()
-    with pytest.raises(runtime.generator.GeneratorInputError, match="memory"):
+    with pytest.raises(edgegan.runtime.generator.GeneratorInputError, match="memory"):
         Generator(float_model).sample(10**12)
 
 
 def test_npy_streams_when_memory_is_short(float_model, tmp_path, monkeypatch):
     n = 10_000  # 200 kB of 4x5x1 pixels
     expected = Generator(float_model, batch_size=64).sample(n, seed=5)
-    monkeypatch.setattr(runtime.generator, "available_memory", lambda: 150_000)  # holds one batch and a 1024 grid
+    monkeypatch.setattr(edgegan.runtime.generator, "available_memory", lambda: 150_000)  # holds one batch and a 1024 grid
     assert_message(invoke("sample", float_model, "-n", n, "-o", tmp_path / "g.png"), "memory")
     npy, grid = tmp_path / "x.npy", tmp_path / "g.png"
     result = invoke("sample", float_model, "-n", n, "--seed", 5, "--npy", npy, "-o", grid, "--batch-size", 64)
@@ -367,5 +367,5 @@ def test_iter_sample_is_sample_a_batch_at_a_time(labels, truncation, cond_model)
     assert [len(p) for p in parts] == [3, 3, 1]
     whole = Generator(cond_model, batch_size=64).sample(7, seed=11, labels=labels, truncation=truncation)
     np.testing.assert_array_equal(np.concatenate(parts), whole)
-    with pytest.raises(runtime.generator.GeneratorInputError, match="out of range"):
+    with pytest.raises(edgegan.runtime.generator.GeneratorInputError, match="out of range"):
         generator.iter_sample(2, labels=5)  # checked on the call, not at the first batch

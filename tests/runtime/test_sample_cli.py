@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from edgegan.cli import main
-from runtime import Generator
+from edgegan.runtime import Generator
 
 
 def run(*args: str):

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="seed parity needs torch (the trainer side)")
-pipeline = pytest.importorskip("export.pipeline", reason="seed parity needs export.pipeline.export_checkpoint")
-trainer_sample = pytest.importorskip("trainer.sample", reason="seed parity needs trainer.sample.generate_images")
+pipeline = pytest.importorskip("edgegan.export.pipeline", reason="seed parity needs edgegan.export.pipeline.export_checkpoint")
+trainer_sample = pytest.importorskip("edgegan.trainer.sample", reason="seed parity needs edgegan.trainer.sample.generate_images")
 
-from runtime import Generator  # noqa: E402
-from runtime.contract import to_uint8_nhwc  # noqa: E402
-from runtime.errors import EdgeganError  # noqa: E402
-from trainer.checkpoint import save_checkpoint  # noqa: E402
-from trainer.config import ModelConfig, TrainConfig  # noqa: E402
-from trainer.models import build_discriminator, build_generator  # noqa: E402
+from edgegan.runtime import Generator  # noqa: E402
+from edgegan.runtime.contract import to_uint8_nhwc  # noqa: E402
+from edgegan.runtime.errors import EdgeganError  # noqa: E402
+from edgegan.trainer.checkpoint import save_checkpoint  # noqa: E402
+from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
+from edgegan.trainer.models import build_discriminator, build_generator  # noqa: E402
 
 CLASSES = ["T-shirt", "Trouser", "Pullover"]
 

@@ -24,7 +24,7 @@ def tiny_npz(tmp_path):
 @pytest.fixture
 def tiny_cfg(tiny_npz):
     """A DCGAN small enough for a training step in milliseconds."""
-    from trainer.config import ModelConfig, TrainConfig
+    from edgegan.trainer.config import ModelConfig, TrainConfig
 
     return TrainConfig(
         model=ModelConfig(arch="dcgan", nz=16, image_size=28, width=8), dataset="npz", data_dir=str(tiny_npz),

@@ -55,7 +55,7 @@ def test_missing_data_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEGAN_DATA", str(tmp_path / "nowhere"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("EDGEGAN_MIRROR", "http://127.0.0.1:9/")  # closed port: no download possible
-    import runtime.datasets as datasets
+    import edgegan.runtime.evaluation.datasets as datasets
 
     monkeypatch.setattr(datasets, "SYSTEM_DATA_DIR", tmp_path / "system")
     result = run("train", "--dataset", "mnist", "--max-steps", "1", "--quiet", "--out", tmp_path / "r")

@@ -3,7 +3,7 @@
 Before the fix (label embedding joined to z for both archs, no mode-seeking term) a conditional G drew one image
 per class after a few hundred steps: the within-class spread of its samples fell to ~0.15 of real images' while
 the losses looked healthy. Each case trains a tiny conditional model for STEPS steps on real MNIST
-(Fashion-MNIST where MNIST is absent) and reads the per-class spread with trainer.diversity, the figure
+(Fashion-MNIST where MNIST is absent) and reads the per-class spread with edgegan.trainer.diversity, the figure
 `edgegan train` logs. The old recipe is trained too, so the test shows that the figure tells the two apart on
 this very data.
 """
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from runtime.datasets import load_images
-from trainer.config import ModelConfig, TrainConfig
-from trainer.data import BatchSource
-from trainer.diversity import real_spread, sample_diversity
-from trainer.step import GANStep
+from edgegan.runtime.evaluation.datasets import load_images
+from edgegan.trainer.config import ModelConfig, TrainConfig
+from edgegan.trainer.data import BatchSource
+from edgegan.trainer.diversity import real_spread, sample_diversity
+from edgegan.trainer.step import GANStep
 
 STEPS = 300
 SUBSET = 6000  # real images: plenty for 300 steps of batch 64

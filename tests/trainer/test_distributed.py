@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from trainer.checkpoint import load_checkpoint
+from edgegan.trainer.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

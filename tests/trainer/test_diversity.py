@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.config import ModelConfig
-from trainer.diversity import COLLAPSE_RATIO, DiversityMonitor, real_spread, sample_diversity, spread
-from trainer.models import build_generator
-from trainer.train import train
+from edgegan.trainer.config import ModelConfig
+from edgegan.trainer.diversity import COLLAPSE_RATIO, DiversityMonitor, real_spread, sample_diversity, spread
+from edgegan.trainer.models import build_generator
+from edgegan.trainer.train import train
 
 from tests.trainer.conftest import write_npz
 
@@ -71,7 +71,7 @@ def test_monitor_logs_warns_once_per_step_and_gives_metrics(tiny_cfg, data):
     cfg = replace(tiny_cfg, model=replace(tiny_cfg.model, num_classes=3, channels=1), class_names=["a", "b", "c"])
     G = build_generator(cfg.model)
 
-    class Data:  # what the monitor reads of runtime.datasets.ImageData
+    class Data:  # what the monitor reads of edgegan.runtime.evaluation.datasets.ImageData
         pass
 
     d = Data()

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.config import ModelConfig
-from trainer.models import build_discriminator, build_generator
+from edgegan.trainer.config import ModelConfig
+from edgegan.trainer.models import build_discriminator, build_generator
 
 
 @pytest.mark.parametrize("arch", ["gan", "dcgan"])
@@ -80,7 +80,7 @@ def test_bad_dcgan_sizes_are_refused(size):
 
 @pytest.mark.parametrize("name", ["bce", "hinge", "lsgan"])
 def test_losses_prefer_the_right_answer(name):
-    from trainer.losses import get_loss
+    from edgegan.trainer.losses import get_loss
 
     loss = get_loss(name)
     # The logits each loss calls "real" and "fake": lsgan regresses to targets 1 and 0, the others use the sign.

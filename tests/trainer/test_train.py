@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from trainer.checkpoint import CheckpointError, atomic_torch_save, load_checkpoint
-from trainer.config import ModelConfig
-from trainer.models import build_generator
-from trainer.train import RunExists, TrainingDiverged, train
+from edgegan.trainer.checkpoint import CheckpointError, atomic_torch_save, load_checkpoint
+from edgegan.trainer.config import ModelConfig
+from edgegan.trainer.models import build_generator
+from edgegan.trainer.train import RunExists, TrainingDiverged, train
 
 
 def _states_equal(a: dict, b: dict) -> bool:
@@ -81,7 +81,7 @@ def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tiny_cfg, t
     train(tiny_cfg, out, progress=False)  # good checkpoint at step 4
     before = (out / "checkpoints" / "last.pt").read_bytes()
 
-    from trainer import data
+    from edgegan.trainer import data
 
     real_batch = data.BatchSource.batch
 
@@ -153,8 +153,8 @@ def test_ema_differs_from_raw_generator(tiny_cfg, tmp_path):
 
 
 def test_sampling_follows_the_contract(tiny_cfg, tmp_path):
-    from runtime.contract import draw_latents
-    from trainer.sample import generate_images, load_generator
+    from edgegan.runtime.contract import draw_latents
+    from edgegan.trainer.sample import generate_images, load_generator
 
     train(replace(tiny_cfg, conditional=True), tmp_path / "run", progress=False)
     G, cfg, _ = load_generator(tmp_path / "run")

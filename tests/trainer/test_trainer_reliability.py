@@ -20,8 +20,8 @@ import torch
 from click.testing import CliRunner
 
 from edgegan.cli import main
-from trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from trainer.train import TrainingDiverged, train
+from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from edgegan.trainer.train import TrainingDiverged, train
 
 REPO = Path(__file__).resolve().parents[2]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -71,7 +71,7 @@ def test_nan_weights_with_finite_losses_keep_the_last_good_checkpoint(tiny_cfg, 
     train(tiny_cfg, out, progress=False)  # good checkpoint and grid at step 4
     checkpoints, samples = folder_bytes(out / "checkpoints"), folder_bytes(out / "samples")
 
-    from trainer.step import GANStep
+    from edgegan.trainer.step import GANStep
 
     real_step = GANStep.step
 
@@ -129,7 +129,7 @@ def test_checkpoint_without_checksum_still_loads_and_says_so(tiny_cfg, tmp_path)
 
 
 def test_torch_with_a_known_weights_only_bypass_is_refused(tiny_cfg, tmp_path, monkeypatch):
-    from trainer.checkpoint import check_torch_version
+    from edgegan.trainer.checkpoint import check_torch_version
 
     path = tmp_path / "ok.pt"
     save_checkpoint({"config": tiny_cfg.to_dict(), "G": {"w": torch.ones(2)}, "step": 1, "epoch": 0}, path)
@@ -150,8 +150,8 @@ KILLED_DURING_SAVE = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     import torch
-    from trainer.config import TrainConfig
-    from trainer.train import train
+    from edgegan.trainer.config import TrainConfig
+    from edgegan.trainer.train import train
 
     out, ready, cfg = Path(sys.argv[1]), Path(sys.argv[2]), TrainConfig.from_dict(json.loads(sys.argv[3]))
 

@@ -2,7 +2,7 @@
 
 The evaluator is a small classifier trained on the real training split (`edgegan evaluator train`), exported to
 ONNX with its own metadata (keys below). It takes uint8 pixels [batch, H, W, C], exactly what
-`Generator.sample()` returns and what `runtime.datasets.load_images` reads, and outputs class logits [batch, K]
+`Generator.sample()` returns and what `edgegan.runtime.evaluation.datasets.load_images` reads, and outputs class logits [batch, K]
 and penultimate features [batch, D]. On those features this module computes FID and KID against the real test
 split, precision and recall (k-NN manifolds), and from the logits class coverage and confidence (metrics.py).
 
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from runtime.errors import EdgeganError
-from runtime.files import atomic_write
-from runtime.metrics import (
+from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.files import atomic_write, cache_root, file_sha256
+from edgegan.runtime.evaluation.metrics import (
     PR_NEIGHBOURS,
     class_coverage,
     feature_stats,
@@ -41,10 +41,10 @@ from runtime.metrics import (
     kth_neighbour_radii,
     precision_recall,
 )
-from runtime.per_class import collapse_warnings, format_per_class, per_class_figures
+from edgegan.runtime.evaluation.per_class import collapse_warnings, format_per_class, per_class_figures
 
 if TYPE_CHECKING:
-    from runtime.datasets import ImageData
+    from edgegan.runtime.evaluation.datasets import ImageData
 
 __all__ = [
     "QualityError", "EvaluatorInfo", "Evaluator", "FeatureSet", "QualityReport", "evaluate", "format_report",
@@ -82,20 +82,15 @@ class QualityError(EdgeganError):
     """An evaluator that is missing, unreadable or does not fit the generator or data being scored."""
 
 
-def _cache_root() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    return (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache") / "edgegan"
-
-
 def stats_cache_dir() -> Path:
     """($XDG_CACHE_HOME or ~/.cache)/edgegan/stats: cached reference features and statistics."""
-    return _cache_root() / "stats"
+    return cache_root() / "stats"
 
 
 def default_evaluator_path(dataset: str) -> Path:
     """($XDG_CACHE_HOME or ~/.cache)/edgegan/evaluators/<dataset>.onnx: where `edgegan evaluator train` writes
     by default and where `edgegan eval` and `edgegan export` look when no evaluator is given."""
-    return _cache_root() / "evaluators" / f"{_slug(dataset)}.onnx"
+    return cache_root() / "evaluators" / f"{_slug(dataset)}.onnx"
 
 
 def how_to_make_evaluator(dataset: str) -> str:
@@ -177,21 +172,12 @@ class EvaluatorInfo:
         return info
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class Evaluator:
     """An evaluator ONNX file loaded in onnxruntime: uint8 pixels -> (features, class probabilities).
 
     Args:
         path: the .onnx file `edgegan evaluator train` wrote.
-        provider: onnxruntime provider name ("cpu", "cuda", "auto"; see runtime.providers).
+        provider: onnxruntime provider name ("cpu", "cuda", "auto"; see edgegan.runtime.providers).
         threads: intra-op threads (None: onnxruntime's default).
         batch_size: images per session run.
 
@@ -201,8 +187,8 @@ class Evaluator:
 
     def __init__(self, path: str | os.PathLike, provider: str = "cpu", threads: int | None = None,
                  batch_size: int = 500):
-        from runtime.generator import load_session
-        from runtime.providers import session_options
+        from edgegan.runtime.generator import load_session
+        from edgegan.runtime.providers import session_options
 
         self.path = Path(path).expanduser()
         if not self.path.is_file():
@@ -213,7 +199,7 @@ class Evaluator:
         self.session, _ = load_session(self.path, provider, session_options(threads))
         self.info = EvaluatorInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, str(self.path))
         self._check_signature()
-        self.digest = file_digest(self.path)
+        self.digest = file_sha256(self.path)
 
     def _check_signature(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
@@ -437,8 +423,8 @@ class QualityReport:
     inception: dict[str, Any]
     seconds: dict[str, float]
     notes: list[str] = field(default_factory=list)
-    per_class: dict[str, Any] = field(default_factory=dict)  # runtime.per_class.per_class_figures
-    warnings: list[dict[str, Any]] = field(default_factory=list)  # runtime.per_class.collapse_warnings
+    per_class: dict[str, Any] = field(default_factory=dict)  # edgegan.runtime.evaluation.per_class.per_class_figures
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # edgegan.runtime.evaluation.per_class.collapse_warnings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -446,7 +432,7 @@ class QualityReport:
 
 def load_reference(dataset: str, data_dir, info: EvaluatorInfo) -> tuple["ImageData", str, list[str]]:
     """The real split to compare against: test, or train (with a note) when the data has no test split."""
-    from runtime.datasets import DataError, load_images
+    from edgegan.runtime.evaluation.datasets import DataError, load_images
 
     size = info.height if info.height == info.width else None
     try:
@@ -470,7 +456,7 @@ def _floor(evaluator: Evaluator, dataset: str, data_dir, reference: FeatureSet, 
     Returns:
         (figures, (the real set it was scored against, the floor sample) or None when there is no floor).
     """
-    from runtime.datasets import DataError, load_images
+    from edgegan.runtime.evaluation.datasets import DataError, load_images
 
     info = evaluator.info
     pool = None
@@ -549,7 +535,7 @@ def evaluate(
     Raises:
         QualityError, DataError, and the Generator's errors (all EdgeganError).
     """
-    from runtime.generator import Generator
+    from edgegan.runtime.generator import Generator
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= PR_NEIGHBOURS + 1:
         raise QualityError(f"-n must be an integer > {PR_NEIGHBOURS + 1} (10000 is the usual FID sample), got {n!r}")

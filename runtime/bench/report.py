@@ -1,6 +1,6 @@
 """The benchmark's outputs: a text table for the terminal, markdown, JSON and a PNG plot (matplotlib, optional).
 
-All take the dict `runtime.bench.run_bench` returns; files are written atomically (temp file in the same folder,
+All take the dict `edgegan.runtime.bench.harness.run_bench` returns; files are written atomically (temp file in the same folder,
 fsync, rename), so a reader never sees half a table.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runtime.bench import BenchError
-from runtime.files import atomic_write
+from edgegan.runtime.bench.harness import BenchError
+from edgegan.runtime.files import atomic_write
 
 # (header, key, format) of the table's columns; a missing value prints as "-".
 COLUMNS: tuple[tuple[str, str, str], ...] = (

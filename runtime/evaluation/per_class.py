@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.metrics import PR_NEIGHBOURS, mean_pairwise_distance, precision_recall
+from edgegan.runtime.evaluation.metrics import PR_NEIGHBOURS, mean_pairwise_distance, precision_recall
 
 __all__ = [
     "per_class_figures", "collapse_warnings", "format_per_class", "format_warning", "DIVERSITY_COLLAPSE",

@@ -3,7 +3,7 @@
 numpy + onnxruntime only; never torch. Everything that runs is a *runner* (the `Runner` protocol below): the
 onnxruntime generator (`OrtRunner`), the machine-peak matrix product (`MatmulRunner`) and any baseline a plugin
 provides through the entry point group `edgegan.bench_baselines` (edgegan's own: `torch =
-trainer.torch_bench:make_runners`, installed with `edgegan[train]`), so the PyTorch figures are timed in the same
+edgegan.trainer.torch_bench:make_runners`, installed with `edgegan[train]`), so the PyTorch figures are timed in the same
 process without this module importing torch.
 
 How a run goes, and why:
@@ -16,7 +16,7 @@ How a run goes, and why:
    configuration alike, and a ratio computed inside one round compares neighbours in time. Figures are medians
    over all timed calls; the spread of the per-round medians says how noisy the run was.
 4. The machine's peak is a 2048^3 float32 matrix product through the same provider and thread count, timed in
-   the same rounds; effective GFLOP/s = 2 * multiply-adds counted in the graph (runtime/macs.py) / p50.
+   the same rounds; effective GFLOP/s = 2 * multiply-adds counted in the graph (runtime/bench/macs.py) / p50.
 
 Memory: Linux's VmHWM (the process's resident high-water mark), reset through /proc/self/clear_refs before each
 timed slice. `rss_peak_mib` is the whole process's high-water while the configuration ran (all loaded models
@@ -27,8 +27,8 @@ Example:
     >>> result = run_bench(["models/fashion/generator.onnx"], batches=(1, 64), threads=(1, 2))  # doctest: +SKIP
     >>> [(r["batch"], r["threads"], round(r["p50_ms"], 2)) for r in result["rows"]]  # doctest: +SKIP
 
-Neighbours: runtime/bench_runners.py (the runners), runtime/bench_machine.py (machine, memory, pinning),
-runtime/bench_report.py (table, markdown, JSON, plot), runtime/macs.py (multiply-adds in a graph).
+Neighbours: runtime/bench/runners.py (the runners), runtime/bench/machine.py (machine, memory, pinning),
+runtime/bench/report.py (table, markdown, JSON, plot), runtime/bench/macs.py (multiply-adds in a graph).
 """
 from __future__ import annotations
 
@@ -44,11 +44,11 @@ from typing import Any
 
 import numpy as np
 
-from runtime.bench_machine import MEMORY_METHOD, _Memory, machine_info, machine_slug, pinned
-from runtime.bench_runners import (
+from edgegan.runtime.bench.machine import MEMORY_METHOD, _Memory, machine_info, machine_slug, pinned
+from edgegan.runtime.bench.runners import (
     PEAK_SIZE, BenchError, MatmulRunner, OrtRunner, Runner, SessionSetup, matmul_model, parse_setup,
 )
-from runtime.providers import PROVIDERS, ProviderError
+from edgegan.runtime.providers import PROVIDERS, ProviderError
 
 __all__ = [
     "run_bench", "Runner", "OrtRunner", "MatmulRunner", "SessionSetup", "BenchError", "parse_setup",
@@ -75,7 +75,7 @@ def parse_int_list(text: str | Sequence[int], what: str) -> tuple[int, ...]:
 
 
 def parse_providers(text: str | Sequence[str]) -> tuple[str, ...]:
-    """"cpu,cuda" -> ("cpu", "cuda"), each one of runtime.providers.PROVIDERS."""
+    """"cpu,cuda" -> ("cpu", "cuda"), each one of edgegan.runtime.providers.PROVIDERS."""
     items = [t.strip() for t in text.split(",")] if isinstance(text, str) else [str(t) for t in text]
     items = [t for t in items if t]
     unknown = [t for t in items if t not in PROVIDERS]
@@ -297,9 +297,9 @@ def run_bench(
     Raises:
         BenchError, ProviderError, ModelFileError, ContractError (EdgeganError): bad options or models.
     """
-    from runtime.external_data import check_model_file
-    from runtime.generator import resolve_model_path
-    from runtime.macs import count_macs
+    from edgegan.runtime.external_data import check_model_file
+    from edgegan.runtime.generator import resolve_model_path
+    from edgegan.runtime.bench.macs import count_macs
 
     batches, threads = parse_int_list(batches, "batch"), parse_int_list(threads, "threads")
     providers = parse_providers(providers)

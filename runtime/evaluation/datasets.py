@@ -29,7 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.files import cache_root
 
 __all__ = ["DataError", "ImageData", "DATASETS", "load_images", "read_idx", "locate", "cache_dir", "SPLITS"]
 
@@ -166,9 +167,7 @@ def _idx_names(split: str) -> tuple[str, str]:
 
 def cache_dir(name: str) -> Path:
     """($XDG_CACHE_HOME or ~/.cache)/edgegan/<name>: where downloads go."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "edgegan" / name
+    return cache_root() / name
 
 
 def locate(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:

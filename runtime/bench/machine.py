@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.bench_runners import BenchError
+from edgegan.runtime.bench.runners import BenchError
 
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
              "amx_tile", "amx_bf16", "amx_int8")

@@ -1,4 +1,4 @@
-"""What `runtime.bench` times: the Runner protocol, the onnxruntime generator runner with its session set-ups,
+"""What `edgegan.runtime.bench.harness` times: the Runner protocol, the onnxruntime generator runner with its session set-ups,
 and the machine-peak matrix product. numpy + onnxruntime only.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from runtime.contract import OUTPUT_UINT8_NHWC, default_labels, draw_latents
-from runtime.errors import EdgeganError
+from edgegan.runtime.contract import OUTPUT_UINT8_NHWC, default_labels, draw_latents
+from edgegan.runtime.errors import EdgeganError
 
 PEAK_SIZE = 2048
 
@@ -124,7 +124,7 @@ def parse_setup(text: str) -> SessionSetup:
 def _session_options(setup: SessionSetup, threads: int, opt: str | None = None) -> Any:
     import onnxruntime as ort
 
-    from runtime.providers import session_options
+    from edgegan.runtime.providers import session_options
 
     options = session_options(threads, graph_optimization=opt or setup.opt, spinning=setup.spin)
     if setup.mode == "parallel":
@@ -157,13 +157,13 @@ class OrtRunner:
             if provider != "cpu" or self.path.suffix.lower() != ".onnx":
                 raise BenchError("--ort preopt=on is for .onnx models on the cpu provider (the saved graph holds "
                                  "CPU kernels)")
-            from runtime.providers import optimized_model
+            from edgegan.runtime.providers import optimized_model
 
             # The offline step, done here so the timed load is what a later process pays: it finds the file.
             self._load_path, self._opt = optimized_model(self.path), "disable"
 
     def load(self) -> None:
-        from runtime.generator import Generator
+        from edgegan.runtime.generator import Generator
 
         path, opt = self._load_path, self._opt
         parts = self.setup.split
@@ -264,7 +264,7 @@ class MatmulRunner:
     def load(self) -> None:
         import onnxruntime as ort
 
-        from runtime.providers import check_provider, output_device, provider_chain, resolve_provider, session_options
+        from edgegan.runtime.providers import check_provider, output_device, provider_chain, resolve_provider, session_options
 
         asked = resolve_provider(self.provider_asked)
         session = ort.InferenceSession(matmul_model(self.size), session_options(self.threads, spinning=False),

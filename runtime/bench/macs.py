@@ -100,8 +100,8 @@ def count_macs(path: str | os.PathLike, batch: int) -> MacCount | None:
         from onnx import shape_inference
     except ImportError:
         return None
-    from runtime.errors import ModelFileError
-    from runtime.external_data import check_model_file
+    from edgegan.runtime.errors import ModelFileError
+    from edgegan.runtime.external_data import check_model_file
 
     asked = Path(path)
     path = asked
