@@ -1,0 +1,80 @@
+"""The built wheel: one import namespace (`edgegan.*`), every sub-package shipped, and nothing that a user's own
+`runtime.py`, `export.py` or `trainer.py` can shadow.
+
+The wheel is built from this checkout (setuptools, no network when setuptools is installed) and unzipped onto a
+child process's path, which is what `pip install` of that wheel puts in site-packages.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# import name -> folder in the checkout (pyproject.toml [tool.setuptools.package-dir])
+ROOTS = {"edgegan": "edgegan", "edgegan.runtime": "runtime", "edgegan.export": "export", "edgegan.trainer": "trainer"}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools never cleans build/lib, so an in-place build can ship modules deleted since.
+    source = tmp_path_factory.mktemp("source") / "edgegan"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "runs", "models", ".carry*"))
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)]
+    if importlib.util.find_spec("setuptools"):
+        cmd.append("--no-build-isolation")  # else pip fetches setuptools from the package index
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+    (found,) = out.glob("edgegan-*.whl")
+    return found
+
+
+def _checkout_packages() -> set[str]:
+    """Every folder with an __init__.py under the mapped roots, as the import name it must have in the wheel."""
+    names = set()
+    for name, folder in ROOTS.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / folder)
+            names.add(".".join([name, *rel.parts]))
+    return names
+
+
+def test_wheel_installs_only_the_edgegan_namespace(wheel):
+    tops = {Path(n).parts[0] for n in zipfile.ZipFile(wheel).namelist()}
+    dist_info = [t for t in tops if t.endswith(".dist-info")]
+    assert len(dist_info) == 1 and tops == {"edgegan", *dist_info}, sorted(tops)
+
+
+def test_wheel_ships_every_sub_package(wheel):
+    shipped = {str(Path(n).parent).replace("/", ".") for n in zipfile.ZipFile(wheel).namelist()
+               if n.endswith("/__init__.py")}
+    missing = _checkout_packages() - shipped
+    assert not missing, f"add these to pyproject.toml [tool.setuptools] packages: {sorted(missing)}"
+    assert "edgegan/py.typed" in zipfile.ZipFile(wheel).namelist()
+
+
+def test_installed_edgegan_ignores_users_files_named_like_its_packages(wheel, tmp_path):
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("runtime", "export", "trainer"):  # a user's own modules in the working folder
+        (work / f"{name}.py").write_text(f"raise ImportError('the user file {name}.py was imported')\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    for args in (["--help"], ["sample", "--help"], ["eval", "--help"], ["bench", "--help"]):
+        proc = subprocess.run([sys.executable, "-m", "edgegan", *args], cwd=work, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert "user file" not in proc.stderr
+    code = ("import edgegan, edgegan.runtime, sys; from edgegan.runtime import Generator; "
+            "print(edgegan.__file__, edgegan.runtime.__file__)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert all(str(site) in p for p in proc.stdout.split())
