@@ -24,6 +24,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
 from edgegan.runtime.contract import (
     BATCH_AXIS,
@@ -61,37 +62,23 @@ class ExportInfo:
 # BatchNorm folding
 
 
-def _bn_scale_shift(bn: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (scale, shift) with bn(x) == x * scale + shift in eval mode; float64 for exact folding."""
-    var = bn.running_var.double()
-    mean = bn.running_mean.double()
-    gamma = bn.weight.double() if bn.affine else torch.ones_like(var)
-    beta = bn.bias.double() if bn.affine else torch.zeros_like(var)
-    scale = gamma / torch.sqrt(var + bn.eps)
-    return scale, beta - mean * scale
-
-
 def _fold_pair(layer: nn.Module, bn: nn.Module) -> nn.Module | None:
-    """A new layer computing bn(layer(x)), or None when this pair cannot be folded."""
-    if isinstance(layer, nn.ConvTranspose2d) and isinstance(bn, nn.BatchNorm2d) and layer.groups == 1:
-        shape = (1, -1, 1, 1)  # ConvTranspose2d weight: [C_in, C_out, kH, kW], scale along C_out
-    elif isinstance(layer, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-        shape = (-1, 1, 1, 1)  # Conv2d weight: [C_out, C_in / groups, kH, kW]
-    elif isinstance(layer, nn.Linear) and isinstance(bn, nn.BatchNorm1d):
-        shape = (-1, 1)  # Linear weight: [out, in]
-    else:
-        return None
-    if bn.running_mean is None or bn.running_var is None:
+    """A new layer computing bn(layer(x)) in eval mode (torch.nn.utils.fusion), or None when this pair cannot be
+    folded."""
+    if not isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d)) or bn.running_mean is None or bn.running_var is None:
         return None  # track_running_stats=False: BN uses batch statistics even in eval mode, not foldable
-    scale, shift = _bn_scale_shift(bn)
-    fused = copy.deepcopy(layer)
-    with torch.no_grad():
-        weight = layer.weight.double() * scale.view(shape)
-        bias = layer.bias.double() if layer.bias is not None else torch.zeros_like(scale)
-        bias = bias * scale + shift
-        fused.weight = nn.Parameter(weight.to(layer.weight.dtype), requires_grad=False)
-        fused.bias = nn.Parameter(bias.to(layer.weight.dtype), requires_grad=False)
-    return fused
+    if isinstance(layer, nn.ConvTranspose2d) and isinstance(bn, nn.BatchNorm2d) and layer.groups == 1:
+        return fuse_conv_bn_eval(layer, bn, transpose=True)  # weight [C_in, C_out, kH, kW]: scaled along C_out
+    if isinstance(layer, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+        return fuse_conv_bn_eval(layer, bn)  # weight [C_out, C_in / groups, kH, kW]
+    if isinstance(layer, nn.Linear) and isinstance(bn, nn.BatchNorm1d) and bn.num_features == layer.out_features:
+        # fuse_linear_bn_eval needs BN's own affine, which the conditional BN's norm has not (affine=False);
+        # fuse_conv_bn_weights takes gamma 1, beta 0 then, and a Linear weight [out, in] scales along dim 0.
+        fused = copy.deepcopy(layer)
+        fused.weight, fused.bias = fuse_conv_bn_weights(
+            layer.weight, layer.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)
+        return fused
+    return None
 
 
 def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:

@@ -9,6 +9,7 @@ import torch
 from onnx import TensorProto, helper
 
 import edgegan.export.onnx as export_onnx
+from edgegan.export.ir_version import cap_ir_version
 from edgegan.export.onnx import append_uint8_tail, export_generator, fold_batchnorm, name_batch_axis, op_counts
 from edgegan.trainer.contract import checkpoint_contract
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, default_labels, draw_latents, to_uint8_nhwc
@@ -34,8 +35,11 @@ def _ort(model: onnx.ModelProto, z, labels):
     return session.run(None, feeds)[0]
 
 
-@pytest.mark.parametrize("fixture, expected_bn", [("dcgan_cond_ckpt", 2), ("mlp_cond_ckpt", 3), ("rgb32_ckpt", 3)])
+@pytest.mark.parametrize("fixture, expected_bn", [
+    ("dcgan_cond_ckpt", 2), ("dcgan_ckpt", 2), ("mlp_cond_ckpt", 3), ("mlp_ckpt", 3), ("rgb32_ckpt", 3),
+])
 def test_fold_batchnorm_is_exact_and_removes_every_batchnorm(request, fixture, expected_bn):
+    """Every tiny G of conftest.py; mlp_cond's BatchNorms are the affine-free norms of ConditionalBatchNorm."""
     G, contract = _load(request.getfixturevalue(fixture))
     folded, count = fold_batchnorm(G)
     assert count == expected_bn
@@ -46,6 +50,24 @@ def test_fold_batchnorm_is_exact_and_removes_every_batchnorm(request, fixture, e
         out = folded(torch.from_numpy(z), None if labels is None else torch.from_numpy(labels)).numpy()
     assert np.abs(out - ref).max() <= 1e-5
     assert np.abs(ref).max() > 0.5  # the test model produces a real range of values, not ~0
+
+
+def test_fold_batchnorm_folds_conv2d_and_skips_what_it_cannot():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),  # folds
+        torch.nn.ConvTranspose2d(4, 4, 4, 2, 1, groups=2), torch.nn.BatchNorm2d(4),  # grouped: stays
+        torch.nn.ReLU(), torch.nn.BatchNorm2d(4, track_running_stats=False),  # not after a layer, batch stats
+    )
+    for _ in range(3):  # train-mode forwards: running statistics away from 0/1
+        net(torch.randn(8, 3, 9, 9) * 2 + 0.5)
+    folded, count = fold_batchnorm(net)
+    assert count == 1
+    assert [type(m).__name__ for m in folded] == ["Conv2d", "Identity", "ConvTranspose2d", "BatchNorm2d", "ReLU",
+                                                  "BatchNorm2d"]
+    x = torch.randn(5, 3, 9, 9)
+    with torch.no_grad():
+        assert (folded(x) - net.eval()(x)).abs().max() <= 1e-5
 
 
 @pytest.mark.parametrize("fixture", ["dcgan_cond_ckpt", "dcgan_ckpt", "mlp_cond_ckpt"])  # MLP uncond: test_pipeline
@@ -100,7 +122,7 @@ def _identity_model(batch_dim) -> onnx.ModelProto:
     x = helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch_dim, 4])
     y = helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch_dim, 4])
     graph = helper.make_graph([helper.make_node("Identity", ["z"], ["image"])], "g", [x], [y])
-    return helper.make_model(graph)
+    return cap_ir_version(helper.make_model(graph))
 
 
 def test_name_batch_axis_renames_and_reports_fixed_batches():
