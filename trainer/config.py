@@ -8,14 +8,14 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.evaluation.datasets import DATASETS
+from edgegan.trainer.models import ARCHITECTURES
 
-ARCHS = ("gan", "dcgan")
+ARCHS = tuple(ARCHITECTURES)  # ("gan", "dcgan"): the registry in trainer/models/__init__.py
 LOSSES = ("bce", "hinge", "lsgan")
-DATASETS = ("mnist", "fashion-mnist", "folder", "npz")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 G_CONDITIONINGS = ("cbn", "concat")
-G_CONDITIONING_BY_ARCH = {"gan": "cbn", "dcgan": "concat"}
 
 
 class ConfigError(EdgeganError, ValueError):
@@ -34,26 +34,25 @@ class ModelConfig:
     width: int = 64  # DCGAN: ngf = ndf; GAN: hidden widths are width*4, *8, *16 (256, 512, 1024 at 64)
     label_embed_dim: int = 50  # conditional G with g_conditioning="concat": label embedding joined to z
     # How a conditional G takes its label: "concat" (a label embedding joined to z) or "cbn" (class-conditional
-    # BatchNorm gains and biases, z alone feeds the first layer); None: by arch, G_CONDITIONING_BY_ARCH, chosen by
-    # measurement (trainer/models.py ConditionalBatchNorm says what was measured).
+    # BatchNorm gains and biases, z alone feeds the first layer); None: the arch's Architecture.g_conditioning,
+    # chosen by measurement (trainer/models/layers.py ConditionalBatchNorm says what was measured).
     g_conditioning: str | None = None
 
     @property
     def conditioning(self) -> str:
         """The conditional G's label path: g_conditioning, or the arch's default."""
-        return self.g_conditioning or G_CONDITIONING_BY_ARCH.get(self.arch, "concat")
+        arch = ARCHITECTURES.get(self.arch)
+        return self.g_conditioning or (arch.g_conditioning if arch is not None else "concat")
 
     def validate(self) -> None:
-        if self.arch not in ARCHS:
-            raise ConfigError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if self.g_conditioning is not None and self.g_conditioning not in G_CONDITIONINGS:
             raise ConfigError(f"unknown g_conditioning {self.g_conditioning!r}; "
                               f"choose one of {', '.join(G_CONDITIONINGS)}")
-        size = self.image_size
-        if self.arch == "dcgan" and not (size == 28 or (size >= 32 and size & (size - 1) == 0)):
-            raise ConfigError(f"DCGAN image size must be 28 or a power of two >= 32, got {size}")
-        if self.arch == "gan" and size <= 0:
-            raise ConfigError(f"image size must be positive, got {size}")
+        arch = ARCHITECTURES[self.arch]
+        if not arch.image_size_ok(self.image_size):
+            raise ConfigError(arch.image_size_error.format(size=self.image_size))
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
         if self.nz <= 0 or self.width <= 0 or self.num_classes < 0:
@@ -93,6 +92,11 @@ class TrainConfig:
     compile: bool = False
     log_every: int = 10  # progress bar / metrics.jsonl / NaN check interval, in steps
     checkpoint_every: int = 0  # 0: at each epoch end and at the end only
+
+    @property
+    def use_channels_last(self) -> bool:
+        """NHWC memory format for G, D and the batches: asked for (channels_last) and paying for this arch."""
+        return self.channels_last and ARCHITECTURES[self.model.arch].channels_last
 
     def validate(self) -> None:
         """Raise ConfigError for a value no run can use; nothing is written before this passes."""

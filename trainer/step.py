@@ -18,7 +18,7 @@ layer's variance grows and the BatchNorm after it, normalising by batch statisti
 on MNIST (conditional DCGAN, width 32, 1,000 steps): z's share of that variance fell from 0.69 to 0.24 and the
 within-class spread to 0.16 of real images'; with the term z's share stays 0.54-0.68 and the spread 0.94-0.99
 (`python benchmarks/conditional_collapse.py --arms dcgan-joined,dcgan-joined+ms,dcgan-cbn` measures it). The MLP G
-takes its label through ConditionalBatchNorm instead (trainer/models.py).
+takes its label through ConditionalBatchNorm instead (trainer/models/layers.py).
 
 Under DDP (torchrun) G and D are wrapped: D's real half runs under no_sync and its fake half all-reduces both
 halves' gradients (one all-reduce per step); the G step runs through the bare D, whose frozen parameters fire no
@@ -77,7 +77,9 @@ def autocast(amp: str, device: torch.device):
     if amp == "off":
         return contextlib.nullcontext()
     if amp == "fp16" and device.type != "cuda":
-        raise ValueError("--amp fp16 needs CUDA; on CPU use --amp bf16 (CPUs with AVX-512 BF16 or AMX run it fast)")
+        raise dist_utils.DeviceError(
+            "--amp fp16 needs CUDA; on CPU use --amp bf16 (CPUs with AVX-512 BF16 or AMX run it fast)"
+        )
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
@@ -134,7 +136,7 @@ class GANStep:
             torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
             self.G = build_generator(cfg.model).to(device)
             self.D = build_discriminator(cfg.model).to(device)
-        self.channels_last = cfg.channels_last and cfg.model.arch == "dcgan"
+        self.channels_last = cfg.use_channels_last
         if self.channels_last:  # NHWC convolutions: faster on CPU (oneDNN) and on tensor cores
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)

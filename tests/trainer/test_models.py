@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -100,3 +102,43 @@ def test_conditional_discriminator_starts_unsaturated(arch):
     y = torch.arange(64) % 10
     logits = D(G(torch.randn(64, cfg.nz), y), y)
     assert logits.abs().mean() < 3
+
+
+def test_the_registry_is_the_one_list_of_architectures():
+    from edgegan.trainer.cli import train as train_command
+    from edgegan.trainer.config import ARCHS
+    from edgegan.trainer.models import ARCHITECTURES
+
+    assert ARCHS == tuple(ARCHITECTURES) == ("gan", "dcgan")
+    assert all(arch.name == name for name, arch in ARCHITECTURES.items())
+    arch_option = next(p for p in train_command.params if p.name == "arch")
+    assert tuple(arch_option.type.choices) == ARCHS
+    assert [ModelConfig(arch=name, num_classes=3).conditioning for name in ARCHS] == ["cbn", "concat"]
+
+
+def test_an_architecture_is_one_registry_entry(monkeypatch):
+    from edgegan.trainer.config import ConfigError, TrainConfig
+    from edgegan.trainer.models import ARCHITECTURES, mlp
+
+    # A new entry is all it takes: building, size validation, conditioning and memory format follow it.
+    tiny = replace(mlp.SPEC, name="tiny", image_size_ok=lambda size: size == 8, g_conditioning="concat",
+                   image_size_error="tiny is 8x8 only, got {size}")
+    monkeypatch.setitem(ARCHITECTURES, "tiny", tiny)
+    cfg = ModelConfig(arch="tiny", nz=4, image_size=8, num_classes=2, width=2)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    y = torch.arange(3) % 2
+    assert G(torch.randn(3, 4), y).shape == (3, 1, 8, 8) and D(G(torch.randn(3, 4), y), y).shape == (3,)
+    assert cfg.conditioning == "concat" and G.join.embed is not None  # the registry's default label path
+    assert TrainConfig(model=cfg).use_channels_last is False
+    with pytest.raises(ConfigError, match="tiny is 8x8 only, got 16"):
+        replace(cfg, image_size=16).validate()
+    with pytest.raises(ConfigError, match="choose one of gan, dcgan, tiny"):
+        ModelConfig(arch="huge").validate()
+
+
+def test_channels_last_only_where_the_architecture_convolves():
+    from edgegan.trainer.config import TrainConfig
+
+    assert TrainConfig(model=ModelConfig(arch="dcgan")).use_channels_last
+    assert not TrainConfig(model=ModelConfig(arch="dcgan"), channels_last=False).use_channels_last
+    assert not TrainConfig(model=ModelConfig(arch="gan")).use_channels_last
