@@ -1,8 +1,6 @@
 """`edgegan train`: options map one-to-one onto TrainConfig; the work is edgegan.trainer.train.train."""
 from __future__ import annotations
 
-import os
-
 import click
 
 from edgegan.trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
@@ -65,7 +63,7 @@ def train(**opts) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     result = run_training(cfg, opts["out"], resume=opts["resume"], progress=not opts["quiet"])
-    if os.environ.get("RANK", "0") != "0":
+    if not result.is_main:
         return  # under torchrun only rank 0 reports
     m = result.last_metrics
     click.echo(

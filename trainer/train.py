@@ -7,13 +7,12 @@ progress, metrics, NaN check), a sample grid and checkpoint each epoch, and data
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import re
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,102 +27,30 @@ from edgegan.trainer import distributed as dist_utils
 from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.data import BatchSource
+from edgegan.trainer.divergence import TrainingDiverged, check_finite, check_weights, first_nonfinite
 from edgegan.trainer.diversity import DiversityMonitor
+from edgegan.trainer.run_folder import RunExists, check_out_dir, open_out_dir, writing
 from edgegan.trainer.step import GANStep, StepStats, resolve_amp
+
+__all__ = ["RunExists", "SAMPLE_GRID_SIZE", "TrainResult", "TrainingDiverged", "train"]
 
 SAMPLE_GRID_SIZE = 64
 
 
-class TrainingDiverged(EdgeganError):
-    """A loss or a weight became NaN or Inf; nothing is saved and the last good checkpoint is left untouched."""
-
-
-class RunExists(EdgeganError):
-    """--out already holds a run and --resume was not given."""
-
-
 @dataclass
 class TrainResult:
+    """What a run reached. `config` is the recipe that ran (the checkpoint's on resume, fitted to the data, amp
+    resolved): what config.json holds; the caller's TrainConfig is left as it was. `is_main`: this process is
+    rank 0 (always, without torchrun), the one that writes and reports."""
+
     out_dir: Path
     step: int
     epoch: int
     checkpoint: Path
     images_per_second: float
     last_metrics: dict
-
-
-# atomic_write's temp files (".NAME.XXXXXXXX.tmp") and the write probe: what a killed run leaves behind.
-_LEFTOVER = re.compile(r"^\..+\.tmp$|^\.write-test-\d+$")
-
-
-def _check_out_dir(out: Path, resume: bool) -> Path | None:
-    """-> the checkpoint to resume from, or None for a fresh run. Writes nothing; refuses to clobber a run."""
-    last = out / "checkpoints" / "last.pt"
-    if resume:
-        if not last.is_file():
-            raise EdgeganError(f"--resume: {out} holds no checkpoints/last.pt to continue from")
-        return last
-    if last.exists():
-        raise RunExists(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
-    existing = next((p for p in (out, *out.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise EdgeganError(f"cannot write to --out {out}: {existing} is a file, not a folder")
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise EdgeganError(f"cannot write to --out {out}: permission denied in {existing}")
-    return None
-
-
-def _open_out_dir(out: Path, resume_step: int) -> list[Path]:
-    """Create the run folders (only once every option and the data were accepted), remove what killed runs
-    left, and drop metrics.jsonl rows past `resume_step` (0 for a fresh run). -> the leftovers removed."""
-    created = [p for p in (out, out / "checkpoints", out / "samples") if not p.exists()]
-    try:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (out / "samples").mkdir(exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        for folder in reversed(created):  # a failed start leaves no empty run folder
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise EdgeganError(f"cannot write to --out {out}: {exc.strerror or exc}") from exc
-    removed = []
-    for folder in (out, out / "checkpoints", out / "samples"):
-        for path in folder.iterdir():
-            if _LEFTOVER.match(path.name) and path.is_file() and not path.is_symlink():
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed.append(path)
-    _truncate_metrics(out / "metrics.jsonl", resume_step)
-    return removed
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Keep the rows up to `step` (atomically): rows a killed run logged after its last checkpoint are redone."""
-    if not path.is_file():
-        return
-    lines = path.read_text().splitlines()
-    kept = []
-    for line in lines:
-        try:
-            row_step = json.loads(line)["step"]
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by a kill
-        if row_step <= step:
-            kept.append(line)
-    if len(kept) != len(lines):
-        with _writing(path, "metrics"):
-            atomic_write(path, lambda f: f.write("".join(row + "\n" for row in kept)), binary=False)
-
-
-@contextlib.contextmanager
-def _writing(path: Path, what: str):
-    """An OSError (disk full, read-only, permissions) while writing `path` -> a one-line EdgeganError naming it."""
-    try:
-        yield
-    except OSError as exc:
-        raise EdgeganError(f"cannot write {what} {path}: {exc.strerror or exc}") from exc
+    config: TrainConfig
+    is_main: bool = True
 
 
 def _load_data(cfg: TrainConfig, progress: bool):
@@ -139,8 +66,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     """Train (or continue) a run in `out_dir`. See the module docstring for the step.
 
     Args:
-        cfg: the recipe. On resume the checkpoint's recipe wins; only epochs / max_steps / device / logging
-            settings are taken from `cfg`.
+        cfg: the recipe; not modified (the effective one comes back as TrainResult.config). On resume the
+            checkpoint's recipe wins; only epochs / max_steps / device / logging settings are taken from `cfg`.
         out_dir: the run folder (config.json, checkpoints/, samples/, metrics.jsonl, train.log).
         resume: continue from out_dir/checkpoints/last.pt.
         progress: show a tqdm bar (rank 0 only).
@@ -164,17 +91,17 @@ def _restore_recipe(cfg: TrainConfig, ckpt: dict) -> TrainConfig:
     return saved
 
 
-def _fit_to_data(cfg: TrainConfig, data) -> None:
-    """Channels, classes and class names come from the data."""
-    cfg.model.channels = int(data.images.shape[-1])
+def _fit_to_data(cfg: TrainConfig, data) -> TrainConfig:
+    """-> a copy of `cfg` whose channels, classes and class names come from the data."""
+    num_classes, class_names = 0, []
     if cfg.conditional:
         if data.labels is None:
             raise EdgeganError(f"--conditional needs labels, but dataset {cfg.dataset!r} ({data.source}) has none")
-        cfg.model.num_classes = max(len(data.class_names), int(data.labels.max()) + 1)
-        cfg.class_names = list(data.class_names) or [str(i) for i in range(cfg.model.num_classes)]
-    else:
-        cfg.model.num_classes, cfg.class_names = 0, []
-    cfg.model.validate()
+        num_classes = max(len(data.class_names), int(data.labels.max()) + 1)
+        class_names = list(data.class_names) or [str(i) for i in range(num_classes)]
+    model = replace(cfg.model, channels=int(data.images.shape[-1]), num_classes=num_classes)
+    model.validate()
+    return replace(cfg, model=model, class_names=class_names)
 
 
 def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_utils.DistContext) -> TrainResult:
@@ -182,19 +109,19 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     # so a failed start leaves nothing on disk.
     ckpt = resume_from = None
     if ctx.is_main:
-        resume_from = _check_out_dir(out, resume)
+        resume_from = check_out_dir(out, resume)
         ckpt = load_checkpoint(resume_from, map_location="cpu") if resume_from is not None else None
     if resume and ctx.enabled:  # rank 0 alone reads: other nodes need no shared file system
         ckpt = dist_utils.broadcast_object(ckpt, ctx)
-    if ckpt is not None:
-        cfg = _restore_recipe(cfg, ckpt)
+    # From here on `cfg` is the run's own copy: the caller's object is never changed.
+    cfg = _restore_recipe(cfg, ckpt) if ckpt is not None else replace(cfg, model=replace(cfg.model))
     cfg.validate()
     device = ctx.device
     cfg.amp = resolve_amp(cfg.amp, device)  # config.json and checkpoints record what ran
     dist_utils.check_amp(cfg.amp, device)  # a resumed recipe's amp too
     data = _load_data(cfg, progress and ctx.is_main)
-    _fit_to_data(cfg, data)
-    source = BatchSource(data, cfg.batch_size, cfg.seed, device, ctx.rank, ctx.world_size, cfg.channels_last and cfg.model.arch == "dcgan")
+    cfg = _fit_to_data(cfg, data)
+    source = BatchSource(data, cfg.batch_size, cfg.seed, device, ctx.rank, ctx.world_size, cfg.use_channels_last)
     steps_per_epoch = source.steps_per_epoch
     total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
 
@@ -203,7 +130,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     if ckpt is not None:
         engine.load_state_dict(ckpt)
         step = int(ckpt["step"])
-        bad = _first_nonfinite(engine)
+        bad = first_nonfinite(engine)
         if bad is not None:  # written before the guard checked weights: refuse rather than train on it
             raise CheckpointError(
                 f"{resume_from or 'the checkpoint'} holds NaN/Inf weights ({bad}) at step {step} and cannot be "
@@ -216,8 +143,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
 
     leftovers: list[Path] = []
     if ctx.is_main:
-        leftovers = _open_out_dir(out, step)
-        with _writing(out / "config.json", "the run config"):
+        leftovers = open_out_dir(out, step)
+        with writing(out / "config.json", "the run config"):
             atomic_write(out / "config.json", lambda f: f.write(json.dumps(cfg.to_dict(), indent=2)), binary=False)
     metrics_file = open(out / "metrics.jsonl", "a") if ctx.is_main else None
     log_file = open(out / "train.log", "a") if ctx.is_main else None
@@ -246,8 +173,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     saved = {"step": step if ckpt is not None else None}  # the last finite checkpoint, for the guard's message
 
     def checkpoint(epoch: int, epoch_end: bool) -> None:
-        _check_finite(stats.first_bad, ctx)
-        _check_weights(engine, step, saved["step"], ctx)  # before the grid and any save: no NaN file is written
+        check_finite(stats.first_bad, ctx)
+        check_weights(engine, step, saved["step"], ctx)  # before the grid and any save: no NaN file is written
         noise_states = dist_utils.gather_objects(engine.rng_state(), ctx)  # a collective: every rank takes part
         if not ctx.is_main:
             return
@@ -275,8 +202,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
 
             epoch_end = step % steps_per_epoch == 0
             if step % cfg.log_every == 0 or step == total_steps or epoch_end:
-                _check_finite(stats.first_bad, ctx)
-                _check_weights(engine, step, saved["step"], ctx)
+                check_finite(stats.first_bad, ctx)
+                check_weights(engine, step, saved["step"], ctx)
                 dist_utils.all_reduce_mean_(stats.sums, ctx)  # metrics are the mean over ranks
                 now = time.perf_counter()
                 ips = (step - window_from) * cfg.batch_size * ctx.world_size / max(now - window_start, 1e-9)
@@ -285,7 +212,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
                 if epoch_end or step == total_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                     last_metrics.update(diversity.measure(engine.sample_model, step))  # checkpoint() reuses it
                 if metrics_file is not None:
-                    with _writing(out / "metrics.jsonl", "metrics"):
+                    with writing(out / "metrics.jsonl", "metrics"):
                         metrics_file.write(json.dumps(last_metrics) + "\n")
                         metrics_file.flush()
                 if bar is not None:
@@ -307,9 +234,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
 
     ips = (step - run_start_step) * cfg.batch_size * ctx.world_size / max(time.perf_counter() - run_start, 1e-9)
     if ctx.is_main:
-        with _writing(out / "loss_curve.png", "loss curve"):
+        with writing(out / "loss_curve.png", "loss curve"):
             _plot_losses(out)
-    return TrainResult(out, step, step // steps_per_epoch, last_ckpt, ips, last_metrics)
+    return TrainResult(out, step, step // steps_per_epoch, last_ckpt, ips, last_metrics, cfg, ctx.is_main)
 
 
 def _record_replicas(engine: GANStep, ctx: dist_utils.DistContext, log: Callable[[str], None]) -> None:
@@ -326,58 +253,7 @@ def _record_replicas(engine: GANStep, ctx: dist_utils.DistContext, log: Callable
         same = all(d == digests[0] for d in digests)
         log(f"replicas {json.dumps({'identical': same, 'ranks': digests})}")
         if not same:
-            import warnings
-
             warnings.warn("data-parallel replicas hold different parameters: see train.log", RuntimeWarning)
-
-def _weights(engine: GANStep) -> dict[str, dict[str, torch.Tensor]]:
-    """Every parameter and buffer that a checkpoint saves, by model: G, D and (with EMA) G_ema."""
-    models = {"G": engine.G, "D": engine.D}
-    if engine.ema is not None:
-        models["G_ema"] = engine.ema.model
-    return {name: model.state_dict() for name, model in models.items()}
-
-
-@torch.no_grad()
-def _nonfinite_flag(engine: GANStep) -> torch.Tensor:
-    """int64 scalar on the device: 1 when any floating-point weight or buffer holds a NaN/Inf (no host sync)."""
-    tensors = [t for state in _weights(engine).values() for t in state.values() if t.is_floating_point()]
-    return torch.stack([~torch.isfinite(t).all() for t in tensors]).any().to(torch.long)
-
-
-def _first_nonfinite(engine: GANStep) -> str | None:
-    """`G_ema main.0.weight`-style name of the first NaN/Inf tensor, or None when every weight is finite."""
-    if not _nonfinite_flag(engine).item():
-        return None
-    for model, state in _weights(engine).items():
-        for key, t in state.items():
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                return f"{model} {key}"
-    return None
-
-
-def _check_weights(engine: GANStep, step: int, saved_step: int | None, ctx: dist_utils.DistContext) -> None:
-    """Stop (every rank together) when a weight is NaN/Inf, though the losses were finite: an update can blow
-    weights up after the loss that caused it was computed. Called before every save, and each log interval."""
-    if not dist_utils.any_flag(_nonfinite_flag(engine), ctx):
-        return
-    bad = _first_nonfinite(engine) or "a weight on another rank"
-    kept = f"the last good checkpoint (step {saved_step}) was left untouched" if saved_step is not None else \
-        "no checkpoint had been written yet"
-    raise TrainingDiverged(
-        f"training diverged: {bad} became NaN/Inf by step {step}; nothing was saved and {kept}. "
-        "Try a lower --lr, another --loss, or --amp off."
-    )
-
-
-def _check_finite(first_bad: torch.Tensor, ctx: dist_utils.DistContext) -> None:
-    if dist_utils.any_flag((first_bad >= 0).to(torch.long), ctx):
-        bad_step = int(first_bad.item())
-        where = f"at step {bad_step}" if bad_step >= 0 else "on another rank"
-        raise TrainingDiverged(
-            f"training diverged: a loss became NaN/Inf {where}; the last good checkpoint was left untouched. "
-            "Try a lower --lr, another --loss, or --amp off."
-        )
 
 
 @torch.no_grad()
@@ -389,7 +265,7 @@ def _save_samples(model: nn.Module, cfg: TrainConfig, path: Path, device: torch.
     model.eval()
     images = model(z, y).float().cpu().numpy()  # [64, C, H, W]
     model.train(was_training)
-    with _writing(path, "sample grid"):
+    with writing(path, "sample grid"):
         save_grid(to_uint8_nhwc(images), path, nrow=8)
 
 

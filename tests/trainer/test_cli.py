@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+import torch
 from click.testing import CliRunner
 
 from edgegan.cli import COMMANDS, main
@@ -107,3 +109,19 @@ def test_conditional_needs_labels(tmp_path):
 
 def test_resume_without_a_run(tmp_path):
     _assert_clean_error(run("train", "--resume", "--quiet", "--out", tmp_path / "none"), "no checkpoints/last.pt")
+
+
+@pytest.mark.parametrize("device_args,fragment", [
+    (("--device", "cuda"), "--device cuda was asked for but CUDA is not available"),
+    (("--amp", "fp16", "--device", "cpu"), "--amp fp16 needs CUDA"),
+])
+def test_device_errors_are_one_line_before_anything_is_written(tiny_npz, tmp_path, monkeypatch, device_args, fragment):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same refusal on a machine with a GPU
+    out = tmp_path / "new" / "run"
+    result = run("train", "--dataset", "npz", "--data-dir", tiny_npz, "--max-steps", "1", *device_args, "--quiet",
+                 "--out", out)
+    assert result.exit_code == 1
+    _assert_clean_error(result, fragment)
+    assert result.output.strip().splitlines() == [result.output.strip()]  # one line
+    assert result.output.startswith("Error: ")
+    assert not (tmp_path / "new").exists()

@@ -164,3 +164,27 @@ def test_sampling_follows_the_contract(tiny_cfg, tmp_path):
     with torch.no_grad():
         expected = G(z, torch.arange(5) % 3).numpy()
     assert (images == expected).all()
+
+
+def test_train_leaves_the_callers_config_unchanged(tiny_cfg, tmp_path):
+    cfg = replace(tiny_cfg, conditional=True, amp="auto")
+    before = copy.deepcopy(cfg)
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert cfg == before  # nested ModelConfig and class_names included
+    ran = result.config  # fitted to the data, amp resolved: what config.json records
+    assert (ran.model.num_classes, ran.class_names, ran.amp) != (0, [], "auto")
+    assert ran.model.num_classes == 3 and ran.class_names == ["class0", "class1", "class2"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == ran.to_dict()
+    assert result.is_main
+    more = replace(cfg, max_steps=6)
+    again = copy.deepcopy(more)
+    assert train(more, tmp_path / "run", resume=True, progress=False).step == 6
+    assert more == again
+
+
+def test_fp16_autocast_on_cpu_is_a_device_error():
+    from edgegan.trainer.distributed import DeviceError
+    from edgegan.trainer.step import autocast
+
+    with pytest.raises(DeviceError, match="--amp fp16 needs CUDA"):
+        autocast("fp16", torch.device("cpu"))
