@@ -5,6 +5,7 @@ saved as an .npz dataset with a train and a test split. A width-4 evaluator lear
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,26 +49,67 @@ def train_tiny_evaluator(npz: Path, out: Path, steps: int = 60) -> Path:
     return train_evaluator(cfg, out, progress=False).path
 
 
-def make_checkpoint(path: Path, *, num_classes: int = 0, seed: int = 0, nz: int = 8) -> Path:
-    """An MLP generator checkpoint for 16x16x1 images with non-trivial BatchNorm statistics."""
+@dataclass(frozen=True)
+class Warmup:
+    """The train-mode forwards that move G's BatchNorm running statistics: `forwards` batches of `batch`
+    latents z ~ N(z_shift, z_scale^2) [batch, nz] (off-centre latents move them further from 0 and 1)."""
+
+    forwards: int = 3
+    batch: int = 32
+    z_scale: float = 1.0
+    z_shift: float = 0.0
+
+
+def make_checkpoint(
+    path: Path, *, arch: str = "gan", num_classes: int = 0, image_size: int = SIZE, channels: int = 1, nz: int = 8,
+    width: int = 8, ema: bool = False, seed: int = 0, weight_scale: float = 10.0,
+    class_names: list[str] = CLASS_NAMES, perturb_norms: bool = False, warmup: Warmup = Warmup(),
+    step: int = 1, epoch: int = 0,
+) -> Path:
+    """Save an edgegan checkpoint of a freshly built G and D whose G has non-trivial BatchNorm statistics.
+
+    The defaults: an MLP generator for the 16x16x1 shapes. The export tests (tests/export/conftest.py) ask for
+    more: `perturb_norms` moves every BatchNorm affine and per-class gain/bias away from identity, and `ema`
+    saves a G_ema (0.9 x G) that differs from G, so folding and --no-ema are really exercised.
+
+    Args:
+        weight_scale: G's ConvTranspose2d/Linear weights times this, so images span a good part of [-1, 1]
+            instead of sitting near 0 (DCGAN init alone).
+        class_names: the first `num_classes` name the classes.
+    """
     import torch
 
     from edgegan.trainer.checkpoint import save_checkpoint
     from edgegan.trainer.config import ModelConfig, TrainConfig
-    from edgegan.trainer.models import build_discriminator, build_generator
+    from edgegan.trainer.models import ConditionalBatchNorm, build_discriminator, build_generator
 
     torch.manual_seed(seed)
-    cfg = TrainConfig(model=ModelConfig(arch="gan", nz=nz, image_size=SIZE, channels=1, num_classes=num_classes,
-                                        width=8), dataset="npz", class_names=CLASS_NAMES[:num_classes], seed=seed)
+    names = list(class_names[:num_classes])
+    cfg = TrainConfig(model=ModelConfig(arch=arch, nz=nz, image_size=image_size, channels=channels,
+                                        num_classes=num_classes, width=width),
+                      dataset="npz", class_names=names, seed=seed)
     G, D = build_generator(cfg.model), build_discriminator(cfg.model)
     with torch.no_grad():
+        for module in G.modules() if perturb_norms else ():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                module.momentum = 0.5
+                if module.affine:
+                    module.weight.uniform_(0.5, 1.5)
+                    module.bias.uniform_(-0.2, 0.2)
+            if isinstance(module, ConditionalBatchNorm):  # per-class gains and biases away from identity
+                module.gain.weight.uniform_(-0.5, 0.5)
+                module.bias.weight.uniform_(-0.2, 0.2)
         for module in G.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.weight.mul_(10.0)  # images spread over [-1, 1] instead of sitting at 0
-        for _ in range(3):  # train-mode forwards move the BatchNorm running statistics
-            label = torch.randint(0, num_classes, (32,)) if num_classes else None
-            G(torch.randn(32, nz), label)
-    state = {"config": cfg.to_dict(), "class_names": CLASS_NAMES[:num_classes], "G": G.state_dict(),
-             "D": D.state_dict(), "G_ema": None, "opt_G": {}, "opt_D": {}, "step": 1, "epoch": 0, "rng": {}}
+            if isinstance(module, (torch.nn.ConvTranspose2d, torch.nn.Linear)):
+                module.weight.mul_(weight_scale)
+        for _ in range(warmup.forwards):  # train-mode forwards: running_mean/var move away from 0/1
+            z = torch.randn(warmup.batch, nz) * warmup.z_scale + warmup.z_shift
+            label = torch.randint(0, num_classes, (warmup.batch,)) if num_classes else None
+            G(z, label)
+    G_ema = None
+    if ema:
+        G_ema = {k: (v * 0.9 if v.is_floating_point() else v).clone() for k, v in G.state_dict().items()}
+    state = {"config": cfg.to_dict(), "class_names": names, "G": G.state_dict(), "D": D.state_dict(),
+             "G_ema": G_ema, "opt_G": {}, "opt_D": {}, "step": step, "epoch": epoch, "rng": {}}
     save_checkpoint(state, path)
     return path

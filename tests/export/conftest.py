@@ -4,11 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from edgegan.trainer.checkpoint import save_checkpoint
-from edgegan.trainer.config import ModelConfig, TrainConfig
-from edgegan.trainer.models import ConditionalBatchNorm, build_discriminator, build_generator
+from tests import quality_helpers
 
 CLASS_NAMES = ["T-shirt", "Trouser", "Pullover"]
 WEIGHT_SCALE = 12.0  # images std ~0.5, a few pixels near +-1 (both ends of the range are exercised)
@@ -19,37 +16,14 @@ def make_checkpoint(
     nz: int = 16, ema: bool = True, seed: int = 0, weight_scale: float | None = None,
 ) -> Path:
     """Save an edgegan checkpoint whose G has BatchNorm running stats and affine params away from identity,
-    and (with ema) a G_ema that differs from G, so folding and --no-ema are really exercised."""
-    torch.manual_seed(seed)
-    cfg = TrainConfig(model=ModelConfig(arch=arch, nz=nz, image_size=image_size, channels=channels,
-                                        num_classes=num_classes, width=8),
-                      dataset="npz", class_names=CLASS_NAMES[:num_classes], seed=seed)
-    G, D = build_generator(cfg.model), build_discriminator(cfg.model)
-    with torch.no_grad():
-        for module in G.modules():
-            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                module.momentum = 0.5
-                if module.affine:
-                    module.weight.uniform_(0.5, 1.5)
-                    module.bias.uniform_(-0.2, 0.2)
-            if isinstance(module, ConditionalBatchNorm):  # per-class gains and biases away from identity
-                module.gain.weight.uniform_(-0.5, 0.5)
-                module.bias.weight.uniform_(-0.2, 0.2)
-        # Larger weights than DCGAN init, so images span a good part of [-1, 1] instead of sitting near 0.
-        for module in G.modules():
-            if isinstance(module, (torch.nn.ConvTranspose2d, torch.nn.Linear)):
-                module.weight.mul_(WEIGHT_SCALE if weight_scale is None else weight_scale)
-        for _ in range(4):  # train-mode forwards: running_mean/var move away from 0/1
-            z = torch.randn(16, nz) * 1.5 + 0.3
-            label = torch.randint(0, num_classes, (16,)) if num_classes else None
-            G(z, label)
-    G_ema = None
-    if ema:
-        G_ema = {k: (v * 0.9 if v.is_floating_point() else v).clone() for k, v in G.state_dict().items()}
-    state = {"config": cfg.to_dict(), "class_names": CLASS_NAMES[:num_classes], "G": G.state_dict(),
-             "D": D.state_dict(), "G_ema": G_ema, "opt_G": {}, "opt_D": {}, "step": 7, "epoch": 1, "rng": {}}
-    save_checkpoint(state, path)
-    return path
+    and (with ema) a G_ema that differs from G, so folding and --no-ema are really exercised
+    (tests/quality_helpers.make_checkpoint with the export tests' settings)."""
+    return quality_helpers.make_checkpoint(
+        path, arch=arch, num_classes=num_classes, image_size=image_size, channels=channels, nz=nz, ema=ema,
+        seed=seed, weight_scale=WEIGHT_SCALE if weight_scale is None else weight_scale, class_names=CLASS_NAMES,
+        perturb_norms=True, warmup=quality_helpers.Warmup(forwards=4, batch=16, z_scale=1.5, z_shift=0.3),
+        step=7, epoch=1,
+    )
 
 
 @pytest.fixture(scope="session")
