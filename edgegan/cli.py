@@ -15,8 +15,9 @@ COMMANDS = {
     "train": ("edgegan.trainer.cli:train", "Train a GAN or DCGAN generator (PyTorch)."),
     "export": ("edgegan.export.cli:export", "Export a checkpoint to a verified generator.onnx and variants."),
     "sample": ("edgegan.runtime.cli:sample", "Sample images from generator.onnx (numpy + onnxruntime only)."),
-    "bench": ("edgegan.runtime.cli:bench", "Latency table for generator.onnx files, torch baseline beside it."),
-    "eval": ("edgegan.runtime.cli:evaluate", "FID, KID, coverage, precision/recall of a generator (torch-free)."),
+    "bench": ("edgegan.runtime.bench.cli:bench", "Latency table for generator.onnx files, torch baseline beside it."),
+    "eval": ("edgegan.runtime.evaluation.cli:evaluate",
+             "FID, KID, coverage, precision/recall of a generator (torch-free)."),
     "evaluator": ("edgegan.trainer.cli:evaluator", "Train the domain classifier that `edgegan eval` scores with."),
 }
 

@@ -1,0 +1,52 @@
+"""`edgegan eval`: the command that scores a generator's images (a thin layer over quality.evaluate).
+
+Like every edgegan command it only parses options; numpy, onnxruntime and the evaluation modules are imported
+inside it, so `edgegan --help` imports none of them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgegan.runtime.providers import PROVIDERS
+
+
+@click.command("eval")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="The data the generator learned: mnist, fashion-mnist, npz, folder.")
+@click.option("--data-dir", type=click.Path(), default=None, help="IDX folder, .npz file or image tree.")
+@click.option("-n", "--num", "n", type=int, default=10000, show_default=True, help="Generated images to score.")
+@click.option("--evaluator", "evaluator_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Evaluator .onnx [default: ~/.cache/edgegan/evaluators/DATASET.onnx].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the contract's latent rule.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every figure to this JSON file.")
+@click.option("--provider", type=click.Choice(PROVIDERS), default="cpu", show_default=True)
+@click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Images per session run.")
+@click.option("--no-floor", is_flag=True, help="Skip the real-vs-real floor.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write cached reference statistics.")
+def evaluate(model: Path, dataset: str, data_dir: str | None, n: int, evaluator_path: Path | None, seed: int,
+             json_path: Path | None, provider: str, threads: int | None, batch_size: int, no_floor: bool,
+             no_cache: bool) -> None:
+    """Score MODEL's images: FID and KID on the evaluator's features against the real test split, class
+    coverage, confidence, precision and recall, beside the real-vs-real floor; then per class (asked-for label,
+    or predicted class for unconditional models) label accuracy, recall and diversity, with a mode-collapse
+    warning on stderr (and in --json) when a class falls far below real data. numpy + onnxruntime only."""
+    from edgegan.runtime.evaluation.per_class import format_warning
+    from edgegan.runtime.evaluation.quality import evaluate as run_evaluation
+    from edgegan.runtime.evaluation.quality import format_report, write_json
+
+    if json_path is not None:
+        from edgegan.runtime.files import check_writable
+
+        check_writable(json_path, "--json")  # before the work, not after it
+    report = run_evaluation(model, dataset, data_dir=data_dir, n=n, evaluator=evaluator_path, seed=seed,
+                            provider=provider, threads=threads, batch_size=batch_size, floor=not no_floor,
+                            cache=not no_cache)
+    click.echo(format_report(report))
+    for warning in report.warnings:  # mode collapse: never silent, and on stderr so a piped report still shows it
+        click.echo(format_warning(warning), err=True)
+    if json_path is not None:
+        click.echo(f"wrote {write_json(report, json_path)}")
