@@ -1,4 +1,5 @@
-"""The generator contract (DESIGN.md): metadata keys, the latent rule and pixel conversion.
+"""The generator contract (DESIGN.md): metadata keys, the I/O spec every checker compares against, the latent
+rule and pixel conversion.
 
 This module is the single home of the rule that ties trainer, export and runtime together, so one seed gives
 the same picture from a checkpoint, from `generator.onnx` and from each of its variants. numpy only.
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class TensorSpec:
         return ORT_TYPES[self.dtype]
 
     def text(self) -> str:
-        return f"{self.dtype} [{', '.join(str(d) for d in self.shape)}]"
+        return f"{self.dtype} {shape_text(self.shape)}"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ class IOSpec:
 
     def by_name(self) -> dict[str, TensorSpec]:
         return {t.name: t for t in (*self.inputs, *self.outputs)}
+
+
+def shape_text(shape: Sequence[Any]) -> str:
+    """A shape as the messages write it: "[batch, 8]" (symbolic dims by name, unknown ones as None)."""
+    return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
 def draw_latents(n: int, nz: int, seed: int | None) -> np.ndarray:

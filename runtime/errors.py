@@ -1,4 +1,5 @@
-"""One base class for every error a user can cause (bad file, bad option, missing data).
+"""The user-facing errors of the runtime core: one base class (EdgeganError) and the errors a model file or an
+argument to a Generator can cause.
 
 The `edgegan` command turns these into a one-line message and exit status 1; anything else is a bug and keeps
 its traceback.
@@ -12,3 +13,11 @@ class EdgeganError(Exception):
 
 class ModelFileError(EdgeganError):
     """The model path does not exist, is not a model file, or onnxruntime cannot (or must not) load it."""
+
+
+class GeneratorInputError(EdgeganError, ValueError):
+    """A bad argument to a Generator: image count, seed, labels, latents or truncation."""
+
+
+class MemoryLimitError(GeneratorInputError):
+    """More images asked for at once than the memory available now holds."""

@@ -1,6 +1,8 @@
-"""Pixels: uint8 conversion, image grids and PNG writing (numpy + Pillow)."""
+"""Pixels out: image grids, PNG and streamed .npy files (each written atomically) and `sample_to_files`, the
+library side of `edgegan sample` (numpy + Pillow)."""
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -10,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from edgegan.runtime.contract import to_uint8_nhwc
-from edgegan.runtime.files import atomic_write
+from edgegan.runtime.files import atomic_write, check_free_space
+from edgegan.runtime.latents import check_count
+from edgegan.runtime.memory import MEMORY_HINT, check_memory
 
 __all__ = ["to_uint8_nhwc", "make_grid", "save_png", "save_grid", "save_npy_batches", "npy_bytes", "sample_to_files",
            "MAX_GRID_IMAGES"]
@@ -59,8 +63,6 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = No
 
 def _npy_header(shape: tuple[int, ...]) -> bytes:
     """The .npy header np.save writes for a C-ordered uint8 array of `shape` (format 1.0)."""
-    import io
-
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(
         buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
@@ -137,10 +139,7 @@ def sample_to_files(generator: Any, n: int, *, seed: int | None = 0, labels: Any
     Raises:
         MemoryLimitError, OutputPathError (EdgeganError), OSError from the writes.
     """
-    from edgegan.runtime.files import check_free_space
-    from edgegan.runtime.generator import MEMORY_HINT, _check_count, check_memory
-
-    n = _check_count(n)  # before any size is computed from it
+    n = check_count(n)  # before any size is computed from it
     h, w, c = generator.image_shape
     if npy is None:
         check_memory(generator.memory_needed(n, truncation) + _grid_bytes(n, h, w, c),

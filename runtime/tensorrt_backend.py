@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from edgegan.runtime.contract import INPUT_LABEL, INPUT_LATENT, OUTPUT_IMAGE, GeneratorContract
+from edgegan.runtime.contract import INPUT_LATENT, OUTPUT_IMAGE, GeneratorContract
 from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.providers import session_options
+from edgegan.runtime.session import load_session, read_contract
 
-__all__ = ["TensorRTError", "TensorRTEngine", "verify_engine_digest", "engine_contract"]
+__all__ = ["TensorRTError", "TensorRTEngine", "verify_engine_digest", "engine_contract", "check_engine_tensors"]
 
 
 class TensorRTError(EdgeganError):
@@ -64,9 +66,6 @@ def verify_engine_digest(plan: str | os.PathLike) -> bytes:
 
 def engine_contract(plan: str | os.PathLike) -> GeneratorContract:
     """The contract of an engine: read from the generator.onnx beside it, on a CPU session (no graph work)."""
-    from edgegan.runtime.generator import load_session, read_contract
-    from edgegan.runtime.providers import session_options
-
     onnx_path = Path(plan).with_name("generator.onnx")
     if not onnx_path.is_file():
         raise TensorRTError(
@@ -75,6 +74,21 @@ def engine_contract(plan: str | os.PathLike) -> GeneratorContract:
         )
     session, _ = load_session(onnx_path, "cpu", session_options(graph_optimization="disable"))
     return read_contract(session)
+
+
+def check_engine_tensors(names: list[str], input_names: list[str], contract: GeneratorContract) -> None:
+    """Check an engine's I/O tensor names (all of them, and those that are inputs) against `contract.io_spec()`.
+
+    Raises:
+        TensorRTError: naming the engine's tensors and the inputs and outputs the contract asks for.
+    """
+    spec = contract.io_spec()
+    output_names = [n for n in names if n not in input_names]
+    if sorted(input_names) != sorted(spec.input_names) or sorted(output_names) != sorted(spec.output_names):
+        raise TensorRTError(
+            f"engine tensors {names} do not match the contract (inputs {spec.input_names}, "
+            f"outputs {spec.output_names})"
+        )
 
 
 def _import_tensorrt() -> Any:
@@ -121,10 +135,8 @@ class TensorRTEngine:
         self.context = self.engine.create_execution_context()
         self._lock = threading.Lock()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        want = [INPUT_LATENT] + ([INPUT_LABEL] if self.contract.conditional else [])
-        if sorted(inputs) != sorted(want) or OUTPUT_IMAGE not in names:
-            raise TensorRTError(f"engine tensors {names} do not match the contract (inputs {want}, output image)")
+        check_engine_tensors(names, [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT],
+                             self.contract)
         self._types = {n: _NUMPY_TYPES.get(self.engine.get_tensor_dtype(n).name, np.float32) for n in names}
         # Largest batch the engine's first optimization profile accepts: [min, opt, max] shapes of z.
         self.max_batch = int(self.engine.get_tensor_profile_shape(INPUT_LATENT, 0)[2][0])

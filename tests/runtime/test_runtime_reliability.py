@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import edgegan.runtime.bench.harness
 import edgegan.runtime.generator
+import edgegan.runtime.memory
 from edgegan.cli import main
 from edgegan.runtime import Generator
 from edgegan.runtime.contract import ContractError
@@ -338,7 +339,7 @@ def test_sample_n_beyond_memory_is_refused_up_front(float_model, tmp_path, monke
 def test_npy_streams_when_memory_is_short(float_model, tmp_path, monkeypatch):
     n = 10_000  # 200 kB of 4x5x1 pixels
     expected = Generator(float_model, batch_size=64).sample(n, seed=5)
-    monkeypatch.setattr(edgegan.runtime.generator, "available_memory", lambda: 150_000)  # holds one batch and a 1024 grid
+    monkeypatch.setattr(edgegan.runtime.memory, "available_memory", lambda: 150_000)  # holds one batch and a 1024 grid
     assert_message(invoke("sample", float_model, "-n", n, "-o", tmp_path / "g.png"), "memory")
     npy, grid = tmp_path / "x.npy", tmp_path / "g.png"
     result = invoke("sample", float_model, "-n", n, "--seed", 5, "--npy", npy, "-o", grid, "--batch-size", 64)
