@@ -1,5 +1,6 @@
-"""onnxruntime sessions: provider names -> execution providers, session options, and the check that the
-provider asked for is the one that runs.
+"""onnxruntime sessions: provider names, session options, and the check that the provider asked for runs.
+
+PROVIDERS is the one list of provider names ("cpu", "cuda", "tensorrt", "auto") the library and the CLI accept.
 
 onnxruntime quietly falls back to the CPU when a provider cannot load (it only warns); here the session is
 checked after creation and a silent fallback becomes a ProviderError unless the caller allowed it. The bench
@@ -8,7 +9,10 @@ onnxruntime is imported inside the functions: `import edgegan.runtime` stays che
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
+import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -246,9 +250,6 @@ def optimized_model(path: str | os.PathLike, folder: str | os.PathLike | None = 
     Returns:
         The path of the optimized .onnx file (metadata and inputs/outputs as in the original).
     """
-    import hashlib
-    import tempfile
-
     import onnxruntime as ort
 
     path = Path(path)
@@ -256,8 +257,6 @@ def optimized_model(path: str | os.PathLike, folder: str | os.PathLike | None = 
     try:
         flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
     except OSError:
-        import platform
-
         flags = platform.processor() + platform.machine()
     key = hashlib.sha256(f"{stat.st_size}|{stat.st_mtime_ns}|{ort.__version__}|{flags}".encode()).hexdigest()[:12]
     folder = Path(folder) if folder is not None else path.parent
