@@ -1,5 +1,23 @@
 """edgegan runtime: load and sample `generator.onnx` with numpy + onnxruntime only (never torch).
 
+The core, one job per module:
+    contract.py          the generator contract: metadata keys, io_spec() every checker compares against, latent rule
+    generator.py         `Generator`: seeds (+ labels) in, uint8 [N, H, W, C] images out
+    session.py           model path -> onnxruntime session, its contract read and its signature checked
+    latents.py           truncated latents, slerp, and the checks of counts, seeds, truncation and latents
+    labels.py            class indices or names -> int64 labels, checked against the contract
+    memory.py            refuse up front work that would not fit in the memory available now
+    providers.py         provider names, session options, and the check that the provider asked for runs
+    tensorrt_backend.py  run a `generator.plan` TensorRT engine (tensorrt imported only when one is opened)
+    external_data.py     refuse ONNX external data before onnxruntime opens a model
+    images.py            grids, PNG and .npy files; `sample_to_files` behind `edgegan sample`
+    files.py             atomic writes, output path and free-space checks, the cache root, file digests
+    errors.py            EdgeganError and the user-facing errors of the core
+    cli.py               the `sample`, `bench` and `eval` commands (thin; imports lazily)
+
+`evaluation/` (datasets, metrics, quality) and `bench/` (the latency harness) are separate sub-packages, torch-free
+too; `import edgegan.runtime` loads neither.
+
 Example:
     >>> from edgegan.runtime import Generator
     >>> images = Generator("models/fm/generator.onnx").sample(16, seed=0)   # uint8 [16, H, W, C]
