@@ -28,7 +28,8 @@ Example:
     >>> [(r["batch"], r["threads"], round(r["p50_ms"], 2)) for r in result["rows"]]  # doctest: +SKIP
 
 Neighbours: runtime/bench/runners.py (the runners), runtime/bench/machine.py (machine, memory, pinning),
-runtime/bench/report.py (table, markdown, JSON, plot), runtime/bench/macs.py (multiply-adds in a graph).
+runtime/bench/rows.py (result rows and ratios), runtime/bench/report.py (table, markdown, JSON, plot),
+runtime/bench/macs.py (multiply-adds in a graph).
 """
 from __future__ import annotations
 
@@ -39,12 +40,12 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from edgegan.runtime.bench.machine import MEMORY_METHOD, _Memory, machine_info, machine_slug, pinned
+from edgegan.runtime.bench.rows import TimedConfig, add_ratios, config_rows, peak_rows
 from edgegan.runtime.bench.runners import (
     PEAK_SIZE, BenchError, MatmulRunner, OrtRunner, Runner, SessionSetup, matmul_model, parse_setup,
 )
@@ -121,38 +122,6 @@ def load_baseline(name: str) -> Callable[..., list[Runner]]:
 
 
 # ------------------------------------------------------------------------------------------- the harness
-@dataclass
-class _Config:
-    """One (runner, batch) being timed."""
-
-    runner: Any
-    batch: int
-    first_run_s: float | None = None
-    mem_first_run_mib: float | None = None
-    iters: int = 0
-    times: list[float] = field(default_factory=list)  # seconds, every timed call
-    cpu_times: list[float] = field(default_factory=list)  # CPU seconds of the whole process, per call
-    rounds: list[list[float]] = field(default_factory=list)  # the same calls, per round
-    rss_peak_kib: int = 0
-    error: str | None = None
-
-
-def _stats(times: Sequence[float]) -> dict[str, float]:
-    ms = np.asarray(times) * 1e3
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(ms.mean()),
-            "min_ms": float(ms.min())}
-
-
-def _spread(rounds: Sequence[Sequence[float]]) -> float | None:
-    """Relative spread of the per-round medians: (p75 - p25) / median; the run's noise for one row."""
-    medians = [float(np.median(r)) for r in rounds if r]
-    if len(medians) < 2:
-        return None
-    q25, q50, q75 = np.percentile(medians, [25, 50, 75])
-    return float((q75 - q25) / q50) if q50 > 0 else None
-
-
 def _say(log: Callable[[str], None] | None, message: str) -> None:
     if log is not None:
         log(message)
@@ -186,7 +155,7 @@ def _load_all(runners: Sequence[Any], memory: _Memory, log: Callable[[str], None
     return cold
 
 
-def _first_calls(configs: Sequence[_Config], cold: dict[int, dict], memory: _Memory, warmup: int,
+def _first_calls(configs: Sequence[TimedConfig], cold: dict[int, dict], memory: _Memory, warmup: int,
                  iters: int | None, duration: float | None, log: Callable[[str], None] | None) -> None:
     """Cold start, part 2: each configuration's first call (timed), its warm-up, and its number of timed calls."""
     for config in configs:
@@ -215,7 +184,7 @@ def _first_calls(configs: Sequence[_Config], cold: dict[int, dict], memory: _Mem
             config.iters = _plan_iterations(iters, duration, warm or [config.first_run_s])
 
 
-def _timed_rounds(configs: Sequence[_Config], memory: _Memory, rounds: int, seed: int,
+def _timed_rounds(configs: Sequence[TimedConfig], memory: _Memory, rounds: int, seed: int,
                   log: Callable[[str], None] | None) -> int:
     """The timed calls: every live configuration once per round, in a seeded shuffled order; returns the rounds."""
     live = [c for c in configs if not c.error]
@@ -336,7 +305,7 @@ def run_bench(
         memory = _Memory()
         try:
             cold = _load_all(runners + peaks, memory, log)
-            configs = [_Config(r, b) for r in runners for b in batches] + [_Config(p, 1) for p in peaks]
+            configs = [TimedConfig(r, b) for r in runners for b in batches] + [TimedConfig(p, 1) for p in peaks]
             _first_calls(configs, cold, memory, warmup, iters, duration, log)
             n_rounds = _timed_rounds(configs, memory, rounds, seed, log)
         finally:
@@ -344,10 +313,10 @@ def run_bench(
                 if hasattr(runner, "close"):
                     runner.close()
 
-    peak_rows = _peak_rows([c for c in configs if isinstance(c.runner, MatmulRunner)], cold)
-    rows = _rows([c for c in configs if not isinstance(c.runner, MatmulRunner)], cold, peak_rows,
-                 lambda p, b: macs.get((str(p), b)))
-    _add_ratios(rows, [c for c in configs if not isinstance(c.runner, MatmulRunner)])
+    peak_table = peak_rows([c for c in configs if isinstance(c.runner, MatmulRunner)])
+    timed = [c for c in configs if not isinstance(c.runner, MatmulRunner)]
+    rows = config_rows(timed, cold, peak_table, lambda p, b: macs.get((str(p), b)))
+    add_ratios(rows, timed)
     machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     settings = {"batches": list(batches), "threads": list(threads), "providers": list(providers),
                 "setups": [s.label for s in setups], "warmup": warmup, "iters": iters,
@@ -357,88 +326,4 @@ def run_bench(
                 "peak_size": peak_size if peak else None, "seed": seed}
     method = MEMORY_METHOD if memory.resettable else "process lifetime peak RSS (ru_maxrss); no per-row reset"
     return {"format": BENCH_FORMAT, "machine": machine, "settings": settings, "memory_method": method,
-            "peak": peak_rows, "rows": rows}
-
-
-def _peak_rows(configs: Sequence[_Config], cold: dict[int, dict]) -> list[dict[str, Any]]:
-    out = []
-    for c in configs:
-        row: dict[str, Any] = {"provider": c.runner.provider, "provider_asked": c.runner.provider_asked,
-                               "threads": c.runner.threads, "size": c.runner.size, "iters": len(c.times)}
-        if c.error or not c.times:
-            row["error"] = c.error or "no timed calls"
-        else:
-            stats = _stats(c.times)
-            cpu_s = float(np.median(c.cpu_times))
-            row.update(p50_ms=stats["p50_ms"], cpu_ms=cpu_s * 1e3, gflops=2 * c.runner.macs / (stats["p50_ms"] / 1e3) / 1e9,
-                       gflops_per_cpu_s=2 * c.runner.macs / cpu_s / 1e9 if cpu_s > 0 else None,
-                       spread=_spread(c.rounds))
-        out.append(row)
-    return out
-
-
-def _rows(configs: Sequence[_Config], cold: dict[int, dict], peaks: Sequence[dict], count_macs: Callable) -> list[dict]:
-    macs_cache: dict[tuple[str, int], Any] = {}
-    rows = []
-    for c in configs:
-        r = c.runner
-        info = cold[id(r)]
-        row: dict[str, Any] = {
-            "model": r.model, "engine": r.name, "setup": r.setup.label if isinstance(r, OrtRunner) else getattr(r, "setup", None),
-            "provider": r.provider, "provider_asked": getattr(r, "provider_asked", None), "threads": r.threads,
-            "batch": c.batch, "precision": r.precision, "output": r.output, "iters": len(c.times),
-            "rounds": len(c.rounds), "cold_create_s": info.get("create_s"), "cold_first_run_s": c.first_run_s,
-            "mem_load_mib": info.get("mem_load_mib"), "mem_first_run_mib": c.mem_first_run_mib,
-            "rss_peak_mib": c.rss_peak_kib / 1024 if c.rss_peak_kib else None, "error": c.error,
-        }
-        if not c.error and c.times:
-            row.update(_stats(c.times))
-            row["cpu_ms"] = float(np.median(c.cpu_times)) * 1e3
-            row["images_per_s"] = c.batch / (row["p50_ms"] / 1e3)
-            row["spread"] = _spread(c.rounds)
-        row["macs"] = row["macs_uncounted"] = None
-        if isinstance(r, OrtRunner):
-            key = (str(r.path), c.batch)
-            if key not in macs_cache:
-                macs_cache[key] = count_macs(r.path, c.batch)
-            if macs_cache[key] is not None:
-                row["macs"], row["macs_uncounted"] = macs_cache[key].total, macs_cache[key].uncounted
-        elif callable(getattr(r, "macs", None)) and not c.error:  # a baseline may count its own work
-            row["macs"] = r.macs(c.batch)
-        peak = next((p for p in peaks if p["threads"] == r.threads and "gflops" in p
-                     and p["provider_asked"] == getattr(r, "provider_asked", "cpu")), None)
-        row["peak_gflops"] = peak["gflops"] if peak else None
-        row["gflops"] = row["peak_share"] = row["peak_share_cpu"] = None
-        if row["macs"] and row.get("p50_ms"):
-            row["gflops"] = 2 * row["macs"] / (row["p50_ms"] / 1e3) / 1e9
-            if peak:
-                row["peak_share"] = row["gflops"] / peak["gflops"]
-                # Per CPU-second instead of per wall second: time spent preempted by other processes counts in
-                # neither, so on a busy machine this still compares the work itself (idle threads count neither).
-                if row["cpu_ms"] > 0 and peak.get("gflops_per_cpu_s"):
-                    row["peak_share_cpu"] = 2 * row["macs"] / (row["cpu_ms"] / 1e3) / 1e9 / peak["gflops_per_cpu_s"]
-        rows.append(row)
-    return rows
-
-
-def _add_ratios(rows: list[dict], configs: Sequence[_Config]) -> None:
-    """ratio = p50 / torch eager p50 (and / torch compile p50) at the same threads and batch, plus the range of
-    the same ratio computed inside each round (neighbours in time)."""
-    by_engine = {(row["engine"], row["threads"], row["batch"]): (row, c) for row, c in zip(rows, configs)}
-    for row, c in zip(rows, configs):
-        for engine, key in (("torch eager", "ratio"), ("torch compile", "ratio_compile")):
-            base = by_engine.get((engine, row["threads"], row["batch"]))
-            row[key] = None
-            if row["engine"].startswith("torch") or base is None or not base[0].get("p50_ms") or not row.get("p50_ms"):
-                continue
-            row[key] = row["p50_ms"] / base[0]["p50_ms"]
-            if engine == "torch eager":
-                # The same useful work for every engine: the baseline's own multiply-adds (a sub-pixel graph
-                # counts its padding work too, which `gflops` includes and this does not).
-                if base[0].get("macs"):
-                    row["useful_gflops"] = 2 * base[0]["macs"] / (row["p50_ms"] / 1e3) / 1e9
-                    if row.get("peak_gflops"):
-                        row["useful_peak_share"] = row["useful_gflops"] / row["peak_gflops"]
-                per_round = [float(np.median(a)) / float(np.median(b)) for a, b in zip(c.rounds, base[1].rounds)
-                             if a and b]
-                row["ratio_rounds"] = [min(per_round), max(per_round)] if per_round else None
+            "peak": peak_table, "rows": rows}
