@@ -131,3 +131,10 @@ def cond_model(make_model) -> Path:
 @pytest.fixture(scope="session")
 def uint8_model(make_model) -> Path:
     return make_model("uint8/generator.onnx", num_classes=3, output="uint8_nhwc")
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch) -> Path:
+    """An empty XDG cache (evaluators, reference statistics) per test; its path."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg"

@@ -40,12 +40,6 @@ def banks(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture
-def cache_home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    return tmp_path / "xdg"
-
-
 def _eval(model: Path, data: Path, evaluator: Path, json_path: Path):
     return CliRunner().invoke(main, ["eval", str(model), "--dataset", "npz", "--data-dir", str(data), "-n", str(N),
                                      "--evaluator", str(evaluator), "--json", str(json_path)])

@@ -111,12 +111,6 @@ def exported_model(tmp_path_factory) -> Path:
     return root / "model" / "generator.onnx"
 
 
-@pytest.fixture
-def cache_home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    return tmp_path / "xdg"
-
-
 # ----------------------------------------------------------------------------------------------------- evaluator
 def test_evaluator_metadata_and_outputs(evaluator_onnx, shapes_npz):
     ev = Evaluator(evaluator_onnx, batch_size=7)
