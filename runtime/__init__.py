@@ -13,7 +13,7 @@ The core, one job per module:
     images.py            grids, PNG and .npy files; `sample_to_files` behind `edgegan sample`
     files.py             atomic writes, output path and free-space checks, the cache root, file digests
     errors.py            EdgeganError and the user-facing errors of the core
-    cli.py               the `sample`, `bench` and `eval` commands (thin; imports lazily)
+    cli.py               the `edgegan sample` command (thin; imports lazily)
 
 `evaluation/` (datasets, metrics, quality) and `bench/` (the latency harness) are separate sub-packages, torch-free
 too; `import edgegan.runtime` loads neither.

@@ -1,5 +1,4 @@
-"""The generator contract (DESIGN.md): metadata keys, the I/O spec every checker compares against, the latent
-rule and pixel conversion.
+"""The generator contract (DESIGN.md): metadata keys, io_spec() every checker compares against, latents, pixels.
 
 This module is the single home of the rule that ties trainer, export and runtime together, so one seed gives
 the same picture from a checkpoint, from `generator.onnx` and from each of its variants. numpy only.

@@ -1,5 +1,4 @@
-"""The user-facing errors of the runtime core: one base class (EdgeganError) and the errors a model file or an
-argument to a Generator can cause.
+"""User-facing errors of the runtime core: the EdgeganError base, bad model files, bad Generator arguments.
 
 The `edgegan` command turns these into a one-line message and exit status 1; anything else is a bug and keeps
 its traceback.

@@ -1,5 +1,7 @@
-"""Atomic file writes: a crash or Ctrl-C mid-write leaves the previous file intact; output paths checked before the
-work that fills them (stdlib only)."""
+"""Files: atomic writes, output-path and free-space checks, the one cache root, file digests (stdlib only).
+
+A crash or Ctrl-C mid-write leaves the previous file intact; output paths are checked before the work that fills
+them."""
 from __future__ import annotations
 
 import hashlib

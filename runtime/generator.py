@@ -1,5 +1,4 @@
-"""`Generator`: load an edgegan `generator.onnx` (or a variant, or a TensorRT engine) and turn seeds into uint8
-images.
+"""`Generator`: load an edgegan generator.onnx (a variant, or a TensorRT engine) and turn seeds into uint8 images.
 
 numpy + onnxruntime only. The file describes itself (runtime/contract.py): latent size, classes, image shape,
 output form and precision are read from its metadata, and its inputs and outputs are checked against the
@@ -57,6 +56,7 @@ __all__ = [
     "ProviderError", "read_contract", "truncated_latents", "slerp", "available_memory", "check_memory",
     "MODEL_SUFFIXES", "MEMORY_HINT", "check_signature", "load_session", "resolve_model_path",
 ]
+
 
 class ModelOutputError(ContractError):
     """A run returned an image tensor whose shape or dtype is not the one the model's contract promises."""

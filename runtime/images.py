@@ -1,5 +1,6 @@
-"""Pixels out: image grids, PNG and streamed .npy files (each written atomically) and `sample_to_files`, the
-library side of `edgegan sample` (numpy + Pillow)."""
+"""Pixels out: image grids, PNG and streamed .npy files, and `sample_to_files` behind `edgegan sample`.
+
+Each file is written atomically; numpy + Pillow (imported when a PNG is written)."""
 from __future__ import annotations
 
 import io

@@ -1,5 +1,4 @@
-"""Class labels a caller passes to a conditional Generator (indices or class names) -> int64 label arrays, checked
-against the model's contract (numpy only)."""
+"""Class labels (indices or class names) -> int64 label arrays, checked against a model's contract (numpy only)."""
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,5 +1,6 @@
-"""Latents beyond the contract's plain rule (truncation, interpolation) and the checks of what a caller passes
-to a Generator: image count, seed, truncation, latents (numpy only)."""
+"""Truncated and interpolated latents, and the checks of a Generator's counts, seeds, truncation and latents.
+
+The plain latent rule itself is the contract's `draw_latents`; numpy only."""
 from __future__ import annotations
 
 import math
