@@ -7,16 +7,17 @@ import pytest
 from onnx import TensorProto
 
 from edgegan.export.onnx import TAIL_PREFIX, append_uint8_tail, export_generator, op_counts, set_contract_metadata
-from edgegan.export.pipeline import _torch_reference, build_contract
+from edgegan.export.pipeline import _torch_reference
 from edgegan.export.variants import VariantError, convert_fp16, convert_to_ort
 from edgegan.export.verify import CachedReference, make_session, verify_variant
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract
+from edgegan.trainer.contract import checkpoint_contract
 from edgegan.trainer.sample import load_generator
 
 
 def _setup(ckpt, output):
     G, cfg, state = load_generator(ckpt)
-    contract = build_contract(cfg, state, ema=True, output=output)
+    contract = checkpoint_contract(cfg, state, ema=True, output=output)
     core_contract = GeneratorContract(**{**contract.to_dict(), "output": OUTPUT_FLOAT_NCHW})
     model, _ = export_generator(G, core_contract)
     if output == OUTPUT_UINT8_NHWC:

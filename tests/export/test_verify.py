@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from edgegan.export.onnx import _ContractModule, export_generator, set_contract_metadata
-from edgegan.export.pipeline import _torch_reference, build_contract
+from edgegan.export.pipeline import _torch_reference
 from edgegan.export.verify import (
     TOLERANCES,
     AtolError,
@@ -23,6 +23,7 @@ from edgegan.export.verify import (
 )
 from edgegan.runtime.contract import KEY_NZ, OUTPUT_FLOAT_NCHW
 from edgegan.runtime.errors import EdgeganError
+from edgegan.trainer.contract import checkpoint_contract
 from edgegan.trainer.sample import load_generator
 
 ALL_CHECKS = ["onnx_checker", "interface", "metadata", "vs_torch_batch1", "vs_torch_batch3", "vs_torch_batch17",
@@ -32,7 +33,7 @@ ALL_CHECKS = ["onnx_checker", "interface", "metadata", "vs_torch_batch1", "vs_to
 @pytest.fixture(scope="module")
 def cond(dcgan_cond_ckpt):
     G, cfg, state = load_generator(dcgan_cond_ckpt)
-    contract = build_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
+    contract = checkpoint_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
     return G, contract, CachedReference(_torch_reference(G))
 
 
