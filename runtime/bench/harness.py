@@ -44,11 +44,14 @@ from typing import Any
 
 import numpy as np
 
+from edgegan.runtime.bench.macs import count_macs
 from edgegan.runtime.bench.machine import MEMORY_METHOD, _Memory, machine_info, machine_slug, pinned
 from edgegan.runtime.bench.rows import TimedConfig, add_ratios, config_rows, peak_rows
 from edgegan.runtime.bench.runners import (
     PEAK_SIZE, BenchError, MatmulRunner, OrtRunner, Runner, SessionSetup, matmul_model, parse_setup,
 )
+from edgegan.runtime.external_data import check_model_file
+from edgegan.runtime.generator import resolve_model_path
 from edgegan.runtime.providers import PROVIDERS, ProviderError
 
 __all__ = [
@@ -266,10 +269,6 @@ def run_bench(
     Raises:
         BenchError, ProviderError, ModelFileError, ContractError (EdgeganError): bad options or models.
     """
-    from edgegan.runtime.external_data import check_model_file
-    from edgegan.runtime.generator import resolve_model_path
-    from edgegan.runtime.bench.macs import count_macs
-
     batches, threads = parse_int_list(batches, "batch"), parse_int_list(threads, "threads")
     providers = parse_providers(providers)
     setups = [s if isinstance(s, SessionSetup) else parse_setup(s) for s in setups] or [SessionSetup()]
