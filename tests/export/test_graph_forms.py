@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 import numpy as np
 import onnx
@@ -11,9 +12,17 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from edgegan.export import graph_forms as gf
+from edgegan.export.ir_version import cap_ir_version
 from edgegan.export.onnx import export_generator
 from edgegan.trainer.contract import checkpoint_contract
-from edgegan.runtime.contract import BATCH_AXIS, KEY_PRECISION, OUTPUT_FLOAT_NCHW, GeneratorContract
+from edgegan.runtime.contract import (
+    BATCH_AXIS,
+    KEY_PRECISION,
+    OUTPUT_FLOAT_NCHW,
+    GeneratorContract,
+    default_labels,
+    draw_latents,
+)
 from edgegan.trainer.sample import load_generator
 
 BATCHES = (1, 3, 17)
@@ -45,7 +54,7 @@ def _convtranspose_model(cin: int, cout: int, h: int, w: int, *, bias: bool, act
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [BATCH_AXIS, cin, h, w])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH_AXIS, cout, None, None])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model = cap_ir_version(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
     model.metadata_props.add(key="edgegan.test", value="kept")
     return model
 
@@ -147,7 +156,7 @@ def _first_layer_model(nz: int, cout: int, k: int, *, via_reshape: bool, bias: b
         nodes[0].input[0] = "z"
         inp = helper.make_tensor_value_info("z", TensorProto.FLOAT, [BATCH_AXIS, nz, 1, 1])
     graph = helper.make_graph(nodes, "g", [inp], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH_AXIS, cout, k, k])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return cap_ir_version(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
 
 
 @pytest.mark.parametrize("via_reshape", [True, False])
@@ -167,7 +176,8 @@ def test_first_layer_becomes_gemm(via_reshape, bias):
         assert np.abs(got - expected).max() <= TOL * 10  # sums of 10 O(1) products
 
 
-def test_batchnorm_folds_into_convtranspose():
+def test_batchnorm_is_left_to_the_torch_side():
+    """export/onnx.py folds BatchNorm in PyTorch; a BatchNormalization still in the graph stays, and stays exact."""
     model = _convtranspose_model(4, 6, 5, 5, bias=True)
     rng = np.random.default_rng(5)
     params = [rng.uniform(0.5, 1.5, 6), rng.uniform(-0.3, 0.3, 6), rng.uniform(-0.5, 0.5, 6), rng.uniform(0.3, 2.0, 6)]
@@ -175,10 +185,11 @@ def test_batchnorm_folds_into_convtranspose():
         model.graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), name))
     model.graph.node[0].output[0] = "t"
     model.graph.node.append(helper.make_node("BatchNormalization", ["t", "g", "be", "m", "v"], ["y"], epsilon=1e-3))
-    folded = gf.fold_batchnorm(model)
-    assert [n.op_type for n in folded.graph.node] == ["ConvTranspose"]
+    rewritten = gf.to_subpixel(model, min_out_channels=1)
+    ops = [n.op_type for n in rewritten.graph.node]
+    assert "ConvTranspose" not in ops and ops[-1] == "BatchNormalization"
     x = np.random.default_rng(0).standard_normal((3, 4, 5, 5)).astype(np.float32)
-    assert np.abs(_run(folded, {"x": x}) - _run(model, {"x": x})).max() <= TOL
+    assert np.abs(_run(rewritten, {"x": x}) - _run(model, {"x": x})).max() <= TOL
 
 
 # --------------------------------------------------------------------------- whole generators from the exporter
@@ -254,3 +265,32 @@ def test_mlp_generator_passes_through(mlp_cond_ckpt):
     feeds = {"z": np.random.default_rng(0).standard_normal((3, contract.nz)).astype(np.float32),
              "label": np.arange(3, dtype=np.int64) % contract.num_classes}
     assert np.abs(_run(fast, feeds) - _run(model, feeds)).max() <= TOL
+
+
+# Output of optimize_fp32 before its plumbing moved to export/graph_edit.py (and BatchNorm folding to
+# torch.nn.utils.fusion): image[:, -1, H // 2, 8:14] for draw_latents(3, nz, 0) (+ default_labels), and the ops.
+OLD_OPTIMIZED = {
+    "dcgan28_cond": ([[-0.451483, -0.714387, -0.422669, -0.406883, -0.506908, -0.433104],
+                      [-0.792013, -0.253694, -0.361318, 0.854254, -0.377607, 0.14269],
+                      [-0.368505, -0.186822, 0.031241, 0.364757, -0.052768, 0.587117]],
+                     {"Gather": 1, "Concat": 4, "Gemm": 1, "Relu": 5, "Reshape": 2, "Conv": 4, "Transpose": 5,
+                      "Unsqueeze": 4, "ConvTranspose": 1, "Tanh": 1}),
+    "dcgan32_rgb": ([[-0.101057, -0.551471, 0.451153, -0.593499, 0.562248, 0.587241],
+                     [-0.05973, 0.55004, 0.174336, -0.015324, 0.723829, 0.204986],
+                     [0.048566, -0.100308, 0.518595, -0.315962, -0.063781, -0.001618]],
+                    {"Gemm": 1, "Relu": 9, "Reshape": 3, "Conv": 8, "Transpose": 10, "Unsqueeze": 8, "Concat": 6,
+                     "ConvTranspose": 1, "Tanh": 1}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OLD_OPTIMIZED))
+def test_optimized_graph_is_the_one_we_shipped(exported_models, name):
+    model, _, contract = exported_models[name]
+    fast = gf.optimize_fp32(model)
+    pixels, ops = OLD_OPTIMIZED[name]
+    feeds = {"z": draw_latents(3, contract.nz, 0)}
+    if contract.conditional:
+        feeds["label"] = default_labels(3, contract.num_classes)
+    got = _run(fast, feeds)[:, -1, contract.height // 2, 8:14]
+    assert np.abs(got - np.array(pixels, np.float32)).max() <= TOL
+    assert Counter(n.op_type for n in fast.graph.node) == ops
