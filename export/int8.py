@@ -1,13 +1,12 @@
-"""Static int8 (QDQ) quantization of an exported generator, in the form onnxruntime's CPU provider runs fast.
+"""Static int8 quantization of an exported generator, in the form onnxruntime's CPU provider runs fast.
 
 onnxruntime's CPU provider has no int8 ConvTranspose kernel: a QDQ ConvTranspose runs dequantize -> fp32
 ConvTranspose -> quantize, slower than plain fp32 (REFERENCE.md). So the model is first rewritten exactly into
 its sub-pixel form (`edgegan.export.graph_forms.to_subpixel`: every stride-2 upsampling ConvTranspose becomes 2x2
-Convs, the first layer a Gemm), whose Convs run as QLinearConv (and the Gemm, if quantized, as QGemm) on u8
-activations and s8 per-channel weights. By default the first layer (it reads z) and the image layer stay float.
-
-Calibration follows the generator contract: latents `draw_latents(n, nz, seed)` and, for a conditional model,
-labels `default_labels(n, num_classes)`.
+Convs, the first layer a Gemm), whose Convs run as QLinearConv on u8 activations and s8 per-channel weights
+(QDQ, quantize_static). The first layer, which reads z and holds most of a DCGAN's weights (100 x 12,544 at
+28x28), becomes an exact u8 x u8 integer Gemm with z kept to ~6e-5 (export/int8_gemm.py says why not QGemm).
+By default only the image layer stays float; build_int8 names every float layer left, with the reason.
 """
 from __future__ import annotations
 
@@ -18,49 +17,27 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
 from edgegan.export.graph_forms import IMAGE_LAYER_CHANNELS, LAYOUTS, SUBPIXEL_FORMS, to_subpixel
-from edgegan.runtime.contract import (
-    INPUT_LABEL, INPUT_LATENT, KEY_PRECISION, GeneratorContract, default_labels, draw_latents,
+from edgegan.export.int8_calibration import (  # noqa: F401 - ContractCalibration is part of this module's API
+    CALIBRATION_BATCH, ContractCalibration, shared_concat_ranges, tensor_ranges,
 )
+from edgegan.export.int8_gemm import gemm_operands, integer_gemm
+from edgegan.runtime.contract import KEY_PRECISION, GeneratorContract
 from edgegan.runtime.errors import EdgeganError
 
-CALIBRATION_BATCH = 32  # latents per calibration run: enough to fill the kernels, small in memory
 CALIBRATION_METHODS = ("MinMax", "Percentile", "Entropy")
-# Measured defaults (benchmarks/results/graph_forms.md): see build_int8.
+# Measured defaults (benchmarks/results/graph_forms.md, benchmarks/results/int8/README.md): see build_int8.
 DEFAULT_FORM = "phases"
 DEFAULT_LAYOUT = "nhwc"
-DEFAULT_FLOAT_LAYERS = ("first", "last")
+DEFAULT_FLOAT_LAYERS = ("last",)
+FIRST_LAYER_PASSES = 2  # z on a u8 grid plus its rounding residual: see export/int8_gemm.py
+_WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 class Int8Error(EdgeganError):
     """The int8 variant cannot be built from this model (bad file, unsupported graph, bad option)."""
-
-
-class ContractCalibration(CalibrationDataReader):
-    """Calibration batches drawn by the contract's latent rule (one draw of n latents, split in batches)."""
-
-    def __init__(self, contract: GeneratorContract, samples: int, seed: int, batch: int = CALIBRATION_BATCH):
-        z = draw_latents(samples, contract.nz, seed)  # [n, nz]
-        labels = default_labels(samples, contract.num_classes) if contract.conditional else None
-        self._batches = []
-        for start in range(0, samples, batch):
-            feed = {INPUT_LATENT: z[start:start + batch]}
-            if labels is not None:
-                feed[INPUT_LABEL] = labels[start:start + batch]
-            self._batches.append(feed)
-        self._next = 0
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._next >= len(self._batches):
-            return None
-        self._next += 1
-        return self._batches[self._next - 1]
-
-    def rewind(self) -> None:
-        self._next = 0
 
 
 def final_layer_nodes(model: onnx.ModelProto) -> list[str]:
@@ -131,69 +108,11 @@ def quantize_model(model: onnx.ModelProto, contract: GeneratorContract, out_path
         )
 
 
-_DATA_MOVEMENT = ("Unsqueeze", "Transpose", "Reshape", "Concat")
-
-
-def shared_concat_ranges(model: onnx.ModelProto, reader: ContractCalibration) -> dict[str, list[dict]]:
-    """One u8 range for all the tensors a Concat joins (through data movement), from an fp32 calibration pass.
-
-    The "phases" sub-pixel form computes a layer as four Convs whose outputs are interleaved by Concat. Each Conv
-    output calibrated on its own gets its own u8 scale, and the int8 Concat then requantizes three of them to
-    the joint scale: a second rounding. Calibrating the four on their union range puts them on the joint grid
-    from the start, so the layer is quantized exactly as the one-Conv "crop" form would be (measured: mean error
-    -10%, max error -15% at 64x64).
-
-    Args:
-        model: the fp32 model about to be quantized.
-        reader: calibration batches (rewound by the caller afterwards).
-
-    Returns:
-        quantize_static TensorQuantOverrides: tensor name -> [{"rmin", "rmax"}], empty when there is no Concat.
-    """
-    producers = {o: n for n in model.graph.node for o in n.output}
-    groups: list[list[str]] = []
-    for node in model.graph.node:
-        if node.op_type != "Concat":
-            continue
-        sources, stack = [], list(node.input)
-        while stack:  # back through Unsqueeze/Transpose/Reshape/Concat to the computed tensors
-            name = stack.pop()
-            producer = producers.get(name)
-            if producer is not None and producer.op_type in _DATA_MOVEMENT:
-                stack.extend(producer.input if producer.op_type == "Concat" else producer.input[:1])
-            else:
-                sources.append(name)
-        if len(sources) > 1 and all(name in producers for name in sources):
-            groups.append(sources)
-    if not groups:
-        return {}
-    names = sorted({name for group in groups for name in group})
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    for name in names:
-        probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    lo = {name: 0.0 for name in names}  # u8 ranges always include 0
-    hi = {name: 0.0 for name in names}
-    reader.rewind()
-    for feed in iter(reader.get_next, None):
-        for name, value in zip(names, session.run(names, feed)):
-            lo[name], hi[name] = min(lo[name], float(value.min())), max(hi[name], float(value.max()))
-    overrides: dict[str, list[dict]] = {}
-    for group in groups:
-        rmin, rmax = min(lo[name] for name in group), max(hi[name] for name in group)
-        for name in group:
-            overrides[name] = [{"rmin": np.float32(rmin), "rmax": np.float32(rmax)}]
-    return overrides
-
-
 def first_layer_nodes(model: onnx.ModelProto) -> list[str]:
     """Name of the first weighted node (Conv/ConvTranspose/Gemm/MatMul) in graph order: the one reading z.
 
-    Keeping it in float keeps z itself in float: a u8 grid over the latents' range (about +-4.5) adds noise of up
-    to ~0.018 to every latent, which the whole generator then amplifies.
+    quantize_static leaves it in float; build_int8 then rewrites it as an exact integer Gemm (export/int8_gemm.py)
+    that keeps z's precision, unless float_layers keeps it float.
     """
     for node in model.graph.node:
         if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
@@ -204,26 +123,13 @@ def first_layer_nodes(model: onnx.ModelProto) -> list[str]:
 def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *, calibration_samples: int = 256,
                calibration_seed: int = 1234, per_channel: bool = True, form: str = DEFAULT_FORM,
                layout: str = DEFAULT_LAYOUT, float_layers: tuple[str, ...] = DEFAULT_FLOAT_LAYERS,
-               method: str = "MinMax") -> dict[str, Any]:
-    """Build `generator.int8.onnx` from the fp32 export: sub-pixel form, static QDQ, atomic write.
+               method: str = "MinMax", first_layer_passes: int = FIRST_LAYER_PASSES) -> dict[str, Any]:
+    """Build `generator.int8.onnx` from the fp32 export: sub-pixel form, int8 weights, atomic write.
 
-    The defaults are the measured best on onnxruntime's CPU provider (benchmarks/graph_forms.py, int8 rows of
-    benchmarks/results/graph_forms.md): sub-pixel "phases" form interleaved channels-last, the first layer
-    (reads z) and the image layer (feeds Tanh; stays a ConvTranspose) in float, everything between int8.
-    DCGAN 28x28 with trained weights, 1 thread, one interleaved run (medians of 12 rounds):
-
-    | int8 variant | batch 1 ms | batch 64 ms | max / mean abs error vs torch |
-    | --- | ---: | ---: | --- |
-    | naive fp32 export (reference) | 0.80 | 50.7 | 9e-7 / 1e-7 |
-    | optimized fp32 (graph_forms.optimize_fp32) | 0.54 | 31.4 | 8e-7 / 1e-7 |
-    | QDQ on the ConvTranspose graph (no int8 kernel: slower than fp32) | 1.22 | 57.8 | 5.7e-2 / 6.2e-3 |
-    | REFERENCE.md's 3x3 form, every layer int8 | 0.44 | 23.0 | 5.1e-2 / 6.0e-3 |
-    | this default | 0.24 | 12.1 | 1.8e-2 / 1.9e-3 |
-    | same, z and the first Gemm int8 too | 0.26 | 10.9 | 5.0e-2 / 4.2e-3 |
-
-    So int8 here is 0.30x / 0.24x the naive fp32 latency and 0.45x / 0.39x the optimized fp32 one. At 64x64
-    (random-init weights scaled to the full output range): 0.69 ms / 41.0 ms, 0.27x / 0.29x naive fp32, error
-    7.3e-2 / 7.0e-3. Keeping z in float costs ~10% at batch 64 and nothing at batch 1, and halves the error.
+    The defaults are the measured best on onnxruntime's CPU provider (benchmarks/results/int8/README.md; the
+    forms in benchmarks/results/graph_forms.md): sub-pixel "phases" form interleaved channels-last, the first
+    layer an exact u8 x u8 integer Gemm in two passes, the upsampling Convs QDQ int8, the image layer (feeds
+    Tanh; stays a ConvTranspose) in float. MEASURED_TABLE
 
     Args:
         fp32_path: the verified fp32 `generator.onnx`.
@@ -231,14 +137,16 @@ def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *, 
         contract: the generator contract; written back with precision "int8".
         calibration_samples: number of contract latents used to calibrate activation ranges.
         calibration_seed: seed of those latents.
-        per_channel: per-output-channel weight scales (the right axis for each op type).
+        per_channel: per-output-channel weight scales for the QDQ layers (the right axis for each op type).
         form: sub-pixel arrangement (edgegan.export.graph_forms.SUBPIXEL_FORMS).
         layout: phase interleave layout (edgegan.export.graph_forms.LAYOUTS).
         float_layers: any of "first" (the layer reading z) and "last" (the image layer) to keep in float.
-        method: calibration method, "MinMax", "Percentile" or "Entropy".
+        method: calibration method of the QDQ layers, "MinMax", "Percentile" or "Entropy".
+        first_layer_passes: 2 (z exact to ~6e-5) or 1 (z on one u8 grid) for the integer first layer.
 
     Returns:
-        Info for the export report: form, quantized op counts, calibration method, ops left in float.
+        Info for the export report: form, quantized op counts, calibration, the first layer's form, and
+        `float_ops`: each layer left in float as "name (op type): reason".
 
     Raises:
         Int8Error: unreadable fp32 model, bad option.
@@ -247,10 +155,12 @@ def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *, 
     if calibration_samples <= 0:
         raise Int8Error(f"calibration samples must be positive, got {calibration_samples}")
     unknown = set(float_layers) - {"first", "last"}
-    if unknown or form not in SUBPIXEL_FORMS or layout not in LAYOUTS or method not in CALIBRATION_METHODS:
+    if unknown or form not in SUBPIXEL_FORMS or layout not in LAYOUTS or method not in CALIBRATION_METHODS \
+            or first_layer_passes not in (1, 2):
         raise Int8Error(f"bad int8 option: form {form!r} (one of {SUBPIXEL_FORMS}), layout {layout!r} "
                         f"(one of {LAYOUTS}), float_layers {tuple(float_layers)!r} (first, last), "
-                        f"method {method!r} (one of {CALIBRATION_METHODS})")
+                        f"method {method!r} (one of {CALIBRATION_METHODS}), "
+                        f"first_layer_passes {first_layer_passes!r} (1 or 2)")
     try:
         fp32 = onnx.load(fp32_path)
     except Exception as exc:  # noqa: BLE001 - missing file, not protobuf, truncated: all the user's to fix
@@ -261,20 +171,24 @@ def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *, 
     for i, node in enumerate(model.graph.node):  # quantize_static addresses nodes by name
         if not node.name:
             node.name = f"node_{i}_{node.op_type}"
-    keep_float = []
+    last = final_layer_nodes(model)
+    first = [n for n in first_layer_nodes(model) if n not in last]
+    reasons = {name: _last_reason(model, name) for name in last} if "last" in float_layers else {}
     if "first" in float_layers:
-        keep_float += first_layer_nodes(model)
-    if "last" in float_layers:
-        keep_float += [n for n in final_layer_nodes(model) if n not in keep_float]
+        reasons.update({name: "kept float by float_layers=('first', ...)" for name in first})
+    integer_first = [] if "first" in float_layers else _integer_gemm_nodes(model, first, reasons)
+    reader = ContractCalibration(contract, calibration_samples, calibration_seed)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # quantize_static leaves the first layer float too; it becomes an integer Gemm right after.
         quantize_model(model, contract, tmp, calibration_samples=calibration_samples,
-                       calibration_seed=calibration_seed, per_channel=per_channel, keep_float=keep_float,
-                       method=method)
+                       calibration_seed=calibration_seed, per_channel=per_channel,
+                       keep_float=[*reasons, *integer_first], method=method)
         quantized = onnx.load(tmp)
+        first_info = _rewrite_first_layer(quantized, model, integer_first, reader, first_layer_passes)
         _set_metadata(quantized, fp32, contract)
         onnx.save(quantized, tmp)
         with open(tmp, "rb") as fh:
@@ -282,17 +196,62 @@ def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *, 
         os.replace(tmp, out_path)
     finally:
         tmp.unlink(missing_ok=True)
-    ops = {n.name: n.op_type for n in quantized.graph.node}
+    ops = {n.name: n.op_type for n in model.graph.node}
+    counts = _quantized_op_counts(quantized)
+    for name in integer_first:  # the integer Gemm(s): MatMulInteger pass(es) in the file
+        counts[ops[name]] = counts.get(ops[name], 0) + 1
     return {
         "form": f"sub-pixel {form}/{layout}: stride-2 ConvTranspose -> 2x2 Conv(s) + phase interleave; "
                 "first layer Gemm" + ("; image layer kept as ConvTranspose" if keep_last_ct else ""),
         "format": "QDQ, u8 activations, s8 weights" + (", per-channel" if per_channel else ", per-tensor"),
         "calibration": {"method": method, "samples": calibration_samples, "seed": calibration_seed,
                         "latents": "draw_latents(n, nz, seed)" + (", default_labels" if contract.conditional else "")},
-        "quantized_ops": _quantized_op_counts(quantized),
-        "float_ops": [f"{name} ({ops.get(name, '?')})" for name in keep_float],
+        "quantized_ops": counts,
+        "first_layer": first_info,
+        "float_ops": [f"{name} ({ops.get(name, '?')}): {reason}" for name, reason in reasons.items()],
         "float_layers": list(float_layers),
     }
+
+
+def _last_reason(model: onnx.ModelProto, name: str) -> str:
+    """Why the image layer stays float, with its share of the model's weights."""
+    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+    node = next(n for n in model.graph.node if n.name == name)
+    weights = sizes.get(node.input[1], 0) if len(node.input) > 1 else 0
+    total = sum(sizes[n.input[1]] for n in model.graph.node if n.op_type in _WEIGHTED and len(n.input) > 1
+                and n.input[1] in sizes)
+    why = ("no int8 ConvTranspose kernel on the CPU provider and, as a sub-pixel Conv, its few output channels "
+           "measured slower (benchmarks/results/int8/README.md)" if node.op_type == "ConvTranspose" else
+           "float_layers keeps it")
+    return (f"image layer ({weights:,} weights, {100 * weights / max(total, 1):.1f}% of the model): {why}; in float "
+            "the image gets no u8 grid before Tanh")
+
+
+def _integer_gemm_nodes(model: onnx.ModelProto, first: list[str], reasons: dict[str, str]) -> list[str]:
+    """The first-layer nodes the integer Gemm rewrite handles; the others get their reason in `reasons`."""
+    nodes = {n.name: n for n in model.graph.node}
+    handled = []
+    for name in first:
+        if nodes[name].op_type in ("Gemm", "MatMul") and gemm_operands(model, nodes[name]) is not None:
+            handled.append(name)
+        else:
+            reasons[name] = f"first layer is a {nodes[name].op_type} the integer Gemm rewrite does not handle"
+    return handled
+
+
+def _rewrite_first_layer(quantized: onnx.ModelProto, fp32: onnx.ModelProto, names: list[str],
+                         reader: ContractCalibration, passes: int) -> dict[str, Any] | None:
+    """Replace the float first-layer Gemm(s) of the quantized model by integer Gemms calibrated on `fp32`."""
+    if not names:
+        return None
+    inputs = {n.name: n.input[0] for n in fp32.graph.node if n.name in names}
+    ranges = tensor_ranges(fp32, sorted(set(inputs.values())), reader)
+    done = {}
+    for name in names:
+        lo, hi = ranges[inputs[name]]
+        done[name] = integer_gemm(quantized, name, max(-lo, hi), passes)
+    return {"form": "MatMulInteger u8 x u8 (zero point 128, per-column weight scales), float output",
+            "passes": passes, "nodes": done}
 
 
 def _set_metadata(model: onnx.ModelProto, fp32: onnx.ModelProto, contract: GeneratorContract) -> None:

@@ -1,4 +1,5 @@
-"""export/int8.py: the sub-pixel form quantized with contract calibration latents, written atomically."""
+"""export/int8.py: the sub-pixel form quantized with contract calibration latents, the first layer an exact integer
+Gemm (export/int8_gemm.py), written atomically."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,9 @@ import pytest
 from onnx import numpy_helper
 
 from edgegan.export.int8 import ContractCalibration, Int8Error, build_int8, final_layer_nodes
+from edgegan.export.int8_gemm import MAX_K, integer_gemm
 from edgegan.export.onnx import export_generator
+from edgegan.export.verify import TOLERANCES
 from edgegan.trainer.contract import checkpoint_contract
 from edgegan.runtime.contract import (
     KEY_PRECISION, OUTPUT_FLOAT_NCHW, GeneratorContract, default_labels, draw_latents,
@@ -77,8 +80,8 @@ def test_upsampling_runs_as_qlinearconv_on_the_cpu_provider(built, tmp_path):
     runtime_ops = [n.op_type for n in onnx.load(optimized).graph.node]
     # onnxruntime fused DQ -> Conv -> Q into its int8 kernel, one per phase of the 7x7 -> 14x14 layer
     assert runtime_ops.count("QLinearConv") == 4
-    assert info["quantized_ops"] == {"Conv": 4}
-    assert info["float_layers"] == ["first", "last"] and "Gemm" in floats and "ConvTranspose" in floats
+    assert info["quantized_ops"] == {"Conv": 4, "Gemm": 1}
+    assert info["float_layers"] == ["last"] and "Gemm" not in floats and "ConvTranspose" in floats
 
 
 def test_weights_are_per_output_channel(built):
@@ -174,7 +177,7 @@ def test_everything_quantized_option(tmp_path, built):
     optimized = tmp_path / "optimized.onnx"
     _session(out, optimized)
     runtime_ops = [n.op_type for n in onnx.load(optimized).graph.node]
-    assert "QGemm" in runtime_ops and runtime_ops.count("QLinearConv") == 2
+    assert "MatMulInteger" in runtime_ops and runtime_ops.count("QLinearConv") == 2
     feeds = _feeds(contract, 5, seed=1)
     err = np.abs(_session(out).run(None, feeds)[0] - _session(fp32).run(None, feeds)[0])
     # Looser than the default int8: z itself is on a u8 grid here, and the conditional BatchNorm's per-class gain
@@ -196,7 +199,7 @@ def test_mlp_generator_quantizes_its_gemms(tmp_path, mlp_ckpt):
     contract = _export(mlp_ckpt, fp32)
     out = tmp_path / "generator.int8.onnx"
     info = build_int8(fp32, out, contract, calibration_samples=32)
-    assert info["quantized_ops"] == {"Gemm": 2}  # 4 Gemms, the first (reads z) and last (image) in float
+    assert info["quantized_ops"] == {"Gemm": 3}  # 4 Gemms, the last (image) in float
     feeds = _feeds(contract, 3, seed=0)
     err = np.abs(_session(out).run(None, feeds)[0] - _session(fp32).run(None, feeds)[0])
     # LeakyRelu outputs keep a signed u8 range (no ReLU to fold away): coarser than the DCGAN's steps
@@ -220,3 +223,84 @@ def test_phase_convs_share_one_range(built):
                 q = next(n for n in consumers[q.output[0]] if n.op_type == "QuantizeLinear")
             scales.add((float(inits[q.input[1]]), int(inits[q.input[2]])))
     assert len(scales) == 1
+
+
+# ------------------------------------------------------------------ the first layer: integer Gemm, int8 weights
+@pytest.fixture(scope="module")
+def wide_z(tmp_path_factory):
+    """A DCGAN 28x28 whose first layer dominates, as at full width: nz 128 -> 32 x 7 x 7 holds 96% of the weights."""
+    from tests.export.conftest import make_checkpoint
+
+    tmp = tmp_path_factory.mktemp("int8_wide_z")
+    fp32 = tmp / "generator.onnx"
+    contract = _export(make_checkpoint(tmp / "wide_z.pt", nz=128, seed=3, weight_scale=4.0), fp32)
+    out = tmp / "generator.int8.onnx"
+    return fp32, out, contract, build_int8(fp32, out, contract, calibration_samples=64)
+
+
+def test_int8_file_is_under_a_third_of_fp32_when_the_first_layer_dominates(wide_z):
+    fp32, out, _, info = wide_z
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(out).graph.initializer}
+    first = [a for a in inits.values() if a.dtype == np.int8 and a.ndim == 2]  # the integer Gemm's [K, N] weight
+    assert len(first) == 1 and first[0].shape[0] == 128
+    assert not [a for a in inits.values() if a.dtype == np.float32 and a.size >= first[0].shape[0] * 16]
+    assert out.stat().st_size <= 0.3 * fp32.stat().st_size, (out.stat().st_size, fp32.stat().st_size)
+    assert info["first_layer"]["passes"] == 2
+
+
+def test_first_layer_runs_as_integer_matmuls(wide_z):
+    _, out, _, info = wide_z
+    ops = [n.op_type for n in onnx.load(out).graph.node]
+    assert ops.count("MatMulInteger") == 2 and "Gemm" not in ops  # two passes: z's grid and its rounding residual
+    (name,) = info["first_layer"]["nodes"]
+    assert info["first_layer"]["nodes"][name]["weights"] == 128 * 32 * 7 * 7
+
+
+def test_remaining_float_layers_are_reported_with_the_reason(wide_z):
+    _, out, _, info = wide_z
+    (entry,) = info["float_ops"]
+    assert entry.startswith(final_layer_nodes_of(out)[0]) and "(ConvTranspose): image layer (256 weights" in entry
+    assert "no int8 ConvTranspose kernel" in entry
+
+
+def final_layer_nodes_of(path):
+    return [n.name for n in onnx.load(path).graph.node if n.op_type == "ConvTranspose"]
+
+
+def test_outputs_stay_within_the_int8_export_tolerance(wide_z):
+    fp32, out, contract, _ = wide_z
+    tol = TOLERANCES["int8"]
+    s32, s8 = _session(fp32), _session(out)
+    for batch in (1, 17):
+        feeds = _feeds(contract, batch, seed=batch + 40)
+        err = np.abs(s8.run(None, feeds)[0] - s32.run(None, feeds)[0])
+        assert err.max() < tol.vs_torch_max and err.mean() < tol.vs_torch_mean, (batch, err.max(), err.mean())
+
+
+def test_integer_gemm_is_exact_up_to_weight_rounding(tmp_path):
+    """Two passes carry z to ~1/126 of its grid step: the result matches x @ dequantized(W) to float rounding,
+    including x beyond the calibrated range (clipped) never leaving the 7-bit grid (no kernel saturation)."""
+    rng = np.random.default_rng(0)
+    k, n = 100, 300
+    w = rng.normal(size=(k, n)).astype(np.float32)
+    b = rng.normal(size=n).astype(np.float32)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="first")], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", k])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", n])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    assert integer_gemm(model, "first", input_absmax=4.0) == {"weights": k * n, "passes": 2}
+    onnx.checker.check_model(model)
+    assert not [t for t in model.graph.initializer if t.name == "w"]
+    x = rng.normal(size=(64, k)).astype(np.float32)
+    x[0, :3] = [7.0, -9.0, 4.0]  # beyond the calibrated +-4: clipped to +-4
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    scale = np.abs(w).max(axis=0) / 127
+    w_deq = np.clip(np.rint(w / scale), -127, 127) * scale
+    want = np.clip(x, -4.0, 4.0) @ w_deq + b
+    step = 4.0 / 63 / 126  # the residual grid: z is exact to half of it
+    assert np.abs(got - want).max() <= np.abs(w_deq).sum(axis=0).max() * step, np.abs(got - want).max()
+    with pytest.raises(ValueError, match="passes"):
+        integer_gemm(model, "first", 4.0, passes=3)
+    assert MAX_K > 1000  # z joined to a label embedding stays far inside int32
