@@ -113,11 +113,12 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
         ckpt = load_checkpoint(resume_from, map_location="cpu") if resume_from is not None else None
     if resume and ctx.enabled:  # rank 0 alone reads: other nodes need no shared file system
         ckpt = dist_utils.broadcast_object(ckpt, ctx)
-    # From here on `cfg` is the run's own copy: the caller's object is never changed.
-    cfg = _restore_recipe(cfg, ckpt) if ckpt is not None else replace(cfg, model=replace(cfg.model))
+    if ckpt is not None:
+        cfg = _restore_recipe(cfg, ckpt)
     cfg.validate()
     device = ctx.device
-    cfg.amp = resolve_amp(cfg.amp, device)  # config.json and checkpoints record what ran
+    # Every change below makes a new config (dataclasses.replace): the caller's TrainConfig is never modified.
+    cfg = replace(cfg, amp=resolve_amp(cfg.amp, device))  # config.json and checkpoints record what ran
     dist_utils.check_amp(cfg.amp, device)  # a resumed recipe's amp too
     data = _load_data(cfg, progress and ctx.is_main)
     cfg = _fit_to_data(cfg, data)
