@@ -6,7 +6,9 @@ metadata_props. Verification lives in export/verify.py; files and variants in ex
 
 Before export each BatchNorm is folded into the ConvTranspose/Linear before it, in a copy of G: in eval mode
 BN is the affine map y = (x - mean) * gamma / sqrt(var + eps) + beta, so folding it is exact up to float
-rounding and leaves a graph of ConvTranspose/Gemm + activations only.
+rounding and leaves a graph of ConvTranspose/Gemm + activations only. torch.nn.utils.fusion does the arithmetic.
+This is the one BatchNorm folding: the TorchScript fallback exporter would keep BatchNormalization nodes, and the
+pipeline checks the fold against the unfolded G in PyTorch, so export/graph_forms.py folds nothing itself.
 """
 from __future__ import annotations
 
