@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from edgegan.cli import main
+from edgegan.export.ir_version import cap_ir_version
 from edgegan.runtime.bench.harness import BenchError, matmul_model, parse_int_list, parse_setup, pinned, run_bench
 from edgegan.runtime.bench.macs import count_macs
 
@@ -120,7 +121,7 @@ def test_count_macs_on_a_hand_built_graph(tmp_path):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 6, 6])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5])], inits)
     path = tmp_path / "known.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    onnx.save(cap_ir_version(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])), str(path))
     conv = 8 * 6 * 6 * (4 * 3 * 3)  # outputs x (Cin * k * k)          = 10368
     convt = 8 * 6 * 6 * (2 * 4 * 4)  # inputs x (Cout * k * k)          = 9216 -> [2, 12, 12]
     gemm = 288 * 10
@@ -148,7 +149,7 @@ def test_count_macs_int8_ops(tmp_path):
     graph = helper.make_graph(nodes, "q", [helper.make_tensor_value_info("x", TensorProto.UINT8, ["batch", 3, 5, 5])],
                               [helper.make_tensor_value_info("y", TensorProto.INT32, ["batch", 4])], inits)
     path = tmp_path / "int8.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    onnx.save(cap_ir_version(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])), str(path))
     count = count_macs(path, 3)
     assert count.by_op == {"QLinearConv": 3 * 6 * 25 * 3, "MatMulInteger": 3 * 150 * 4}
 
