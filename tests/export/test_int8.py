@@ -303,4 +303,4 @@ def test_integer_gemm_is_exact_up_to_weight_rounding(tmp_path):
     assert np.abs(got - want).max() <= np.abs(w_deq).sum(axis=0).max() * step, np.abs(got - want).max()
     with pytest.raises(ValueError, match="passes"):
         integer_gemm(model, "first", 4.0, passes=3)
-    assert MAX_K > 1000  # z joined to a label embedding stays far inside int32
+    assert MAX_K > 100_000  # z joined to a label embedding stays far inside int32
