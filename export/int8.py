@@ -129,7 +129,17 @@ def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *, 
     The defaults are the measured best on onnxruntime's CPU provider (benchmarks/results/int8/README.md; the
     forms in benchmarks/results/graph_forms.md): sub-pixel "phases" form interleaved channels-last, the first
     layer an exact u8 x u8 integer Gemm in two passes, the upsampling Convs QDQ int8, the image layer (feeds
-    Tanh; stays a ConvTranspose) in float. MEASURED_TABLE
+    Tanh; stays a ConvTranspose) in float. Trained DCGAN 28x28 (Fashion-MNIST), `edgegan bench`, 2-core AVX2
+    machine at load average ~4.5 (two interleaved runs; benchmarks/results/int8/README.md):
+
+    | | file | batch 1, 1 / 2 threads | batch 64, 1 / 2 threads | max / mean abs error vs torch |
+    | --- | ---: | ---: | ---: | --- |
+    | before: first layer float | 0.78x fp32 | 0.55 / 0.68 (issue 14) | 0.53 / 0.55 (issue 14) | |
+    | this default | 0.27x fp32 | 0.38-0.44 / 0.38-0.47 | 0.51-0.52 / 0.35-0.53 | 2.1e-2 / 2.3e-3 |
+
+    Measured on the same graph at 28x28 (random weights): one pass for z (7-bit grid) doubles the mean error for
+    ~10% at batch 1; the image layer quantized as sub-pixel Convs is slower (0.61x vs 0.41x fp32 at batch 1, 0.66x vs 0.58x at 64)
+    and puts the image on a u8 grid; the first layer as quantize_static's QGemm saturates on AVX2 (int8_gemm.py).
 
     Args:
         fp32_path: the verified fp32 `generator.onnx`.
@@ -250,7 +260,8 @@ def _rewrite_first_layer(quantized: onnx.ModelProto, fp32: onnx.ModelProto, name
     for name in names:
         lo, hi = ranges[inputs[name]]
         done[name] = integer_gemm(quantized, name, max(-lo, hi), passes)
-    return {"form": "MatMulInteger u8 x u8 (zero point 128, per-column weight scales), float output",
+    return {"form": "MatMulInteger: u8 input on a 7-bit grid (zero point 64) x s8 weights (per-column scales), "
+                    "float output",
             "passes": passes, "nodes": done}
 
 
