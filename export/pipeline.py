@@ -5,6 +5,9 @@ verified there, and only when everything passed does the export reach `out_dir` 
 beside files it does not own, or, with force, swapped in for the whole folder. A failure or Ctrl-C at any point
 leaves `out_dir` as it was; nothing outside `out_dir` and its staging folder is written or removed.
 
+generator.onnx (fp32, with the uint8 tail when asked) is built and verified here; every other file is a row of the
+variant table (edgegan.export.variants.VARIANTS) that one loop builds, stamps, saves, verifies and records.
+
 Example:
     >>> report = export_checkpoint("runs/fashion", "models/fashion", fp16=True, ort_format=True)  # doctest: +SKIP
     >>> report["variants"]["fp32"]["max_err"] <= 1e-4  # doctest: +SKIP
@@ -12,6 +15,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -25,26 +29,20 @@ import torch
 
 from edgegan.export.graph_forms import optimize_fp32
 from edgegan.export.onnx import append_uint8_tail, export_generator, fold_batchnorm, op_counts, set_contract_metadata
-from edgegan.export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
-from edgegan.export.variants import convert_fp16, convert_to_ort
 from edgegan.export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_gate
+from edgegan.export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
 from edgegan.export.staging import ExportOptionError, open_staging
 from edgegan.export.triton import model_name
+from edgegan.export.variants import VARIANTS, Sources, Variant, VariantOptions
 from edgegan.export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
 from edgegan.runtime.errors import EdgeganError
 from edgegan.trainer.checkpoint import CheckpointError, resolve_checkpoint
 from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.contract import checkpoint_contract
+from edgegan.trainer.sample import load_generator
 
 FP32_NAME = "generator.onnx"
-FP16_NAME = "generator.fp16.onnx"
-INT8_NAME = "generator.int8.onnx"
-ORT_NAME = "generator.ort"
-PLAN_NAME = "generator.plan"
-TRITON_DIR = "triton"
-#: Files an export may write in out_dir (with the report and triton/edgegan_NAME): without force none may exist.
-ARTIFACTS = (FP32_NAME, FP16_NAME, INT8_NAME, ORT_NAME, PLAN_NAME, PLAN_NAME + ".sha256")
 PIXEL_FORMS = {"float": OUTPUT_FLOAT_NCHW, "uint8": OUTPUT_UINT8_NHWC}
 FOLD_TOLERANCE = 1e-5  # BatchNorm folding changes only float rounding
 
@@ -56,8 +54,6 @@ def _say(progress: bool, message: str) -> None:
 
 def _load(source: str | os.PathLike, use_ema: bool) -> tuple[torch.nn.Module, TrainConfig, dict, Path, bool]:
     """(G in eval mode, config, checkpoint, checkpoint path, whether EMA weights were used)."""
-    from edgegan.trainer.sample import load_generator
-
     path = resolve_checkpoint(source)
     try:
         G, cfg, ckpt = load_generator(path, use_ema=use_ema)
@@ -93,6 +89,41 @@ def _fold_record(G: torch.nn.Module, folded: torch.nn.Module, count: int, contra
 
 def _save(model: onnx.ModelProto, path: Path) -> None:
     onnx.save_model(model, str(path))
+
+
+def _verify(name: str, path: Path, contract: GeneratorContract, reference: CachedReference, progress: bool, *,
+            first: list[CheckRecord] = (), baseline: VariantVerification | None = None,
+            tolerance: str | None = None) -> VariantVerification:
+    """verify_variant with `first` records put ahead of its own; raises ShapeError / AtolError on a failed check."""
+    _say(progress, f"verifying {path.name}")
+    result = verify_variant(path, contract, reference, variant=name, baseline=baseline, tolerance=tolerance)
+    result.records[:0] = list(first)
+    result.raise_if_failed()
+    return result
+
+
+def _export_variant(variant: Variant, sources: Sources, reference: CachedReference, base: VariantVerification,
+                    opset: int, progress: bool) -> dict[str, Any]:
+    """Build one variant in the staging folder, stamp and save its graph, verify it and return its report entry."""
+    _say(progress, variant.step.format_map(vars(sources.options)))
+    file = variant.files(model_name(sources.out_dir))[0]
+    path = sources.stage / file
+    built = variant.build(sources, path)
+    precision = built.precision or variant.precision
+    contract = dataclasses.replace(sources.contract, precision=precision)
+    if built.model is not None:
+        set_contract_metadata(built.model, contract)
+        _save(built.model, path)
+    sources.written[variant.name] = path
+    verification = None
+    if variant.tolerance is None:  # a file onnxruntime cannot run: the build's own checks stand
+        raise_for_records(variant.name, built.checks)
+    else:
+        verification = _verify(variant.name, path, contract, reference, progress, tolerance=variant.tolerance,
+                               baseline=base if variant.versus_fp32 else None)
+    return variant_entry(verification, file=file, path=path, precision=precision, output=contract.output,
+                         opset=opset if variant.has_opset else None, ops=built.ops, extra=built.extra,
+                         checks=built.checks)
 
 
 def _check_options(opset: int, pixels: str, trt_batch: tuple[int, int, int]) -> None:
@@ -178,18 +209,16 @@ def export_checkpoint(
     out_dir = Path(out_dir)
     trt_batch = tuple(int(b) for b in trt_batch)  # type: ignore[assignment]
     _check_options(opset, pixels, trt_batch)
-    if tensorrt:
-        from edgegan.export.tensorrt import check_tensorrt
-
-        check_tensorrt()  # fail before any work when TensorRT or CUDA is missing
-    if int8:
-        try:
-            from edgegan.export.int8 import build_int8
-        except ImportError as exc:
-            raise ExportOptionError(f"--int8 is not available in this install ({exc})") from exc
+    options = VariantOptions(fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt, triton=triton,
+                             trt_batch=trt_batch)
+    asked = [variant for variant in VARIANTS if variant.enabled(options)]
+    for variant in asked:
+        if variant.preflight is not None:
+            variant.preflight()  # e.g. fail before any work when TensorRT or CUDA is missing
 
     # --out is checked (owned files, symlinks, writable) and the staging folder made before the long work.
-    owned = (*ARTIFACTS, REPORT_NAME, f"{TRITON_DIR}/{model_name(out_dir)}")
+    model = model_name(out_dir)
+    owned = (FP32_NAME, REPORT_NAME, *(name for variant in VARIANTS for name in variant.files(model)))
     staging = open_staging(out_dir, force=force, owned=owned, keep=_protected(source))
     for note in staging.notes:
         _say(progress, note)
@@ -201,11 +230,11 @@ def export_checkpoint(
         # A bad evaluator, or real data that --min-recall cannot read, fails before any export work.
         gate = plan_gate(evaluator, contract, max_fid_delta, gate_n, min_recall=min_recall,
                          data_dir=data_dir if data_dir is not None else cfg.data_dir)
-        core_contract = GeneratorContract(**{**contract.to_dict(), "output": OUTPUT_FLOAT_NCHW})
         reference = CachedReference(_torch_reference(G))
         _say(progress, "folding BatchNorm and exporting with torch.onnx")
         folded, folded_count = fold_batchnorm(G)
         fold_check = _fold_record(G, folded, folded_count, contract)
+        core_contract = dataclasses.replace(contract, output=OUTPUT_FLOAT_NCHW)
         core, info = export_generator(folded, core_contract, opset=opset, fold_bn=False)
         # generator.onnx ships the exact phase-convolution form (edgegan.export.graph_forms.optimize_fp32): 0.5-0.7x the
         # plain export's latency on the CPU provider. `core` stays in ConvTranspose form for the int8 builder.
@@ -214,92 +243,15 @@ def export_checkpoint(
         set_contract_metadata(fp32, contract)
         fp32_path = stage / FP32_NAME
         _save(fp32, fp32_path)
-
-        variants: dict[str, dict[str, Any]] = {}
-
-        def verify(name: str, path: Path, variant_contract: GeneratorContract, first: list[CheckRecord] = (),
-                   baseline: VariantVerification | None = None) -> VariantVerification:
-            _say(progress, f"verifying {path.name}")
-            result = verify_variant(path, variant_contract, reference, variant=name, baseline=baseline)
-            result.records[:0] = list(first)
-            result.raise_if_failed()
-            return result
-
-        base = verify("fp32", fp32_path, contract, [fold_check])
-        variants["fp32"] = variant_entry(base, file=FP32_NAME, path=fp32_path, precision="fp32",
-                                         output=contract.output, opset=info.opset, ops=op_counts(fp32))
-
-        if fp16:
-            _say(progress, "converting to float16")
-            c16 = GeneratorContract(**{**contract.to_dict(), "precision": "fp16"})
-            model16 = convert_fp16(fp32)
-            set_contract_metadata(model16, c16)
-            path16 = stage / FP16_NAME
-            _save(model16, path16)
-            result = verify("fp16", path16, c16)
-            variants["fp16"] = variant_entry(result, file=FP16_NAME, path=path16, precision="fp16",
-                                             output=c16.output, opset=info.opset, ops=op_counts(model16))
-
-        if int8:
-            _say(progress, "quantizing to int8")
-            c8 = GeneratorContract(**{**contract.to_dict(), "precision": "int8"})
-            core_path, raw8_path = work / "core.fp32.onnx", work / "core.int8.onnx"
-            _save(core, core_path)
-            # The int8 module quantizes the float graph; the uint8 tail (if any) is appended after, in fp32.
-            int8_info = build_int8(core_path, raw8_path, GeneratorContract(**{**c8.to_dict(), "output": OUTPUT_FLOAT_NCHW}))
-            model8 = onnx.load(str(raw8_path))
-            if pixels == "uint8":
-                model8 = append_uint8_tail(model8)
-            set_contract_metadata(model8, c8)
-            path8 = stage / INT8_NAME
-            _save(model8, path8)
-            result = verify("int8", path8, c8)
-            extra = {"int8": json.loads(json.dumps(int8_info, default=str))} if int8_info else None
-            variants["int8"] = variant_entry(result, file=INT8_NAME, path=path8, precision="int8",
-                                             output=c8.output, opset=info.opset, ops=op_counts(model8), extra=extra)
-
-        if ort_format:
-            _say(progress, "converting to onnxruntime's .ort format")
-            ort_path = stage / ORT_NAME
-            conversion = convert_to_ort(fp32_path, ort_path)
-            result = verify("ort", ort_path, contract, baseline=base)
-            optimized = conversion["optimized_onnx"]
-            variants["ort"] = variant_entry(
-                result, file=ORT_NAME, path=ort_path, precision="fp32", output=contract.output, opset=info.opset,
-                ops=op_counts(optimized) if optimized is not None else None,
-                extra={"optimization_style": conversion["optimization_style"]},
-            )
-
-        if tensorrt:
-            from edgegan.export.tensorrt import build_engine
-
-            _say(progress, f"building a TensorRT engine (batch profile {trt_batch})")
-            plan_path = stage / PLAN_NAME
-            engine = build_engine(stage / (INT8_NAME if int8 else FP32_NAME), plan_path, contract,
-                                  batch=trt_batch, fp16=fp16, int8=int8)
-            check = CheckRecord("engine_deserializes", True, kind="structure",
-                                detail=f"TensorRT {engine['tensorrt']} engine with io tensors {engine['io_tensors']}; "
-                                       "numeric checks of the engine run in `edgegan bench/sample --provider tensorrt`")
-            variants["tensorrt"] = variant_entry(
-                None, file=PLAN_NAME, path=plan_path, precision="fp16" if fp16 else ("int8" if int8 else "fp32"),
-                output=contract.output, opset=None, ops=None, checks=[check],
-                extra={"engine": {k: engine[k] for k in ("tensorrt", "profile", "flags")}},
-            )
-
-        if triton:
-            from edgegan.export.triton import write_repository
-
-            _say(progress, "writing the Triton model repository")
-            name = model_name(out_dir)
-            repo = write_repository(fp32_path, stage / TRITON_DIR, name, contract, max_batch_size=trt_batch[2])
-            records = _triton_checks(stage / TRITON_DIR / repo["config"], fp32_path, stage / TRITON_DIR / repo["model_file"],
-                                     name, contract, trt_batch[2])
-            raise_for_records("triton", records)
-            variants["triton"] = variant_entry(
-                None, file=f"{TRITON_DIR}/{name}", path=stage / TRITON_DIR / name, precision="fp32",
-                output=contract.output, opset=info.opset, ops=None, checks=records,
-                extra={"triton": {"model": name, "max_batch_size": trt_batch[2], "platform": "onnxruntime_onnx"}},
-            )
+        base = _verify("fp32", fp32_path, contract, reference, progress, first=[fold_check])
+        variants: dict[str, dict[str, Any]] = {
+            "fp32": variant_entry(base, file=FP32_NAME, path=fp32_path, precision="fp32", output=contract.output,
+                                  opset=info.opset, ops=op_counts(fp32)),
+        }
+        sources = Sources(fp32=fp32, core=core, contract=contract, stage=stage, work=work, out_dir=out_dir,
+                          options=options, written={"fp32": fp32_path})
+        for variant in asked:
+            variants[variant.name] = _export_variant(variant, sources, reference, base, info.opset, progress)
 
         _say(progress, "quality gate: scoring each variant against fp32" if gate.evaluator else "quality gate skipped")
         quality_gate = run_gate(gate, stage, variants, FP32_NAME)
@@ -337,44 +289,3 @@ def export_checkpoint(
     finally:
         staging.close()
 
-
-def _triton_checks(config_path: Path, onnx_path: Path, model_file: Path, name: str, contract: GeneratorContract,
-                   max_batch_size: int) -> list[CheckRecord]:
-    """The repository's model is byte-identical to generator.onnx, and Triton's own protobuf parses the config
-    into the fields the contract implies."""
-    from edgegan.runtime.files import file_sha256
-    from edgegan.export.triton import load_model_config_pb2, parse_config
-
-    same = file_sha256(onnx_path) == file_sha256(model_file)
-    records = [CheckRecord("model_file", same, kind="structure",
-                           detail="1/model.onnx is generator.onnx" if same else "1/model.onnx differs from generator.onnx")]
-    if load_model_config_pb2() is None:
-        records.append(CheckRecord("config_parses", True, kind="structure", skipped=True,
-                                   detail="tritonclient not installed: config.pbtxt not parsed"))
-        return records
-    try:
-        cfg = parse_config(config_path)
-    except Exception as exc:  # noqa: BLE001 - a parse error is a failed check, reported with the rest
-        return [*records, CheckRecord("config_parses", False, kind="structure", detail=str(exc)[:500])]
-    c, h, w = contract.image_shape_nchw
-    want_out = ("TYPE_UINT8", [h, w, c]) if contract.output == OUTPUT_UINT8_NHWC else ("TYPE_FP32", [c, h, w])
-    pb2 = load_model_config_pb2()
-    dtype = pb2.DataType.Name
-    problems = []
-    if cfg.name != name or cfg.platform != "onnxruntime_onnx" or cfg.max_batch_size != max_batch_size:
-        problems.append(f"name/platform/max_batch_size {cfg.name}/{cfg.platform}/{cfg.max_batch_size}")
-    if not cfg.HasField("dynamic_batching"):
-        problems.append("no dynamic_batching")
-    inputs = {i.name: (dtype(i.data_type), list(i.dims)) for i in cfg.input}
-    want_in = {"z": ("TYPE_FP32", [contract.nz])}
-    if contract.conditional:
-        want_in["label"] = ("TYPE_INT64", [1])
-    if inputs != want_in:
-        problems.append(f"inputs {inputs} != {want_in}")
-    outputs = {o.name: (dtype(o.data_type), list(o.dims)) for o in cfg.output}
-    if outputs != {"image": want_out}:
-        problems.append(f"outputs {outputs} != {{'image': {want_out}}}")
-    records.append(CheckRecord("config_parses", not problems, kind="structure",
-                               detail="; ".join(problems) or "Triton's ModelConfig protobuf parses config.pbtxt; "
-                                                             "name, platform, batching, inputs and outputs match"))
-    return records

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 import edgegan.export.pipeline as pipeline
+import edgegan.export.variants.fp16 as fp16_variant
 from edgegan.cli import main
 from edgegan.export.pipeline import export_checkpoint
 from edgegan.runtime.files import file_sha256
@@ -190,7 +191,7 @@ def test_ctrl_c_mid_export_keeps_the_old_folder(dcgan_cond_ckpt, old_export, tmp
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "convert_fp16", interrupt)
+    monkeypatch.setattr(fp16_variant, "convert_fp16", interrupt)
     result = _run(str(dcgan_cond_ckpt), "--out", str(out), "--force", "--fp16")
     assert result.exit_code == 130
     assert _listing(out) == before

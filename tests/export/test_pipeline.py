@@ -10,7 +10,8 @@ import onnx
 import pytest
 import torch
 
-import edgegan.export.pipeline as pipeline
+import edgegan.export.variants.fp16 as fp16_variant
+import edgegan.export.variants.ort as ort_variant
 from edgegan.export.pipeline import ExportOptionError, export_checkpoint
 from edgegan.export.report import REPORT_NAME, format_table
 from edgegan.runtime.files import file_sha256
@@ -160,7 +161,7 @@ def test_failure_mid_export_leaves_no_partial_files(dcgan_cond_ckpt, tmp_path, m
     def fail(*args, **kwargs):
         raise exc
 
-    monkeypatch.setattr(pipeline, "convert_to_ort", fail)  # fp32 and fp16 are already written when it fires
+    monkeypatch.setattr(ort_variant, "convert_to_ort", fail)  # fp32 and fp16 are already written when it fires
     out = tmp_path / "model"
     with pytest.raises(type(exc)):
         export_checkpoint(dcgan_cond_ckpt, out, fp16=True, ort_format=True, progress=False)
@@ -176,7 +177,7 @@ def test_failure_during_forced_reexport_keeps_the_old_export(dcgan_cond_ckpt, tm
     def fail(*args, **kwargs):
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(pipeline, "convert_fp16", fail)
+    monkeypatch.setattr(fp16_variant, "convert_fp16", fail)
     with pytest.raises(RuntimeError, match="injected"):
         export_checkpoint(dcgan_cond_ckpt, out, force=True, fp16=True, progress=False)
     assert _listing(out) == before

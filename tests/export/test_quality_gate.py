@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import numpy_helper
 
-import edgegan.export.pipeline
+import edgegan.export.variants.fp16
 import edgegan.export.verify
 from edgegan.cli import main
 from edgegan.export.pipeline import export_checkpoint
@@ -38,7 +38,7 @@ def no_default_evaluator(tmp_path, monkeypatch):
 def corrupted_fp16(monkeypatch):
     """fp16 conversion that also scales the weight matrices, and an fp16 tolerance loose enough to let it
     through verification: the case only a distribution-level check can catch."""
-    convert = edgegan.export.pipeline.convert_fp16
+    convert = edgegan.export.variants.fp16.convert_fp16
 
     def corrupt(model: onnx.ModelProto) -> onnx.ModelProto:
         converted = convert(model)
@@ -49,7 +49,7 @@ def corrupted_fp16(monkeypatch):
                     numpy_helper.from_array((array * CORRUPTION).astype(np.float16), init.name))
         return converted
 
-    monkeypatch.setattr(edgegan.export.pipeline, "convert_fp16", corrupt)
+    monkeypatch.setattr(edgegan.export.variants.fp16, "convert_fp16", corrupt)
     monkeypatch.setitem(edgegan.export.verify.TOLERANCES, "fp16", edgegan.export.verify.Tolerance(
         vs_torch_max=2.0, vs_torch_mean=2.0, batch_invariance=1e-3, reference=1e-2, range_slack=1e-3))
 
