@@ -21,13 +21,22 @@ REPO = Path(__file__).resolve().parents[1]
 ROOTS = {"edgegan": "edgegan", "edgegan.runtime": "runtime", "edgegan.export": "export", "edgegan.trainer": "trainer"}
 
 
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    """What the copy leaves out: build outputs anywhere; the user's runs/models only at the top (trainer/models/ is
+    the architecture registry)."""
+    skip = {n for n in names if n in {".git", "build", "dist", "__pycache__", ".pytest_cache"}
+            or n.endswith(".egg-info") or n.startswith(".carry")}
+    if Path(folder) == REPO:
+        skip |= {n for n in names if n in {"runs", "models"}}
+    return skip
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     # Built from a copy: setuptools never cleans build/lib, so an in-place build can ship modules deleted since.
     source = tmp_path_factory.mktemp("source") / "edgegan"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "runs", "models", ".carry*"))
+    shutil.copytree(REPO, source, ignore=_not_source)
     cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)]
     if importlib.util.find_spec("setuptools"):
         cmd.append("--no-build-isolation")  # else pip fetches setuptools from the package index
