@@ -52,6 +52,7 @@ from edgegan.export import graph_forms  # noqa: E402
 from edgegan.export.int8 import build_int8, quantize_model  # noqa: E402
 from edgegan.export.onnx import export_generator  # noqa: E402
 from edgegan.runtime.contract import GeneratorContract, draw_latents  # noqa: E402
+from edgegan.runtime.files import atomic_write  # noqa: E402
 from edgegan.trainer.config import ModelConfig  # noqa: E402
 from edgegan.trainer.models import build_generator  # noqa: E402
 # The script's own folder is on sys.path when run as `python benchmarks/graph_forms.py`.
@@ -233,12 +234,7 @@ def fmt(x: float, digits: int = 3) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(text), binary=False)
 
 
 def targets_section(med: dict, facts: dict, peak_gflops: dict, sizes: list[int], batches: list[int],

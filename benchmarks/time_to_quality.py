@@ -58,6 +58,7 @@ from torch import nn  # noqa: E402
 import edgegan.trainer.train as train_module  # noqa: E402
 from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
 from edgegan.runtime.files import atomic_write  # noqa: E402
+from examples_data import ExamplesFashionMNIST  # noqa: E402  (benchmarks/, this script's folder)
 from edgegan.trainer.checkpoint import save_checkpoint  # noqa: E402
 from edgegan.trainer.config import TrainConfig  # noqa: E402
 from edgegan.trainer.models import build_discriminator, build_generator  # noqa: E402
@@ -140,31 +141,12 @@ def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ plain arm
-class ExamplesDataset(torch.utils.data.Dataset):
-    """torchvision.datasets.FashionMNIST + Compose([ToTensor(), Normalize((0.5,), (0.5,))]), inlined."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.data = torch.from_numpy(np.ascontiguousarray(images[..., 0]))  # uint8 [N, 28, 28] as torchvision keeps it
-        self.targets = torch.from_numpy(labels)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int):
-        from PIL import Image
-
-        img = Image.fromarray(self.data[index].numpy(), mode="L")  # per sample, as torchvision does
-        t = torch.from_numpy(np.array(img, np.uint8, copy=True)).view(28, 28, 1).permute(2, 0, 1).contiguous()
-        t = t.float().div(255)  # ToTensor: [1, 28, 28] in [0, 1]
-        return t.sub_(0.5).div_(0.5), int(self.targets[index])  # Normalize((0.5,), (0.5,))
-
-
 def run_plain(arm: Arm, clock: Clock, workers: int, data_dir: str | None) -> None:
     """pytorch/examples/dcgan/main.py's loop, step for step, on the same G/D architecture."""
     cfg = arm.cfg
     torch.manual_seed(cfg.seed)
     data = load_images(cfg.dataset, "train", data_dir, progress=False)
-    loader = torch.utils.data.DataLoader(ExamplesDataset(data.images, data.labels), batch_size=BATCH, shuffle=True,
+    loader = torch.utils.data.DataLoader(ExamplesFashionMNIST(data.images, data.labels), batch_size=BATCH, shuffle=True,
                                          num_workers=workers)
     netG, netD = build_generator(cfg.model), build_discriminator(cfg.model)  # DCGAN init as examples' weights_init
     criterion = nn.BCELoss()

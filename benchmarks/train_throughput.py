@@ -39,6 +39,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
+from edgegan.runtime.files import atomic_write  # noqa: E402
+from examples_data import ExamplesFashionMNIST  # noqa: E402  (benchmarks/, this script's folder)
 from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
 from edgegan.trainer.data import BatchSource  # noqa: E402
 from edgegan.trainer.step import GANStep, StepStats, resolve_amp  # noqa: E402
@@ -89,30 +91,6 @@ def examples_weights_init(m: nn.Module) -> None:
     elif name.find("BatchNorm") != -1:
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
-
-
-class ExamplesFashionMNIST(torch.utils.data.Dataset):
-    """torchvision.datasets.FashionMNIST + Compose([ToTensor(), Normalize((0.5,), (0.5,))]), inlined."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.data = torch.from_numpy(images[..., 0].copy())  # uint8 [N, 28, 28], as torchvision stores it
-        self.targets = torch.from_numpy(labels)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int):
-        from PIL import Image
-
-        img, target = self.data[index], int(self.targets[index])
-        img = Image.fromarray(img.numpy(), mode="L")
-        # ToTensor: HWC uint8 -> CHW float in [0, 1]
-        t = torch.from_numpy(np.array(img, np.uint8, copy=True)).view(28, 28, 1).permute(2, 0, 1).contiguous()
-        t = t.to(torch.get_default_dtype()).div(255)
-        # Normalize((0.5,), (0.5,))
-        mean = torch.as_tensor((0.5,), dtype=t.dtype).view(-1, 1, 1)
-        std = torch.as_tensor((0.5,), dtype=t.dtype).view(-1, 1, 1)
-        return t.sub_(mean).div_(std), target
 
 
 class ExamplesBatches:
@@ -377,9 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         out = Path(args.markdown)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, out)
+        atomic_write(out, lambda f: f.write(text), binary=False)
     return 0
 
 
