@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import math
 import os
-import sys
+from collections.abc import Sequence
 
-# OpenMP threads that busy-wait between parallel regions (libgomp's default) collapse on a shared machine: with
-# other processes on the 2 cores, DCGAN 28x28 at batch 1 on 2 threads took 270 ms instead of 9 ms. The runtime's
-# onnxruntime sessions do not spin either, so the baseline waits passively too, unless the user set the policy.
-# It only takes effect when torch is first imported here (the `edgegan bench` process); rows record what ran.
-if "torch" not in sys.modules:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY") or "default"  # what torch's OpenMP read when it started
-
-import torch  # noqa: E402
+import torch
 from torch import nn
 
 from edgegan.runtime.contract import default_labels, draw_latents
 from edgegan.trainer.sample import load_generator
+
+# Rows run torch as users run it: with the OpenMP wait policy of the environment (unset: libgomp's default, which
+# spins a while between parallel regions). The policy is read once, when torch's OpenMP starts, so another policy
+# (OMP passive: threads sleep at once, kinder to a shared machine) runs in its own process
+# (trainer/torch_bench_child.py) as an extra, labelled row; the ratio column uses the row from this process.
+WAIT_POLICY = (os.environ.get("OMP_WAIT_POLICY") or "default").lower()  # what torch's OpenMP reads here
+POLICIES = ("default", "passive")
 
 
 def count_macs(G: nn.Module, batch: int, nz: int, conditional: bool) -> int:
@@ -73,7 +72,7 @@ class TorchRunner:
         self.name = "torch compile" if compiled else "torch eager"
         self.optional = compiled  # torch.compile needs a C++ toolchain; where it fails the row says why
         self.provider = "torch cpu"
-        self.setup = f"omp_wait={WAIT_POLICY.lower()}"
+        self.setup = f"omp_wait={WAIT_POLICY}"
         self._fn = None
         self._args: tuple = ()
         self._macs: dict[int, int] = {}
@@ -104,18 +103,34 @@ class TorchRunner:
         return self._macs[batch]
 
 
-def make_runners(source: str | os.PathLike, threads: int, compile: bool = True) -> list[TorchRunner]:
+def make_runners(source: str | os.PathLike, threads: int, compile: bool = True,
+                 policies: Sequence[str] = ("default",)) -> list:
     """The `torch` benchmark baseline: eager (and torch.compile) runners for a run folder or checkpoint.
 
     Args:
         source: a run folder (RUN/checkpoints/last.pt) or a checkpoint file.
         threads: torch.set_num_threads for these runners.
-        compile: also a torch.compile runner.
+        compile: also a torch.compile runner (in this process only).
+        policies: OpenMP wait policies to time eager torch with. "default" runs here with the environment's policy
+            (rows "torch eager", "torch compile": the ratio column's base); "passive" adds the row
+            "torch eager (OMP passive)" from a child process started with OMP_WAIT_POLICY=PASSIVE.
 
     Returns:
-        [eager] or [eager, compile].
+        [eager] or [eager, compile], then one child-process eager runner per other policy.
+
+    Raises:
+        ValueError: a policy not in POLICIES.
     """
-    runners = [TorchRunner(source, threads)]
-    if compile:
-        runners.append(TorchRunner(source, threads, compiled=True))
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown or not policies:
+        raise ValueError(f"torch OpenMP policies must be among {', '.join(POLICIES)}, got {', '.join(policies) or 'none'}")
+    runners: list = []
+    if "default" in policies:
+        runners.append(TorchRunner(source, threads))
+        if compile:
+            runners.append(TorchRunner(source, threads, compiled=True))
+    if "passive" in policies:
+        from edgegan.trainer.torch_bench_child import ChildTorchRunner
+
+        runners.append(ChildTorchRunner(source, threads, "passive"))
     return runners

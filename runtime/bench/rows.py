@@ -13,7 +13,8 @@ import numpy as np
 
 from edgegan.runtime.bench.runners import OrtRunner
 
-__all__ = ["TimedConfig", "latency_stats", "round_spread", "peak_rows", "config_rows", "add_ratios"]
+__all__ = ["TimedConfig", "latency_stats", "round_spread", "peak_rows", "config_rows", "add_ratios", "RATIO_BASES",
+           "is_baseline"]
 
 
 @dataclass
@@ -89,6 +90,8 @@ def config_rows(configs: Sequence[TimedConfig], cold: dict[int, dict], peaks: Se
             row["cpu_ms"] = float(np.median(c.cpu_times)) * 1e3
             row["images_per_s"] = c.batch / (row["p50_ms"] / 1e3)
             row["spread"] = round_spread(c.rounds)
+        if getattr(r, "cpu_in_child", False):  # this process saw none of its CPU time or memory
+            row.update(cpu_ms=None, mem_load_mib=None, mem_first_run_mib=None, rss_peak_mib=None)
         row["macs"] = row["macs_uncounted"] = None
         if isinstance(r, OrtRunner):
             key = (str(r.path), c.batch)
@@ -108,21 +111,33 @@ def config_rows(configs: Sequence[TimedConfig], cold: dict[int, dict], peaks: Se
                 row["peak_share"] = row["gflops"] / peak["gflops"]
                 # Per CPU-second instead of per wall second: time spent preempted by other processes counts in
                 # neither, so on a busy machine this still compares the work itself (idle threads count neither).
-                if row["cpu_ms"] > 0 and peak.get("gflops_per_cpu_s"):
+                if row["cpu_ms"] and peak.get("gflops_per_cpu_s"):
                     row["peak_share_cpu"] = 2 * row["macs"] / (row["cpu_ms"] / 1e3) / 1e9 / peak["gflops_per_cpu_s"]
         rows.append(row)
     return rows
 
 
+# The ratio columns' bases: the torch rows run in the bench process with the environment's OpenMP policy (as users
+# run torch). Labelled extra rows such as "torch eager (OMP passive)" (another policy, another process) are shown
+# beside them but are never a base.
+RATIO_BASES = (("torch eager", "ratio"), ("torch compile", "ratio_compile"))
+
+
+def is_baseline(row: dict) -> bool:
+    """A row of the PyTorch baseline (any label): it gets no ratio itself."""
+    return row["engine"].startswith("torch")
+
+
 def add_ratios(rows: list[dict], configs: Sequence[TimedConfig]) -> None:
     """ratio = p50 / torch eager p50 (and / torch compile p50) at the same threads and batch, plus the range of
-    the same ratio computed inside each round (neighbours in time)."""
+    the same ratio computed inside each round (neighbours in time). The bases are exactly the engines in
+    RATIO_BASES, so a labelled policy row ("torch eager (OMP passive)") never replaces the default one."""
     by_engine = {(row["engine"], row["threads"], row["batch"]): (row, c) for row, c in zip(rows, configs)}
     for row, c in zip(rows, configs):
-        for engine, key in (("torch eager", "ratio"), ("torch compile", "ratio_compile")):
+        for engine, key in RATIO_BASES:
             base = by_engine.get((engine, row["threads"], row["batch"]))
             row[key] = None
-            if row["engine"].startswith("torch") or base is None or not base[0].get("p50_ms") or not row.get("p50_ms"):
+            if is_baseline(row) or base is None or not base[0].get("p50_ms") or not row.get("p50_ms"):
                 continue
             row[key] = row["p50_ms"] / base[0]["p50_ms"]
             if engine == "torch eager":

@@ -279,6 +279,57 @@ def test_torch_compile_row_is_timed_or_says_why(tiny_torch_pair):
         assert ort_row["ratio_compile"] is None
 
 
+def _timed(engine: str, p50: float, threads: int = 1, batch: int = 2):
+    """A result row and its TimedConfig, as config_rows makes them, for the ratio logic alone."""
+    from edgegan.runtime.bench.rows import TimedConfig
+
+    config = TimedConfig(runner=None, batch=batch, rounds=[[p50 / 1e3], [p50 / 1e3]])
+    return {"engine": engine, "threads": threads, "batch": batch, "p50_ms": p50, "macs": 100}, config
+
+
+def test_ratio_uses_the_default_policy_row_never_a_labelled_one():
+    from edgegan.runtime.bench.rows import add_ratios
+
+    pairs = [_timed("onnxruntime", 1.0), _timed("torch eager (OMP passive)", 2.0), _timed("torch eager", 4.0),
+             _timed("onnxruntime", 3.0, batch=8), _timed("torch eager (OMP passive)", 6.0, batch=8)]
+    rows, configs = [r for r, _ in pairs], [c for _, c in pairs]
+    add_ratios(rows, configs)
+    assert rows[0]["ratio"] == pytest.approx(1.0 / 4.0) and rows[0]["ratio_rounds"] == pytest.approx([0.25, 0.25])
+    assert rows[1]["ratio"] is None and rows[2]["ratio"] is None  # baseline rows get no ratio
+    assert rows[3]["ratio"] is None  # only a passive row at batch 8: no base, rather than the wrong one
+
+
+def test_torch_rows_default_policy_in_process_and_passive_row_in_a_child(tiny_torch_pair, monkeypatch):
+    """make_runners(policies=("default", "passive")): the default rows run here with the environment's policy and
+    are the ratio's base; the passive row is labelled, runs in its own process (so this process sees none of its CPU
+    time or memory) and computes the same model."""
+    from functools import partial
+
+    from edgegan.runtime.bench import harness
+    from edgegan.trainer import torch_bench
+
+    run, model = tiny_torch_pair
+    monkeypatch.setitem(harness._REGISTRY, "torch", partial(torch_bench.make_runners, policies=("default", "passive")))
+    result = run_bench([model], batches=(1, 3), threads=(1,), torch=run, torch_compile=False, **FAST)
+    rows = {(r["engine"], r["batch"]): r for r in result["rows"]}
+    assert sorted({e for e, _ in rows}) == ["onnxruntime", "torch eager", "torch eager (OMP passive)"]
+    for batch in (1, 3):
+        default, passive = rows["torch eager", batch], rows["torch eager (OMP passive)", batch]
+        assert default["setup"] == f"omp_wait={torch_bench.WAIT_POLICY}" and default["cpu_ms"] > 0
+        assert passive["setup"] == "omp_wait=passive, own process" and passive["error"] is None
+        assert passive["p50_ms"] > 0 and passive["cpu_ms"] is None and passive["rss_peak_mib"] is None
+        assert passive["macs"] == default["macs"] == TINY_MACS * batch  # counted in the child by the same hooks
+        ort_row = rows["onnxruntime", batch]
+        assert ort_row["ratio"] == pytest.approx(ort_row["p50_ms"] / default["p50_ms"])
+
+
+def test_make_runners_rejects_an_unknown_policy(tiny_torch_pair):
+    from edgegan.trainer.torch_bench import make_runners
+
+    with pytest.raises(ValueError, match="passive"):
+        make_runners(tiny_torch_pair[0], 1, policies=("spin",))
+
+
 NO_TORCH = r"""
 import json, sys
 sys.modules["torch"] = None  # any `import torch` now raises ImportError
