@@ -11,10 +11,21 @@ from pathlib import Path
 
 import click
 
-from edgegan.runtime.providers import PROVIDERS
+from edgegan.runtime.cli_options import (
+    EdgeganCommand,
+    Say,
+    batch_size_option,
+    check_json_path,
+    deprecated_alias,
+    json_option,
+    output_option,
+    provider_option,
+    quiet_option,
+    threads_option,
+)
 
 
-@click.command()
+@click.command(cls=EdgeganCommand)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-n", "--num", "n", type=int, default=64, show_default=True, help="Number of images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the contract's latent rule.")
@@ -22,35 +33,41 @@ from edgegan.runtime.providers import PROVIDERS
               help="Class index or name (conditional models); once for all images, or once per image.")
 @click.option("--truncation", type=float, default=None, metavar="T",
               help="Redraw latent entries with |z| > T (truncation trick; T >= 0.01).")
-@click.option("--provider", type=click.Choice(PROVIDERS), default="cpu", show_default=True)
-@click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores).")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per session run.")
+@provider_option()
+@threads_option()
+@batch_size_option(64)
 @click.option("--allow-fallback", is_flag=True, help="Run on another provider (with a warning) if PROVIDER fails.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Grid PNG to write (default grid.png when --npy is not given).")
-@click.option("--npy", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@output_option("Grid picture to write: .png, .jpg/.jpeg (quality 95) or .webp (lossless) [default: grid.png "
+               "when --npy is not given].")
+@deprecated_alias("--out", "output", "-o/--output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--npy", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="Also write the images as a uint8 [N, H, W, C] .npy file, streamed a batch at a time.")
-@click.option("--nrow", type=int, default=None, help="Images per grid row (default: square).")
+@click.option("--nrow", type=click.IntRange(1, None), default=None, help="Images per grid row (default: square).")
+@json_option("what was written (files, images, seed, labels, provider)")
+@quiet_option()
 def sample(model: Path, n: int, seed: int, labels: tuple[str, ...], truncation: float | None, provider: str,
-           threads: int | None, batch_size: int, allow_fallback: bool, out: Path | None, npy: Path | None,
-           nrow: int | None) -> None:
+           threads: int | None, batch_size: int, allow_fallback: bool, output: Path | None, npy: Path | None,
+           nrow: int | None, json_path: str | None, quiet: bool) -> None:
     """Sample images from MODEL (generator.onnx or a variant) by the contract's latent rule.
 
-    Every output is checked writable before any image is made. With --npy the images stream to disk a batch at
-    a time (any -n the disk holds), and the grid shows the first 1024 of them."""
+    Every output is checked before any image is made: its folder must exist (none is created) and the grid's
+    suffix must name a picture format. With --npy the images stream to disk a batch at a time (any -n the disk
+    holds), and the grid shows the first 1024 of them."""
     from edgegan.runtime.files import OutputPathError, check_writable
-    from edgegan.runtime.generator import Generator, GeneratorInputError
-    from edgegan.runtime.images import sample_to_files
+    from edgegan.runtime.generator import Generator
+    from edgegan.runtime.images import image_format, sample_to_files
 
-    if nrow is not None and nrow <= 0:
-        raise GeneratorInputError(f"--nrow must be positive, got {nrow}")
-    if out is None and npy is None:
-        out = Path("grid.png")
-    if out is not None and npy is not None and out.resolve() == npy.resolve():
-        raise OutputPathError(f"-o and --npy both name {out}; give two files")
-    for path, option in ((out, "-o"), (npy, "--npy")):
+    say = Say(quiet, json_path)
+    if output is None and npy is None:
+        output = Path("grid.png")
+    if output is not None and npy is not None and output.resolve() == npy.resolve():
+        raise OutputPathError(f"-o and --npy both name {output}; give two files")
+    if output is not None:
+        image_format(output, "-o")
+    for path, option in ((output, "-o"), (npy, "--npy")):
         if path is not None:
             check_writable(path, option)  # before the work: exit 0 only with every output written
+    check_json_path(json_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the fallback is reported below, on one line
         generator = Generator(model, provider=provider, threads=threads, batch_size=batch_size,
@@ -58,8 +75,13 @@ def sample(model: Path, n: int, seed: int, labels: tuple[str, ...], truncation: 
     if generator.fallback:
         click.echo(f"Warning: provider fallback {generator.fallback} (--allow-fallback)", err=True)
     written, shown = sample_to_files(generator, n, seed=seed, labels=list(labels) or None, truncation=truncation,
-                                     grid=out, npy=npy, nrow=nrow)
+                                     grid=output, npy=npy, nrow=nrow, progress=not quiet)
     h, w, c = generator.image_shape
-    note = f" (the grid shows the first {shown})" if out is not None and shown < n else ""
-    click.echo(f"wrote {' and '.join(map(str, written))}: {n} images {h}x{w}x{c}, seed {seed}, "
+    note = f" (the grid shows the first {shown})" if output is not None and shown < n else ""
+    say.result(f"wrote {' and '.join(map(str, written))}: {n} images {h}x{w}x{c}, seed {seed}, "
                f"{generator.precision}, provider {generator.providers[0]}{note}")
+    say.json({"model": str(model), "files": [str(p) for p in written], "grid": str(output) if output else None,
+                  "npy": str(npy) if npy else None, "n": n, "grid_images": shown if output else 0, "seed": seed,
+                  "labels": list(labels) or None, "truncation": truncation, "image": {"height": h, "width": w,
+                  "channels": c}, "precision": generator.precision, "provider": generator.providers[0],
+                  "fallback": generator.fallback}, json_path)

@@ -1,6 +1,8 @@
-"""Pixels out: image grids, PNG and streamed .npy files, and `sample_to_files` behind `edgegan sample`.
+"""Pixels out: image grids, PNG/JPEG/WebP pictures and streamed .npy files, and `sample_to_files` behind
+`edgegan sample`.
 
-Each file is written atomically; numpy + Pillow (imported when a PNG is written)."""
+Each file is written atomically, in the format its suffix names (IMAGE_FORMATS; any other suffix is refused before
+any work); numpy + Pillow (imported when a picture is written)."""
 from __future__ import annotations
 
 import io
@@ -13,14 +15,36 @@ from typing import Any
 import numpy as np
 
 from edgegan.runtime.contract import to_uint8_nhwc
-from edgegan.runtime.files import atomic_write, check_free_space
+from edgegan.runtime.files import OutputPathError, atomic_write, check_free_space
 from edgegan.runtime.latents import check_count
 from edgegan.runtime.memory import MEMORY_HINT, check_memory
 
-__all__ = ["to_uint8_nhwc", "make_grid", "save_png", "save_grid", "save_npy_batches", "npy_bytes", "sample_to_files",
-           "MAX_GRID_IMAGES"]
+__all__ = ["to_uint8_nhwc", "make_grid", "save_png", "save_image", "save_grid", "save_npy_batches", "npy_bytes",
+           "sample_to_files", "image_format", "IMAGE_FORMATS", "MAX_GRID_IMAGES"]
 
 MAX_GRID_IMAGES = 1024  # images in the grid when the images also stream to a .npy file (all N are in the file)
+# suffix -> Pillow format. JPEG at quality 95 (grayscale stays "L"); WebP lossless, so its pixels are the PNG's.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+_SAVE_OPTIONS: dict[str, dict[str, Any]] = {"PNG": {}, "JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
+
+
+def image_format(path: str | os.PathLike, what: str = "picture") -> str:
+    """The Pillow format `path`'s suffix names ("PNG", "JPEG", "WEBP").
+
+    Raises:
+        OutputPathError: any other suffix (or a format this Pillow cannot write), naming the ones that work.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise OutputPathError(f"cannot write {what} {path}: {suffix or 'a name without a suffix'} is not a picture "
+                              f"format edgegan writes; end the name in {', '.join(IMAGE_FORMATS)}")
+    fmt = IMAGE_FORMATS[suffix]
+    if fmt == "WEBP":
+        from PIL import features
+
+        if not features.check("webp"):
+            raise OutputPathError(f"cannot write {what} {path}: this Pillow was built without WebP; use .png")
+    return fmt
 
 
 def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2, pad_value: int = 0) -> np.ndarray:
@@ -45,21 +69,36 @@ def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2, pad
     return grid
 
 
-def save_png(picture: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a uint8 [H, W, C] or [H, W] picture as PNG, atomically (temp file + rename)."""
+def _save_picture(picture: np.ndarray, path: str | os.PathLike, fmt: str) -> Path:
     from PIL import Image
 
     path = Path(path)
     if picture.ndim == 3 and picture.shape[2] == 1:
         picture = picture[:, :, 0]
     image = Image.fromarray(np.ascontiguousarray(picture))
-    atomic_write(path, lambda f: image.save(f, format="PNG"))
+    if fmt == "WEBP" and image.mode == "L":
+        image = image.convert("RGB")  # WebP has no grayscale mode
+    atomic_write(path, lambda f: image.save(f, format=fmt, **_SAVE_OPTIONS[fmt]))
     return path
 
 
+def save_png(picture: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write a uint8 [H, W, C] or [H, W] picture as PNG whatever the suffix, atomically (temp file + rename)."""
+    return _save_picture(picture, path, "PNG")
+
+
+def save_image(picture: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write a uint8 [H, W, C] or [H, W] picture in the format its suffix names (IMAGE_FORMATS), atomically.
+
+    Raises:
+        OutputPathError: a suffix not in IMAGE_FORMATS.
+    """
+    return _save_picture(picture, path, image_format(path))
+
+
 def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = None, padding: int = 2) -> Path:
-    """uint8 [N, H, W, C] -> grid PNG at `path`."""
-    return save_png(make_grid(images, nrow=nrow, padding=padding), path)
+    """uint8 [N, H, W, C] -> grid picture at `path` (.png, .jpg, .jpeg or .webp)."""
+    return save_image(make_grid(images, nrow=nrow, padding=padding), path)
 
 
 def _npy_header(shape: tuple[int, ...]) -> bytes:
@@ -121,8 +160,9 @@ def _grid_bytes(n: int, h: int, w: int, c: int, padding: int = 2) -> int:
 
 def sample_to_files(generator: Any, n: int, *, seed: int | None = 0, labels: Any = None,
                     truncation: float | None = None, grid: str | os.PathLike | None = None,
-                    npy: str | os.PathLike | None = None, nrow: int | None = None) -> tuple[list[Path], int]:
-    """Sample n images into a grid PNG and/or a uint8 [N, H, W, C] .npy file (`edgegan sample`).
+                    npy: str | os.PathLike | None = None, nrow: int | None = None,
+                    progress: bool = False) -> tuple[list[Path], int]:
+    """Sample n images into a grid picture and/or a uint8 [N, H, W, C] .npy file (`edgegan sample`).
 
     Memory and disk space are checked before the first image is made. Without `npy` all n images are held and
     tiled; with it they stream to the file a batch at a time, and the grid shows the first MAX_GRID_IMAGES.
@@ -133,6 +173,7 @@ def sample_to_files(generator: Any, n: int, *, seed: int | None = 0, labels: Any
         n, seed, labels, truncation: as in Generator.sample.
         grid, npy: the files to write (at least one).
         nrow: images per grid row.
+        progress: show the .npy streaming's progress on stderr (edgegan.runtime.progress.Progress).
 
     Returns:
         (the files written, grid first; the number of images in the grid).
@@ -141,6 +182,8 @@ def sample_to_files(generator: Any, n: int, *, seed: int | None = 0, labels: Any
         MemoryLimitError, OutputPathError (EdgeganError), OSError from the writes.
     """
     n = check_count(n)  # before any size is computed from it
+    if grid is not None:
+        image_format(grid, "grid")  # a suffix Pillow cannot write is refused before any image is made
     h, w, c = generator.image_shape
     if npy is None:
         check_memory(generator.memory_needed(n, truncation) + _grid_bytes(n, h, w, c),
@@ -151,9 +194,18 @@ def sample_to_files(generator: Any, n: int, *, seed: int | None = 0, labels: Any
     check_free_space(npy, npy_bytes((n, h, w, c)), "npy file")
     check_memory(keep * h * w * c + _grid_bytes(keep, h, w, c), f"the grid's {keep} images of {h}x{w}x{c}",
                  "leave out the grid (-o)")
-    batches = generator.iter_sample(n, seed=seed, labels=labels, truncation=truncation)
-    npy_path, kept = save_npy_batches(batches, npy, (n, h, w, c), keep)
+    from edgegan.runtime.progress import Progress
+
+    with Progress(total=n, unit="image", desc=f"sample {Path(npy).name}", quiet=not progress) as bar:
+        batches = _counted(generator.iter_sample(n, seed=seed, labels=labels, truncation=truncation), bar)
+        npy_path, kept = save_npy_batches(batches, npy, (n, h, w, c), keep)
     written: Sequence[Path] = [npy_path]
     if grid is not None:
         written = [save_grid(kept, grid, nrow=nrow), npy_path]
     return list(written), keep
+
+
+def _counted(batches: Iterable[np.ndarray], bar: Any) -> Iterable[np.ndarray]:
+    for part in batches:  # uint8 [b, H, W, C]
+        yield part
+        bar.update(len(part))

@@ -9,15 +9,27 @@ from pathlib import Path
 
 import click
 
+from edgegan.runtime.cli_options import (
+    CommaList,
+    EdgeganCommand,
+    Say,
+    check_json_path,
+    deprecated_alias,
+    json_option,
+    quiet_option,
+)
 from edgegan.runtime.providers import PROVIDERS
 
 
-@click.command("bench")
+@click.command("bench", cls=EdgeganCommand)
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--batch", "batches", default="1,8,64", show_default=True, help="Batch sizes, comma-separated.")
-@click.option("--threads", default="1", show_default=True, help="Thread counts, comma-separated (e.g. 1,2).")
-@click.option("--provider", "providers", default="cpu", show_default=True,
-              help=f"Providers, comma-separated: {', '.join(PROVIDERS)}.")
+@click.option("--batch-sizes", "batches", type=CommaList(), default="1,8,64", show_default=True,
+              help="Batch sizes to time, comma-separated (each as sample's --batch-size).")
+@deprecated_alias("--batch", "batches", "--batch-sizes", type=CommaList())
+@click.option("--threads", type=CommaList(), default="1", show_default=True,
+              help="onnxruntime intra-op threads, comma-separated to compare (e.g. 1,2).")
+@click.option("--provider", "providers", type=CommaList(PROVIDERS), default="cpu", show_default=True,
+              help=f"Providers, comma-separated to compare: {', '.join(PROVIDERS)}.")
 @click.option("--ort", "setups", multiple=True, metavar="KEY=VALUE,...",
               help="onnxruntime session set-up to compare, repeatable: 'default' or opt=disable|basic|extended|all, "
                    "spin=on|off, mode=sequential|parallel, split=N, preopt=on|off.")
@@ -32,24 +44,22 @@ from edgegan.runtime.providers import PROVIDERS
 @click.option("--pin-core", type=int, default=None, metavar="K", help="Run everything on CPU core K.")
 @click.option("--no-peak", is_flag=True, help="Skip the machine-peak matrix product.")
 @click.option("--peak-size", type=int, default=2048, show_default=True, help="n of the n^3 peak matrix product.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write every row, ratio, peak and the machine as JSON.")
+@json_option("every row, ratio, peak and the machine")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a markdown table.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of latency and images/s against batch (needs matplotlib).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
-def bench(models: tuple[Path, ...], batches: str, threads: str, providers: str, setups: tuple[str, ...], warmup: int,
-          iters: int | None, duration: float | None, rounds: int, torch_source: str | None, torch_compile: bool,
-          pin_core: int | None, no_peak: bool, peak_size: int, json_path: Path | None, markdown: Path | None,
+@quiet_option()
+def bench(models: tuple[Path, ...], batches: tuple[int, ...], threads: tuple[int, ...], providers: tuple[str, ...],
+          setups: tuple[str, ...], warmup: int, iters: int | None, duration: float | None, rounds: int, torch_source: str | None, torch_compile: bool,
+          pin_core: int | None, no_peak: bool, peak_size: int, json_path: str | None, markdown: Path | None,
           plot: Path | None, quiet: bool) -> None:
     """Latency of MODELS (generator.onnx and variants) per provider x threads x batch, interleaved, with the
     machine's measured peak and, with --torch, PyTorch eager/compile beside every row. numpy + onnxruntime only."""
-    from edgegan.runtime.bench.harness import BenchError, parse_int_list, parse_providers, parse_setup, run_bench
-    from edgegan.runtime.bench.report import format_table, require_matplotlib, write_json, write_markdown, write_plot
+    from edgegan.runtime.bench.harness import BenchError, parse_setup, run_bench
+    from edgegan.runtime.bench.report import format_table, require_matplotlib, write_markdown, write_plot
 
-    # Parse everything before any timing, so a typo fails in a second, not after the run.
-    batch_list, thread_list = parse_int_list(batches, "batch"), parse_int_list(threads, "threads")
-    provider_list = parse_providers(providers)
+    # Parse everything before any timing, so a typo fails in a second, not after the run (the lists are
+    # checked by CommaList as the options are parsed).
     setup_list = [parse_setup(s) for s in setups] or [parse_setup("default")]
     if peak_size <= 0:
         raise BenchError(f"--peak-size must be positive, got {peak_size}")
@@ -57,15 +67,18 @@ def bench(models: tuple[Path, ...], batches: str, threads: str, providers: str, 
         require_matplotlib()
     from edgegan.runtime.files import check_writable
 
-    for path, option in ((json_path, "--json"), (markdown, "--markdown"), (plot, "--plot")):
+    check_json_path(json_path)
+    for path, option in ((markdown, "--markdown"), (plot, "--plot")):
         if path is not None:
             check_writable(path, option)
+    say = Say(quiet, json_path)
     log = None if quiet else (lambda message: click.echo(f"[bench] {message}", err=True))
-    result = run_bench(list(models), batches=batch_list, threads=thread_list, providers=provider_list,
+    result = run_bench(list(models), batches=list(batches), threads=list(threads), providers=list(providers),
                        setups=setup_list, warmup=warmup, iters=iters, duration=duration, rounds=rounds,
                        torch=torch_source, torch_compile=torch_compile, pin_core=pin_core, peak=not no_peak,
                        peak_size=peak_size, log=log)
-    click.echo(format_table(result))
-    for path, write in ((json_path, write_json), (markdown, write_markdown), (plot, write_plot)):
+    say.result(format_table(result))
+    say.json(result, json_path)
+    for path, write in ((markdown, write_markdown), (plot, write_plot)):
         if path is not None:
-            click.echo(f"wrote {write(result, path)}")
+            say.result(f"wrote {write(result, path)}")

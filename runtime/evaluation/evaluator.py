@@ -61,8 +61,15 @@ def default_evaluator_path(dataset: str) -> Path:
 
 
 def how_to_make_evaluator(dataset: str) -> str:
-    return (f"make one with `edgegan evaluator train --dataset {dataset}` (writes {default_evaluator_path(dataset)}), "
-            "or pass --evaluator E.onnx")
+    """The fix to suggest when `dataset` has no evaluator: only a command `edgegan evaluator train` accepts."""
+    from edgegan.runtime.evaluation.datasets import DATASETS
+
+    if dataset not in DATASETS:
+        return (f"edgegan reads {', '.join(DATASETS)}, not {dataset!r}: give other images as an image tree or "
+                "an .npz file (`--dataset folder --data-dir DIR`, here and in `edgegan evaluator train`)")
+    where = " --data-dir PATH" if dataset in ("npz", "folder") else ""  # no download for these: the data is yours
+    return (f"make one with `edgegan evaluator train --dataset {dataset}{where}` (writes "
+            f"{default_evaluator_path(dataset)}), or pass --evaluator E.onnx")
 
 
 def file_slug(text: str) -> str:

@@ -2,6 +2,8 @@
 with exit status != 0 and a message (never a traceback)."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -9,6 +11,7 @@ from PIL import Image
 
 from edgegan.cli import main
 from edgegan.runtime import Generator
+from edgegan.runtime.images import make_grid
 
 
 def run(*args: str):
@@ -18,8 +21,10 @@ def run(*args: str):
 def test_help():
     result = run("--help")
     assert result.exit_code == 0
-    for option in ("--seed", "--label", "--truncation", "--provider", "--threads", "--allow-fallback", "--npy"):
+    for option in ("--seed", "--label", "--truncation", "--provider", "--threads", "--allow-fallback", "--npy",
+                   "-o, --output", "-q, --quiet", "--json FILE", "--batch-size"):
         assert option in result.output
+    assert "--out " not in result.output  # the old spelling is a hidden alias
 
 
 def test_writes_grid_and_npy(cond_model, tmp_path):
@@ -63,7 +68,8 @@ def test_labels_per_image_truncation_and_default_grid(float_model, cond_model, t
         (["{float}", "--label", "0"], "unconditional"),
         (["{float}", "--truncation", "0"], "truncation"),
         (["{float}", "--threads", "0"], "threads"),
-        (["{float}", "--batch-size", "0"], "batch size"),
+        (["{float}", "--batch-size", "0"], "--batch-size"),
+        (["{float}", "--nrow", "0"], "--nrow"),
         (["{float}", "--seed", "-1"], "seed"),
         (["{float}", "--provider", "gpu"], "Invalid value for '--provider'"),
         (["{float}", "-n", "many"], "Invalid value for '-n'"),
@@ -93,3 +99,61 @@ def test_missing_provider_without_and_with_fallback(float_model, tmp_path):
     result = run(float_model, "--provider", "cuda", "--allow-fallback", "-o", tmp_path / "g.png")
     assert result.exit_code == 0 and "provider CPUExecutionProvider" in result.output
     assert "Warning: provider fallback CUDAExecutionProvider -> CPUExecutionProvider" in result.output
+
+
+@pytest.mark.parametrize("suffix, pillow_format", [(".png", "PNG"), (".jpg", "JPEG"), (".JPEG", "JPEG"),
+                                                   (".webp", "WEBP")])
+@pytest.mark.parametrize("model", ["float", "cond"])  # grayscale and RGB
+def test_grid_is_written_in_the_format_its_suffix_names(suffix, pillow_format, model, float_model, cond_model,
+                                                        tmp_path):
+    path = tmp_path / f"grid{suffix}"
+    chosen = {"float": float_model, "cond": cond_model}[model]
+    result = run(chosen, "-n", 4, "-o", path)
+    assert result.exit_code == 0, result.output
+    grid = make_grid(Generator(chosen).sample(4, seed=0))  # uint8 [H, W, C]
+    with Image.open(path) as picture:
+        assert picture.format == pillow_format
+        pixels = np.asarray(picture.convert("RGB"))
+    if pillow_format == "JPEG":  # what Pillow itself decodes from its quality-95 JPEG of the grid
+        buffer = io.BytesIO()
+        Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(buffer, format="JPEG", quality=95)
+        grid = np.asarray(Image.open(buffer).convert("RGB"))
+    np.testing.assert_array_equal(pixels, np.broadcast_to(grid, pixels.shape))  # PNG, lossless WebP: exact
+
+
+@pytest.mark.parametrize("name", ["grid.gif", "grid", "grid.png.txt"])
+def test_other_suffixes_are_refused_before_any_work(name, float_model, tmp_path):
+    result = run(float_model, "-n", 4, "-o", tmp_path / name)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "is not a picture format" in result.output and ".png, .jpg, .jpeg, .webp" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["-o", "--npy", "--json"])
+def test_missing_folders_are_refused_not_created(option, float_model, tmp_path):
+    target = tmp_path / "no" / "such" / ("x.png" if option == "-o" else "x.npy" if option == "--npy" else "x.json")
+    result = run(float_model, "-n", 2, option, target, *(["-o", tmp_path / "g.png"] if option != "-o" else []))
+    assert result.exit_code == 1 and "does not exist" in result.output and str(tmp_path / "no") in result.output
+    assert not (tmp_path / "no").exists() and not (tmp_path / "g.png").exists()
+
+
+def test_json_file_and_stdout_and_quiet(float_model, tmp_path):
+    import json
+
+    result = run(float_model, "-n", 3, "--seed", 5, "-o", tmp_path / "g.png", "--json", tmp_path / "s.json", "-q")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "s.json").read_text())
+    assert record["n"] == 3 and record["seed"] == 5 and record["files"] == [str(tmp_path / "g.png")]
+    assert record["provider"] == "CPUExecutionProvider" and record["image"] == {"height": 4, "width": 5, "channels": 1}
+    result = run(float_model, "-n", 3, "-o", tmp_path / "h.png", "--json", "-", "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["grid"] == str(tmp_path / "h.png")  # stdout holds only the JSON
+
+
+def test_old_out_spelling_still_works_with_a_note(float_model, tmp_path):
+    result = run(float_model, "-n", 2, "--out", tmp_path / "g.png")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "g.png").is_file()
+    assert "--out is deprecated" in result.stderr and "-o/--output" in result.stderr
+    both = run(float_model, "-n", 2, "--out", tmp_path / "a.png", "-o", tmp_path / "b.png")
+    assert both.exit_code == 2 and "give only -o/--output" in both.output
