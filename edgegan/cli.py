@@ -16,6 +16,8 @@ COMMANDS = {
     "export": ("edgegan.export.cli:export", "Export a checkpoint to a verified generator.onnx and variants."),
     "sample": ("edgegan.runtime.cli:sample", "Sample images from generator.onnx (numpy + onnxruntime only)."),
     "bench": ("edgegan.runtime.bench.cli:bench", "Latency table for generator.onnx files, torch baseline beside it."),
+    "bench-report": ("edgegan.runtime.bench.report_cli:bench_report",
+                     "Merge `edgegan bench --json` runs from several machines: one table and plot, ratios to a baseline."),
     "eval": ("edgegan.runtime.evaluation.cli:evaluate",
              "FID, KID, coverage, precision/recall of a generator (torch-free)."),
     "evaluator": ("edgegan.trainer.cli:evaluator", "Train the domain classifier that `edgegan eval` scores with."),
