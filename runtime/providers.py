@@ -5,20 +5,18 @@ PROVIDERS is the one list of provider names ("cpu", "cuda", "tensorrt", "auto") 
 onnxruntime quietly falls back to the CPU when a provider cannot load (it only warns); here the session is
 checked after creation and a silent fallback becomes a ProviderError unless the caller allowed it. The bench
 helper reuses `session_options` and `create_session` so every number it reports comes from the same setup.
-onnxruntime is imported inside the functions: `import edgegan.runtime` stays cheap.
+onnxruntime is imported inside the functions: `import edgegan.runtime` stays cheap. So are hashlib (its OpenSSL
+load is a few ms of every cold start), platform, tempfile and the cache root: only `optimized_model` and the
+TensorRT chain need them (benchmarks/cold_start_profile.py shows what each import costs).
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import platform
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from edgegan.runtime.errors import EdgeganError
-from edgegan.runtime.files import cache_root
 
 if TYPE_CHECKING:  # only for annotations; never imported at run time here
     import numpy as np
@@ -123,6 +121,8 @@ def provider_chain(execution_provider: str) -> list[Any]:
     the first load of a model pays for the build.
     """
     if execution_provider == "TensorrtExecutionProvider":
+        from edgegan.runtime.files import cache_root
+
         cache = Path(os.environ.get("EDGEGAN_TRT_CACHE", cache_root() / "tensorrt"))
         options = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}
         return [(execution_provider, options), "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -250,7 +250,13 @@ def optimized_model(path: str | os.PathLike, folder: str | os.PathLike | None = 
     Returns:
         The path of the optimized .onnx file (metadata and inputs/outputs as in the original).
     """
+    import hashlib
+    import platform
+    import tempfile
+
     import onnxruntime as ort
+
+    from edgegan.runtime.files import cache_root
 
     path = Path(path)
     stat = path.stat()
