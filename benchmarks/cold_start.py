@@ -8,7 +8,14 @@ load hits all of them alike; the table gives medians of wall time (spawn to exit
   torch     import torch, build G (edgegan.trainer.models), load the weights, one image, Pillow PNG
   ort       a bare onnxruntime script: InferenceSession (onnxruntime's default options), run, Pillow PNG
   floor     `python -c` printing one line: the interpreter start every row pays
-  (+ runtime variants: threads=1, onnxruntime's default session options, the .ort file)
+  (+ runtime variants: threads=1, onnxruntime's default session options, the .ort file, the pre-optimized model
+   of providers.optimized_model read with graph optimization off, and the source compiled at every start)
+
+Python's bytecode is cached for the children (PYTHONPYCACHEPREFIX in a temporary folder, filled by the warm-up run),
+as it is for an installed package; PYTHONDONTWRITEBYTECODE=1 would make every start compile edgegan's modules
+(the row "runtime, no bytecode cache" shows that cost). The summary gives, per interleaved pair, runtime / bare
+onnxruntime for wall time and peak memory: the median and the range over the pairs. Every runtime row must write
+the same PNG bytes as "runtime" (checked; the .ort file, optimised at the 'basic' level, is the exception).
 
 The model is made here: a DCGAN with non-trivial BatchNorm statistics, exported with `export` when that
 package provides export_checkpoint, else with torch.onnx.export plus the contract metadata.
@@ -35,6 +42,7 @@ RUNTIME = """
 import time; t0 = time.perf_counter()
 from edgegan.runtime import Generator
 from edgegan.runtime.images import save_png
+from edgegan.runtime.providers import session_options  # already loaded by Generator: costs nothing
 t1 = time.perf_counter()
 g = Generator({model!r}{options})
 t2 = time.perf_counter()
@@ -114,7 +122,10 @@ def build_models(folder: Path) -> dict[str, Path]:
     how = _export_with_pipeline(G, cfg, folder) or _export_with_parts(G, onnx_path) or _export_plain(G, onnx_path)
     ort_path = folder / "generator.ort"
     _save_ort(onnx_path, ort_path)
-    return {"weights": weights, "onnx": onnx_path, "ort": ort_path, "exported_by": how}
+    from edgegan.runtime.providers import optimized_model
+
+    preopt = optimized_model(onnx_path, folder)  # the offline step; a later process finds the file
+    return {"weights": weights, "onnx": onnx_path, "ort": ort_path, "preopt": preopt, "exported_by": how}
 
 
 def _export_with_pipeline(G, cfg, folder: Path) -> str | None:
@@ -203,25 +214,56 @@ def build_models_in_child(folder: Path) -> dict[str, Path]:
     return {k: (v if k == "exported_by" else Path(v)) for k, v in built.items()}
 
 
-def scripts(models: dict[str, Path], png: str) -> dict[str, str]:
-    onnx_model, ort_model = str(models["onnx"]), str(models["ort"])
+# Rows that run Generator + save_png with onnxruntime's full optimization: their PNG bytes must equal "runtime"'s.
+SAME_IMAGE = ("runtime, threads=1", "runtime, ORT default options", "runtime, pre-optimized model",
+              "runtime, no bytecode cache")
+NO_BYTECODE = "runtime, no bytecode cache"
+
+
+def scripts(models: dict[str, Path], folder: Path) -> dict[str, str]:
+    """Row name -> the child's code; each row writes its own PNG in `folder` (png_path) so they can be compared."""
+    onnx_model, ort_model, preopt = str(models["onnx"]), str(models["ort"]), str(models["preopt"])
+
+    def runtime(model: str, options: str, name: str) -> str:
+        return RUNTIME.format(model=model, options=options, png=png_path(folder, name))
+
     return {
-        "runtime": RUNTIME.format(model=onnx_model, options="", png=png),
-        "runtime, threads=1": RUNTIME.format(model=onnx_model, options=", threads=1", png=png),
-        "runtime, ORT default options": RUNTIME.format(
-            model=onnx_model, png=png,
-            options=", session_options=__import__('onnxruntime').SessionOptions()"),
-        "runtime, .ort file": RUNTIME.format(model=ort_model, options="", png=png),
-        "torch": TORCH.format(weights=str(models["weights"]), nz=NZ, size=SIZE, width=WIDTH, png=png),
-        "edgegan sample -n 1": CLI.format(model=onnx_model, png=png),
-        "bare onnxruntime": ORT.format(model=onnx_model, nz=NZ, png=png),
+        "runtime": runtime(onnx_model, "", "runtime"),
+        "runtime, threads=1": runtime(onnx_model, ", threads=1", "runtime, threads=1"),
+        "runtime, ORT default options": runtime(
+            onnx_model, ", session_options=__import__('onnxruntime').SessionOptions()", "runtime, ORT default options"),
+        "runtime, pre-optimized model": runtime(
+            preopt, ", session_options=session_options(spinning=False, graph_optimization='disable')",
+            "runtime, pre-optimized model"),
+        "runtime, .ort file": runtime(ort_model, "", "runtime, .ort file"),
+        NO_BYTECODE: runtime(onnx_model, "", NO_BYTECODE),
+        "torch": TORCH.format(weights=str(models["weights"]), nz=NZ, size=SIZE, width=WIDTH,
+                              png=png_path(folder, "torch")),
+        "edgegan sample -n 1": CLI.format(model=onnx_model, png=png_path(folder, "edgegan sample -n 1")),
+        "bare onnxruntime": ORT.format(model=onnx_model, nz=NZ, png=png_path(folder, "bare onnxruntime")),
         "python only (floor)": PYTHON,
     }
 
 
-def run_child(code: str) -> dict[str, float]:
-    """One fresh interpreter: wall seconds from spawn to exit, its own peak RSS (MiB) and phase times."""
+def png_path(folder: Path, name: str) -> str:
+    return str(folder / ("".join(c if c.isalnum() else "_" for c in name) + ".png"))
+
+
+def child_env(name: str, pycache: Path) -> dict[str, str]:
+    """The children's environment: bytecode cached in `pycache` (as an installed package has it), except the row
+    that shows what compiling every module at every start costs."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    if name == NO_BYTECODE:
+        env.pop("PYTHONPYCACHEPREFIX")  # site-packages keep their installed __pycache__; edgegan's source has none
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def run_child(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
+    """One fresh interpreter: wall seconds from spawn to exit, its own peak RSS (MiB) and phase times."""
+    env = env or dict(os.environ, PYTHONPATH=str(REPO))
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -238,6 +280,33 @@ def run_child(code: str) -> dict[str, float]:
             **phases}  # ru_maxrss is KiB on Linux; CPU time is steadier than wall time on a shared machine
 
 
+def machine() -> str:
+    """CPU model, SIMD flags, cores and library versions: the line every figure of this file is tied to."""
+    import platform
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                 platform.processor() or platform.machine())
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    simd = " ".join(sorted(f for f in flags if f.startswith(("avx", "sse4", "amx", "fma"))))
+    code = "import numpy, onnxruntime, PIL; print(numpy.__version__, onnxruntime.__version__, PIL.__version__)"
+    versions = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
+    return (f"{model}, {os.cpu_count()} CPUs, flags {simd or '?'}; python {sys.version.split()[0]}, "
+            f"numpy {versions[0]}, onnxruntime {versions[1]}, Pillow {versions[2]}" if len(versions) == 3 else model)
+
+
+def pair_ratios(runs: dict[str, list[dict[str, float]]], name: str, base: str, key: str) -> str:
+    """name / base for each interleaved pair (repeat i of both): 'median (min-max over N pairs)'."""
+    ratios = sorted(a[key] / b[key] for a, b in zip(runs[name], runs[base]))
+    return f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f} over {len(ratios)} pairs)"
+
+
+def same_images(folder: Path, names: list[str]) -> dict[str, bool]:
+    """Whether each row's PNG holds the same bytes as the "runtime" row's."""
+    reference = Path(png_path(folder, "runtime")).read_bytes()
+    return {name: Path(png_path(folder, name)).read_bytes() == reference for name in names}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
@@ -247,27 +316,30 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--keep", type=Path, help="build the models here and keep them")
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         models = build_models_in_child(folder)
-        png = str(Path(tmp) / "one.png")
-        paths = scripts(models, png)
+        paths = scripts(models, Path(tmp))
         if args.only:
             paths = {k: v for k, v in paths.items() if k in args.only}
+        envs = {name: child_env(name, Path(tmp) / "pycache") for name in paths}
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
-        for name, code in paths.items():  # warm the page cache once per path; not counted
-            run_child(code)
+        for name, code in paths.items():  # warm the page cache and the bytecode cache once per path; not counted
+            run_child(code, envs[name])
         for _ in range(args.repeat):
             for name, code in paths.items():
-                runs[name].append(run_child(code))
+                runs[name].append(run_child(code, envs[name]))
+        checked = [n for n in SAME_IMAGE if n in paths] if "runtime" in paths else []
+        identical = same_images(Path(tmp), checked) if checked else {}
 
-    load_avg = os.getloadavg()[0]  # wall times on a busy machine stretch; say how busy it was
+    load_after = os.getloadavg()[0]  # wall times on a busy machine stretch; say how busy it was
     keys = ("wall_s", "cpu_s", "peak_mib", "import", "load", "run", "png")
     table = {name: {k: statistics.median(r[k] for r in rows) for k in keys} for name, rows in runs.items()}
     lines = [
         f"Cold start: fresh process, DCGAN {SIZE}x{SIZE} (width {WIDTH}, nz {NZ}), one PNG; medians of {args.repeat} "
-        f"interleaved runs; model by {models['exported_by']}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-        f"load average {load_avg:.1f} at the end",
+        f"interleaved runs; model by {models['exported_by']}; bytecode cached",
+        f"Machine: {machine()}; load average {load_before:.1f} at the start, {load_after:.1f} at the end",
         "",
         "| path | wall s | CPU s | peak MiB | import s | load s | run s | png s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -275,19 +347,27 @@ def main(argv: list[str] | None = None) -> dict:
     for name, row in table.items():
         lines.append(f"| {name} | {row['wall_s']:.3f} | {row['cpu_s']:.3f} | {row['peak_mib']:.1f} | {row['import']:.3f} | "
                      f"{row['load']:.3f} | {row['run']:.3f} | {row['png']:.3f} |")
-    baseline = table.get("bare onnxruntime")
-    if baseline and "runtime" in table:
-        lines += ["", f"runtime / bare onnxruntime: wall {table['runtime']['wall_s'] / baseline['wall_s']:.2f}x, "
-                      f"memory {table['runtime']['peak_mib'] / baseline['peak_mib']:.2f}x"]
+    if "bare onnxruntime" in runs:
+        lines.append("")
+        for name in (n for n in runs if n.startswith("runtime")):
+            ratios = {k: pair_ratios(runs, name, "bare onnxruntime", k) for k in ("wall_s", "cpu_s", "peak_mib")}
+            lines.append(f"{name} / bare onnxruntime: wall {ratios['wall_s']}, CPU {ratios['cpu_s']}, "
+                         f"peak memory {ratios['peak_mib']}")
+    if identical:
+        lines += ["", "Same PNG bytes as 'runtime': " + ", ".join(f"{n}: {'yes' if same else 'NO'}"
+                                                                 for n, same in identical.items())]
     text = "\n".join(lines)
     print(text)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text + "\n")
-    result = {"median": table, "runs": runs, "repeat": args.repeat, "exported_by": models["exported_by"]}
+    result = {"median": table, "runs": runs, "repeat": args.repeat, "exported_by": models["exported_by"],
+              "same_png": identical, "machine": machine(), "load_average": [load_before, load_after]}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
+    if identical and not all(identical.values()):
+        raise SystemExit("a runtime row wrote different PNG bytes from 'runtime' (see above)")
     return result
 
 
