@@ -94,6 +94,11 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
+def _rate(per_second: float) -> str:
+    """3 significant digits, never in e-notation: 2483, 12.3, 0.0417."""
+    return f"{per_second:.0f}" if per_second >= 100 else f"{per_second:.3g}"
+
+
 def _figure(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -183,8 +188,7 @@ class Progress:
             parts.append(f"{count}{unit}{pct}")
         figures = []
         if rate is not None and rate > 0:
-            figures.append(f"{_amount(rate, self.unit) if self.unit == 'B' else f'{rate:.3g}'}"
-                           f"{'/s' if self.unit == 'B' else f' {self.unit}/s'}")
+            figures.append(f"{_amount(rate, 'B')}/s" if self.unit == "B" else f"{_rate(rate)} {self.unit}/s")
             if not final and self.total is not None and self.n < self.total:
                 figures.append(f"eta {_duration((self.total - self.n) / rate)}")
         figures += [f"{k}={_figure(v)}" for k, v in self._postfix.items()]
