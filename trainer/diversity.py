@@ -156,7 +156,7 @@ class DiversityMonitor:
         data: the training ImageData (the real reference is measured here, once).
         device: where G runs.
         log: train.log writer.
-        bar: the run's tqdm progress bar, or None; a warning is printed above it instead of through it.
+        bar: the run's edgegan.runtime.progress.Progress, or None; a warning is printed above it, not through it.
         enabled: False on the ranks that do not write (DDP): every call is then a no-op.
     """
 
@@ -197,6 +197,6 @@ class DiversityMonitor:
         message = (f"mode collapse at step {step}: {subject} nearly identical (diversity "
                    f"{div.per_class[worst]:.2f} of real, warns below {COLLAPSE_RATIO:g}); G is ignoring z")
         self.log(message)
-        # tqdm's external write mode clears the bar, lets the warning print, and redraws the bar below it.
-        with self.bar.external_write_mode(file=self.bar.fp) if self.bar is not None else contextlib.nullcontext():
+        # On a terminal the bar is cleared while the warning prints, then redrawn below it.
+        with self.bar.paused() if self.bar is not None else contextlib.nullcontext():
             warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 
 from edgegan.runtime.files import atomic_write
 from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.progress import Progress
 from edgegan.runtime.evaluation.quality import (
     INPUT_PIXELS,
     OUTPUT_FEATURES,
@@ -222,7 +223,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | os.PathLike | None = None,
         cfg: the recipe.
         out: the .onnx file to write; None writes `edgegan.runtime.evaluation.quality.default_evaluator_path(cfg.dataset)`, where
             `edgegan eval` and `edgegan export` look by default.
-        progress: show a progress bar.
+        progress: show progress on stderr (a tqdm bar on a terminal, plain lines elsewhere: runtime/progress.py).
 
     Returns:
         EvaluatorResult: path, metadata (test accuracy measured on the exported file in onnxruntime), seconds,
@@ -265,14 +266,9 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | os.PathLike | None = None,
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     order_gen = torch.Generator().manual_seed(cfg.seed)
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, unit="step", desc=f"evaluator {cfg.dataset}", dynamic_ncols=True)
     net.train()
     step, correct, seen = 0, torch.zeros((), device=device), 0
-    try:
+    with Progress(total, unit="step", desc=f"evaluator {cfg.dataset}", quiet=not progress) as bar:
         while step < total:
             order = torch.randperm(n, generator=order_gen).to(device)
             correct.zero_()
@@ -291,13 +287,9 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | os.PathLike | None = None,
                 correct += (logits.argmax(1) == y).sum()  # stays on the device: no sync per step
                 seen += len(y)
                 step += 1
-                if bar is not None:
-                    bar.update(1)
-                    if step % 50 == 0:
-                        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.update(1)
+                if progress and step % 50 == 0:  # .item() is a host sync: not every step
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
     train_accuracy = float(correct.item()) / max(seen, 1)
 
     net = net.cpu().eval()

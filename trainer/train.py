@@ -1,4 +1,4 @@
-"""The training run: data, checkpoints, samples, metrics and the progress bar around `edgegan.trainer.step.GANStep`.
+"""The training run: data, checkpoints, samples, metrics and the progress display around `edgegan.trainer.step.GANStep`.
 
 The per-step work (D on real and generated batches, then G, then the EMA) lives in trainer/step.py, so the
 benchmark times exactly what a run does. Here: resume, logging every `log_every` steps (the only host syncs:
@@ -23,6 +23,7 @@ from edgegan.runtime.contract import default_labels, draw_latents
 from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.files import atomic_write
 from edgegan.runtime.images import save_grid, to_uint8_nhwc
+from edgegan.runtime.progress import Progress
 from edgegan.trainer import distributed as dist_utils
 from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from edgegan.trainer.config import TrainConfig
@@ -70,7 +71,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             checkpoint's recipe wins; only epochs / max_steps / device / logging settings are taken from `cfg`.
         out_dir: the run folder (config.json, checkpoints/, samples/, metrics.jsonl, train.log).
         resume: continue from out_dir/checkpoints/last.pt.
-        progress: show a tqdm bar (rank 0 only).
+        progress: show progress on stderr (rank 0 only): a tqdm bar on a terminal, otherwise a plain line every
+            $EDGEGAN_PROGRESS_SECONDS (default 10) and one at the end (edgegan.runtime.progress).
     """
     out = Path(out_dir)
     ctx = dist_utils.init_distributed(cfg.device, cfg.amp)
@@ -149,11 +151,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
             atomic_write(out / "config.json", lambda f: f.write(json.dumps(cfg.to_dict(), indent=2)), binary=False)
     metrics_file = open(out / "metrics.jsonl", "a") if ctx.is_main else None
     log_file = open(out / "train.log", "a") if ctx.is_main else None
-    bar = None
-    if ctx.is_main and progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, desc=f"train {out.name}")
+    bar = Progress(total_steps, unit="step", desc=f"train {out.name}", initial=step,
+                   quiet=not (ctx.is_main and progress))
 
     def log(message: str) -> None:
         if log_file is not None:
@@ -216,19 +215,17 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
                     with writing(out / "metrics.jsonl", "metrics"):
                         metrics_file.write(json.dumps(last_metrics) + "\n")
                         metrics_file.flush()
-                if bar is not None:
-                    m = last_metrics
-                    bar.set_postfix(img_s=f"{ips:.0f}", loss_d=f"{m['loss_d']:.3f}", loss_g=f"{m['loss_g']:.3f}",
-                                    D_x=f"{m['d_x']:.2f}", D_G_z=f"{m['d_g_z']:.2f}", refresh=False)
-                    bar.update(step - bar.n)
+                m = last_metrics
+                bar.set_postfix(img_s=f"{ips:.0f}", loss_d=f"{m['loss_d']:.3f}", loss_g=f"{m['loss_g']:.3f}",
+                                D_x=f"{m['d_x']:.2f}", D_G_z=f"{m['d_g_z']:.2f}")
+                bar.update(step - bar.n)
                 window_start, window_from = now, step
             if epoch_end or step == total_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 checkpoint(step // steps_per_epoch if epoch_end else epoch, epoch_end)
         if ctx.enabled:
             _record_replicas(engine, ctx, log)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         for f in (metrics_file, log_file):
             if f is not None:
                 f.close()

@@ -188,3 +188,35 @@ def test_fp16_autocast_on_cpu_is_a_device_error():
 
     with pytest.raises(DeviceError, match="--amp fp16 needs CUDA"):
         autocast("fp16", torch.device("cpu"))
+
+
+def test_piped_progress_of_a_five_epoch_run_is_a_few_plain_lines(tiny_cfg, tmp_path, capsys, monkeypatch):
+    from tests.trainer.conftest import write_npz
+
+    # capsys's stderr is not a TTY: what `edgegan train ... 2>&1 | cat` sees. log_every=1 updates the display on
+    # all 40 steps (128 images / 16 per batch x 5 epochs); tqdm wrote a `\r` frame for each.
+    monkeypatch.delenv("EDGEGAN_PROGRESS_SECONDS", raising=False)
+    data = write_npz(tmp_path / "small.npz", n=128)
+    result = train(replace(tiny_cfg, data_dir=str(data), max_steps=None, epochs=5, log_every=1), tmp_path / "run")
+    assert result.step == 40
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert "\r" not in err and 1 <= len(lines) < 50
+    assert lines[-1].startswith("train run: done 40/40 step in ") and "loss_g=" in lines[-1] and "img_s=" in lines[-1]
+
+
+def test_progress_false_prints_nothing_and_a_terminal_gets_the_bar(tiny_cfg, tmp_path, capsys, monkeypatch):
+    train(tiny_cfg, tmp_path / "quiet", progress=False)
+    assert capsys.readouterr().err == ""
+
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    train(tiny_cfg, tmp_path / "tty")
+    assert "\r" in term.getvalue() and "train tty" in term.getvalue() and "4/4" in term.getvalue()
