@@ -142,7 +142,7 @@ def load_images(
             size (folder: all images must then share one size).
         channels: 1 or 3; None keeps the stored channels (folder: RGB unless every image is grey).
         download: mnist family: fetch missing files into the cache from the mirrors.
-        progress: show a tqdm bar while downloading.
+        progress: show download progress on stderr (a tqdm bar on a terminal, plain lines elsewhere).
         mirrors: base URLs to download from instead of the datasets' own (default: $EDGEGAN_MIRROR, comma or
             space separated, else the canonical mirrors).
     Returns:

@@ -16,6 +16,7 @@ from typing import Sequence
 from edgegan.runtime.evaluation.idx import find_idx_file, idx_names
 from edgegan.runtime.evaluation.image_data import DataError
 from edgegan.runtime.files import cache_root
+from edgegan.runtime.progress import Progress
 
 __all__ = ["MIRRORS", "SHA256", "cache_dir", "mirror_bases", "fetch", "download_split"]
 
@@ -85,8 +86,6 @@ def fetch(url: str, dest: Path, expected: Sequence[str], progress: bool) -> None
         OSError / urllib.error.URLError: the mirror could not be read (the caller tries the next).
         DataError: the bytes arrived but their SHA-256 is not the published one (nothing is left behind).
     """
-    from tqdm.auto import tqdm
-
     with urllib.request.urlopen(url, timeout=60) as response:  # connect first: a dead mirror leaves no folder
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -94,10 +93,8 @@ def fetch(url: str, dest: Path, expected: Sequence[str], progress: bool) -> None
         digest = hashlib.sha256()
         try:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with os.fdopen(fd, "wb") as out, tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name, disable=not progress,
-                leave=False,
-            ) as bar:
+            with os.fdopen(fd, "wb") as out, Progress(total, unit="B", desc=f"download {dest.name}",
+                                                      quiet=not progress, leave=False) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)

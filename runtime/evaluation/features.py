@@ -25,10 +25,11 @@ from edgegan.runtime.evaluation.metrics import (
     precision_recall,
 )
 from edgegan.runtime.files import atomic_write, cache_root
+from edgegan.runtime.progress import Progress
 
 __all__ = [
     "FeatureSet", "stats_cache_dir", "reference_features", "compare_feature_sets", "images_digest", "write_cache",
-    "CACHE_FORMAT",
+    "score_images", "CACHE_FORMAT",
 ]
 
 CACHE_FORMAT = 1
@@ -112,8 +113,31 @@ def write_cache(path: Path, meta: dict[str, Any], fs: FeatureSet) -> None:
     })
 
 
+def score_images(evaluator: Evaluator, images: np.ndarray, desc: str = "score", progress: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """`evaluator.run(images)` a batch at a time, counted on stderr when `progress` (runtime/progress.py).
+
+    Each slice is one of the session runs `run` makes itself (same batch size, rows independent), so the figures
+    are exactly `run`'s.
+
+    Returns:
+        (features float32 [N, D], probabilities float32 [N, K]).
+    """
+    step = evaluator.batch_size
+    if len(images) <= step:
+        return evaluator.run(images)
+    features, probs = [], []
+    with Progress(len(images), unit="image", desc=desc, quiet=not progress) as bar:
+        for start in range(0, len(images), step):
+            part_features, part_probs = evaluator.run(images[start:start + step])
+            features.append(part_features)
+            probs.append(part_probs)
+            bar.update(len(part_features))
+    return np.concatenate(features), np.concatenate(probs)
+
+
 def reference_features(
-    evaluator: Evaluator, images: np.ndarray, dataset: str, split: str, cache: bool = True
+    evaluator: Evaluator, images: np.ndarray, dataset: str, split: str, cache: bool = True, progress: bool = False
 ) -> FeatureSet:
     """Features and statistics of real images, from the cache when this exact (data, evaluator) was seen before.
 
@@ -122,6 +146,7 @@ def reference_features(
         images: uint8 [N, H, W, C] real images.
         dataset, split: names for the cache file (the key also holds the evaluator's and the images' digests).
         cache: read and write the cache.
+        progress: count the images scored on stderr (nothing is shown for a set read from the cache).
 
     Returns:
         FeatureSet; `cached` says whether it came from disk, `cache_path` where it is stored (None: cache off).
@@ -131,7 +156,7 @@ def reference_features(
     meta = {"format": CACHE_FORMAT, "dataset": dataset, "split": split, "evaluator_sha256": evaluator.digest,
             "data_sha256": digest, "n": int(len(images)), "k": PR_NEIGHBOURS}
     found = _read_cache(path, meta) if cache else None
-    fs = found or FeatureSet.from_outputs(*evaluator.run(images))
+    fs = found or FeatureSet.from_outputs(*score_images(evaluator, images, f"score {dataset} {split}", progress))
     if cache:
         fs.cache_path, fs.cache_meta = path, meta
         if found is None:

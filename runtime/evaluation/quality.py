@@ -38,10 +38,18 @@ from edgegan.runtime.evaluation.evaluator import (
     how_to_make_evaluator,
     resolve_evaluator,
 )
-from edgegan.runtime.evaluation.features import FeatureSet, compare_feature_sets, reference_features, stats_cache_dir
+from edgegan.runtime.evaluation.features import (
+    FeatureSet,
+    compare_feature_sets,
+    reference_features,
+    score_images,
+    stats_cache_dir,
+)
 from edgegan.runtime.evaluation.metrics import PR_NEIGHBOURS, class_coverage
 from edgegan.runtime.evaluation.per_class import collapse_warnings, format_per_class, per_class_figures
 from edgegan.runtime.files import atomic_write
+from edgegan.runtime.memory import MEMORY_HINT, check_memory
+from edgegan.runtime.progress import Progress
 
 __all__ = [
     "QualityError", "EvaluatorInfo", "Evaluator", "FeatureSet", "QualityReport", "evaluate", "format_report",
@@ -121,7 +129,8 @@ def load_reference(dataset: str, data_dir, info: EvaluatorInfo) -> tuple[ImageDa
 
 
 def _floor(evaluator: Evaluator, dataset: str, data_dir, reference: FeatureSet, ref_data: ImageData,
-           ref_split: str, n: int, cache: bool) -> tuple[dict[str, Any], tuple[FeatureSet, FeatureSet] | None]:
+           ref_split: str, n: int, cache: bool, progress: bool = False
+           ) -> tuple[dict[str, Any], tuple[FeatureSet, FeatureSet] | None]:
     """Real-vs-real figures: n training images against the test reference (what a generator that samples the
     true distribution would score at this n), or, without a separate training split, two disjoint halves of
     the reference. The figures are cached with the floor sample's features.
@@ -142,7 +151,7 @@ def _floor(evaluator: Evaluator, dataset: str, data_dir, reference: FeatureSet, 
     if pool is not None and len(pool) > PR_NEIGHBOURS:
         m = min(n, len(pool))
         sample = pool[np.sort(rng.choice(len(pool), m, replace=False))]
-        fs = reference_features(evaluator, sample, dataset, f"train-sample{m}", cache)
+        fs = reference_features(evaluator, sample, dataset, f"train-sample{m}", cache, progress)
         against = reference
         method = f"{m} training images vs the {len(reference)} test images"
     else:
@@ -151,8 +160,8 @@ def _floor(evaluator: Evaluator, dataset: str, data_dir, reference: FeatureSet, 
         if half <= PR_NEIGHBOURS:
             return {"method": "none", "reason": f"the reference has only {len(order)} images"}, None
         a, b = np.sort(order[:half]), np.sort(order[half:2 * half])
-        against = reference_features(evaluator, ref_data.images[a], dataset, f"{ref_split}-halfA", cache)
-        fs = reference_features(evaluator, ref_data.images[b], dataset, f"{ref_split}-halfB", cache)
+        against = reference_features(evaluator, ref_data.images[a], dataset, f"{ref_split}-halfA", cache, progress)
+        fs = reference_features(evaluator, ref_data.images[b], dataset, f"{ref_split}-halfB", cache, progress)
         method = f"two disjoint halves of the {ref_split} split ({half} vs {half} images)"
     key = {"against": against.cache_meta or {}, "method": method}
     stored = fs.extra.get("floor")
@@ -173,6 +182,20 @@ def label_mismatch(gen_names: list[str], gen_classes: int, info: EvaluatorInfo) 
     return None
 
 
+def _generate(gen, n: int, seed: int, progress: bool) -> np.ndarray:
+    """`gen.sample(n, seed)`, a batch at a time so it can be counted: uint8 [n, H, W, C] (iter_sample's batches
+    concatenate to exactly sample's images)."""
+    check_memory(gen.memory_needed(n), f"{n} generated images", MEMORY_HINT)
+    images = np.empty((n, *gen.image_shape), np.uint8)
+    done = 0
+    with Progress(n, unit="image", desc="generate", quiet=not progress) as bar:
+        for part in gen.iter_sample(n, seed=seed):  # uint8 [b, H, W, C]
+            images[done:done + len(part)] = part
+            done += len(part)
+            bar.update(len(part))
+    return images
+
+
 def evaluate(
     model: str | os.PathLike,
     dataset: str,
@@ -186,6 +209,7 @@ def evaluate(
     batch_size: int = 256,
     floor: bool = True,
     cache: bool = True,
+    progress: bool = True,
 ) -> QualityReport:
     """Score a generator's images against the real test split with a domain evaluator.
 
@@ -199,6 +223,8 @@ def evaluate(
         provider, threads, batch_size: onnxruntime settings for both the generator and the evaluator.
         floor: also compute the real-vs-real floor.
         cache: read/write reference statistics in `stats_cache_dir()`.
+        progress: count images generated and scored on stderr (a tqdm bar on a terminal, a plain line every
+            $EDGEGAN_PROGRESS_SECONDS elsewhere: runtime/progress.py).
 
     Returns:
         QualityReport.
@@ -223,14 +249,14 @@ def evaluate(
     ref_data, ref_split, more = load_reference(dataset, data_dir, ev.info)
     notes += more
     ev.check_images(ref_data.images.shape, f"the {dataset} {ref_split} images")
-    reference = reference_features(ev, ref_data.images, dataset, ref_split, cache)
+    reference = reference_features(ev, ref_data.images, dataset, ref_split, cache, progress)
     seconds["reference"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    images = gen.sample(int(n), seed=seed)  # uint8 [n, H, W, C]
+    images = _generate(gen, int(n), seed, progress)  # uint8 [n, H, W, C]
     seconds["generate"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    fake = FeatureSet.from_outputs(*ev.run(images))
+    fake = FeatureSet.from_outputs(*score_images(ev, images, "score generated", progress))
     metrics = compare_feature_sets(reference, fake)
     labels = None
     if gen.conditional:
@@ -243,7 +269,7 @@ def evaluate(
     seconds["score"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
-    floor_figures, floor_sets = (_floor(ev, dataset, data_dir, reference, ref_data, ref_split, int(n), cache)
+    floor_figures, floor_sets = (_floor(ev, dataset, data_dir, reference, ref_data, ref_split, int(n), cache, progress)
                                  if floor else ({"method": "none", "reason": "not asked for"}, None))
     seconds["floor"] = time.perf_counter() - t3
 
