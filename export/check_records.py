@@ -2,7 +2,9 @@
 by, and the typed errors failed records raise (ShapeError for the graph's form, AtolError for its numbers)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from edgegan.runtime.errors import EdgeganError
@@ -23,6 +25,7 @@ class Tolerance:
     batch_invariance: float
     reference: float
     range_slack: float  # how far past [-1, 1] a float image may reach (Tanh approximations overshoot)
+    rtol: float = 0.0  # Polygraphy's rule: a value passes when |out - ref| <= max + rtol * |ref|; 0: absolute only
 
 
 #: The one table of tolerances. fp32 is the issue's contract; fp16 has ~3 decimal digits (eps 9.8e-4, so
@@ -36,6 +39,65 @@ TOLERANCES: dict[str, Tolerance] = {
                       range_slack=8e-3),
 }
 UINT8_LEVEL_SLACK = 1  # two runtimes may round a value sitting on .5 differently: one level
+ALL_VARIANTS = "*"  # the key of an --atol/--rtol given without VARIANT=
+
+
+class ToleranceOptionError(EdgeganError, ValueError):
+    """An --atol / --rtol value that is not a number >= 0, or names a variant that is not verified."""
+
+
+def parse_tolerances(values: Sequence[str] | float | Mapping[str, float] | None, option: str) -> dict[str, float]:
+    """--atol/--rtol values -> {variant or "*": value}: ("0.01", "int8=0.08") -> {"*": 0.01, "int8": 0.08}.
+
+    A number or a mapping (the library's forms) is taken as it is, after the same checks.
+    """
+    if values is None:
+        return {}
+    if isinstance(values, (int, float)):
+        values = {ALL_VARIANTS: values}
+    if isinstance(values, Mapping):
+        values = [f"{name}={value}" for name, value in values.items()]
+    found: dict[str, float] = {}
+    for text in values:
+        name, _, number = str(text).rpartition("=")
+        key = name.strip() or ALL_VARIANTS
+        try:
+            value = float(number)
+        except ValueError:
+            value = -1.0
+        if not (math.isfinite(value) and value >= 0):
+            raise ToleranceOptionError(f"{option} {text!r}: give a number >= 0 for every variant, or VARIANT=NUMBER "
+                                       "(e.g. int8=0.08)")
+        if key in found:
+            raise ToleranceOptionError(f"{option} is given twice for {'every variant' if key == '*' else key}")
+        found[key] = value
+    return found
+
+
+def check_tolerance_names(overrides: Mapping[str, float], option: str, verified: Sequence[str]) -> None:
+    """Refuse an override naming a variant that this export does not verify (a typo, or a variant not asked for)."""
+    for name in overrides:
+        if name != ALL_VARIANTS and name not in verified:
+            raise ToleranceOptionError(f"{option} {name}=...: this export verifies {', '.join(verified)}; {name!r} is "
+                                       "not one of them (ask for the variant, or fix the name)")
+
+
+def resolve_tolerance(variant: str, row: str, atol: Mapping[str, float],
+                      rtol: Mapping[str, float]) -> tuple[Tolerance, dict[str, Any]]:
+    """The tolerance `variant` is judged by: TOLERANCES[row], with --atol replacing every max-error budget of its
+    numeric checks (vs PyTorch, vs generator.onnx, batch invariance, onnx.reference) and --rtol added.
+
+    Returns:
+        (the Tolerance, its export_report.json entry: the row, every figure and whether it was overridden).
+    """
+    tol = TOLERANCES[row]
+    a, r = atol.get(variant, atol.get(ALL_VARIANTS)), rtol.get(variant, rtol.get(ALL_VARIANTS))
+    if a is not None:
+        tol = replace(tol, vs_torch_max=a, batch_invariance=a, reference=a)
+    if r is not None:
+        tol = replace(tol, rtol=r)
+    overridden = [flag for flag, value in (("--atol", a), ("--rtol", r)) if value is not None]
+    return tol, {"row": row, **asdict(tol), "overridden": bool(overridden), "by": overridden}
 
 
 @dataclass

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from edgegan.runtime.cli_options import EdgeganCommand, Say, check_json_path, json_option, quiet_option
 
-@click.command("export")
+
+@click.command("export", cls=EdgeganCommand)
 @click.argument("source", metavar="RUN|CKPT", type=click.Path(exists=True, path_type=str))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Export folder (generator.onnx, variants, export_report.json).")
@@ -25,8 +27,16 @@ import click
 @click.option("--force", is_flag=True,
               help="Replace OUT as a whole (every file in it, not only an earlier export), swapped in once the new "
                    "export is complete. Without it OUT may hold other files, but none the export writes.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+@json_option("the report (as OUT/export_report.json)", bare_flag=True)
+@quiet_option()
+@click.option("--atol", multiple=True, metavar="F|VARIANT=F",
+              help="Max absolute error every numeric check allows (vs PyTorch, vs generator.onnx, batch invariance, "
+                   "onnx.reference), instead of the precision's own; repeatable per variant, e.g. --atol int8=0.08. "
+                   "Recorded in the report.")
+@click.option("--rtol", multiple=True, metavar="F|VARIANT=F",
+              help="Relative part: a value passes when |out - ref| <= atol + rtol * |ref| [default: 0].")
+@click.option("--no-quality-gate", is_flag=True,
+              help="Skip the quality gate even when an evaluator is cached (the report says so).")
 @click.option("--evaluator", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Evaluator .onnx for the quality gate [default: ~/.cache/edgegan/evaluators/DATASET.onnx].")
 @click.option("--max-fid-delta", type=float, default=None, metavar="F",
@@ -39,9 +49,10 @@ import click
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Real data for --min-recall [default: the run's --data-dir].")
 def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensorrt: bool, trt_batch: str,
-           ort_format: bool, triton: bool, pixels: str, no_ema: bool, force: bool, as_json: bool, quiet: bool,
-           evaluator: str | None, max_fid_delta: float | None, gate_n: int, optimize: bool,
-           min_recall: float | None, data_dir: str | None) -> None:
+           ort_format: bool, triton: bool, pixels: str, no_ema: bool, force: bool, json_path: str | None,
+           quiet: bool, atol: tuple[str, ...], rtol: tuple[str, ...], no_quality_gate: bool, evaluator: str | None,
+           max_fid_delta: float | None, gate_n: int, optimize: bool, min_recall: float | None,
+           data_dir: str | None) -> None:
     """Export a run's (or checkpoint's) generator to a verified generator.onnx plus the variants asked for.
 
     Every file is verified before it is moved into OUT; the checks, errors, sizes and operator counts go to
@@ -55,21 +66,28 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
     if len(batch) != 3 or not 1 <= batch[0] <= batch[1] <= batch[2]:
         raise click.BadParameter(f"{trt_batch!r}: give MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX", param_hint="--trt-batch")
 
-    import json
+    from edgegan.export.check_records import ToleranceOptionError, parse_tolerances
+
+    for values, flag in ((atol, "--atol"), (rtol, "--rtol")):
+        try:
+            parse_tolerances(values, flag)  # the numbers now; the variant names once the variants are known
+        except ToleranceOptionError as exc:
+            raise click.BadParameter(str(exc), param_hint=flag) from None
+    check_json_path(json_path)
 
     from edgegan.export.pipeline import export_checkpoint
+    from edgegan.export.quality_gate import format_gate
     from edgegan.export.report import format_table
 
     report = export_checkpoint(
         source, out_dir, opset=opset, fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt,
         triton=triton, pixels=pixels, use_ema=not no_ema, force=force, trt_batch=batch, progress=not quiet,
         evaluator=evaluator, max_fid_delta=max_fid_delta, gate_n=gate_n, optimize=optimize,
-        min_recall=min_recall, data_dir=data_dir,
+        min_recall=min_recall, data_dir=data_dir, atol=list(atol) or None, rtol=list(rtol) or None,
+        quality_gate=not no_quality_gate,
     )
-    click.echo(json.dumps(report, indent=2) if as_json else format_table(report))
-    if not as_json:
-        from edgegan.export.quality_gate import format_gate
-
-        click.echo(format_gate(report.get("quality_gate")))
-    if not as_json:
-        click.echo(f"report: {out_dir}/export_report.json")
+    say = Say(quiet, json_path)
+    say.result(format_table(report))
+    say.result(format_gate(report.get("quality_gate")))
+    say.result(f"report: {out_dir}/export_report.json")
+    say.json(report, json_path)

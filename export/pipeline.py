@@ -27,7 +27,9 @@ import numpy as np
 import onnx
 import torch
 
+from edgegan.export.check_records import Tolerance, check_tolerance_names, parse_tolerances, resolve_tolerance
 from edgegan.export.graph_forms import optimize_fp32
+from edgegan.export.library_notes import captured_notes
 from edgegan.export.onnx import append_uint8_tail, export_generator, fold_batchnorm, op_counts, set_contract_metadata
 from edgegan.export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_gate
 from edgegan.export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
@@ -93,7 +95,7 @@ def _save(model: onnx.ModelProto, path: Path) -> None:
 
 def _verify(name: str, path: Path, contract: GeneratorContract, reference: CachedReference, progress: bool, *,
             first: list[CheckRecord] = (), baseline: VariantVerification | None = None,
-            tolerance: str | None = None) -> VariantVerification:
+            tolerance: str | Tolerance | None = None) -> VariantVerification:
     """verify_variant with `first` records put ahead of its own; raises ShapeError / AtolError on a failed check."""
     _say(progress, f"verifying {path.name}")
     result = verify_variant(path, contract, reference, variant=name, baseline=baseline, tolerance=tolerance)
@@ -103,27 +105,31 @@ def _verify(name: str, path: Path, contract: GeneratorContract, reference: Cache
 
 
 def _export_variant(variant: Variant, sources: Sources, reference: CachedReference, base: VariantVerification,
-                    opset: int, progress: bool) -> dict[str, Any]:
-    """Build one variant in the staging folder, stamp and save its graph, verify it and return its report entry."""
+                    opset: int, progress: bool, tolerances: tuple[dict, dict]) -> dict[str, Any]:
+    """Build one variant in the staging folder, stamp and save its graph, verify it and return its report entry.
+
+    tolerances: the --atol and --rtol overrides ({variant or "*": value})."""
     _say(progress, variant.step.format_map(vars(sources.options)))
     file = variant.files(model_name(sources.out_dir))[0]
     path = sources.stage / file
-    built = variant.build(sources, path)
+    with captured_notes(lambda line: _say(progress, line), variant.name):  # onnxruntime's advice, said once
+        built = variant.build(sources, path)
     precision = built.precision or variant.precision
     contract = dataclasses.replace(sources.contract, precision=precision)
     if built.model is not None:
         set_contract_metadata(built.model, contract)
         _save(built.model, path)
     sources.written[variant.name] = path
-    verification = None
+    verification, used = None, None
     if variant.tolerance is None:  # a file onnxruntime cannot run: the build's own checks stand
         raise_for_records(variant.name, built.checks)
     else:
-        verification = _verify(variant.name, path, contract, reference, progress, tolerance=variant.tolerance,
+        tol, used = resolve_tolerance(variant.name, variant.tolerance, *tolerances)
+        verification = _verify(variant.name, path, contract, reference, progress, tolerance=tol,
                                baseline=base if variant.versus_fp32 else None)
     return variant_entry(verification, file=file, path=path, precision=precision, output=contract.output,
-                         opset=opset if variant.has_opset else None, ops=built.ops, extra=built.extra,
-                         checks=built.checks)
+                         opset=opset if variant.has_opset else None, ops=built.ops,
+                         extra={**(built.extra or {}), **({"tolerance": used} if used else {})}, checks=built.checks)
 
 
 def _check_options(opset: int, pixels: str, trt_batch: tuple[int, int, int]) -> None:
@@ -168,6 +174,9 @@ def export_checkpoint(
     optimize: bool = True,
     min_recall: float | None = None,
     data_dir: str | Path | None = None,
+    atol: float | dict[str, float] | list[str] | None = None,
+    rtol: float | dict[str, float] | list[str] | None = None,
+    quality_gate: bool = True,
 ) -> dict:
     """Export a checkpoint's generator to a verified `generator.onnx` plus the variants asked for.
 
@@ -194,6 +203,11 @@ def export_checkpoint(
         min_recall: fail when the fp32 model's recall against the real test images (or, conditional, one class's
             recall) is below this (None: not checked; export/quality_gate.py).
         data_dir: the real data for min_recall (None: the run's --data-dir).
+        atol: replaces the max-error budget of every numeric check (vs PyTorch, vs generator.onnx, batch
+            invariance, onnx.reference): one number for every variant, or per variant ({"int8": 0.08}, or the
+            CLI's strings ["0.01", "int8=0.08"]). Recorded per variant in the report ("tolerance").
+        rtol: adds a relative part: a value passes when |out - ref| <= max + rtol * |ref| (Polygraphy's rule).
+        quality_gate: False skips the gate even when an evaluator is at hand (the report says why).
 
     Returns:
         The report (also written to out_dir/export_report.json): per variant its file, checks with figures,
@@ -204,7 +218,7 @@ def export_checkpoint(
         out_dir holding files the export would replace or a symlink (edgegan.export.staging.OutFolderError), a full or
         read-only disk (edgegan.export.staging.ExportWriteError), a failed check (edgegan.export.verify.ShapeError / AtolError),
         TensorRT missing, a variant over --max-fid-delta or an unusable evaluator
-        (edgegan.export.quality_gate.QualityGateError).
+        (edgegan.export.quality_gate.QualityGateError), a bad --atol/--rtol (ToleranceOptionError).
     """
     out_dir = Path(out_dir)
     trt_batch = tuple(int(b) for b in trt_batch)  # type: ignore[assignment]
@@ -212,6 +226,10 @@ def export_checkpoint(
     options = VariantOptions(fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt, triton=triton,
                              trt_batch=trt_batch)
     asked = [variant for variant in VARIANTS if variant.enabled(options)]
+    tolerances = parse_tolerances(atol, "--atol"), parse_tolerances(rtol, "--rtol")
+    verified = ["fp32", *(variant.name for variant in asked if variant.tolerance is not None)]
+    for overrides, flag in zip(tolerances, ("--atol", "--rtol")):
+        check_tolerance_names(overrides, flag, verified)
     for variant in asked:
         if variant.preflight is not None:
             variant.preflight()  # e.g. fail before any work when TensorRT or CUDA is missing
@@ -229,7 +247,7 @@ def export_checkpoint(
         contract = checkpoint_contract(cfg, ckpt, ema, PIXEL_FORMS[pixels])
         # A bad evaluator, or real data that --min-recall cannot read, fails before any export work.
         gate = plan_gate(evaluator, contract, max_fid_delta, gate_n, min_recall=min_recall,
-                         data_dir=data_dir if data_dir is not None else cfg.data_dir)
+                         data_dir=data_dir if data_dir is not None else cfg.data_dir, skip=not quality_gate)
         reference = CachedReference(_torch_reference(G))
         _say(progress, "folding BatchNorm and exporting with torch.onnx")
         folded, folded_count = fold_batchnorm(G)
@@ -243,15 +261,17 @@ def export_checkpoint(
         set_contract_metadata(fp32, contract)
         fp32_path = stage / FP32_NAME
         _save(fp32, fp32_path)
-        base = _verify("fp32", fp32_path, contract, reference, progress, first=[fold_check])
+        fp32_tol, fp32_used = resolve_tolerance("fp32", "fp32", *tolerances)
+        base = _verify("fp32", fp32_path, contract, reference, progress, first=[fold_check], tolerance=fp32_tol)
         variants: dict[str, dict[str, Any]] = {
             "fp32": variant_entry(base, file=FP32_NAME, path=fp32_path, precision="fp32", output=contract.output,
-                                  opset=info.opset, ops=op_counts(fp32)),
+                                  opset=info.opset, ops=op_counts(fp32), extra={"tolerance": fp32_used}),
         }
         sources = Sources(fp32=fp32, core=core, contract=contract, stage=stage, work=work, out_dir=out_dir,
                           options=options, written={"fp32": fp32_path})
         for variant in asked:
-            variants[variant.name] = _export_variant(variant, sources, reference, base, info.opset, progress)
+            variants[variant.name] = _export_variant(variant, sources, reference, base, info.opset, progress,
+                                                     tolerances)
 
         _say(progress, "quality gate: scoring each variant against fp32" if gate.evaluator else "quality gate skipped")
         quality_gate = run_gate(gate, stage, variants, FP32_NAME)
@@ -271,7 +291,8 @@ def export_checkpoint(
                         "triton": triton, "pixels": pixels, "use_ema": use_ema, "trt_batch": list(trt_batch),
                         "evaluator": str(evaluator) if evaluator is not None else None,
                         "max_fid_delta": max_fid_delta, "gate_n": gate_n, "optimize": optimize,
-                        "min_recall": min_recall},
+                        "min_recall": min_recall, "atol": tolerances[0] or None, "rtol": tolerances[1] or None,
+                        "quality_gate": quality_gate},
             "tolerances": tolerance_table(),
             "versions": versions(),
             "variants": variants,

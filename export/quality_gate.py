@@ -32,6 +32,7 @@ from edgegan.runtime.errors import EdgeganError
 
 GATE_N = 2000  # images per variant: paired latents make the figure stable at this size
 GATE_SEED = 0
+SKIPPED_BY_OPTION = "--no-quality-gate"  # the report's reason when the user switched the gate off
 SCORED_SUFFIXES = (".onnx", ".ort")
 
 
@@ -56,7 +57,7 @@ class GatePlan:
 
 def plan_gate(evaluator: str | os.PathLike | None, contract: GeneratorContract, max_fid_delta: float | None,
               n: int = GATE_N, seed: int = GATE_SEED, *, min_recall: float | None = None,
-              data_dir: str | os.PathLike | None = None) -> GatePlan:
+              data_dir: str | os.PathLike | None = None, skip: bool = False) -> GatePlan:
     """Find and check the evaluator (and, for min_recall, load the real data) before any export work, so a bad
     option fails at once.
 
@@ -68,6 +69,7 @@ def plan_gate(evaluator: str | os.PathLike | None, contract: GeneratorContract, 
         min_recall: the smallest recall against real data the fp32 model (and each class of a conditional one)
             may have, in [0, 1] (None: not checked).
         data_dir: where the model's dataset is (the run's --data-dir); only read with min_recall.
+        skip: switch the gate off (--no-quality-gate), even when an evaluator is at hand; nothing is loaded.
 
     Returns:
         GatePlan; its evaluator is None (with the reason) when no default evaluator exists.
@@ -86,6 +88,11 @@ def plan_gate(evaluator: str | os.PathLike | None, contract: GeneratorContract, 
         raise QualityGateError(f"the quality gate needs more than 3 images per variant, got {n}")
     limits = [flag for flag, value in (("--max-fid-delta", max_fid_delta), ("--min-recall", min_recall))
               if value is not None]
+    if skip:
+        if limits:
+            raise QualityGateError(f"{SKIPPED_BY_OPTION} switches off the gate that {' and '.join(limits)} "
+                                   "ask for: give one or the other")
+        return GatePlan(None, SKIPPED_BY_OPTION, None, n, seed)
     dataset = contract.dataset or "unknown"
     path = Path(evaluator).expanduser() if evaluator is not None else default_evaluator_path(dataset)
     if evaluator is None and not path.is_file():
@@ -198,7 +205,8 @@ def run_gate(plan: GatePlan, stage: Path, variants: dict[str, dict[str, Any]], f
             continue
         if not path.is_file() or path.suffix.lower() not in SCORED_SUFFIXES:
             results[name] = {"skipped": True, "reason": f"{entry['file']} is not an ONNX/ORT file the CPU runtime "
-                             "runs here; score it with `edgegan eval MODEL --provider ...` where it runs"}
+                             f"runs here; score it where it runs with `edgegan eval {entry['file']} --dataset "
+                             f"{ev.info.dataset} --provider tensorrt`"}
             continue
         if base is None:  # the fp32 model's images, features [n, D] statistics and predicted classes [n]
             base_images = _images(stage / fp32_file, plan.n, plan.seed)

@@ -152,27 +152,34 @@ def _inputs(contract: GeneratorContract, n: int, seed: int) -> dict[str, np.ndar
     return feeds
 
 
-def _compare_float(out: np.ndarray, ref: np.ndarray, tol_max: float, tol_mean: float | None) -> tuple[bool, float, float, str]:
+def _compare_float(out: np.ndarray, ref: np.ndarray, tol_max: float, tol_mean: float | None,
+                   rtol: float = 0.0) -> tuple[bool, float, float, str]:
+    """Every value within tol_max + rtol * |ref| (Polygraphy's rule; rtol 0: absolute), the mean within tol_mean."""
     if out.shape != ref.shape:
         return False, float("inf"), float("inf"), f"shape {out.shape} != expected {ref.shape}"
-    err = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+    ref64 = ref.astype(np.float64)
+    err = np.abs(out.astype(np.float64) - ref64)
     if not np.isfinite(err).all():
         return False, float("inf"), float("inf"), "non-finite values in the output"
     mx, mean = float(err.max()), float(err.mean())
-    ok = mx <= tol_max and (tol_mean is None or mean <= tol_mean)
+    within = mx <= tol_max if not rtol else bool((err <= tol_max + rtol * np.abs(ref64)).all())
+    ok = within and (tol_mean is None or mean <= tol_mean)
     detail = f"mean err {mean:.3g}" + ("" if tol_mean is None else f" (mean tolerance {tol_mean:g})")
-    return ok, mx, mean, detail
+    return ok, mx, mean, detail + (f"; rtol {rtol:g}" if rtol else "")
 
 
-def _compare_uint8(out: np.ndarray, ref_float: np.ndarray, tol: float) -> tuple[bool, float, float, str]:
-    """uint8 NHWC output vs PyTorch float NCHW: pass where some float within `tol` of PyTorch's rounds to it.
+def _compare_uint8(out: np.ndarray, ref_float: np.ndarray, tol: float,
+                   rtol: float = 0.0) -> tuple[bool, float, float, str]:
+    """uint8 NHWC output vs PyTorch float NCHW: pass where some float within `tol` (+ rtol * |ref|) of PyTorch's
+    rounds to it.
 
     to_uint8_nhwc is monotone, so that set is the range [quantize(ref - tol), quantize(ref + tol)].
     """
     expected = to_uint8_nhwc(ref_float)
     if out.shape != expected.shape or out.dtype != np.uint8:
         return False, float("inf"), float("inf"), f"{out.dtype} {out.shape} != expected uint8 {expected.shape}"
-    lo, hi = to_uint8_nhwc(ref_float - tol), to_uint8_nhwc(ref_float + tol)
+    budget = (tol + rtol * np.abs(ref_float)).astype(np.float32) if rtol else tol  # float [N, C, H, W] or scalar
+    lo, hi = to_uint8_nhwc(ref_float - budget), to_uint8_nhwc(ref_float + budget)
     levels = np.abs(out.astype(np.int32) - expected.astype(np.int32))
     outside = int(((out < lo) | (out > hi)).sum())
     off = int((levels > 0).sum())
@@ -216,9 +223,9 @@ def _reference_opset(model):
 def _vs_torch_record(name: str, out: np.ndarray, ref: np.ndarray, tol: Tolerance, uint8: bool) -> CheckRecord:
     """A file's images vs PyTorch's float images: uint8 in levels within the float budget, float within it."""
     if uint8:
-        ok, mx, mean, detail = _compare_uint8(out, ref, tol.vs_torch_max)
+        ok, mx, mean, detail = _compare_uint8(out, ref, tol.vs_torch_max, tol.rtol)
         return CheckRecord(name, ok, mx, mean, tol.vs_torch_max, detail, unit="levels")
-    ok, mx, mean, detail = _compare_float(out, ref, tol.vs_torch_max, tol.vs_torch_mean)
+    ok, mx, mean, detail = _compare_float(out, ref, tol.vs_torch_max, tol.vs_torch_mean, tol.rtol)
     return CheckRecord(name, ok, mx, mean, tol.vs_torch_max, detail)
 
 
@@ -235,7 +242,7 @@ def _agreement(subject: Subject, name: str, out: np.ndarray, ref: np.ndarray, to
     """Two runs that should compute the same images: uint8 within `slack` levels, float within tol_max/mean."""
     if subject.uint8:
         return _levels_record(name, out, ref, slack, what, same_form)
-    ok, mx, mean, detail = _compare_float(out, ref, tol_max, tol_mean)
+    ok, mx, mean, detail = _compare_float(out, ref, tol_max, tol_mean, subject.tol.rtol)
     return CheckRecord(name, ok, mx, mean, tol_max, f"{what}; {detail}")
 
 
@@ -325,7 +332,7 @@ def verify_variant(
     variant: str | None = None,
     baseline: VariantVerification | None = None,
     batches: tuple[int, ...] = VERIFY_BATCHES,
-    tolerance: str | None = None,
+    tolerance: str | Tolerance | None = None,
 ) -> VariantVerification:
     """Run every check on one exported file and collect the records (never raises for a failed check).
 
@@ -337,7 +344,8 @@ def verify_variant(
         variant: name used in records and errors (default: the file name).
         baseline: verification of generator.onnx; adds a vs_fp32_onnx check against its outputs.
         batches: batch sizes compared with PyTorch; the largest also feeds batch_invariance.
-        tolerance: the TOLERANCES row to judge by (default: contract.precision).
+        tolerance: the TOLERANCES row to judge by, or a Tolerance (e.g. with --atol's override; see
+            check_records.resolve_tolerance); default: the row of contract.precision.
 
     Returns:
         VariantVerification; call .raise_if_failed() to turn failures into ShapeError / AtolError.
@@ -354,7 +362,8 @@ def verify_variant(
                                           detail=f"onnxruntime cannot load {path.name}: {exc}"[:500]))
         return result
     found, inputs, outputs, meta = interface_from_onnx(path) if is_onnx else interface_from_session(session)
-    subject = Subject(path, session, contract, TOLERANCES[tolerance or contract.precision], reference, result,
+    tol = tolerance if isinstance(tolerance, Tolerance) else TOLERANCES[tolerance or contract.precision]
+    subject = Subject(path, session, contract, tol, reference, result,
                       feeds={n: _inputs(contract, n, VERIFY_SEED + n) for n in batches})
     checks: list[tuple[str, str, Callable[[], CheckRecord]]] = [
         ("interface", "structure", partial(check_interface, found, inputs, outputs, contract)),

@@ -1,12 +1,16 @@
 """`edgegan train`: options map one-to-one onto TrainConfig; the work is edgegan.trainer.train.train."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from edgegan.runtime.cli_options import EdgeganCommand, Say, batch_size_option, check_json_path, deprecated_alias
+from edgegan.runtime.cli_options import json_option, output_option, quiet_option, threads_option
 from edgegan.trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
 
 
-@click.command()
+@click.command(cls=EdgeganCommand)
 @click.option("--arch", type=click.Choice(ARCHS), default="dcgan", show_default=True)
 @click.option("--dataset", type=click.Choice(DATASETS), default="fashion-mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(), default=None, help="IDX folder, image tree or .npz file.")
@@ -20,7 +24,7 @@ from edgegan.trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
 @click.option("--nz", type=int, default=100, show_default=True, help="Latent size.")
 @click.option("--epochs", type=int, default=5, show_default=True)
 @click.option("--max-steps", type=int, default=None, help="Stop after N optimizer steps (overrides --epochs).")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@batch_size_option(64, "Images per optimizer step.")
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate (finite, > 0).")
 @click.option("--lr-d", type=float, default=None, help="D's own learning rate (two time-scale rule); default: --lr.")
 @click.option("--beta1", type=float, default=0.5, show_default=True, help="Adam beta1, in [0, 1).")
@@ -37,9 +41,10 @@ from edgegan.trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile G and D.")
 @click.option("--log-every", type=int, default=10, show_default=True)
 @click.option("--checkpoint-every", type=int, default=0, show_default=True, help="Steps; 0 = each epoch and the end.")
-@click.option("--out", required=True, type=click.Path(), help="Run folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), metavar="DIR", help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@json_option("the final step's figures (step, losses, images/s, checkpoint)")
+@quiet_option("No progress bar or lines on stderr.")
 def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 
@@ -62,14 +67,18 @@ def train(**opts) -> None:
         cfg.validate()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    check_json_path(opts["json_path"])
     result = run_training(cfg, opts["out"], resume=opts["resume"], progress=not opts["quiet"])
     if not result.is_main:
         return  # under torchrun only rank 0 reports
     m = result.last_metrics
-    click.echo(
+    say = Say(opts["quiet"], opts["json_path"])
+    say.result(
         f"step {result.step}: loss_D {m.get('loss_d', float('nan')):.3f}  loss_G {m.get('loss_g', float('nan')):.3f}  "
         f"{result.images_per_second:.0f} images/s  checkpoint {result.checkpoint}"
     )
+    say.json({"run": str(opts["out"]), "step": result.step, "metrics": m,
+              "images_per_second": result.images_per_second, "checkpoint": str(result.checkpoint)}, opts["json_path"])
 
 
 @click.group()
@@ -77,12 +86,12 @@ def evaluator() -> None:
     """The domain classifier that `edgegan eval` and the export quality gate score images with."""
 
 
-@evaluator.command("train")
+@evaluator.command("train", cls=EdgeganCommand)
 @click.option("--dataset", type=click.Choice(DATASETS), default="fashion-mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(), default=None, help="IDX folder, image tree or .npz file.")
 @click.option("--image-size", type=int, default=None, help="Resize to N x N (default: as stored).")
 @click.option("--epochs", type=int, default=3, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
+@batch_size_option(128, "Images per optimizer step.")
 @click.option("--lr", type=float, default=3e-3, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine).")
 @click.option("--width", type=int, default=32, show_default=True, help="Channels of the first conv stage.")
 @click.option("--feature-dim", type=int, default=128, show_default=True, help="Size of the features FID uses.")
@@ -90,10 +99,11 @@ def evaluator() -> None:
 @click.option("--max-images", type=int, default=None, help="Train on a random subset of N images.")
 @click.option("--max-steps", type=int, default=None, help="Stop after N steps.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--threads", type=int, default=None, help="PyTorch CPU threads (default: one per core).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Evaluator .onnx to write [default: ~/.cache/edgegan/evaluators/DATASET.onnx, where eval looks].")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@threads_option("PyTorch")
+@output_option("Evaluator .onnx to write [default: ~/.cache/edgegan/evaluators/DATASET.onnx, where eval looks].")
+@deprecated_alias("--out", "output", "-o/--output", type=click.Path(dir_okay=False, path_type=Path))
+@json_option("the evaluator's figures (file, dataset, accuracy, steps)")
+@quiet_option("No progress bar or lines on stderr.")
 def evaluator_train(**opts) -> None:
     """Train a small CNN classifier on the real training split and export it to ONNX with its metadata.
 
@@ -101,16 +111,26 @@ def evaluator_train(**opts) -> None:
     """
     from edgegan.trainer.evaluator import EvaluatorConfig, train_evaluator
 
+    if opts["output"] is not None:  # a file the user named: its folder must exist (none is created for them)
+        from edgegan.runtime.files import check_writable
+
+        check_writable(opts["output"], "-o")
+    check_json_path(opts["json_path"])
     cfg = EvaluatorConfig(
         dataset=opts["dataset"], data_dir=opts["data_dir"], image_size=opts["image_size"], epochs=opts["epochs"],
         batch_size=opts["batch_size"], lr=opts["lr"], width=opts["width"], feature_dim=opts["feature_dim"],
         seed=opts["seed"], max_images=opts["max_images"], max_steps=opts["max_steps"], device=opts["device"],
         threads=opts["threads"],
     )
-    result = train_evaluator(cfg, opts["out"], progress=not opts["quiet"])
+    result = train_evaluator(cfg, opts["output"], progress=not opts["quiet"])
     info = result.info
-    click.echo(
+    say = Say(opts["quiet"], opts["json_path"])
+    say.result(
         f"wrote {result.path}: {info.dataset} {info.height}x{info.width}x{info.channels}, {info.num_classes} classes, "
         f"{info.feature_dim}-d features; accuracy {info.test_accuracy:.2%} on {info.train['accuracy_split']} "
         f"({result.steps} steps, {result.seconds:.0f} s)"
     )
+    say.json({"path": str(result.path), "dataset": info.dataset, "image": {"height": info.height,
+              "width": info.width, "channels": info.channels}, "num_classes": info.num_classes,
+              "feature_dim": info.feature_dim, "test_accuracy": info.test_accuracy, "steps": result.steps,
+              "seconds": result.seconds}, opts["json_path"])
