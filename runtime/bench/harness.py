@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 BENCH_FORMAT = 1
+BENCH_KIND = "edgegan bench"  # what a result (and its --json) is, for `edgegan bench-report` to recognise it
 BASELINE_GROUP = "edgegan.bench_baselines"
 
 
@@ -262,9 +263,10 @@ def run_bench(
         log: called with one-line progress messages.
 
     Returns:
-        {"format", "machine", "settings", "memory_method", "peak": [...], "rows": [...]}: one row per
-        configuration with latency percentiles, images/s, cold start, memory, provider, precision, output form,
-        multiply-adds, GFLOP/s, share of peak and (with `torch`) ratios to the torch rows.
+        {"kind", "format", "machine" (machine_info: CPU, board, GPUs, label), "settings", "memory_method",
+        "peak": [...], "rows": [...]}: one row per configuration with latency percentiles, images/s, cold start,
+        memory, provider, precision, output form, multiply-adds, GFLOP/s, share of peak and (with `torch`) ratios
+        to the torch rows.
 
     Raises:
         BenchError, ProviderError, ModelFileError, ContractError (EdgeganError): bad options or models.
@@ -324,5 +326,5 @@ def run_bench(
                 "torch": str(torch) if torch is not None else None, "torch_compile": bool(torch and torch_compile),
                 "peak_size": peak_size if peak else None, "seed": seed}
     method = MEMORY_METHOD if memory.resettable else "process lifetime peak RSS (ru_maxrss); no per-row reset"
-    return {"format": BENCH_FORMAT, "machine": machine, "settings": settings, "memory_method": method,
-            "peak": peak_table, "rows": rows}
+    return {"kind": BENCH_KIND, "format": BENCH_FORMAT, "machine": machine, "settings": settings,
+            "memory_method": method, "peak": peak_table, "rows": rows}

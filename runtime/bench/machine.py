@@ -16,7 +16,8 @@ import numpy as np
 from edgegan.runtime.bench.runners import BenchError
 
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
-             "amx_tile", "amx_bf16", "amx_int8")
+             "amx_tile", "amx_bf16", "amx_int8",
+             "neon", "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2")  # the last: ARM (Pi, Jetson)
 MEMORY_METHOD = ("VmHWM from /proc/self/status (resident high-water), reset through /proc/self/clear_refs before "
                  "each timed slice; whole process, so every loaded model counts")
 
@@ -27,11 +28,12 @@ def _cpuinfo() -> dict[str, Any]:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return {"model": platform.processor() or platform.machine(), "flags": [], "physical_cores": None}
-    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
+    # x86 names the CPU in "model name"; ARM boards often only in "Model" (Raspberry Pi) or not at all.
+    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M) or re.search(r"^Model\s*:\s*(.+)$", text, re.M)
+    flags = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", text, re.M)  # ARM lists its SIMD under "Features"
     cores = set(re.findall(r"^physical id\s*:\s*(\d+)$.*?^core id\s*:\s*(\d+)$", text, re.M | re.S))
     present = set(flags.group(1).split()) if flags else set()
-    return {"model": model.group(1).strip() if model else platform.processor(),
+    return {"model": model.group(1).strip() if model else (platform.processor() or platform.machine()),
             "flags": [f for f in CPU_FLAGS if f in present], "physical_cores": len(cores) or None}
 
 
@@ -46,8 +48,9 @@ def machine_info() -> dict[str, Any]:
     """The machine and library versions that head every benchmark's output.
 
     Returns:
-        cpu (model, logical and usable CPUs, physical cores, SIMD flags), memory, OS, load average, and
-        versions of python, numpy, onnxruntime, onnx, torch (torch only read from package metadata).
+        cpu (model, architecture, logical and usable CPUs, physical cores, SIMD flags), board (ARM boards'
+        device-tree name) and NVIDIA GPUs, memory, OS, load average, versions of python, numpy, onnxruntime,
+        onnx, torch (torch only read from package metadata), and `label` (machine_slug) naming the machine.
     """
     import onnxruntime as ort
 
@@ -56,19 +59,42 @@ def machine_info() -> dict[str, Any]:
     memory = None
     with contextlib.suppress(OSError, AttributeError):
         memory = round(int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 2**20, 1)
-    return {
-        "cpu": cpu["model"], "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+    info = {
+        "cpu": cpu["model"], "arch": platform.machine(), "board": _board(), "gpus": _nvidia_gpus(),
+        "logical_cpus": os.cpu_count(), "usable_cpus": usable,
         "physical_cores": cpu["physical_cores"], "flags": cpu["flags"], "memory_gib": memory,
         "os": platform.platform(), "loadavg": [round(x, 2) for x in os.getloadavg()],
         "providers": list(ort.get_available_providers()),
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": ort.__version__,
                      "onnx": _version("onnx"), "torch": _version("torch"), "edgegan": _version("edgegan")},
     }
+    info["label"] = machine_slug(info)  # names this machine's runs in `edgegan bench-report`
+    return info
+
+
+def _board() -> str | None:
+    """The board's name where the firmware gives one ("Raspberry Pi 4 Model B Rev 1.4", "NVIDIA Jetson Orin Nano
+    Developer Kit"): ARM boards name the device there, not in /proc/cpuinfo."""
+    try:
+        return Path("/proc/device-tree/model").read_bytes().rstrip(b"\x00").decode(errors="replace").strip() or None
+    except OSError:
+        return None
+
+
+def _nvidia_gpus() -> list[str]:
+    """Discrete NVIDIA GPUs the driver lists (no subprocess, no CUDA context); [] where there are none."""
+    names = []
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        with contextlib.suppress(OSError):
+            match = re.search(r"^Model:\s*(.+)$", info.read_text(), re.M)
+            if match:
+                names.append(match.group(1).strip())
+    return names
 
 
 def machine_slug(info: dict[str, Any]) -> str:
-    """A file-name-safe machine name, e.g. "amd-epyc-2cpu"."""
-    name = re.sub(r"\((r|tm)\)|cpu @.*|processor", "", str(info.get("cpu", "cpu")).lower())
+    """A file-name-safe machine name, e.g. "amd-epyc-2cpu"; a board's name where it has one ("raspberry-pi-4-...")."""
+    name = re.sub(r"\((r|tm)\)|cpu @.*|processor", "", str(info.get("board") or info.get("cpu", "cpu")).lower())
     name = re.sub(r"[^a-z0-9]+", "-", name).strip("-") or "cpu"
     return f"{name}-{info.get('usable_cpus') or info.get('logical_cpus')}cpu"
 

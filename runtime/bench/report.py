@@ -172,3 +172,100 @@ def write_plot(result: dict[str, Any], path: str | os.PathLike, title: str = "ed
         return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), binary=True)
     finally:
         plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------- merged runs
+# `edgegan bench-report`: the result of edgegan.runtime.bench.merge.merge_runs, several machines in one table.
+MERGED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("device", "device", "s"), ("model", "variant", "s"), ("engine", "engine", "s"), ("setup", "setup", "s"),
+    ("provider", "provider", "s"), ("thr", "threads", "d"), ("batch", "batch", "d"), ("prec", "precision", "s"),
+    ("p50 ms", "p50_ms", ".3f"), ("p90 ms", "p90_ms", ".3f"), ("img/s", "images_per_s", ".0f"),
+    ("GFLOP/s", "gflops", ".1f"), ("% peak", "peak_share", "%"), ("/ baseline", "vs_baseline", ".3f"),
+    ("spread", "spread", "%"),
+)
+_MERGED_TEXT_COLUMNS = 8  # left-aligned; the figures after them are right-aligned
+
+
+def _run_line(run: dict[str, Any]) -> str:
+    """One machine of a merged result: what it is, its versions and load, how it was timed, from which file."""
+    m, s = run["machine"], run.get("settings") or {}
+    what = ", ".join(str(x) for x in (m.get("board"), m.get("cpu"), m.get("arch"), *(m.get("gpus") or [])) if x)
+    how = f"{s['iters']} calls" if s.get("iters") else f"~{s.get('duration_s') or 2:g} s of calls"
+    return (f"{run['label']}: {what}; {m.get('usable_cpus')} of {m.get('logical_cpus')} CPUs usable, flags "
+            f"{' '.join(m.get('flags') or []) or '-'}, {m.get('memory_gib') or '?'} GiB; {m.get('os')}; onnxruntime "
+            f"{(m.get('versions') or {}).get('onnxruntime')}; load average {m.get('loadavg')} at start, "
+            f"{m.get('loadavg_end', '?')} at end; {how} per row over {s.get('rounds', '?')} rounds; {run['file']}")
+
+
+def _merged_header(merged: dict[str, Any]) -> list[str]:
+    return [_run_line(run) for run in merged["runs"]] + [
+        f"/ baseline = p50 / the p50 of {merged['baseline']} at the same model, engine, set-up, batch and threads "
+        "(the same provider where it ran it): above 1 slower, below 1 faster; figures are each run's medians"]
+
+
+def format_merged_table(merged: dict[str, Any]) -> str:
+    """A merged result as an aligned text table under one line per machine."""
+    cells = [[h for h, _, _ in MERGED_COLUMNS]] + [[_cell(r, k, f) for _, k, f in MERGED_COLUMNS]
+                                                   for r in merged["rows"]]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(MERGED_COLUMNS))]
+    text = [" ".join(c.ljust(w) if i < _MERGED_TEXT_COLUMNS else c.rjust(w) for i, (c, w) in
+                     enumerate(zip(line, widths))).rstrip() for line in cells]
+    return "\n".join(_merged_header(merged) + [""] + text)
+
+
+def merged_markdown(merged: dict[str, Any], title: str = "edgegan bench-report") -> str:
+    """A merged result as markdown: the machines as a list, then one table row per (machine, configuration)."""
+    lines = [f"## {title}", ""] + [f"- {line}" for line in _merged_header(merged)] + [""]
+    lines.append("| " + " | ".join(h for h, _, _ in MERGED_COLUMNS) + " |")
+    lines.append("|" + "|".join(" --- " if i < _MERGED_TEXT_COLUMNS else " ---: " for i in range(len(MERGED_COLUMNS)))
+                 + "|")
+    lines += ["| " + " | ".join(_cell(r, k, f) for _, k, f in MERGED_COLUMNS) + " |" for r in merged["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_merged_markdown(merged: dict[str, Any], path: str | os.PathLike) -> Path:
+    return atomic_write(path, lambda f: f.write(merged_markdown(merged)), binary=False)
+
+
+def write_merged_plot(merged: dict[str, Any], path: str | os.PathLike, title: str = "edgegan bench-report") -> Path:
+    """PNG: p50 latency and images/s of every configuration (model, engine, batch, threads), one bar per device.
+
+    Raises:
+        BenchError: matplotlib is not installed.
+    """
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    timed = [r for r in merged["rows"] if r.get("p50_ms")]
+    devices = list(dict.fromkeys(r["device"] for r in timed))
+    configs = sorted({(r["variant"], r["engine"], r.get("setup"), r["threads"], r["batch"]) for r in timed},
+                     key=lambda c: (c[0], c[1], str(c[2]), c[3], c[4]))
+    by_key = {(r["device"], r["variant"], r["engine"], r.get("setup"), r["threads"], r["batch"]): r for r in timed}
+    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 0.45 * len(configs) * max(1, len(devices)) + 3), 8.5),
+                             sharex=True)
+    width = 0.8 / max(1, len(devices))
+    x = np.arange(len(configs))
+    colors = matplotlib.colormaps["tab10"].colors
+    for d, device in enumerate(devices):
+        rows = [by_key.get((device, *c)) for c in configs]
+        for ax, key in zip(axes, ("p50_ms", "images_per_s")):
+            values = [r[key] if r else np.nan for r in rows]
+            ax.bar(x + (d - (len(devices) - 1) / 2) * width, values, width, label=device, color=colors[d % 10])
+    for ax, label in zip(axes, ("p50 latency (ms)", "images / s (batch / p50)")):
+        ax.set_yscale("log")
+        ax.set_ylabel(label)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    names = [f"{short_model(v)} {e}{'' if s in (None, 'default') else f' [{s}]'}\n{t}t b{b}"
+             for v, e, s, t, b in configs]
+    axes[1].set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+    axes[0].legend(fontsize=8, frameon=False)
+    fig.suptitle(f"{title}: {len(devices)} device(s), baseline {merged['baseline']}")
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), binary=True)
+    finally:
+        plt.close(fig)
