@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from edgegan.runtime.cli_options import EdgeganCommand
+
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-@click.command("bench-report")
+@click.command("bench-report", cls=EdgeganCommand)
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--baseline", default=None, metavar="FILE|LABEL",
               help="The run the ratios are relative to: one of the files, or a machine label [default: the first].")
