@@ -37,8 +37,9 @@ class CommaList(click.ParamType):
 
     name = "list"
 
-    def __init__(self, choices: Sequence[str] | None = None):
+    def __init__(self, choices: Sequence[str] | None = None, noun: str = "value"):
         self.choices = tuple(choices) if choices is not None else None
+        self.noun = noun  # what one choice is called in the message: "unknown provider gpu"
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "A,B,..." if self.choices is not None else "N,N,..."
@@ -47,14 +48,15 @@ class CommaList(click.ParamType):
         if isinstance(value, tuple):
             return value
         items = [t.strip() for t in str(value).split(",") if t.strip()]
+        flag = param.opts[0] if param is not None and param.opts else "the option"
         if self.choices is not None:
             unknown = [t for t in items if t not in self.choices]
             if not items or unknown:
-                self.fail(f"{', '.join(map(repr, unknown)) or repr(value)}: choose from {', '.join(self.choices)} "
-                          "(comma-separated)", param, ctx)
+                self.fail(f"unknown {self.noun} {', '.join(unknown) or repr(value)}; choose from "
+                          f"{', '.join(self.choices)} (comma-separated)", param, ctx)
             return tuple(dict.fromkeys(items))
         if not items or not all(re.fullmatch(r"\d+", t) and int(t) > 0 for t in items):
-            self.fail(f"{value!r}: give positive integers separated by commas, e.g. 1,8,64", param, ctx)
+            self.fail(f"{flag} takes positive integers separated by commas (e.g. 1,8,64), got {value!r}", param, ctx)
         return tuple(dict.fromkeys(int(t) for t in items))
 
 

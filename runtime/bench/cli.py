@@ -28,7 +28,7 @@ from edgegan.runtime.providers import PROVIDERS
 @deprecated_alias("--batch", "batches", "--batch-sizes", type=CommaList())
 @click.option("--threads", type=CommaList(), default="1", show_default=True,
               help="onnxruntime intra-op threads, comma-separated to compare (e.g. 1,2).")
-@click.option("--provider", "providers", type=CommaList(PROVIDERS), default="cpu", show_default=True,
+@click.option("--provider", "providers", type=CommaList(PROVIDERS, "provider"), default="cpu", show_default=True,
               help=f"Providers, comma-separated to compare: {', '.join(PROVIDERS)}.")
 @click.option("--ort", "setups", multiple=True, metavar="KEY=VALUE,...",
               help="onnxruntime session set-up to compare, repeatable: 'default' or opt=disable|basic|extended|all, "

@@ -149,7 +149,7 @@ def test_sample_and_bench_refuse_external_data(case, tmp_path, monkeypatch, no_o
     path = external_model(tmp_path, case)
     assert_message(invoke("sample", path, "-n", 2, "-o", tmp_path / "g.png"), str(path), "refusing")
     assert not (tmp_path / "g.png").exists()
-    result = invoke("bench", path, "--batch", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak", "-q")
+    result = invoke("bench", path, "--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak", "-q")
     assert_message(result, str(path), "refusing")
     assert str(path) not in no_onnxruntime_load  # refused before onnxruntime opened it, whatever its version
 
@@ -177,14 +177,14 @@ def test_bench_corrupt_onnx_beside_valid_ort_fails_before_timing(float_model, tm
     ort_file = _ort_copy(float_model, tmp_path / "m")
     (tmp_path / "m" / "generator.onnx").write_bytes(float_model.read_bytes()[: 200])  # truncated
     _no_timing(monkeypatch)
-    result = invoke("bench", ort_file, "--batch", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak", "-q")
+    result = invoke("bench", ort_file, "--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak", "-q")
     assert_message(result, str(tmp_path / "m" / "generator.onnx"))
 
 
 def test_bench_hardlinked_external_data_fails_before_timing(tmp_path, monkeypatch):
     path = external_model(tmp_path, "hardlink")
     _no_timing(monkeypatch)
-    result = invoke("bench", path, "--batch", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak", "-q")
+    result = invoke("bench", path, "--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak", "-q")
     assert_message(result, "hard link")
 
 
@@ -298,7 +298,7 @@ def test_read_only_filesystem_is_a_message(float_model, tmp_path, monkeypatch):
 @pytest.mark.parametrize("option", ["--json", "--markdown", "--plot"])
 def test_bench_unwritable_output_fails_before_timing(option, float_model, monkeypatch):
     _no_timing(monkeypatch)
-    result = invoke("bench", float_model, "--batch", 1, "--iters", 1, "--rounds", 1, "--no-peak", "-q",
+    result = invoke("bench", float_model, "--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--no-peak", "-q",
                     option, "/proc/edgegan-bench.out")
     assert_message(result, "/proc/edgegan-bench.out")
 
