@@ -56,7 +56,7 @@ def evaluate(model: Path, dataset: str, data_dir: str | None, n: int, evaluator_
     say = Say(quiet, json_path)
     report = run_evaluation(model, dataset, data_dir=data_dir, n=n, evaluator=evaluator_path, seed=seed,
                             provider=provider, threads=threads, batch_size=batch_size, floor=not no_floor,
-                            cache=not no_cache)
+                            cache=not no_cache, progress=not quiet)
     say.result(format_report(report))
     for warning in report.warnings:  # mode collapse: never silent, and on stderr so a piped report still shows it
         click.echo(format_warning(warning), err=True)
