@@ -5,8 +5,9 @@ policies in one process. `ChildTorchRunner` starts `python -m edgegan.trainer.to
 in its environment; the child imports torch and holds a `TorchRunner` (trainer/torch_bench.py), and the parent
 sends it one line per step (load, prepare B, run, macs B) and waits for its one-line answer. The harness times
 `run` in the parent as for any runner, so the row is interleaved with the others; it includes one pipe round
-trip (~0.1 ms here, against >= 1 ms for a DCGAN 28x28 forward). CPU time and memory are the child's and are not
-seen by the parent: `cpu_in_child` tells runtime/bench/rows.py to leave those columns empty.
+trip (median 0.02 ms on the 2-core test machine at load 7.7, against >= 1 ms for a DCGAN 28x28 forward). CPU time
+and memory are the child's and are not seen by the parent: `cpu_in_child` tells runtime/bench/rows.py to leave
+those columns empty.
 """
 from __future__ import annotations
 
