@@ -7,15 +7,15 @@ line when it closes. Torch-free: stdlib, plus tqdm on the TTY path only.
 
 API:
     Progress(total, unit="it", desc="", *, quiet=False, initial=0, stream=None, interval=None, leave=True,
-             tty=None, clock=time.monotonic)
+             tty=None, rate=True, clock=time.monotonic)
         total: the count that means done (None: unknown, no percentage or ETA). unit: what is counted ("step",
         "image", "B": byte counts are shown in KiB/MiB). desc: what is running, the start of every line.
         quiet: print nothing at all (no bar, no lines, and `write` is dropped too). initial: the count already
         done (a resumed run); rates count from it. stream: where to print (default: sys.stderr at construction,
         so pytest's capture sees it). interval: seconds between plain lines (None: $EDGEGAN_PROGRESS_SECONDS or
         10; 0 prints on every update). leave: keep the bar on screen when it closes (TTY only; plain mode always
-        prints its final line). tty: force the mode (None: stream.isatty()). clock: seconds, monotonic (tests
-        pass a fake one).
+        prints its final line). tty: force the mode (None: stream.isatty()). rate: show the rate and ETA (False
+        for counts of unequal parts, e.g. stages). clock: seconds, monotonic (tests pass a fake one).
     Use it as a context manager (or call close() yourself); close() prints the final line, once:
         with Progress(total=470, unit="step", desc="train fm") as bar:
             for step in ...:
@@ -108,8 +108,9 @@ class Progress:
 
     def __init__(self, total: float | None, unit: str = "it", desc: str = "", *, quiet: bool = False,
                  initial: float = 0, stream: TextIO | None = None, interval: float | None = None,
-                 leave: bool = True, tty: bool | None = None, clock: Callable[[], float] = time.monotonic):
-        self.total, self.unit, self.desc, self.quiet = total, unit, desc, quiet
+                 leave: bool = True, tty: bool | None = None, rate: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
+        self.total, self.unit, self.desc, self.quiet, self.show_rate = total, unit, desc, quiet, rate
         self.n = self._initial = initial
         self.stream = stream if stream is not None else sys.stderr
         self.interval = progress_interval() if interval is None else float(interval)
@@ -123,8 +124,9 @@ class Progress:
             from tqdm import tqdm
 
             scale = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}
+            shape = {} if rate else {"bar_format": "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"}
             self._bar = tqdm(total=total, initial=initial, unit=unit, desc=desc or None, file=self.stream,
-                             dynamic_ncols=True, leave=leave, **scale)
+                             dynamic_ncols=True, leave=leave, **scale, **shape)
 
     # ------------------------------------------------------------------------------------------------ counting
     def update(self, n: float = 1) -> None:
@@ -187,7 +189,7 @@ class Progress:
             pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
             parts.append(f"{count}{unit}{pct}")
         figures = []
-        if rate is not None and rate > 0:
+        if self.show_rate and rate is not None and rate > 0:
             figures.append(f"{_amount(rate, 'B')}/s" if self.unit == "B" else f"{_rate(rate)} {self.unit}/s")
             if not final and self.total is not None and self.n < self.total:
                 figures.append(f"eta {_duration((self.total - self.n) / rate)}")

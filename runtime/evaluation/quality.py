@@ -182,6 +182,14 @@ def label_mismatch(gen_names: list[str], gen_classes: int, info: EvaluatorInfo) 
     return None
 
 
+EVAL_STAGES = ("reference", "generate", "score", "floor", "per_class")  # the report's `seconds` keys, in order
+
+
+def _stage_done(stages: Progress, running_next: str | None) -> None:
+    stages.set_postfix(**({"next": running_next} if running_next else {}))
+    stages.update()
+
+
 def _generate(gen, n: int, seed: int, progress: bool) -> np.ndarray:
     """`gen.sample(n, seed)`, a batch at a time so it can be counted: uint8 [n, H, W, C] (iter_sample's batches
     concatenate to exactly sample's images)."""
@@ -246,42 +254,55 @@ def evaluate(
     if file_slug(ev.info.dataset) != file_slug(dataset):
         notes.append(f"the evaluator was trained on {ev.info.dataset!r}, the reference is {dataset!r}")
 
-    ref_data, ref_split, more = load_reference(dataset, data_dir, ev.info)
-    notes += more
-    ev.check_images(ref_data.images.shape, f"the {dataset} {ref_split} images")
-    reference = reference_features(ev, ref_data.images, dataset, ref_split, cache, progress)
-    seconds["reference"] = time.perf_counter() - t0
+    # Whole stages on stderr, each line naming the one that runs next: the metrics are seconds to minutes of
+    # numpy with nothing to count (images generated and scored are counted by their own bars).
+    with Progress(len(EVAL_STAGES), unit="stage", desc="eval", quiet=not progress, interval=0,
+                  rate=False) as stages:
+        stages.set_postfix(next="load and score the real reference")
+        stages.update(0)
+        ref_data, ref_split, more = load_reference(dataset, data_dir, ev.info)
+        notes += more
+        ev.check_images(ref_data.images.shape, f"the {dataset} {ref_split} images")
+        reference = reference_features(ev, ref_data.images, dataset, ref_split, cache, progress)
+        seconds["reference"] = time.perf_counter() - t0
+        _stage_done(stages, "generate")
 
-    t1 = time.perf_counter()
-    images = _generate(gen, int(n), seed, progress)  # uint8 [n, H, W, C]
-    seconds["generate"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    fake = FeatureSet.from_outputs(*score_images(ev, images, "score generated", progress))
-    metrics = compare_feature_sets(reference, fake)
-    labels = None
-    if gen.conditional:
-        why = label_mismatch(gen.class_names, gen.num_classes, ev.info)
-        if why is None:
-            labels = gen.resolve_labels(None, int(n))
-        else:
-            notes.append(f"per-class coverage skipped: {why}")
-    coverage = _coverage_dict(fake.probs, labels)
-    seconds["score"] = time.perf_counter() - t2
+        t1 = time.perf_counter()
+        images = _generate(gen, int(n), seed, progress)  # uint8 [n, H, W, C]
+        seconds["generate"] = time.perf_counter() - t1
+        _stage_done(stages, "score the generated images: FID, KID, precision, recall")
+        t2 = time.perf_counter()
+        fake = FeatureSet.from_outputs(*score_images(ev, images, "score generated", progress))
+        metrics = compare_feature_sets(reference, fake)
+        labels = None
+        if gen.conditional:
+            why = label_mismatch(gen.class_names, gen.num_classes, ev.info)
+            if why is None:
+                labels = gen.resolve_labels(None, int(n))
+            else:
+                notes.append(f"per-class coverage skipped: {why}")
+        coverage = _coverage_dict(fake.probs, labels)
+        seconds["score"] = time.perf_counter() - t2
+        _stage_done(stages, "real-vs-real floor" if floor else "per-class figures")
 
-    t3 = time.perf_counter()
-    floor_figures, floor_sets = (_floor(ev, dataset, data_dir, reference, ref_data, ref_split, int(n), cache, progress)
-                                 if floor else ({"method": "none", "reason": "not asked for"}, None))
-    seconds["floor"] = time.perf_counter() - t3
+        t3 = time.perf_counter()
+        floor_figures, floor_sets = ({"method": "none", "reason": "not asked for"}, None)
+        if floor:
+            floor_figures, floor_sets = _floor(ev, dataset, data_dir, reference, ref_data, ref_split, int(n), cache,
+                                               progress)
+        seconds["floor"] = time.perf_counter() - t3
+        _stage_done(stages, "per-class figures")
 
-    # Per class: conditional models by the label asked for, unconditional ones by the evaluator's prediction.
-    t4 = time.perf_counter()
-    per_class = per_class_figures(
-        reference.features, reference.probs, fake.features, fake.probs, labels, ev.info.class_names,
-        floor=None if floor_sets is None else (floor_sets[0].features, floor_sets[0].probs,
-                                               floor_sets[1].features, floor_sets[1].probs),
-        seed=seed)
-    collapse = collapse_warnings(per_class)
-    seconds["per_class"] = time.perf_counter() - t4
+        # Per class: conditional models by the label asked for, unconditional ones by the evaluator's prediction.
+        t4 = time.perf_counter()
+        per_class = per_class_figures(
+            reference.features, reference.probs, fake.features, fake.probs, labels, ev.info.class_names,
+            floor=None if floor_sets is None else (floor_sets[0].features, floor_sets[0].probs,
+                                                   floor_sets[1].features, floor_sets[1].probs),
+            seed=seed)
+        collapse = collapse_warnings(per_class)
+        seconds["per_class"] = time.perf_counter() - t4
+        _stage_done(stages, None)
     seconds["total"] = time.perf_counter() - t0
 
     return QualityReport(

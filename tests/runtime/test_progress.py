@@ -178,3 +178,19 @@ def test_scoring_and_generating_in_counted_batches_give_the_same_images_and_figu
     np.testing.assert_array_equal(probs, whole_probs)
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 3 + 1 and "score real: done 30/30 image" in err  # 8+8+8(+6 is the end), final
+
+
+def test_eval_names_each_stage_when_piped_and_is_silent_without_progress(
+        make_model, evaluator_onnx, shapes_npz, cache_home, capsys):
+    from edgegan.runtime.evaluation.quality import evaluate
+
+    model = make_model("progress16/generator.onnx", nz=8, channels=1, height=16, width=16)
+    report = evaluate(model, "npz", data_dir=shapes_npz, n=60, evaluator=evaluator_onnx)
+    err = capsys.readouterr().err
+    stages = [line for line in err.splitlines() if line.startswith("eval: ")]
+    assert "\r" not in err and len(err.splitlines()) < 15
+    assert stages[0] == "eval: 0/5 stage (0%), next=load and score the real reference"
+    assert stages[2] == "eval: 2/5 stage (40%), next=score the generated images: FID, KID, precision, recall"
+    assert stages[-1].startswith("eval: done 5/5 stage in ") and "generate: done 60/60 image" in err
+    again = evaluate(model, "npz", data_dir=shapes_npz, n=60, evaluator=evaluator_onnx, progress=False)
+    assert capsys.readouterr().err == "" and again.metrics == report.metrics
