@@ -21,7 +21,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("int8", "generator.int8.onnx", "int8", int8.build, option="int8", tolerance="int8",
             step="quantizing to int8", preflight=int8.preflight),
     Variant("ort", "generator.ort", "fp32", ort.build, option="ort_format", tolerance="fp32",
-            step="converting to onnxruntime's .ort format", versus_fp32=True),
+            step="converting to onnxruntime's .ort format", versus_fp32=True, also=ort.ALSO),
     Variant("tensorrt", "generator.plan", "fp32", tensorrt.build, option="tensorrt", tolerance=None,
             step="building a TensorRT engine (batch profile {trt_batch})", has_opset=False,
             also=("generator.plan.sha256",), preflight=tensorrt.preflight),
