@@ -36,6 +36,7 @@ def test_full_export_writes_verified_files_and_report(full_export, dcgan_cond_ck
     out, report = full_export
     assert sorted(_listing(out)) == [
         "export_report.json", "generator.fp16.onnx", "generator.onnx", "generator.ort",
+        "generator.required_operators.config",
         "triton/edgegan_fashion/1/model.onnx", "triton/edgegan_fashion/config.pbtxt",
     ]
     assert json.loads((out / REPORT_NAME).read_text()) == report
