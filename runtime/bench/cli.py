@@ -41,6 +41,9 @@ from edgegan.runtime.providers import PROVIDERS
               help="Also time this checkpoint's generator in PyTorch (needs edgegan[train]).")
 @click.option("--torch-compile/--no-torch-compile", default=True, show_default=True,
               help="With --torch, also time torch.compile.")
+@click.option("--torch-passive", is_flag=True,
+              help="With --torch, add a row of eager torch with OMP_WAIT_POLICY=PASSIVE (friendlier to shared "
+                   "machines); ratios stay against torch's default policy.")
 @click.option("--pin-core", type=int, default=None, metavar="K", help="Run everything on CPU core K.")
 @click.option("--no-peak", is_flag=True, help="Skip the machine-peak matrix product.")
 @click.option("--peak-size", type=int, default=2048, show_default=True, help="n of the n^3 peak matrix product.")
@@ -51,6 +54,7 @@ from edgegan.runtime.providers import PROVIDERS
 @quiet_option()
 def bench(models: tuple[Path, ...], batches: tuple[int, ...], threads: tuple[int, ...], providers: tuple[str, ...],
           setups: tuple[str, ...], warmup: int, iters: int | None, duration: float | None, rounds: int, torch_source: str | None, torch_compile: bool,
+          torch_passive: bool,
           pin_core: int | None, no_peak: bool, peak_size: int, json_path: str | None, markdown: Path | None,
           plot: Path | None, quiet: bool) -> None:
     """Latency of MODELS (generator.onnx and variants) per provider x threads x batch, interleaved, with the
@@ -75,7 +79,8 @@ def bench(models: tuple[Path, ...], batches: tuple[int, ...], threads: tuple[int
     log = None if quiet else (lambda message: click.echo(f"[bench] {message}", err=True))
     result = run_bench(list(models), batches=list(batches), threads=list(threads), providers=list(providers),
                        setups=setup_list, warmup=warmup, iters=iters, duration=duration, rounds=rounds,
-                       torch=torch_source, torch_compile=torch_compile, pin_core=pin_core, peak=not no_peak,
+                       torch=torch_source, torch_compile=torch_compile,
+                       torch_passive=torch_passive, pin_core=pin_core, peak=not no_peak,
                        peak_size=peak_size, log=log)
     say.result(format_table(result))
     say.json(result, json_path)

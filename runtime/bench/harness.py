@@ -236,6 +236,7 @@ def run_bench(
     rounds: int = 10,
     torch: str | os.PathLike | None = None,
     torch_compile: bool = True,
+    torch_passive: bool = False,
     pin_core: int | None = None,
     peak: bool = True,
     peak_size: int = PEAK_SIZE,
@@ -256,6 +257,8 @@ def run_bench(
         rounds: timed calls are spread over this many interleaved rounds.
         torch: a run folder or checkpoint: also time the same generator in PyTorch (the "torch" baseline).
         torch_compile: with `torch`, also time torch.compile (rows record an error where it does not work).
+        torch_passive: with `torch`, also time eager torch with OMP_WAIT_POLICY=PASSIVE (a labelled extra row, from
+            a child process; the ratio column keeps torch's default policy, as users run it).
         pin_core: run everything on this one CPU core.
         peak: measure the machine's peak (matmul) per provider and thread count.
         peak_size: n of the n x n x n peak matrix product.
@@ -301,7 +304,9 @@ def run_bench(
                               for s in setups for t in threads if s.split <= t]
         if factory is not None:
             for t in threads:
-                runners += factory(str(torch), t, compile=torch_compile)
+                # Other plugins' factories need not know `policies`: it is passed only when asked for.
+                extra = {"policies": ("default", "passive")} if torch_passive else {}
+                runners += factory(str(torch), t, compile=torch_compile, **extra)
         peaks = [MatmulRunner(prov, t, peak_size) for prov in providers for t in threads] if peak else []
         memory = _Memory()
         try:

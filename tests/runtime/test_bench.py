@@ -241,6 +241,20 @@ def tiny_torch_pair(tmp_path_factory) -> tuple[Path, Path]:
 TINY_MACS = 58 * 32 * 49 + 7 * 7 * 32 * 16 * 16 + 14 * 14 * 16 * 1 * 16
 
 
+def test_torch_passive_is_an_extra_labelled_row_and_never_the_ratio_base(tiny_torch_pair):
+    run, model = tiny_torch_pair
+    out = model.parent / "passive.json"
+    result = CliRunner().invoke(main, [
+        "bench", str(model), "--batch-sizes", "2", "--threads", "1", "--iters", "3", "--rounds", "1", "--warmup", "1",
+        "--no-peak", "--torch", str(run), "--no-torch-compile", "--torch-passive", "-q", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {r["engine"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"onnxruntime", "torch eager", "torch eager (OMP passive)"}
+    assert rows["torch eager (OMP passive)"]["p50_ms"] > 0
+    ort = rows["onnxruntime"]
+    assert ort["ratio"] == pytest.approx(ort["p50_ms"] / rows["torch eager"]["p50_ms"])
+
+
 def test_torch_rows_and_ratios(tiny_torch_pair):
     run, model = tiny_torch_pair
     result = CliRunner().invoke(main, [
