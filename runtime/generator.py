@@ -10,6 +10,9 @@ Example:
     >>> images = g.sample(16, seed=0, labels="sneaker")             # doctest: +SKIP
     >>> images.shape, images.dtype                                  # doctest: +SKIP
     ((16, 28, 28, 1), dtype('uint8'))
+    >>> result = g(16, seed=0, labels="sneaker")                    # doctest: +SKIP
+    >>> result.images.shape, result.latents.shape, result.labels[:3], result.seed  # doctest: +SKIP
+    ((16, 28, 28, 1), (16, 100), array([7, 7, 7]), 0)
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from edgegan.runtime.latents import check_count, check_latents, check_seed, chec
 from edgegan.runtime.memory import MEMORY_HINT, QUIET_BYTES, available_memory, check_memory
 from edgegan.runtime.providers import PROVIDERS, ProviderError
 from edgegan.runtime.providers import session_options as make_options
+from edgegan.runtime.sample_result import SampleResult, fresh_seed
 from edgegan.runtime.session import (
     MODEL_SUFFIXES,
     SessionRunner,
@@ -52,8 +56,8 @@ if TYPE_CHECKING:
 
 # Names other code imports from here; they live in the modules above (re-exported so those imports keep working).
 __all__ = [
-    "Generator", "GeneratorInputError", "MemoryLimitError", "ModelFileError", "ModelOutputError", "ContractError",
-    "ProviderError", "read_contract", "truncated_latents", "slerp", "available_memory", "check_memory",
+    "Generator", "SampleResult", "GeneratorInputError", "MemoryLimitError", "ModelFileError", "ModelOutputError",
+    "ContractError", "ProviderError", "read_contract", "truncated_latents", "slerp", "available_memory", "check_memory",
     "MODEL_SUFFIXES", "MEMORY_HINT", "check_signature", "load_session", "resolve_model_path",
 ]
 
@@ -105,7 +109,7 @@ class Generator:
         if self.path.suffix.lower() == ".plan":
             if provider not in ("tensorrt", "auto"):
                 raise ProviderError(
-                    f"{self.path.name} is a TensorRT engine; load it with provider='tensorrt' (--provider tensorrt)"
+                    f"{self.path.name} is a TensorRT engine; load it with provider='tensorrt' (or 'auto')"
                 )
             engine = TensorRTEngine(self.path)
             self._runner: SessionRunner | TensorRTEngine = engine
@@ -289,12 +293,12 @@ class Generator:
         """The model's float output for the caller's latents: float32 [N, C, H, W] in [-1, 1].
 
         Raises:
-            GeneratorInputError: the model outputs uint8 pixels (exported with --pixels uint8).
+            GeneratorInputError: the model outputs uint8 pixels (exported with pixels="uint8").
         """
         if self.output == OUTPUT_UINT8_NHWC:
             raise GeneratorInputError(
-                "this generator outputs uint8 pixels (exported with --pixels uint8); use generate() or export "
-                "with --pixels float for float images"
+                "this generator outputs uint8 pixels (exported with pixels='uint8'); use generate(), or export "
+                "it with pixels='float' for float images"
             )
         return self._forward(z, labels, pixels=False)
 
@@ -324,6 +328,29 @@ class Generator:
         check_memory(self.memory_needed(n, truncation), f"{n} images of {self._size_text()}", MEMORY_HINT)
         return self._collect(n, self._latent_source(n, seed, truncation), index, pixels=True)
 
+    def __call__(
+        self,
+        n: int,
+        seed: int | None = None,
+        labels: Label | Iterable[Label] | np.ndarray | None = None,
+        truncation: float | None = None,
+    ) -> SampleResult:
+        """`sample`, pipeline-style (diffusers' `pipe(...).images`): the images with the inputs that made them.
+
+        Same arguments and same images as `sample(n, seed, labels, truncation)`; a None seed is replaced by a
+        fresh one first, and recorded, so the result can always be made again.
+
+        Returns:
+            SampleResult: images uint8 [n, H, W, C], latents float32 [n, nz], labels int64 [n] (None for an
+            unconditional model), seed (int), truncation.
+        """
+        n, seed, index = self._check_sample(n, seed, labels, truncation)
+        seed = fresh_seed() if seed is None else seed
+        check_memory(self.memory_needed(n, truncation) + 4 * n * self.nz, f"{n} images and latents", MEMORY_HINT)
+        z = self._latent_source(n, seed, truncation)(0, n)  # [n, nz], all at once: the same rows batches draw
+        images = self._collect(n, lambda a, b: z[a:b], index, pixels=True)
+        return SampleResult(images, z, label_slice(self.contract, index, 0, n), seed, truncation)
+
     def iter_sample(
         self,
         n: int,
@@ -341,7 +368,7 @@ class Generator:
         """
         n, seed, index = self._check_sample(n, seed, labels, truncation)
         check_memory(self.memory_needed(n, truncation, hold=False), f"{n} images of {self._size_text()}",
-                     "ask for fewer images, or sample without --truncation (it draws all latents first)")
+                     "ask for fewer images, or pass truncation=None (truncation draws all n latents first)")
         return self._batches(n, self._latent_source(n, seed, truncation), index, pixels=True)
 
     def _check_sample(self, n: Any, seed: Any, labels: Any, truncation: Any) -> tuple[int, int | None, np.ndarray | None]:

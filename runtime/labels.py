@@ -24,7 +24,7 @@ def parse_labels(contract: GeneratorContract, labels: Any, n: int) -> np.ndarray
     if not contract.conditional:
         if labels is not None:
             raise GeneratorInputError(
-                "this generator is unconditional (no classes): labels cannot be used; drop them (--label)"
+                "this generator is unconditional (no classes): labels cannot be used; pass labels=None"
             )
         return None
     if labels is None:

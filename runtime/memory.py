@@ -10,8 +10,8 @@ __all__ = ["available_memory", "check_memory", "MEMORY_HINT", "QUIET_BYTES"]
 # Below this many bytes a call skips the check: reading /proc/meminfo costs tens of microseconds, and the
 # benchmark times the small calls.
 QUIET_BYTES = 64 << 20
-MEMORY_HINT = ("ask for fewer images at once (-n), or stream them to disk batch by batch with --npy "
-               "(Generator.iter_sample)")
+# Library words (the parameters): the `edgegan sample` command adds its own flag names (-n, --npy) when it prints it.
+MEMORY_HINT = "ask for fewer images at once (a smaller n), or take them a batch at a time with Generator.iter_sample"
 
 
 def available_memory() -> int | None:
