@@ -54,6 +54,7 @@ def sample(model: Path, n: int, seed: int, labels: tuple[str, ...], truncation: 
     suffix must name a picture format. With --npy the images stream to disk a batch at a time (any -n the disk
     holds), and the grid shows the first 1024 of them."""
     from edgegan.runtime.files import OutputPathError, check_writable
+    from edgegan.runtime.errors import MemoryLimitError
     from edgegan.runtime.generator import Generator
     from edgegan.runtime.images import image_format, sample_to_files
 
@@ -74,8 +75,12 @@ def sample(model: Path, n: int, seed: int, labels: tuple[str, ...], truncation: 
                               allow_fallback=allow_fallback)
     if generator.fallback:
         click.echo(f"Warning: provider fallback {generator.fallback} (--allow-fallback)", err=True)
-    written, shown = sample_to_files(generator, n, seed=seed, labels=list(labels) or None, truncation=truncation,
-                                     grid=output, npy=npy, nrow=nrow, progress=not quiet)
+    try:
+        written, shown = sample_to_files(generator, n, seed=seed, labels=list(labels) or None,
+                                         truncation=truncation, grid=output, npy=npy, nrow=nrow, progress=not quiet)
+    except MemoryLimitError as exc:  # the library names its parameters; the command names its options
+        raise MemoryLimitError(f"{exc}; with edgegan sample: a smaller -n, or --npy FILE to stream them to disk") \
+            from exc
     h, w, c = generator.image_shape
     note = f" (the grid shows the first {shown})" if output is not None and shown < n else ""
     say.result(f"wrote {' and '.join(map(str, written))}: {n} images {h}x{w}x{c}, seed {seed}, "

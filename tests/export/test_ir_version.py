@@ -20,8 +20,9 @@ def test_the_highest_ir_version_loads_and_the_next_is_refused():
     top = ort_max_ir_version()
     assert 8 <= top <= onnx.IR_VERSION  # opset 18 needs IR 8
     ort.InferenceSession(_identity(top), providers=["CPUExecutionProvider"])
-    with pytest.raises(Exception, match="IR version"):
-        ort.InferenceSession(_identity(top + 1), providers=["CPUExecutionProvider"])
+    if top < onnx.IR_VERSION:  # else onnx itself is the cap (an older onnx beside a newer onnxruntime)
+        with pytest.raises(Exception, match="IR version"):
+            ort.InferenceSession(_identity(top + 1), providers=["CPUExecutionProvider"])
 
 
 def test_cap_only_lowers():
