@@ -23,7 +23,29 @@ from edgegan.runtime.cli_options import (
     quiet_option,
     threads_option,
 )
+from edgegan.runtime.errors import EdgeganError
 
+
+# The library's errors name its parameters; at the command line the same advice names the options.
+_OPTION_WORDS = (
+    ("pass labels=None", "drop --label"),
+    ("provider='tensorrt' (or 'auto')", "--provider tensorrt (or auto)"),
+    ("pass truncation=None", "sample without --truncation"),
+    ("pass allow_fallback=True (--allow-fallback)", "pass --allow-fallback"),
+)
+
+
+def _in_option_words(exc: EdgeganError) -> EdgeganError:
+    """The same error, its advice in the command's words (type and cause kept, so exit status and tests agree)."""
+    text = str(exc)
+    for library, option in _OPTION_WORDS:
+        text = text.replace(library, option)
+    if text == str(exc):
+        return exc
+    worded = type(exc).__new__(type(exc))
+    worded.args = (text,)
+    worded.__cause__ = exc
+    return worded
 
 @click.command(cls=EdgeganCommand)
 @click.argument("model", type=click.Path(path_type=Path))
@@ -69,18 +91,23 @@ def sample(model: Path, n: int, seed: int, labels: tuple[str, ...], truncation: 
         if path is not None:
             check_writable(path, option)  # before the work: exit 0 only with every output written
     check_json_path(json_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the fallback is reported below, on one line
-        generator = Generator(model, provider=provider, threads=threads, batch_size=batch_size,
-                              allow_fallback=allow_fallback)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the fallback is reported below, on one line
+            generator = Generator(model, provider=provider, threads=threads, batch_size=batch_size,
+                                  allow_fallback=allow_fallback)
+    except EdgeganError as exc:
+        raise _in_option_words(exc) from exc
     if generator.fallback:
         click.echo(f"Warning: provider fallback {generator.fallback} (--allow-fallback)", err=True)
     try:
         written, shown = sample_to_files(generator, n, seed=seed, labels=list(labels) or None,
                                          truncation=truncation, grid=output, npy=npy, nrow=nrow, progress=not quiet)
     except MemoryLimitError as exc:  # the library names its parameters; the command names its options
-        raise MemoryLimitError(f"{exc}; with edgegan sample: a smaller -n, or --npy FILE to stream them to disk") \
-            from exc
+        raise MemoryLimitError(f"{_in_option_words(exc)}; with edgegan sample: a smaller -n, or --npy FILE to stream "
+                               "them to disk") from exc
+    except EdgeganError as exc:
+        raise _in_option_words(exc) from exc
     h, w, c = generator.image_shape
     note = f" (the grid shows the first {shown})" if output is not None and shown < n else ""
     say.result(f"wrote {' and '.join(map(str, written))}: {n} images {h}x{w}x{c}, seed {seed}, "

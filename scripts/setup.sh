@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up on a fresh machine: the real Fashion-MNIST (Debian's package, where apt exists) and edgegan with every
-# extra. torch is pinned here (a CPU build), never left for pip to resolve: an unpinned torch pulls a CUDA build
-# of several GB. Override with EDGEGAN_TORCH="torch==X.Y.Z" (users: any torch>=2.4 works).
+# extra. torch is pinned here (a CPU build where the configured index serves one), never left for pip to
+# resolve: an unpinned torch pulls a CUDA build of several GB. Override with EDGEGAN_TORCH="torch==X.Y.Z"
+# (users: any torch>=2.10 works; older releases are refused, see README "Reliability").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

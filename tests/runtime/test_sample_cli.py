@@ -65,7 +65,7 @@ def test_labels_per_image_truncation_and_default_grid(float_model, cond_model, t
         (["{cond}", "--label", "3"], "out of range"),
         (["{cond}", "--label", "sneaker"], "unknown class name 'sneaker'"),
         (["{cond}", "-n", "4", "--label", "0", "--label", "1"], "2 labels for 4 images"),
-        (["{float}", "--label", "0"], "unconditional"),
+        (["{float}", "--label", "0"], "unconditional (no classes): labels cannot be used; drop --label"),
         (["{float}", "--truncation", "0"], "truncation"),
         (["{float}", "--threads", "0"], "threads"),
         (["{float}", "--batch-size", "0"], "--batch-size"),
