@@ -4,7 +4,6 @@ A crash or Ctrl-C mid-write leaves the previous file intact; output paths are ch
 them."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -28,6 +27,8 @@ def cache_root() -> Path:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes (hex), read 1 MiB at a time."""
+    import hashlib  # here, not at the top: its OpenSSL load is ~5 ms of every `import edgegan.runtime`
+
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

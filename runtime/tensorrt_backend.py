@@ -11,7 +11,6 @@ pycuda/cupy/torch is needed; the engine runs on the default CUDA stream, so the 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
@@ -55,6 +54,8 @@ def verify_engine_digest(plan: str | os.PathLike) -> bytes:
     if len(expected) != 64 or any(ch not in "0123456789abcdef" for ch in expected):
         raise TensorRTError(f"{digest_file} does not hold a sha256 hex digest")
     data = plan.read_bytes()
+    import hashlib  # only when an engine is checked: not part of every runtime import
+
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise TensorRTError(
