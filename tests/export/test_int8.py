@@ -225,6 +225,40 @@ def test_phase_convs_share_one_range(built):
     assert len(scales) == 1
 
 
+def test_interleave_is_one_grid_so_concats_copy(built):
+    """Every Q/DQ between the phase Convs and the image layer (the nested Concats' outputs too) uses bitwise the
+    same scale and zero point: onnxruntime's QLinearConcat then copies bytes instead of requantizing them."""
+    _, out, _, _ = built
+    model = onnx.load(out)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    consumers = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    # The Concats fed by the phase Convs (forward through Q/DQ and data movement); a conditional model's
+    # z-and-label Concat before the first layer is another matter.
+    concats, stack, seen = [], [n.output[0] for n in model.graph.node if n.op_type == "Conv"], set()
+    while stack:
+        for node in consumers.get(stack.pop(), []):
+            if node.name in seen or node.op_type not in ("QuantizeLinear", "DequantizeLinear", "Transpose",
+                                                         "Unsqueeze", "Reshape", "Concat"):
+                continue
+            seen.add(node.name)
+            concats += [node] if node.op_type == "Concat" else []
+            stack.extend(node.output)
+    assert concats, "the phases form joins its phase Convs with Concat"
+    grids = set()
+    for concat in concats:
+        for name in [*concat.input, concat.output[0]]:
+            node = producers.get(name)
+            if node is not None and node.op_type == "DequantizeLinear":
+                grids.add((inits[node.input[1]].tobytes(), inits[node.input[2]].tobytes()))
+        q = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == concat.output[0])
+        grids.add((inits[q.input[1]].tobytes(), inits[q.input[2]].tobytes()))
+    assert len(grids) == 1
+
+
 # ------------------------------------------------------------------ the first layer: integer Gemm, int8 weights
 @pytest.fixture(scope="module")
 def wide_z(tmp_path_factory):
