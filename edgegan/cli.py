@@ -8,7 +8,7 @@ import sys
 import click
 
 from edgegan import __version__
-from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError, install_hint
 
 # name -> "module:attribute"; the module is imported only when the command runs or its help is asked for.
 COMMANDS = {
@@ -33,7 +33,7 @@ OPTIONAL_DEPENDENCIES = {
 def _missing_extra(command: str, exc: ModuleNotFoundError) -> click.ClickException:
     extra = OPTIONAL_DEPENDENCIES.get((exc.name or "").split(".")[0], "all")
     return click.ClickException(
-        f"`edgegan {command}` needs {exc.name!r}, which is not installed: pip install 'edgegan[{extra}]'"
+        f"`edgegan {command}` needs {exc.name!r}, which is not installed: {install_hint(extra)}"
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from edgegan.export.verify import CheckRecord
 from edgegan.runtime.contract import GeneratorContract, TensorSpec
+from edgegan.runtime.errors import install_hint
 from edgegan.runtime.files import file_sha256
 
 PLATFORM = "onnxruntime_onnx"
@@ -128,7 +129,7 @@ def parse_config(path: str | Path) -> Any:
 
     pb2 = load_model_config_pb2()
     if pb2 is None:
-        raise ImportError("tritonclient is not installed (pip install 'edgegan[triton]')")
+        raise ImportError(f"tritonclient is not installed ({install_hint('triton')})")
     return text_format.Parse(Path(path).read_text(), pb2.ModelConfig())
 
 

@@ -6,6 +6,11 @@ its traceback.
 from __future__ import annotations
 
 
+def install_hint(extra: str) -> str:
+    """How to add an optional part: the index spelling, and the checkout spelling while edgegan is not on PyPI."""
+    return f"pip install 'edgegan[{extra}]' (from a checkout: pip install '.[{extra}]')"
+
+
 class EdgeganError(Exception):
     """A user-facing error: the message says what is wrong and how to fix it."""
 

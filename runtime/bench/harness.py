@@ -50,6 +50,7 @@ from edgegan.runtime.bench.rows import TimedConfig, add_ratios, config_rows, pea
 from edgegan.runtime.bench.runners import (
     PEAK_SIZE, BenchError, MatmulRunner, OrtRunner, Runner, SessionSetup, matmul_model, parse_setup,
 )
+from edgegan.runtime.errors import install_hint
 from edgegan.runtime.external_data import check_model_file
 from edgegan.runtime.generator import resolve_model_path
 from edgegan.runtime.providers import PROVIDERS, ProviderError
@@ -115,7 +116,7 @@ def load_baseline(name: str) -> Callable[..., list[Runner]]:
     # and a stale edgegan.egg-info in the working folder would hide the installed metadata's entry points.
     points = [p for dist in importlib.metadata.distributions() for p in dist.entry_points
               if p.group == BASELINE_GROUP and p.name == name]
-    hint = "pip install 'edgegan[train]'" if name == "torch" else f"install the package that provides {name!r}"
+    hint = install_hint("train") if name == "torch" else f"install the package that provides {name!r}"
     if not points:
         raise BenchError(f"--{name} needs the {name!r} benchmark baseline, which is not installed: {hint} "
                          f"(it registers entry point group {BASELINE_GROUP!r}; reinstall edgegan if it is missing)")

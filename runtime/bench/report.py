@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegan.runtime.bench.harness import BenchError
+from edgegan.runtime.errors import install_hint
 from edgegan.runtime.files import atomic_write
 
 # (header, key, format) of the table's columns; a missing value prints as "-".
@@ -117,7 +118,7 @@ def require_matplotlib() -> None:
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
-        raise BenchError("--plot needs matplotlib, which is not installed: pip install 'edgegan[plot]'")
+        raise BenchError(f"--plot needs matplotlib, which is not installed: {install_hint('plot')}")
 
 
 def _series(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
