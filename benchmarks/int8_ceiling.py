@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -78,7 +79,7 @@ def matmul_model(op: str, m: int, k: int, n: int, rng: np.random.Generator) -> t
     return model.SerializeToString(), x
 
 
-def interleaved_medians(calls: dict[str, callable], rounds: int) -> dict[str, float]:
+def interleaved_medians(calls: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
     """Median seconds per call of each callable, called in turn `rounds` times after 3 warm-up calls each."""
     for call in calls.values():
         for _ in range(3):
