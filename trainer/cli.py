@@ -25,13 +25,16 @@ from edgegan.trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
 @click.option("--epochs", type=int, default=5, show_default=True)
 @click.option("--max-steps", type=int, default=None, help="Stop after N optimizer steps (overrides --epochs).")
 @batch_size_option(64, "Images per optimizer step.")
-@click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate (finite, > 0).")
+@click.option("--lr", type=float, default=None,
+              help="Adam learning rate (finite, > 0); default: the recipe for --arch (5e-4 for dcgan and gan).")
 @click.option("--lr-d", type=float, default=None, help="D's own learning rate (two time-scale rule); default: --lr.")
 @click.option("--beta1", type=float, default=0.5, show_default=True, help="Adam beta1, in [0, 1).")
 @click.option("--beta2", type=float, default=0.999, show_default=True, help="Adam beta2, in [0, 1).")
-@click.option("--loss", type=click.Choice(LOSSES), default="bce", show_default=True)
+@click.option("--loss", type=click.Choice(LOSSES), default=None, help="Default: the recipe's (bce).")
 @click.option("--ema/--no-ema", default=True, show_default=True, help="Keep an EMA copy of G for samples/export.")
-@click.option("--ema-decay", type=float, default=0.999, show_default=True, help="In [0, 1).")
+@click.option("--ema-decay", type=float, default=None, help="In [0, 1); default: the recipe's (0.99 for dcgan and gan).")
+@click.option("--ema-start", type=int, default=None,
+              help="Steps before the EMA starts averaging (it copies G until then); default: the recipe's (0).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--amp", type=click.Choice(AMP_MODES), default="auto", show_default=True,
@@ -48,6 +51,9 @@ from edgegan.trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
 def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 
+    Options left unset (--lr, --ema-decay, --ema-start, --loss) come from the measured recipe for the
+    architecture, conditioning and dataset (trainer/recipes.py); config.json records them under "recipe".
+
     Example: edgegan train --arch dcgan --dataset fashion-mnist --max-steps 200 --out runs/fm
     """
     from edgegan.trainer.config import ModelConfig, TrainConfig
@@ -59,7 +65,7 @@ def train(**opts) -> None:
         channels=int(opts["channels"]) if opts["channels"] else None, loss=opts["loss"], lr=opts["lr"],
         lr_d=opts["lr_d"], mode_seeking=opts["mode_seeking"],
         beta1=opts["beta1"], beta2=opts["beta2"], batch_size=opts["batch_size"], epochs=opts["epochs"], max_steps=opts["max_steps"],
-        ema=opts["ema"], ema_decay=opts["ema_decay"], seed=opts["seed"], device=opts["device"], amp=opts["amp"],
+        ema=opts["ema"], ema_decay=opts["ema_decay"], ema_start=opts["ema_start"], seed=opts["seed"], device=opts["device"], amp=opts["amp"],
         channels_last=opts["channels_last"], compile=opts["compile_"], log_every=opts["log_every"],
         checkpoint_every=opts["checkpoint_every"],
     )

@@ -67,8 +67,9 @@ class TrainConfig:
     conditional: bool = False  # num_classes and class_names then come from the data
     channels: int | None = None  # None: as stored in the data (folder: RGB unless all grey)
     class_names: list[str] = field(default_factory=list)
-    loss: str = "bce"
-    lr: float = 2e-4
+    # None: from the recipe table (trainer/recipes.py), applied when a run starts; config.json holds the values
+    loss: str | None = None
+    lr: float | None = None
     lr_d: float | None = None  # D's learning rate (two time-scale update rule, Heusel et al. 2017); None: lr
     beta1: float = 0.5
     beta2: float = 0.999
@@ -80,8 +81,8 @@ class TrainConfig:
     # (gan: measured, the term blurred its labels there); 0 turns it off.
     mode_seeking: float | None = None
     ema: bool = True
-    ema_decay: float = 0.999
-    ema_start: int = 0  # steps before the EMA starts averaging (it copies G until then)
+    ema_decay: float | None = None
+    ema_start: int | None = None  # steps before the EMA starts averaging (it copies G until then)
     seed: int = 0
     sample_seed: int = 0  # the grid each epoch: contract latents draw_latents(64, nz, sample_seed)
     device: str = "auto"
@@ -92,6 +93,7 @@ class TrainConfig:
     compile: bool = False
     log_every: int = 10  # progress bar / metrics.jsonl / NaN check interval, in steps
     checkpoint_every: int = 0  # 0: at each epoch end and at the end only
+    recipe: dict[str, Any] | None = None  # set by apply_recipe: the row's name and the values it filled
 
     @property
     def use_channels_last(self) -> bool:
@@ -101,7 +103,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ConfigError for a value no run can use; nothing is written before this passes."""
         self.model.validate()
-        if self.loss not in LOSSES:
+        if self.loss is not None and self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -112,16 +114,16 @@ class TrainConfig:
         if self.batch_size <= 0:
             raise ConfigError(f"--batch-size must be positive, got {self.batch_size}")
         # `not (x > 0)` also refuses NaN, which every comparison calls False.
-        if not (math.isfinite(self.lr) and self.lr > 0):
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"--lr must be a finite number > 0, got {self.lr}")
         if self.lr_d is not None and not (math.isfinite(self.lr_d) and self.lr_d > 0):
             raise ConfigError(f"--lr-d must be a finite number > 0, got {self.lr_d}")
         for name, value in (("--beta1", self.beta1), ("--beta2", self.beta2), ("--ema-decay", self.ema_decay)):
-            if not (0.0 <= value < 1.0):  # Adam needs beta < 1 (bias correction divides by 1 - beta**t)
+            if value is not None and not (0.0 <= value < 1.0):  # Adam needs beta < 1 (bias correction divides by 1 - beta**t)
                 raise ConfigError(f"{name} must be in [0, 1), got {value}")
         if self.mode_seeking is not None and not (math.isfinite(self.mode_seeking) and self.mode_seeking >= 0):
             raise ConfigError(f"--mode-seeking must be a finite number >= 0, got {self.mode_seeking}")
-        if self.ema_start < 0:
+        if self.ema_start is not None and self.ema_start < 0:
             raise ConfigError(f"ema_start must be >= 0, got {self.ema_start}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise ConfigError("--max-steps must be positive")
@@ -148,7 +150,7 @@ class TrainConfig:
     def digest(self) -> str:
         """Short digest of the training recipe (device/log settings excluded) for provenance."""
         recipe = self.to_dict()
-        for key in ("device", "log_every", "checkpoint_every", "max_steps", "epochs", "data_dir"):
+        for key in ("device", "log_every", "checkpoint_every", "max_steps", "epochs", "data_dir", "recipe"):
             recipe.pop(key, None)
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 

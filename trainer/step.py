@@ -6,7 +6,8 @@ throughput it reports is the training loop's own. Per step (B = batch size):
   D step: loss_D = d_real(D(x)) + d_fake(D(fake.detach())), two backwards (separate BatchNorm batches)
   G step: loss_G = g(D(fake)), with D's parameters frozen so no weight gradients are computed for D;
           conditional G adds the mode-seeking term (below)
-  EMA:    G_ema <- lerp(G_ema, G, 1 - decay_t), decay_t = min(decay, (1 + t) / (10 + t))
+  EMA:    G_ema <- lerp(G_ema, G, 1 - decay_t), decay_t = 0 before ema_start, then min(decay, (1 + t') / (10 + t'))
+          with t' = t - ema_start
 Nothing here reads a value back to the host: the step returns its statistics as a device tensor.
 
 Mode seeking (Mao et al. 2019, MSGAN), for a conditional G whose label is joined to z (the DCGAN default): the
@@ -38,6 +39,7 @@ from edgegan.trainer import distributed as dist_utils
 from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.losses import get_loss
 from edgegan.trainer.models import build_discriminator, build_generator
+from edgegan.trainer.recipes import apply_recipe
 
 ADAM_IMPLS = ("fused", "foreach", "for-loop")
 STAT_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z")  # the row of statistics each step returns
@@ -89,17 +91,26 @@ def noise_seed(seed: int, rank: int, step: int = 0) -> int:
 
 
 class EMA:
-    """Exponential moving average of G's parameters; buffers (BatchNorm statistics) are copied."""
+    """Exponential moving average of G's parameters; buffers (BatchNorm statistics) are copied.
 
-    def __init__(self, model: nn.Module, decay: float):
+    Until step `start` the average is G itself (decay 0); from there the decay warms up as
+    min(decay, (1 + t) / (10 + t)) with t counted from `start`, so a short run is not dominated by early weights.
+    """
+
+    def __init__(self, model: nn.Module, decay: float, start: int = 0):
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
+        self.decay, self.start = decay, start
         self._ema_params = list(self.model.parameters())
         self._ema_buffers = list(self.model.buffers())
 
+    def decay_at(self, step: int) -> float:
+        """The weight the average keeps at 0-based global `step`."""
+        t = step - self.start
+        return 0.0 if t < 0 else min(self.decay, (1 + t) / (10 + t))
+
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        decay = min(self.decay, (1 + step) / (10 + step))  # short runs are not dominated by the initial weights
+        decay = self.decay_at(step)
         torch._foreach_lerp_(self._ema_params, [p.detach() for p in model.parameters()], 1.0 - decay)
         torch._foreach_copy_(self._ema_buffers, list(model.buffers()))
 
@@ -109,7 +120,8 @@ class GANStep:
 
     Args:
         cfg: the recipe, validated, with model.channels / num_classes already set from the data. Used:
-            model, loss, lr, betas, ema, ema_decay, seed, amp, channels_last, compile.
+            model, loss, lr, betas, ema, ema_decay, ema_start, seed, amp, channels_last, compile; unset recipe
+            keys are filled by trainer/recipes.py's apply_recipe.
         device: where G, D and the batches live.
         ctx: the data-parallel context (None: one process). Under DDP G and D are wrapped.
         adam: "fused" (default), "foreach" or "for-loop"; an ablation knob for the benchmark.
@@ -127,6 +139,7 @@ class GANStep:
         freeze_d: bool = True,
     ):
         ctx = ctx or dist_utils.DistContext(device=device)
+        cfg = apply_recipe(cfg)  # a config built in code (benchmarks, tests) gets the recipe train() applies
         if not freeze_d and ctx.enabled:
             raise ValueError("freeze_d=False is a single-process benchmark setting; DDP needs D frozen in the G step")
         self.cfg, self.device, self.rank = cfg, device, ctx.rank
@@ -142,7 +155,7 @@ class GANStep:
             self.D.to(memory_format=torch.channels_last)
         self.opt_G = make_adam(self.G.parameters(), cfg, adam)
         self.opt_D = make_adam(self.D.parameters(), cfg, adam, lr=cfg.lr_d)
-        self.ema = EMA(self.G, cfg.ema_decay) if cfg.ema else None
+        self.ema = EMA(self.G, cfg.ema_decay, cfg.ema_start) if cfg.ema else None
         self.noise = torch.Generator(device=device).manual_seed(noise_seed(cfg.seed, ctx.rank))
         self.scaler_G, self.scaler_D = (torch.amp.GradScaler("cuda", enabled=self.amp == "fp16") for _ in range(2))
         self.G_train, self.D_train = dist_utils.wrap(self.G, ctx), dist_utils.wrap(self.D, ctx)

@@ -28,6 +28,7 @@ from edgegan.trainer import distributed as dist_utils
 from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.data import BatchSource
+from edgegan.trainer.recipes import apply_recipe
 from edgegan.trainer.divergence import TrainingDiverged, check_finite, check_weights, first_nonfinite
 from edgegan.trainer.diversity import DiversityMonitor
 from edgegan.trainer.run_folder import RunExists, check_out_dir, open_out_dir, writing
@@ -118,6 +119,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     if ckpt is not None:
         cfg = _restore_recipe(cfg, ckpt)
     cfg.validate()
+    cfg = apply_recipe(cfg)  # unset lr / EMA / loss from the recipe table; config.json records which
     device = ctx.device
     # Every change below makes a new config (dataclasses.replace): the caller's TrainConfig is never modified.
     cfg = replace(cfg, amp=resolve_amp(cfg.amp, device))  # config.json and checkpoints record what ran
@@ -161,6 +163,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
 
     log(f"{'resume' if ckpt else 'start'} at step {step}/{total_steps} on {device} x{ctx.world_size}, "
         f"{len(data.images)} images from {data.source}, {steps_per_epoch} steps/epoch")
+    if cfg.recipe is not None:
+        filled = ", ".join(f"{k} {v}" for k, v in cfg.recipe["filled"].items())
+        log(f"recipe {cfg.recipe['name']!r} (trainer/recipes.py) for the options left unset: {filled}")
     if leftovers:
         log(f"removed {len(leftovers)} leftover temp file(s) of an interrupted run: {', '.join(p.name for p in leftovers)}")
 

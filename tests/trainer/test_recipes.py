@@ -1,0 +1,122 @@
+"""trainer/recipes.py: the recipe table, how `edgegan train` applies it, and that every key it sets is read."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgegan.cli import main
+from edgegan.trainer.config import ModelConfig, TrainConfig
+from edgegan.trainer.recipes import ABLATABLE, BASE, RECIPE_KEYS, RECIPES, apply_recipe, parse_changes, recipe_for
+from edgegan.trainer.step import EMA, GANStep
+
+def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
+    for row in RECIPES:
+        assert set(row.values) <= set(RECIPE_KEYS), row.name
+        assert row.evidence, row.name
+    assert set(BASE) == set(RECIPE_KEYS)
+    assert any(r.specificity == 0 for r in RECIPES)  # the fallback row
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "gan"])
+def test_measured_recipe_for_each_architecture(arch):
+    cfg = apply_recipe(TrainConfig(model=ModelConfig(arch=arch), dataset="mnist"))
+    assert cfg.recipe["name"] == recipe_for(arch, False, "mnist").name == arch
+    assert (cfg.lr, cfg.ema_decay) == (5e-4, 0.99)
+    assert cfg.recipe["filled"] == {"lr": 5e-4, "ema_decay": 0.99, "ema_start": 0, "loss": "bce"}
+
+
+def test_explicit_values_win_and_a_complete_config_is_left_alone():
+    cfg = apply_recipe(TrainConfig(lr=1e-3, loss="hinge"))
+    assert (cfg.lr, cfg.loss) == (1e-3, "hinge")
+    assert set(cfg.recipe["filled"]) == {"ema_decay", "ema_start"}
+    full = TrainConfig(lr=1e-3, loss="hinge", ema_decay=0.9, ema_start=5)
+    assert apply_recipe(full) is full and full.recipe is None
+
+
+def test_equal_values_give_one_digest_whoever_set_them():
+    implicit = apply_recipe(TrainConfig())
+    explicit = TrainConfig(**implicit.recipe["filled"])
+    assert implicit.digest() == explicit.digest()
+
+
+def test_train_cli_records_the_recipe_in_config_json(tmp_path, tiny_npz):
+    args = ["train", "--dataset", "npz", "--data-dir", str(tiny_npz), "--width", "8", "--nz", "16",
+            "--batch-size", "16", "--max-steps", "2", "--log-every", "1", "-q"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["recipe"]["name"] == "dcgan" and saved["lr"] == 5e-4 and saved["ema_decay"] == 0.99
+    assert "recipe 'dcgan'" in (tmp_path / "a" / "train.log").read_text()
+
+    result = CliRunner().invoke(main, [*args, "--lr", "3e-4", "--ema-start", "1", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert saved["lr"] == 3e-4 and saved["ema_start"] == 1
+    assert "lr" not in saved["recipe"]["filled"] and "ema_start" not in saved["recipe"]["filled"]
+
+
+def _train_steps(cfg: TrainConfig, steps: int = 3) -> dict[str, torch.Tensor]:
+    """G and EMA-G after `steps` steps on fixed random batches (the same batches for every config)."""
+    torch.manual_seed(0)
+    engine = GANStep(cfg, torch.device("cpu"), adam="foreach")
+    gen = torch.Generator().manual_seed(1)
+    for t in range(steps):
+        x = torch.rand(cfg.batch_size, 1, 28, 28, generator=gen) * 2 - 1
+        y = torch.randint(cfg.model.num_classes, (cfg.batch_size,), generator=gen) if cfg.model.num_classes else None
+        engine.step(x, y, t)
+    out = {f"G.{k}": v.clone() for k, v in engine.G.state_dict().items()}
+    if engine.ema is not None:
+        out.update({f"ema.{k}": v.clone() for k, v in engine.ema.model.state_dict().items()})
+    return out
+
+
+# A value unlike the recipe's for each key an ablation may change (ema_decay below the warm-up's 0.1 at step 0);
+# conditional: mode seeking needs labels.
+CHANGED = {"lr": 1e-3, "ema_decay": 0.05, "ema_start": 2, "loss": "hinge", "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.9,
+           "batch_size": 12, "ema": False, "mode_seeking": 0.0}
+
+
+@pytest.mark.parametrize("key", sorted(CHANGED))
+def test_every_ablatable_key_changes_the_training(key):
+    """An ablation of a key no code reads would silently change nothing (as ema_start did): each must show."""
+    assert set(CHANGED) == set(ABLATABLE)
+    base = apply_recipe(TrainConfig(model=ModelConfig(nz=8, width=4, num_classes=3), conditional=True,
+                                    batch_size=8, amp="off", channels_last=False, seed=1))
+    changed = replace(base, **{key: CHANGED[key]})
+    a, b = _train_steps(base), _train_steps(changed)
+    differs = set(a) != set(b) or any(not torch.equal(a[k], b[k]) for k in a)
+    assert differs, f"{key}={CHANGED[key]} trained exactly as {getattr(base, key)}: nothing reads it"
+
+
+def test_ema_copies_g_until_ema_start_then_averages():
+    g = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))  # G always has buffers to copy
+    ema = EMA(g, decay=0.9, start=2)
+    assert [ema.decay_at(t) for t in (0, 1)] == [0.0, 0.0]
+    assert ema.decay_at(2) == pytest.approx(1 / 10) and ema.decay_at(10_000) == 0.9
+    for t in range(2):
+        with torch.no_grad():
+            g[0].weight.add_(1.0)
+        ema.update(g, t)
+        assert torch.equal(ema.model[0].weight, g[0].weight)
+    with torch.no_grad():
+        g[0].weight.add_(1.0)
+    ema.update(g, 2)
+    assert not torch.equal(ema.model[0].weight, g[0].weight)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("device=cuda", "KEY one of"), ("log_every=5", "KEY one of"), ("loss=foo", "unknown loss"),
+    ("lr=abc", "takes a number"), ("ema_start=-1", "ema_start must be >= 0"), ("ema=maybe", "true or false"),
+])
+def test_ablate_refuses_keys_no_training_reads_and_bad_values(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_changes(text)
+
+
+def test_ablate_parses_by_field_type():
+    parsed = parse_changes("lr=5e-4,ema_start=1000,loss=hinge,ema=false,batch_size=128")
+    assert parsed == {"lr": 5e-4, "ema_start": 1000, "loss": "hinge", "ema": False, "batch_size": 128}
