@@ -21,29 +21,39 @@ evaluator, the same n, the same seed), so the figures are `edgegan eval`'s.
             installed here); D ends in a sigmoid with nn.BCELoss; errD_real.backward() then
             errD_fake.backward(); D is not frozen in the G step; PyTorch's default Adam; five `.item()` per
             step (its progress print's D(x), D(G(z)) x2 and both losses); no EMA.
-  ablations `--ablate KEY=VALUE` (repeatable) adds an edgegan arm with one TrainConfig field changed, e.g.
-            ema=false, loss=hinge, lr=5e-4, ema_decay=0.99, batch_size=128: what each choice contributes.
+  ablations `--ablate KEY=VALUE` (repeatable) adds an edgegan arm with TrainConfig fields changed, e.g.
+            ema=false, loss=hinge, lr=5e-4, ema_decay=0.99, ema_start=1000, batch_size=128: what each choice
+            contributes. Only trainer/recipes.py's ABLATABLE keys are taken (tests/trainer/test_recipes.py checks that each one changes
+            the training); others are refused.
+
+Arms run one after another, or `--jobs N` at a time as separate processes (each its own torch threads and, with
+`--device cuda`, its own CUDA context: 10 arms of 8,000 steps fit a short GPU window). Every finished arm (trained and
+scored) is written to WORK/arms/ARM.json; a rerun with the same `--keep WORK` skips those, so an interrupted
+unattended run (`nohup ... --keep runs/ttq --log runs/ttq/progress.log &`) resumes per arm. Progress lines go to
+stderr and, with `--log`, to that file.
 
 Writes into --out-dir (default benchmarks/results): time_to_quality.md (the table, the floor, the command,
 machine load), time_to_quality.json, ttq_edgegan.png and ttq_plain.png (64 samples, seed 0, of each arm's last
 snapshot). Needs an evaluator: `edgegan evaluator train --dataset fashion-mnist` (or pass --evaluator).
 
 Usage: python benchmarks/time_to_quality.py [--minutes 10 --at 2.5,5,10 | --steps 4000,8000] [--seeds 2]
-       [-n 10000] [--evaluator E.onnx] [--dataset fashion-mnist|mnist] [--ablate ema=false ...]
-       [--ablate lr=0.0005,ema_start=1000 ...] [--plain-workers 2] [--threads N] [--data-dir DIR]
-       [--out-dir benchmarks/results] [--keep DIR]
+       [-n 10000] [--evaluator E.onnx] [--dataset fashion-mnist|mnist] [--arch dcgan|gan] [--conditional]
+       [--ablate ema=false ...] [--ablate lr=0.0005,ema_start=1000 ...] [--plain-workers 2] [--threads N]
+       [--device cpu|cuda] [--jobs N] [--data-dir DIR] [--out-dir benchmarks/results] [--keep DIR] [--log FILE]
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import platform
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -56,12 +66,14 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import edgegan.trainer.train as train_module  # noqa: E402
+from edgegan.runtime.errors import EdgeganError  # noqa: E402
 from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
 from edgegan.runtime.files import atomic_write  # noqa: E402
 from examples_data import ExamplesFashionMNIST  # noqa: E402  (benchmarks/, this script's folder)
 from edgegan.trainer.checkpoint import save_checkpoint  # noqa: E402
-from edgegan.trainer.config import TrainConfig  # noqa: E402
+from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
 from edgegan.trainer.models import build_discriminator, build_generator  # noqa: E402
+from edgegan.trainer.recipes import ABLATABLE, parse_changes  # noqa: E402
 from edgegan.trainer.step import GANStep  # noqa: E402
 
 DATASETS = ("fashion-mnist", "mnist")
@@ -142,13 +154,14 @@ def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ plain arm
 def run_plain(arm: Arm, clock: Clock, workers: int, data_dir: str | None) -> None:
-    """pytorch/examples/dcgan/main.py's loop, step for step, on the same G/D architecture."""
+    """pytorch/examples/dcgan/main.py's loop, step for step, on the same G/D architecture (its `--cuda` on cuda)."""
     cfg = arm.cfg
+    device = torch.device("cuda" if cfg.device == "cuda" else "cpu")
     torch.manual_seed(cfg.seed)
     data = load_images(cfg.dataset, "train", data_dir, progress=False)
     loader = torch.utils.data.DataLoader(ExamplesFashionMNIST(data.images, data.labels), batch_size=BATCH, shuffle=True,
                                          num_workers=workers)
-    netG, netD = build_generator(cfg.model), build_discriminator(cfg.model)  # DCGAN init as examples' weights_init
+    netG, netD = build_generator(cfg.model).to(device), build_discriminator(cfg.model).to(device)  # examples' init
     criterion = nn.BCELoss()
     optimizerD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -159,14 +172,14 @@ def run_plain(arm: Arm, clock: Clock, workers: int, data_dir: str | None) -> Non
             for data_batch in loader:
                 # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
                 netD.zero_grad()
-                real = data_batch[0]
+                real = data_batch[0].to(device)
                 b = real.size(0)
-                label = torch.full((b,), real_label, dtype=real.dtype)
+                label = torch.full((b,), real_label, dtype=real.dtype, device=device)
                 output = torch.sigmoid(netD(real)).view(-1)
                 errD_real = criterion(output, label)
                 errD_real.backward()
                 D_x = output.mean().item()
-                noise = torch.randn(b, cfg.model.nz)
+                noise = torch.randn(b, cfg.model.nz, device=device)
                 fake = netG(noise)
                 label.fill_(fake_label)
                 output = torch.sigmoid(netD(fake.detach())).view(-1)
@@ -351,28 +364,104 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text), binary=False)
 
 
-def _parse_value(key: str, value: str) -> Any:
-    default = getattr(TrainConfig(), key)
-    if isinstance(default, bool):
-        return value.lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int) or (default is None and value.lstrip("-").isdigit()):
-        return int(value)
-    if isinstance(default, float) or default is None:
-        return float(value)
-    return value
+def _log(message: str, log_path: str | None) -> None:
+    """A progress line on stderr and, for an unattended run, appended to --log."""
+    line = f"[ttq {time.strftime('%H:%M:%S')}] {message}"
+    print(line, file=sys.stderr, flush=True)
+    if log_path:
+        with open(log_path, "a") as f:
+            f.write(line + "\n")
 
 
-def _parse_changes(text: str) -> dict[str, Any]:
-    """"lr=5e-4,ema_start=1000" -> {"lr": 0.0005, "ema_start": 1000}: one ablation arm, one or more fields."""
-    names = {f.name for f in fields(TrainConfig)} - {"model", "dataset", "class_names", "seed"}
-    changes = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep or key not in names:
-            raise SystemExit(f"--ablate {text!r}: give KEY=VALUE[,KEY=VALUE] with KEY a TrainConfig field (e.g. "
-                             f"ema, loss, lr, lr_d, ema_decay, ema_start, batch_size)")
-        changes[key] = _parse_value(key, value)
-    return changes
+@dataclass
+class Plan:
+    """What every arm shares: the marks, the budget and how to score (picklable: it crosses to --jobs workers)."""
+
+    unit: str
+    marks: list[float]
+    budget: float
+    work: Path
+    evaluator: str
+    n: int
+    data_dir: str | None
+    plain_workers: int
+    threads: int | None
+    log: str | None
+
+
+def _arm_file(plan: Plan, arm: Arm) -> Path:
+    return plan.work / "arms" / f"{_slug(arm.name)}_seed{arm.seed}.json"
+
+
+def run_arm(arm: Arm, plan: Plan, floor: bool) -> dict[str, Any]:
+    """Train one arm, score each snapshot, write WORK/arms/ARM.json (what a resumed run reads) and return it."""
+    if plan.threads:
+        torch.set_num_threads(plan.threads)
+    what = f"{plan.budget:g} min" if plan.unit == "min" else f"{plan.marks[-1]:g} steps"
+    _log(f"training {arm.name} seed {arm.seed} for {what} on {arm.cfg.device}", plan.log)
+    clock = Clock(list(plan.marks), plan.budget, plan.unit)
+    if arm.kind == "plain":
+        run_plain(arm, clock, plan.plain_workers, plan.data_dir)
+    else:
+        run_edgegan(arm, clock, plan.work)
+    _log(f"{arm.name} seed {arm.seed}: {arm.total_steps} steps in {arm.seconds:.0f} s; scoring", plan.log)
+    rows: list[dict] = []
+    floor_figures: dict = {}
+    for snap in arm.snapshots:
+        for which in ("ema", "raw"):
+            if which not in snap.states or (which == "raw" and arm.name != "edgegan" and "ema" in snap.states):
+                continue  # ablation arms: only what they would ship
+            row = score(arm, which, snap, plan.work, plan.evaluator, plan.n, plan.data_dir,
+                        floor=floor and not floor_figures)
+            report = row.pop("_report")
+            if floor and not floor_figures:
+                floor_figures = {**report.floor, "reference_n": report.reference["n"]}
+            rows.append(row)
+    result = {"arm": {"name": arm.name, "kind": arm.kind, "seed": arm.seed, "changes": arm.changes,
+                      "steps": arm.total_steps, "seconds": arm.seconds, "final_losses": arm.final_losses,
+                      "unit": plan.unit, "marks": plan.marks},
+              "rows": rows, "floor": floor_figures}
+    path = _arm_file(plan, arm)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_text(path, json.dumps(result, indent=2) + "\n")
+    _log(f"{arm.name} seed {arm.seed}: done ({len(rows)} scores)", plan.log)
+    return result
+
+
+def _finished(plan: Plan, arm: Arm) -> dict[str, Any] | None:
+    """The arm's result from an earlier (interrupted) run with the same marks, or None."""
+    path = _arm_file(plan, arm)
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    same = result["arm"]["unit"] == plan.unit and result["arm"]["marks"] == plan.marks
+    return result if same else None
+
+
+def run_arms(arms: list[Arm], plan: Plan, jobs: int) -> list[dict[str, Any]]:
+    """Every arm's result, in the order of `arms`: finished ones read back, the rest run `jobs` at a time."""
+    results: dict[int, dict] = {}
+    todo = []
+    for i, arm in enumerate(arms):
+        done = _finished(plan, arm)
+        if done is not None:
+            _log(f"{arm.name} seed {arm.seed}: finished in an earlier run ({_arm_file(plan, arm)}), skipped", plan.log)
+            results[i] = done
+        else:
+            todo.append(i)
+    need_floor = not any(r["floor"] for r in results.values())
+    floor_arm = todo[0] if need_floor and todo else None
+    if jobs <= 1:
+        for i in todo:
+            results[i] = run_arm(arms[i], plan, floor=i == floor_arm)
+    else:
+        # spawn: a fresh interpreter per worker (no forked OpenMP or CUDA state); each gets its own device handle
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(run_arm, arms[i], plan, i == floor_arm): i for i in todo}
+            for future in concurrent.futures.as_completed(futures):
+                results[futures[future]] = future.result()
+    return [results[i] for i in range(len(arms))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="seeds per arm (seed, seed+1, ...)")
     parser.add_argument("-n", type=int, default=10000, help="images per FID")
     parser.add_argument("--dataset", default="fashion-mnist", choices=DATASETS)
+    parser.add_argument("--arch", default="dcgan", choices=("dcgan", "gan"), help="every arm's architecture")
+    parser.add_argument("--conditional", action="store_true", help="class-conditional arms (no plain arm)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where every arm trains")
+    parser.add_argument("--jobs", type=int, default=1, help="arms trained at once, as separate processes")
+    parser.add_argument("--log", default=None, help="append progress lines to this file too")
     parser.add_argument("--evaluator", default=None, help="evaluator .onnx (default: the cached one of --dataset)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
@@ -391,10 +485,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-plain", action="store_true", help="skip the plain loop (ablations only)")
     parser.add_argument("--plain-workers", type=int, default=2, help="plain loop DataLoader workers (examples: 2)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for both arms (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per arm (default: torch's; with --jobs N, CPUs / N)")
     parser.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--name", default="time_to_quality", help="stem of the .md/.json written into --out-dir")
-    parser.add_argument("--keep", default=None, help="keep runs and snapshots in this folder")
+    parser.add_argument("--keep", default=None,
+                        help="keep runs, snapshots and per-arm results in this folder (a rerun resumes from it)")
     args = parser.parse_args(argv)
     if args.steps:
         unit, marks = "step", sorted(int(m) for m in args.steps.split(","))
@@ -407,23 +503,36 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--at {args.at}: marks must be in (0, --minutes {args.minutes:g}]")
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
-
+    if args.jobs < 1:
+        parser.error("--jobs must be >= 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
+    if args.jobs > 1 and args.threads is None and args.device == "cpu":
+        args.threads = max(1, (os.cpu_count() or 1) // args.jobs)  # N processes x torch's default would oversubscribe
     if args.threads:
         torch.set_num_threads(args.threads)
     from edgegan.runtime.evaluation.quality import Evaluator, resolve_evaluator
 
-    evaluator_path = resolve_evaluator(args.evaluator, args.dataset)  # fail now, not after the training
+    try:
+        ablations = [parse_changes(text) for text in args.ablate]
+    except ValueError as exc:
+        raise SystemExit(f"--ablate: {exc}") from None
+    try:
+        evaluator_path = resolve_evaluator(args.evaluator, args.dataset)  # fail now, not after the training
+    except EdgeganError as exc:
+        raise SystemExit(f"time_to_quality: {exc}") from None
     ev = Evaluator(evaluator_path)
     evaluator = {"path": str(evaluator_path), "feature_dim": ev.info.feature_dim,
                  "test_accuracy": ev.info.test_accuracy, "sha256": ev.digest}
-    ablations = [_parse_changes(text) for text in args.ablate]
     arms: list[Arm] = []
     for seed in range(args.seed, args.seed + args.seeds):
-        base = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, seed=seed, device="cpu")
+        model = ModelConfig(arch=args.arch)
+        base = TrainConfig(model=model, dataset=args.dataset, data_dir=args.data_dir, seed=seed, device=args.device,
+                           conditional=args.conditional)
         arms.append(Arm("edgegan", "edgegan", base, seed=seed))
-        if not args.no_plain:
-            arms.append(Arm("plain", "plain", TrainConfig(dataset=args.dataset, data_dir=args.data_dir, seed=seed,
-                                                          ema=False), seed=seed))
+        if not args.no_plain and not args.conditional:  # pytorch/examples' loop has no labels
+            arms.append(Arm("plain", "plain", TrainConfig(model=model, dataset=args.dataset, data_dir=args.data_dir,
+                                                          seed=seed, ema=False, device=args.device), seed=seed))
         for changes in ablations:
             cfg = TrainConfig.from_dict(base.to_dict())
             for key, value in changes.items():
@@ -435,32 +544,16 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/time_to_quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
     load_before = _load()
-    what = f"{args.minutes:g} min (marks {marks})" if unit == "min" else f"{marks[-1]} steps (marks {marks})"
+    plan = Plan(unit, marks, budget, work, str(evaluator_path), args.n, args.data_dir, args.plain_workers,
+                args.threads, args.log)
     try:
-        for arm in arms:
-            print(f"[ttq] training {arm.name} seed {arm.seed} for {what}", file=sys.stderr, flush=True)
-            clock = Clock(marks, budget, unit)
-            if arm.kind == "plain":
-                run_plain(arm, clock, args.plain_workers, args.data_dir)
-            else:
-                run_edgegan(arm, clock, work)
-            print(f"[ttq] {arm.name} seed {arm.seed}: {arm.total_steps} steps in {arm.seconds:.0f} s",
-                  file=sys.stderr, flush=True)
+        results = run_arms(arms, plan, args.jobs)
         load_after = _load()
-        rows: list[dict] = []
-        floor: dict = {}
-        for arm in arms:
-            for snap in arm.snapshots:
-                for which in ("ema", "raw"):
-                    if which not in snap.states or (which == "raw" and arm.name != "edgegan" and "ema" in snap.states):
-                        continue  # ablation arms: only what they would ship
-                    print(f"[ttq] scoring {arm.name} seed {arm.seed} {which} at {snap.mark:g} {unit}",
-                          file=sys.stderr, flush=True)
-                    row = score(arm, which, snap, work, str(evaluator_path), args.n, args.data_dir, floor=not floor)
-                    report = row.pop("_report")
-                    if not floor:
-                        floor = {**report.floor, "reference_n": report.reference["n"]}
-                    rows.append(row)
+        rows = [row for result in results for row in result["rows"]]
+        floor = next((r["floor"] for r in results if r["floor"]), {})
+        for arm, result in zip(arms, results):
+            for key in ("steps", "seconds", "final_losses"):
+                setattr(arm, {"steps": "total_steps"}.get(key, key), result["arm"][key])
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for arm_name, png in (("edgegan", "ttq_edgegan.png"), ("plain", "ttq_plain.png")):
