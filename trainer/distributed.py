@@ -87,10 +87,6 @@ def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def no_sync(model: nn.Module):
     """Skip the gradient all-reduce for this backward (D's real half; the fake half then reduces both)."""
     if isinstance(model, nn.parallel.DistributedDataParallel):
