@@ -7,6 +7,7 @@ progress, metrics, NaN check), a sample grid and checkpoint each epoch, and data
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -30,10 +31,10 @@ from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.data import BatchSource
 from edgegan.trainer.divergence import TrainingDiverged, check_finite, check_weights, first_nonfinite
 from edgegan.trainer.diversity import DiversityMonitor
-from edgegan.trainer.run_folder import RunExists, check_out_dir, open_out_dir, writing
+from edgegan.trainer.run_folder import RunBusy, RunExists, hold_run, open_out_dir, writing
 from edgegan.trainer.step import GANStep, StepStats, resolve_amp
 
-__all__ = ["RunExists", "SAMPLE_GRID_SIZE", "TrainResult", "TrainingDiverged", "train"]
+__all__ = ["RunBusy", "RunExists", "SAMPLE_GRID_SIZE", "TrainResult", "TrainingDiverged", "train"]
 
 SAMPLE_GRID_SIZE = 64
 
@@ -77,9 +78,11 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     out = Path(out_dir)
     ctx = dist_utils.init_distributed(cfg.device, cfg.amp)
     try:
-        result = _train(cfg, out, resume, progress, ctx)
-        # Leave together: a rank that tears down gloo while rank 0 still writes or talks aborts the job.
-        dist_utils.barrier(ctx)
+        # Rank 0, the one writer, holds the run folder's lock until every rank is done (run_folder.hold_run).
+        with hold_run(out, resume) if ctx.is_main else contextlib.nullcontext() as resume_from:
+            result = _train(cfg, out, resume, resume_from, progress, ctx)
+            # Leave together: a rank that tears down gloo while rank 0 still writes or talks aborts the job.
+            dist_utils.barrier(ctx)
         return result
     finally:
         dist_utils.shutdown(ctx)
@@ -106,12 +109,12 @@ def _fit_to_data(cfg: TrainConfig, data) -> TrainConfig:
     return replace(cfg, model=model, class_names=class_names)
 
 
-def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_utils.DistContext) -> TrainResult:
+def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, progress: bool,
+           ctx: dist_utils.DistContext) -> TrainResult:
     # Everything that can refuse the run (options, device, checkpoint, data, model) runs before the first write,
-    # so a failed start leaves nothing on disk.
-    ckpt = resume_from = None
+    # so a failed start leaves nothing on disk. resume_from: rank 0's checkpoint to continue (hold_run found it).
+    ckpt = None
     if ctx.is_main:
-        resume_from = check_out_dir(out, resume)
         ckpt = load_checkpoint(resume_from, map_location="cpu") if resume_from is not None else None
     if resume and ctx.enabled:  # rank 0 alone reads: other nodes need no shared file system
         ckpt = dist_utils.broadcast_object(ckpt, ctx)
