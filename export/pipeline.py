@@ -39,7 +39,8 @@ from edgegan.export.variants import VARIANTS, Sources, Variant, VariantOptions
 from edgegan.export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
 from edgegan.runtime.errors import EdgeganError
-from edgegan.trainer.checkpoint import CheckpointError, resolve_checkpoint
+from edgegan.runtime.evaluation.datasets import check_data_dir
+from edgegan.trainer.checkpoint import CheckpointError, resolve_checkpoint, state_dict_problem
 from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.contract import checkpoint_contract
 from edgegan.trainer.sample import load_generator
@@ -64,7 +65,7 @@ def _load(source: str | os.PathLike, use_ema: bool) -> tuple[torch.nn.Module, Tr
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         # load_state_dict size/key mismatches and malformed configs come out as these.
         raise CheckpointError(
-            f"{path} is an edgegan checkpoint, but its generator cannot be rebuilt from it: {str(exc).splitlines()[0]}"
+            f"{path} is an edgegan checkpoint, but its generator cannot be rebuilt from it: {state_dict_problem(exc)}"
         ) from exc
     return G, cfg, ckpt, path, bool(use_ema and ckpt.get("G_ema") is not None)
 
@@ -240,6 +241,9 @@ def export_checkpoint(
         TensorRT missing, a variant over --max-fid-delta or an unusable evaluator
         (edgegan.export.quality_gate.QualityGateError), a bad --atol/--rtol (ToleranceOptionError).
     """
+    if not str(out_dir).strip():
+        raise ExportOptionError("--out is empty; name the export folder (e.g. --out models/NAME)")
+    check_data_dir(data_dir)  # an explicit --data-dir must exist (the run's own is looked up only for --min-recall)
     out_dir = Path(out_dir)
     trt_batch = tuple(int(b) for b in trt_batch)  # type: ignore[assignment]
     _check_options(opset, pixels, trt_batch)

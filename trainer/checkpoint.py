@@ -68,10 +68,13 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
         else:
             reason = f"the write failed ({str(exc).splitlines()[0][:120]})"
         full = os_error is not None and os_error.errno in (errno.ENOSPC, errno.EDQUOT)
-        raise CheckpointError(
-            f"cannot write checkpoint {path}: {reason}; the previous checkpoint there (if any) was left intact"
-            + ("; free some space, then continue with --resume" if full else "")
-        ) from exc
+        # --resume continues from RUN/checkpoints/last.pt: only say so when there is one to continue from.
+        resumable = (Path(path).parent / "last.pt").is_file()
+        kept = ("the previous checkpoint there was left intact" if Path(path).is_file() else
+                "no earlier checkpoint was there")
+        fix = ("free some space, then continue with --resume" if resumable else
+               "free some space, then start the run again (it had no checkpoint to resume from)")
+        raise CheckpointError(f"cannot write checkpoint {path}: {reason}; {kept}" + (f"; {fix}" if full else "")) from exc
 
 
 def _os_error_in(exc: BaseException) -> OSError | None:
@@ -150,12 +153,17 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 def check_torch_version(version: str | None = None) -> None:
     """Refuse to unpickle anything with a torch whose weights_only loader has a published bypass."""
     version = str(version if version is not None else torch.__version__)
-    match = re.match(r"(\d+)\.(\d+)", version)
-    if match and tuple(int(g) for g in match.groups()) < MIN_SAFE_TORCH:
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?((?:a|b|rc|\.dev)\d*)?", version)
+    release = tuple(int(g) for g in match.groups()[:2]) if match else None
+    # A pre-release of the floor itself (2.10.0a0, a nightly) may predate the fix that 2.10.0 shipped.
+    pre_floor = (release == MIN_SAFE_TORCH and match is not None and match.group(4) is not None
+                 and match.group(3) in (None, "0"))
+    if release is not None and (release < MIN_SAFE_TORCH or pre_floor):
         need = ".".join(map(str, MIN_SAFE_TORCH))
         raise CheckpointError(
             f"torch {version} is too old to load checkpoints safely: its weights_only loader has a published "
-            f"bypass ({TORCH_ADVISORY}, fixed in torch {need}); upgrade: pip install 'torch>={need}'"
+            f"bypass ({TORCH_ADVISORY}, fixed in torch {need}"
+            f"{'; a pre-release of it may predate the fix' if pre_floor else ''}); upgrade: pip install 'torch>={need}'"
         )
 
 
@@ -247,3 +255,16 @@ def check_config_keys(path: str | os.PathLike, state: dict[str, Any]) -> None:
     if unknown:
         warnings.warn(f"{path}: config keys this edgegan does not know were ignored: {', '.join(map(str, unknown))}",
                       UserWarning, stacklevel=3)
+
+
+def state_dict_problem(exc: BaseException) -> str:
+    """torch's load_state_dict error in one line, with the parameters it names: its first line alone ("Error(s)
+    in loading state_dict for DCGANGenerator:") says nothing; the lines after it name each mismatch."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    details = lines[1:]
+    if not details:
+        return lines[0]
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return f"{lines[0]} {details[0].rstrip('.')}{more}"

@@ -26,7 +26,7 @@ from edgegan.runtime.files import atomic_write
 from edgegan.runtime.images import save_grid, to_uint8_nhwc
 from edgegan.runtime.progress import Progress
 from edgegan.trainer import distributed as dist_utils
-from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, state_dict_problem
 from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.data import BatchSource
 from edgegan.trainer.divergence import TrainingDiverged, check_finite, check_weights, first_nonfinite
@@ -75,6 +75,11 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         progress: show progress on stderr (rank 0 only): a tqdm bar on a terminal, otherwise a plain line every
             $EDGEGAN_PROGRESS_SECONDS (default 10) and one at the end (edgegan.runtime.progress).
     """
+    from edgegan.runtime.evaluation.datasets import check_data_dir
+
+    if not str(out_dir).strip():
+        raise EdgeganError("--out is empty; name the run folder (e.g. --out runs/NAME)")
+    check_data_dir(cfg.data_dir)  # before any folder is made: an explicit --data-dir must exist
     out = Path(out_dir)
     ctx = dist_utils.init_distributed(cfg.device, cfg.amp)
     try:
@@ -134,7 +139,11 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
     engine = GANStep(cfg, device, ctx)
     step = 0
     if ckpt is not None:
-        engine.load_state_dict(ckpt)
+        try:
+            engine.load_state_dict(ckpt)
+        except (RuntimeError, KeyError, ValueError) as exc:  # a config that lies about nz / size / width
+            raise CheckpointError(f"{resume_from or 'the checkpoint'} cannot be resumed: its weights do not fit "
+                                  f"the model its config describes: {state_dict_problem(exc)}") from exc
         step = int(ckpt["step"])
         bad = first_nonfinite(engine)
         if bad is not None:  # written before the guard checked weights: refuse rather than train on it
@@ -176,7 +185,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
     saved = {"step": step if ckpt is not None else None}  # the last finite checkpoint, for the guard's message
 
     def checkpoint(epoch: int, epoch_end: bool) -> None:
-        check_finite(stats.first_bad, ctx)
+        check_finite(stats.first_bad, ctx, saved["step"])
         check_weights(engine, step, saved["step"], ctx)  # before the grid and any save: no NaN file is written
         noise_states = dist_utils.gather_objects(engine.rng_state(), ctx)  # a collective: every rank takes part
         if not ctx.is_main:
@@ -205,7 +214,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
 
             epoch_end = step % steps_per_epoch == 0
             if step % cfg.log_every == 0 or step == total_steps or epoch_end:
-                check_finite(stats.first_bad, ctx)
+                check_finite(stats.first_bad, ctx, saved["step"])
                 check_weights(engine, step, saved["step"], ctx)
                 dist_utils.all_reduce_mean_(stats.sums, ctx)  # metrics are the mean over ranks
                 now = time.perf_counter()
