@@ -91,3 +91,19 @@ def test_a_header_declaring_more_than_a_dataset_holds_is_refused_before_reading(
         f.write(struct.pack(">BBBB3I", 0, 0, 0x08, 3, 2, 2, 2) + bytes(range(8)))
     assert read_idx(good).tolist() == [[[0, 1], [2, 3]], [[4, 5], [6, 7]]]
     assert os.path.getsize(good) > 0
+
+
+def test_bench_torch_with_an_unrelated_checkpoint_warns_before_timing(float_model, tmp_path):
+    pytest.importorskip("torch")
+    from tests.runtime.test_bench import _tiny_export
+
+    run, model = _tiny_export(tmp_path / "pair")
+    args = ["--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak", "--torch", run,
+            "--no-torch-compile", "-q"]
+    unrelated = invoke("bench", float_model, *args)
+    assert unrelated.exit_code == 0, unrelated.output
+    warning = [line for line in unrelated.output.splitlines() if "is not the generator" in line]
+    assert len(warning) == 1 and warning[0].startswith("Warning: --torch"), unrelated.output
+    assert "arch dcgan vs tiny" in warning[0] and "nz 8 vs 8" not in warning[0]
+    same = invoke("bench", model, *args)
+    assert same.exit_code == 0 and "is not the generator" not in same.output, same.output
