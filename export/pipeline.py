@@ -39,7 +39,8 @@ from edgegan.export.variants import VARIANTS, Sources, Variant, VariantOptions
 from edgegan.export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
 from edgegan.runtime.errors import EdgeganError
-from edgegan.trainer.checkpoint import CheckpointError, resolve_checkpoint
+from edgegan.runtime.evaluation.datasets import check_data_dir
+from edgegan.trainer.checkpoint import CheckpointError, resolve_checkpoint, state_dict_problem
 from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.contract import checkpoint_contract
 from edgegan.trainer.sample import load_generator
@@ -64,7 +65,7 @@ def _load(source: str | os.PathLike, use_ema: bool) -> tuple[torch.nn.Module, Tr
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         # load_state_dict size/key mismatches and malformed configs come out as these.
         raise CheckpointError(
-            f"{path} is an edgegan checkpoint, but its generator cannot be rebuilt from it: {str(exc).splitlines()[0]}"
+            f"{path} is an edgegan checkpoint, but its generator cannot be rebuilt from it: {state_dict_problem(exc)}"
         ) from exc
     return G, cfg, ckpt, path, bool(use_ema and ckpt.get("G_ema") is not None)
 
@@ -153,6 +154,26 @@ def _protected(source: str | Path) -> list[str | Path]:
     return paths
 
 
+def _reads(source: str | Path, evaluator: str | Path | None, data_dir: str | Path | None) -> list[tuple[str, Path]]:
+    """What the export reads, known before loading: the checkpoint the source resolves to, the run's checkpoints
+    folder, the evaluator and data folder given (a forced export must not replace any of them)."""
+    reads: list[tuple[str, Path]] = []
+    try:
+        checkpoint = resolve_checkpoint(source)
+    except CheckpointError:
+        checkpoint = None  # said once the export loads it
+    if checkpoint is not None:
+        reads.append(("the checkpoint", checkpoint))
+        folder = Path(os.path.realpath(checkpoint)).parent
+        if folder.name == "checkpoints":  # a run's folder of every epoch: `train --resume` needs all of it
+            reads.append(("the run's checkpoints folder", folder))
+    if evaluator is not None:
+        reads.append(("the evaluator", Path(evaluator).expanduser()))
+    if data_dir is not None:
+        reads.append(("the data folder", Path(data_dir).expanduser()))
+    return reads
+
+
 def export_checkpoint(
     source: str | Path,
     out_dir: str | Path,
@@ -220,6 +241,9 @@ def export_checkpoint(
         TensorRT missing, a variant over --max-fid-delta or an unusable evaluator
         (edgegan.export.quality_gate.QualityGateError), a bad --atol/--rtol (ToleranceOptionError).
     """
+    if not str(out_dir).strip():
+        raise ExportOptionError("--out is empty; name the export folder (e.g. --out models/NAME)")
+    check_data_dir(data_dir)  # an explicit --data-dir must exist (the run's own is looked up only for --min-recall)
     out_dir = Path(out_dir)
     trt_batch = tuple(int(b) for b in trt_batch)  # type: ignore[assignment]
     _check_options(opset, pixels, trt_batch)
@@ -237,7 +261,8 @@ def export_checkpoint(
     # --out is checked (owned files, symlinks, writable) and the staging folder made before the long work.
     model = model_name(out_dir)
     owned = (FP32_NAME, REPORT_NAME, *(name for variant in VARIANTS for name in variant.files(model)))
-    staging = open_staging(out_dir, force=force, owned=owned, keep=_protected(source))
+    staging = open_staging(out_dir, force=force, owned=owned, keep=_protected(source),
+                           reads=_reads(source, evaluator, data_dir))
     for note in staging.notes:
         _say(progress, note)
     stage, work = staging.stage, staging.work
@@ -246,8 +271,12 @@ def export_checkpoint(
         G, cfg, ckpt, ckpt_path, ema = _load(source, use_ema)
         contract = checkpoint_contract(cfg, ckpt, ema, PIXEL_FORMS[pixels])
         # A bad evaluator, or real data that --min-recall cannot read, fails before any export work.
-        gate = plan_gate(evaluator, contract, max_fid_delta, gate_n, min_recall=min_recall,
-                         data_dir=data_dir if data_dir is not None else cfg.data_dir, skip=not quality_gate)
+        real_data = data_dir if data_dir is not None else cfg.data_dir
+        gate = plan_gate(evaluator, contract, max_fid_delta, gate_n, min_recall=min_recall, data_dir=real_data,
+                         skip=not quality_gate)
+        # What the checkpoint and the gate named (the default evaluator, the run's data folder) is read too.
+        staging.check_reads([("the evaluator", gate.evaluator.path)] if gate.evaluator is not None else [])
+        staging.check_reads([("the data folder", real_data)] if min_recall is not None and real_data else [])
         reference = CachedReference(_torch_reference(G))
         _say(progress, "folding BatchNorm and exporting with torch.onnx")
         folded, folded_count = fold_batchnorm(G)

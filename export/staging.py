@@ -12,6 +12,8 @@ Rules (the README's "Reliability" section says the same to users):
 - The staging folder `.NAME.export-PID-XXXXXXXX` sits beside --out (same filesystem, so every move is a rename).
   One whose PID is dead (kill -9, power loss) is removed by the next export into the same --out, after putting
   back an old folder that a cut swap left in it.
+- With force, --out may neither hold nor lie inside anything the export reads (the resolved checkpoint, the run's
+  checkpoints folder, the evaluator, the data folder): real paths are compared both ways (`check_reads`).
 - An OSError that says the disk is full or read-only (or access denied on our paths) becomes ExportWriteError,
   naming --out as the user wrote it, never a staging file.
 """
@@ -131,7 +133,37 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_out(out: Path, shown: str, *, force: bool, owned: Iterable[str], keep: Iterable[str | os.PathLike]) -> None:
+def _real(path: str | os.PathLike) -> Path | None:
+    """The real path (every symlink resolved), None where it cannot be resolved (a loop)."""
+    try:
+        return Path(os.path.realpath(path))
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def check_reads(out: Path, shown: str, reads: Iterable[tuple[str, str | os.PathLike]]) -> None:
+    """Refuse a forced export whose --out holds, or lies inside, anything the export reads.
+
+    `reads` are (what, path) pairs, e.g. ("the checkpoint", "r/checkpoints/last.pt"), ("the data folder", "h/data").
+    Real paths are compared both ways: replacing --out deletes what is inside it (a checkpoint, an evaluator, a
+    data folder), and an --out inside a folder the export reads replaces part of that folder.
+    """
+    if not out.exists():
+        return
+    for what, path in reads:
+        real = _real(path)
+        if real is None:
+            continue
+        if _inside(real, out):
+            raise OutFolderError(f"--force replaces --out {shown} as a whole, and it holds {what} {path} that this "
+                                 "export reads: choose another --out")
+        if _inside(out, real):
+            raise OutFolderError(f"--force replaces --out {shown} as a whole, and it lies inside {what} {path} that "
+                                 "this export reads: choose another --out")
+
+
+def check_out(out: Path, shown: str, *, force: bool, owned: Iterable[str], keep: Iterable[str | os.PathLike],
+              reads: Iterable[tuple[str, str | os.PathLike]] = ()) -> None:
     """Raise OutFolderError when the export must not write to out (see the module docstring)."""
     if not out.exists():
         return
@@ -146,6 +178,7 @@ def check_out(out: Path, shown: str, *, force: bool, owned: Iterable[str], keep:
             if _inside(Path(path).resolve(), out):
                 raise OutFolderError(f"--force replaces --out {shown} as a whole, and it holds {path}: "
                                      "choose another --out")
+        check_reads(out, shown, reads)
         return
     present = owned_present(out, owned)
     if present:
@@ -230,6 +263,12 @@ class Staging:
         """The ExportWriteError for a disk-full / read-only / permission OSError; None for any other."""
         return _write_error(exc, self.shown, (self.scratch, self.out, self.out.parent))
 
+    def check_reads(self, reads: Iterable[tuple[str, str | os.PathLike]]) -> None:
+        """`check_reads` for what the export found it reads once the checkpoint was loaded (its default evaluator,
+        the run's data folder); only a forced export replaces --out."""
+        if self.force:
+            check_reads(self.out, self.shown, reads)
+
     def commit(self, last: str) -> None:
         """Move the staged export into --out (see the module docstring); `last` (the report) goes in last."""
         for path in sorted(self.stage.rglob("*"), key=lambda p: len(p.parts), reverse=True):
@@ -302,7 +341,7 @@ class Staging:
 
 
 def open_staging(out_dir: str | os.PathLike, *, force: bool, owned: Iterable[str],
-                 keep: Iterable[str | os.PathLike] = ()) -> Staging:
+                 keep: Iterable[str | os.PathLike] = (), reads: Iterable[tuple[str, str | os.PathLike]] = ()) -> Staging:
     """Check --out and create the staging folder beside it, before any long work.
 
     Args:
@@ -310,6 +349,8 @@ def open_staging(out_dir: str | os.PathLike, *, force: bool, owned: Iterable[str
         force: replace --out as a whole.
         owned: paths, relative to --out, that an export writes; without force none may exist.
         keep: paths --force must never replace (the source checkpoint, the working folder, home).
+        reads: (what, path) of everything the export reads (checkpoint, checkpoints folder, evaluator, data
+            folder): with force, --out may neither hold one nor lie inside one (`check_reads`).
     Returns:
         The Staging, with `notes` saying which stale staging folders were removed.
     Raises:
@@ -323,7 +364,7 @@ def open_staging(out_dir: str | os.PathLike, *, force: bool, owned: Iterable[str
         raise OutFolderError(f"--out {shown} cannot be resolved ({exc}); choose another --out") from exc
     owned = tuple(owned)
     notes = clean_stale(out)
-    check_out(out, shown, force=force, owned=owned, keep=keep)
+    check_out(out, shown, force=force, owned=owned, keep=keep, reads=reads)
     created = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -100,9 +100,16 @@ def sample(model: Path, n: int, seed: int, labels: tuple[str, ...], truncation: 
         raise _in_option_words(exc) from exc
     if generator.fallback:
         click.echo(f"Warning: provider fallback {generator.fallback} (--allow-fallback)", err=True)
+    before = {path: _identity(path) for path in (npy, output) if path is not None}
     try:
         written, shown = sample_to_files(generator, n, seed=seed, labels=list(labels) or None,
                                          truncation=truncation, grid=output, npy=npy, nrow=nrow, progress=not quiet)
+    except OSError as exc:  # the .npy is written first, then the grid: say which one failed and what is there
+        done = [str(path) for path, was in before.items() if _identity(path) != was]
+        reason = exc.strerror or str(exc)
+        failed = exc.filename if exc.filename is not None else " and ".join(map(str, before))
+        kept = f"; {' and '.join(done)} was written completely" if done else "; nothing was written"
+        raise OutputPathError(f"cannot write {failed}: {reason}{kept}") from exc
     except MemoryLimitError as exc:  # the library names its parameters; the command names its options
         raise MemoryLimitError(f"{_in_option_words(exc)}; with edgegan sample: a smaller -n, or --npy FILE to stream "
                                "them to disk") from exc
@@ -117,3 +124,12 @@ def sample(model: Path, n: int, seed: int, labels: tuple[str, ...], truncation: 
                   "labels": list(labels) or None, "truncation": truncation, "image": {"height": h, "width": w,
                   "channels": c}, "precision": generator.precision, "provider": generator.providers[0],
                   "fallback": generator.fallback}, json_path)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """(device, inode, mtime) of a file, None when there is none: an atomic write changes the inode."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_mtime_ns

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -126,7 +127,17 @@ class EdgeganCommand(click.Command):
                 raise click.UsageError(f"{old} is the old spelling of {new}; give only {new}", ctx)
             click.echo(f"Note: {old} is deprecated and goes in the next release; use {new}", err=True)
             ctx.params[target] = value
-        return super().invoke(ctx)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning  # our warnings as one line each, not Python's file:line: source
+            return super().invoke(ctx)
+
+
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                 line: str | None = None) -> None:
+    """A warning raised while a command runs, as one "Warning: ..." line on stderr (even with -q: warnings are
+    what -q keeps), instead of Python's "file:line: Category: message" and the source line."""
+    text = " ".join(str(message).split())
+    click.echo(f"Warning: {text}", err=True)
 
 
 def check_json_path(path: str | os.PathLike | None) -> None:

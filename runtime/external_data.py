@@ -8,19 +8,27 @@ every tensor that has any, whatever onnxruntime is installed: `check_model_file`
 down to every tensor a model can hold (initializers, sparse initializers, Constant and attribute tensors,
 subgraphs of If/Loop/Scan, functions, training graphs) and raises before the file is handed on.
 
-ORT-format files (.ort, a flatbuffer tagged "ORTM") hold their initializers inline and name no file; they are
-not scanned.
+Which parser onnxruntime uses is decided as onnxruntime decides it, never from the bytes: for a path, the session
+config "session.load_model_format" when set, else the file NAME (a name ending ".ort", any case, is ORT format;
+everything else is protobuf). A protobuf .onnx whose bytes 4-8 read "ORTM" (the ORT-format tag; `producer_name`
+= "ORTM" puts it there) is still parsed as protobuf by onnxruntime, so it is scanned like any other .onnx. Only
+files onnxruntime parses as ORT format (a flatbuffer whose initializers are inline and name no file) skip the scan.
 """
 from __future__ import annotations
 
 import mmap
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgegan.runtime.errors import ModelFileError
 
-__all__ = ["ExternalDataError", "ExternalTensor", "find_external_data", "check_model_file"]
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+__all__ = ["ExternalDataError", "ExternalTensor", "parsed_as_ort_format", "find_external_data", "check_model_file"]
 
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 _MAX_DEPTH = 100  # protobuf's own default recursion limit
@@ -136,26 +144,55 @@ def _walk(buf: mmap.mmap | bytes, kind: str, start: int, end: int, depth: int, f
 
 
 def _scan(buf: mmap.mmap | bytes) -> list[ExternalTensor]:
-    if len(buf) >= 8 and buf[4:8] == b"ORTM":  # ORT format (flatbuffer): initializers inline, no file names
-        return []
     found: list[ExternalTensor] = []
     _walk(buf, "model", 0, len(buf), 0, found)
     return found
 
 
-def find_external_data(path: str | os.PathLike) -> list[ExternalTensor]:
+_FORMAT_KEY = "session.load_model_format"  # onnxruntime_session_options_config_keys.h: "ORT" or "ONNX"
+
+
+def parsed_as_ort_format(path: str | os.PathLike, options: "ort.SessionOptions | None" = None) -> bool:
+    """Whether `onnxruntime.InferenceSession(path, options)` parses the file as ORT format rather than protobuf.
+
+    onnxruntime (InferenceSession::Load of a path) takes the session config "session.load_model_format" when it is
+    set ("ORT" is ORT format, any other value protobuf), else the file name: a name ending ".ort" in any case
+    (fbs::utils::IsOrtFormatModel). It never looks at the bytes of a path (only a model given as bytes is judged
+    by its "ORTM" tag), so neither does this.
+    """
+    explicit = _config_entry(options, _FORMAT_KEY)
+    if explicit:
+        return explicit == "ORT"
+    name = os.fspath(path)
+    return len(name) > 4 and name[-4:].lower() == ".ort"
+
+
+def _config_entry(options: Any, key: str) -> str:
+    """A session config entry, "" when unset (onnxruntime's getter raises for a missing key)."""
+    if options is None:
+        return ""
+    try:
+        return str(options.get_session_config_entry(key))
+    except Exception:  # noqa: BLE001 - RuntimeError "does not have configuration with key", or no such method
+        return ""
+
+
+def find_external_data(path: str | os.PathLike, options: "ort.SessionOptions | None" = None) -> list[ExternalTensor]:
     """Every tensor in an ONNX file that keeps its bytes outside the file (an empty list for a clean model).
 
     Args:
         path: an .onnx (protobuf) or .ort (flatbuffer, never holds file names) model.
+        options: the SessionOptions onnxruntime will load it with (they may force a format).
 
     Returns:
-        The tensors with external data, in file order.
+        The tensors with external data, in file order; [] for a file onnxruntime reads as ORT format.
 
     Raises:
-        ExternalDataError: the file is not readable as protobuf (say where).
+        ExternalDataError: a file onnxruntime parses as protobuf is not readable as protobuf (say where).
         OSError: the file cannot be opened.
     """
+    if parsed_as_ort_format(path, options):  # a flatbuffer: initializers inline, no file names
+        return []
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
@@ -171,36 +208,53 @@ def find_external_data(path: str | os.PathLike) -> list[ExternalTensor]:
 
 
 def _where(model: Path, location: str) -> str:
-    """Why a location is dangerous, in words, for the message."""
+    """Why a location is dangerous, in words, for the message: the first reason along the path onnxruntime
+    would follow (model folder / location, component by component)."""
     if not location:
         return "with no location"
-    target = Path(location)
-    if target.is_absolute():
+    parts = location.replace("\\", "/").split("/")
+    if os.path.isabs(location) or location.startswith("\\") or (len(location) > 1 and location[1] == ":"):
         return "at an absolute path"
-    joined = model.parent / target
-    if ".." in target.parts:
-        return "outside the model's folder"
-    if joined.is_symlink():
+    if ".." in parts:
+        return "outside the model's folder (a '..' component)"
+    if all(p in (".", "") for p in parts):
+        return "at the model's folder itself"
+    if "." in parts or "" in parts:
+        return "through a '.' or empty path component"
+    walked = model.parent
+    for part in parts[:-1]:
+        walked = walked / part
+        if walked.is_symlink():
+            return f"through a symlinked folder ({part!r})"
+    target = walked / parts[-1]
+    if target.is_symlink():
         return "through a symlink"
     try:
-        if joined.stat().st_nlink > 1:
-            return "through a hard link"
+        info = target.stat()
     except OSError:
         return "in a missing file"
+    if not stat.S_ISREG(info.st_mode):
+        return "in something that is not a regular file"
+    if info.st_nlink > 1:
+        return "through a hard link"
     return "in a separate file"
 
 
-def check_model_file(path: str | os.PathLike) -> None:
+def check_model_file(path: str | os.PathLike, options: "ort.SessionOptions | None" = None) -> None:
     """Refuse a model that keeps any tensor in an external file, before onnxruntime reads it.
 
     `edgegan export` writes every weight inside generator.onnx, so external data is never needed, and refusing
     it all (rather than judging which paths are safe) also closes hard links and races on the folder.
 
+    Args:
+        path: the model file, as it will be handed to onnxruntime.
+        options: the SessionOptions it will be loaded with (they may force ORT format or protobuf).
+
     Raises:
         ExternalDataError: one line naming the model, the first such tensor and its location.
     """
     path = Path(path)
-    found = find_external_data(path)
+    found = find_external_data(path, options)
     if found:
         first = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""

@@ -1,11 +1,14 @@
 """Files: atomic writes, output-path and free-space checks, the one cache root, file digests (stdlib only).
 
 A crash or Ctrl-C mid-write leaves the previous file intact; output paths are checked before the work that fills
-them."""
+them. An output goes only to a new path or over a regular file: a device node (/dev/null as root), a FIFO, a
+socket, a symlink or a folder at the path is refused, by `check_writable` before the work and again by
+`atomic_write` just before its rename (which would replace the node, not write into it)."""
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
@@ -36,6 +39,32 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+_KINDS = ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_replaceable(path: str | os.PathLike, what: str = "output") -> None:
+    """Refuse an output path that holds anything but a regular file (nothing there is fine).
+
+    The atomic rename would replace whatever is at the path: a symlink by a file (the link's target untouched,
+    the link gone), /dev/null by a regular file. Outputs are ours to replace only where they are plain files.
+
+    Raises:
+        OutputPathError: one line naming the path and what is there.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # unreadable: the probe or the write says why
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    advice = "give a file name" if stat.S_ISDIR(mode) else "give a regular file or a new path"
+    raise OutputPathError(f"cannot write {what} {path}: it is {kind}; outputs replace only regular files ({advice})")
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], binary: bool = True) -> Path:
     """Call write(file) on a temp file in path's folder, flush and fsync it, then rename it over path.
 
@@ -48,8 +77,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], binar
 
     Raises:
         OSError: as the system gave it (ENOSPC, EROFS, EACCES, ...), but naming `path`, not the temp file.
+        OutputPathError: `path` holds a symlink, device, FIFO, socket or folder (`check_replaceable`).
     """
     path = Path(path)
+    check_replaceable(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -63,6 +94,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], binar
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        check_replaceable(path)  # again: the write may have taken minutes
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never a part
         fsync_path(path.parent)
     except OSError as exc:
@@ -91,13 +123,13 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
         `path` as a Path.
 
     Raises:
-        OutputPathError: the path is a folder, its folder is missing (no folder is created on the user's behalf)
-            or is not a folder, or no file can be created there.
+        OutputPathError: the path holds anything but a regular file (a folder, symlink, device node, FIFO,
+            socket), its folder is missing (no folder is created on the user's behalf) or is not a folder, or no
+            file can be created there.
     """
     path = Path(path)
     folder = path.parent
-    if path.is_dir():
-        raise OutputPathError(f"cannot write {what} {path}: it is a folder; give a file name")
+    check_replaceable(path, what)
     if not folder.exists():
         raise OutputPathError(f"cannot write {what} {path}: folder {folder} does not exist (create it first)")
     if not folder.is_dir():

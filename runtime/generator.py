@@ -35,7 +35,7 @@ from edgegan.runtime.contract import (
     to_uint8_nhwc,
 )
 from edgegan.runtime.errors import GeneratorInputError, MemoryLimitError, ModelFileError
-from edgegan.runtime.labels import Label, label_slice, parse_labels
+from edgegan.runtime.labels import Label, check_label_tables, label_slice, parse_labels
 from edgegan.runtime.latents import check_count, check_latents, check_seed, check_truncation, slerp, truncated_latents
 from edgegan.runtime.memory import MEMORY_HINT, QUIET_BYTES, available_memory, check_memory
 from edgegan.runtime.providers import PROVIDERS, ProviderError
@@ -122,6 +122,8 @@ class Generator:
                 options.intra_op_num_threads = threads
             session, fallback = load_session(self.path, provider, options, allow_fallback)
             self.contract = read_contract(session)
+            if self.path.suffix.lower() == ".onnx":
+                check_label_tables(self.path, self.contract)  # a label past the table: refused now, not at run
             self._runner = SessionRunner(session, fallback, io_binding)
         limit = self._runner.max_batch
         self.batch_size = min(batch_size, limit) if limit else batch_size
@@ -219,6 +221,12 @@ class Generator:
                 f"{self.path} returned {got} for a batch of {len(z)}, but its contract (edgegan.image, "
                 f"edgegan.output={self.output}) promises {dtype} {shape_text(shape)}: the graph does not match its "
                 "own metadata; export it again"
+            )
+        if part.dtype.kind == "f" and not np.isfinite(part).all():  # float [b, C, H, W]: NaN would draw black
+            bad = part.size - int(np.count_nonzero(np.isfinite(part)))
+            raise ModelOutputError(
+                f"{self.path} returned NaN/Inf in {bad} of {part.size} output values for a batch of {len(z)}: its "
+                "weights are not finite; export it again from a good checkpoint"
             )
         return part
 

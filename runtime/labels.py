@@ -1,15 +1,18 @@
-"""Class labels (indices or class names) -> int64 label arrays, checked against a model's contract (numpy only)."""
+"""Class labels (indices or class names) -> int64 label arrays, checked against a model's contract (numpy only);
+and the model's own label tables checked against the class count its metadata declares."""
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import Iterable
 from typing import Any, Union
 
 import numpy as np
 
-from edgegan.runtime.contract import GeneratorContract
+from edgegan.runtime.contract import INPUT_LABEL, ContractError, GeneratorContract
 from edgegan.runtime.errors import GeneratorInputError
 
-__all__ = ["Label", "parse_labels", "label_slice", "label_index"]
+__all__ = ["Label", "parse_labels", "label_slice", "label_index", "label_tables", "check_label_tables"]
 
 Label = Union[int, str, np.integer]
 
@@ -70,3 +73,82 @@ def label_index(contract: GeneratorContract, label: Any) -> int:
     if not 0 <= label < k:
         raise GeneratorInputError(f"label {int(label)} is out of range: this generator has classes 0..{k - 1}")
     return int(label)
+
+
+# onnx.proto field numbers: ModelProto.graph 7; GraphProto.node 1, .initializer 5; NodeProto.input 1, .output 2,
+# .op_type 4; TensorProto.dims 1, .name 8.
+_PASS_THROUGH = {"Cast", "DequantizeLinear", "Identity"}  # fp16 and int8 forms: the table reaches Gather through these
+
+
+def label_tables(path: str | os.PathLike) -> list[tuple[str, int]]:
+    """(initializer name, rows) of every table the graph indexes by its `label` input: Gather(table, label) whose
+    table is an initializer, directly or through a Cast / DequantizeLinear (fp16 and int8 forms). Read from the
+    protobuf's wire format (runtime/external_data.py's reader), no onnx import. [] when there are none or the
+    file is not protobuf (an .ort flatbuffer)."""
+    from edgegan.runtime.external_data import _fields, _Malformed, _text, _varint
+
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return []
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            try:
+                graphs = [v for n, w, v in _fields(buf, 0, len(buf)) if n == 7 and w == 2]
+                nodes: list[tuple[str, list[str], list[str]]] = []  # (op_type, inputs, outputs)
+                rows: dict[str, int] = {}  # initializer name -> dims[0]
+                for start, end in graphs:
+                    for number, wire, value in _fields(buf, start, end):
+                        if wire != 2:
+                            continue
+                        if number == 1:
+                            fields = [(n, w, v) for n, w, v in _fields(buf, *value)]
+                            op = next((_text(buf, v) for n, w, v in fields if n == 4 and w == 2), "")
+                            ins = [_text(buf, v) for n, w, v in fields if n == 1 and w == 2]
+                            outs = [_text(buf, v) for n, w, v in fields if n == 2 and w == 2]
+                            nodes.append((op, ins, outs))
+                        elif number == 5:
+                            name, dims = "", []
+                            for n, w, v in _fields(buf, *value):
+                                if n == 8 and w == 2:
+                                    name = _text(buf, v)
+                                elif n == 1 and w == 0:
+                                    dims.append(v)
+                                elif n == 1 and w == 2:  # packed dims
+                                    pos, stop = v
+                                    while pos < stop:
+                                        d, pos = _varint(buf, pos, stop)
+                                        dims.append(d)
+                            if dims:
+                                rows[name] = dims[0]
+            except _Malformed:
+                return []  # an .ort flatbuffer, or a file onnxruntime will refuse with its own message
+    producer = {out: (op, ins) for op, ins, outs in nodes for out in outs}
+    found = []
+    for op, ins, _ in nodes:
+        if op != "Gather" or len(ins) < 2 or ins[1] != INPUT_LABEL:
+            continue
+        table = ins[0]
+        for _ in range(8):  # a short chain of Casts / DequantizeLinears at most
+            if table in rows or table not in producer or producer[table][0] not in _PASS_THROUGH:
+                break
+            table = producer[table][1][0]
+        if table in rows:
+            found.append((table, rows[table]))
+    return found
+
+
+def check_label_tables(path: str | os.PathLike, contract: GeneratorContract) -> None:
+    """Refuse a conditional model whose label tables do not hold one row per class its metadata declares: a
+    label beyond the table would end in onnxruntime's Gather error (or, on a GPU, silent garbage).
+
+    Raises:
+        ContractError: one line naming the first table, its rows and edgegan.num_classes.
+    """
+    if not contract.conditional:
+        return
+    wrong = [(name, rows) for name, rows in label_tables(path) if rows != contract.num_classes]
+    if wrong:
+        name, rows = wrong[0]
+        raise ContractError(
+            f"{path}: edgegan.num_classes says {contract.num_classes} classes, but its label table {name!r} holds "
+            f"{rows} rows; the metadata does not match the graph: export it again"
+        )

@@ -119,7 +119,7 @@ def load_session(path: str | os.PathLike, provider: str = "cpu", options: "ort.S
     before onnxruntime opens it, whichever onnxruntime version is installed.
     """
     try:
-        check_model_file(path)
+        check_model_file(path, options)  # the options may force a format: scan as onnxruntime will parse
     except OSError as exc:
         raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:

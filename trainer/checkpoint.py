@@ -7,6 +7,7 @@ checked on load so bytes corrupted on disk are refused instead of trained or exp
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -26,6 +27,16 @@ CHECKPOINT_KIND = "edgegan-checkpoint"
 CHECKPOINT_FORMAT = 1
 REQUIRED = ("format", "kind", "config", "G", "step", "epoch")
 DIGEST_KEY = "sha256"
+# The config keys every checkpoint of a format holds, by format version: (TrainConfig keys, ModelConfig keys) as
+# format 1 was first written. Keys added since (lr_d, mode_seeking, model.g_conditioning) default to what runs
+# before them did (TrainConfig.from_dict), so only these are needed; a missing one would be guessed from a
+# default (a dataset, an image size) and rebuild or score another model than the one trained.
+CONFIG_KEYS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    1: (("model", "dataset", "data_dir", "conditional", "channels", "class_names", "loss", "lr", "beta1", "beta2",
+         "batch_size", "epochs", "max_steps", "ema", "ema_decay", "ema_start", "seed", "sample_seed", "device",
+         "amp", "channels_last", "compile", "log_every", "checkpoint_every"),
+        ("arch", "nz", "image_size", "channels", "num_classes", "width", "label_embed_dim")),
+}
 
 # torch.load(weights_only=True) is our only defence against a hostile checkpoint, so a torch whose weights-only
 # unpickler has a published bypass is refused. CVE-2025-32434 (GHSA-53q9-r3pm-6pq6, RCE with weights_only=True)
@@ -57,10 +68,13 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
         else:
             reason = f"the write failed ({str(exc).splitlines()[0][:120]})"
         full = os_error is not None and os_error.errno in (errno.ENOSPC, errno.EDQUOT)
-        raise CheckpointError(
-            f"cannot write checkpoint {path}: {reason}; the previous checkpoint there (if any) was left intact"
-            + ("; free some space, then continue with --resume" if full else "")
-        ) from exc
+        # --resume continues from RUN/checkpoints/last.pt: only say so when there is one to continue from.
+        resumable = (Path(path).parent / "last.pt").is_file()
+        kept = ("the previous checkpoint there was left intact" if Path(path).is_file() else
+                "no earlier checkpoint was there")
+        fix = ("free some space, then continue with --resume" if resumable else
+               "free some space, then start the run again (it had no checkpoint to resume from)")
+        raise CheckpointError(f"cannot write checkpoint {path}: {reason}; {kept}" + (f"; {fix}" if full else "")) from exc
 
 
 def _os_error_in(exc: BaseException) -> OSError | None:
@@ -139,12 +153,17 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 def check_torch_version(version: str | None = None) -> None:
     """Refuse to unpickle anything with a torch whose weights_only loader has a published bypass."""
     version = str(version if version is not None else torch.__version__)
-    match = re.match(r"(\d+)\.(\d+)", version)
-    if match and tuple(int(g) for g in match.groups()) < MIN_SAFE_TORCH:
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?((?:a|b|rc|\.dev)\d*)?", version)
+    release = tuple(int(g) for g in match.groups()[:2]) if match else None
+    # A pre-release of the floor itself (2.10.0a0, a nightly) may predate the fix that 2.10.0 shipped.
+    pre_floor = (release == MIN_SAFE_TORCH and match is not None and match.group(4) is not None
+                 and match.group(3) in (None, "0"))
+    if release is not None and (release < MIN_SAFE_TORCH or pre_floor):
         need = ".".join(map(str, MIN_SAFE_TORCH))
         raise CheckpointError(
             f"torch {version} is too old to load checkpoints safely: its weights_only loader has a published "
-            f"bypass ({TORCH_ADVISORY}, fixed in torch {need}); upgrade: pip install 'torch>={need}'"
+            f"bypass ({TORCH_ADVISORY}, fixed in torch {need}"
+            f"{'; a pre-release of it may predate the fix' if pre_floor else ''}); upgrade: pip install 'torch>={need}'"
         )
 
 
@@ -189,6 +208,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} is an incomplete edgegan checkpoint: missing {', '.join(missing)}")
     if state["format"] > CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {state['format']}; this edgegan reads up to {CHECKPOINT_FORMAT}")
+    check_config_keys(path, state)
     expected = state.get(DIGEST_KEY)
     if expected is None:
         warnings.warn(
@@ -206,3 +226,45 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                 f"computed {actual[:16]}...); use an earlier checkpoint (checkpoints/epoch_*.pt) or retrain"
             )
     return state
+
+
+def check_config_keys(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """A checkpoint's config must hold every key of its format version (CONFIG_KEYS); keys this edgegan does not
+    know are ignored, and said so in a warning (a newer edgegan's option, or a hand-edited file).
+
+    Raises:
+        CheckpointError: the config (or its model) is not a dict, or keys are missing (all named).
+    """
+    from edgegan.trainer.config import ModelConfig, TrainConfig  # here: config imports the model registry
+
+    config = state.get("config")
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(config, dict) or not isinstance(model, dict):
+        raise CheckpointError(f"{path} holds no readable config (a dict with a model dict); it cannot be rebuilt")
+    train_keys, model_keys = CONFIG_KEYS.get(int(state["format"]), CONFIG_KEYS[CHECKPOINT_FORMAT])
+    missing = [k for k in train_keys if k not in config] + [f"model.{k}" for k in model_keys if k not in model]
+    if missing:
+        raise CheckpointError(
+            f"{path} has an incomplete config for checkpoint format {state['format']}: missing {', '.join(missing)}; "
+            "edgegan does not guess them (a default would rebuild, export or score another model than the one "
+            "trained): use the checkpoint as edgegan wrote it"
+        )
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known_model = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = [k for k in config if k not in known] + [f"model.{k}" for k in model if k not in known_model]
+    if unknown:
+        warnings.warn(f"{path}: config keys this edgegan does not know were ignored: {', '.join(map(str, unknown))}",
+                      UserWarning, stacklevel=3)
+
+
+def state_dict_problem(exc: BaseException) -> str:
+    """torch's load_state_dict error in one line, with the parameters it names: its first line alone ("Error(s)
+    in loading state_dict for DCGANGenerator:") says nothing; the lines after it name each mismatch."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    details = lines[1:]
+    if not details:
+        return lines[0]
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return f"{lines[0]} {details[0].rstrip('.')}{more}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from edgegan.runtime.evaluation.datasets import ImageData
+from edgegan.runtime.evaluation.image_data import DataError
 
 
 class BatchSource:
@@ -33,6 +34,11 @@ class BatchSource:
         world_size: int = 1,
         channels_last: bool = False,
     ):
+        per_rank = len(data.images) // world_size
+        if per_rank // batch_size == 0:  # before the images move to the device: a one-line error, not a traceback
+            most = f"--batch-size {per_rank} or less" if per_rank else "more images"
+            raise DataError(f"--batch-size {batch_size} is larger than the data: {len(data.images)} images on "
+                            f"{world_size} rank(s) make no full batch; use {most}")
         # uint8 [N, C, H, W]: a quarter of the float size, converted per batch.
         images = data.images if data.images.flags.writeable else data.images.copy()
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
@@ -42,12 +48,7 @@ class BatchSource:
         self.device = device
         self.rank, self.world_size = rank, world_size
         self.channels_last = channels_last
-        per_rank = len(self.images) // world_size
-        self.steps_per_epoch = per_rank // batch_size
-        if self.steps_per_epoch == 0:
-            raise ValueError(
-                f"dataset has {len(self.images)} images: too few for batch size {batch_size} on {world_size} rank(s)"
-            )
+        self.steps_per_epoch = len(self.images) // world_size // batch_size
         self._epoch = -1
         self._order: torch.Tensor | None = None
 

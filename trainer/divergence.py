@@ -48,20 +48,26 @@ def check_weights(engine: GANStep, step: int, saved_step: int | None, ctx: dist_
     if not dist_utils.any_flag(_nonfinite_flag(engine), ctx):
         return
     bad = first_nonfinite(engine) or "a weight on another rank"
-    kept = f"the last good checkpoint (step {saved_step}) was left untouched" if saved_step is not None else \
-        "no checkpoint had been written yet"
     raise TrainingDiverged(
-        f"training diverged: {bad} became NaN/Inf by step {step}; nothing was saved and {kept}. "
+        f"training diverged: {bad} became NaN/Inf by step {step}; nothing was saved and {_kept(saved_step)}. "
         "Try a lower --lr, another --loss, or --amp off."
     )
 
 
-def check_finite(first_bad: torch.Tensor, ctx: dist_utils.DistContext) -> None:
-    """Stop (every rank together) when a step's loss was NaN/Inf; `first_bad` is StepStats.first_bad."""
+def _kept(saved_step: int | None) -> str:
+    """What is on disk after a stop: the last good checkpoint, or none yet (nothing to resume)."""
+    if saved_step is None:
+        return "no checkpoint had been written yet (nothing to resume)"
+    return f"the last good checkpoint (step {saved_step}) was left untouched"
+
+
+def check_finite(first_bad: torch.Tensor, ctx: dist_utils.DistContext, saved_step: int | None = None) -> None:
+    """Stop (every rank together) when a step's loss was NaN/Inf; `first_bad` is StepStats.first_bad;
+    `saved_step` the step of the last checkpoint written (None: none yet)."""
     if dist_utils.any_flag((first_bad >= 0).to(torch.long), ctx):
         bad_step = int(first_bad.item())
         where = f"at step {bad_step}" if bad_step >= 0 else "on another rank"
         raise TrainingDiverged(
-            f"training diverged: a loss became NaN/Inf {where}; the last good checkpoint was left untouched. "
+            f"training diverged: a loss became NaN/Inf {where}; {_kept(saved_step)}. "
             "Try a lower --lr, another --loss, or --amp off."
         )

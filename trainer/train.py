@@ -7,6 +7,7 @@ progress, metrics, NaN check), a sample grid and checkpoint each epoch, and data
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -25,16 +26,16 @@ from edgegan.runtime.files import atomic_write
 from edgegan.runtime.images import save_grid, to_uint8_nhwc
 from edgegan.runtime.progress import Progress
 from edgegan.trainer import distributed as dist_utils
-from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, state_dict_problem
 from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.data import BatchSource
 from edgegan.trainer.recipes import apply_recipe
 from edgegan.trainer.divergence import TrainingDiverged, check_finite, check_weights, first_nonfinite
 from edgegan.trainer.diversity import DiversityMonitor
-from edgegan.trainer.run_folder import RunExists, check_out_dir, open_out_dir, writing
+from edgegan.trainer.run_folder import RunBusy, RunExists, hold_run, open_out_dir, writing
 from edgegan.trainer.step import GANStep, StepStats, resolve_amp
 
-__all__ = ["RunExists", "SAMPLE_GRID_SIZE", "TrainResult", "TrainingDiverged", "train"]
+__all__ = ["RunBusy", "RunExists", "SAMPLE_GRID_SIZE", "TrainResult", "TrainingDiverged", "train"]
 
 SAMPLE_GRID_SIZE = 64
 
@@ -75,12 +76,19 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         progress: show progress on stderr (rank 0 only): a tqdm bar on a terminal, otherwise a plain line every
             $EDGEGAN_PROGRESS_SECONDS (default 10) and one at the end (edgegan.runtime.progress).
     """
+    from edgegan.runtime.evaluation.datasets import check_data_dir
+
+    if not str(out_dir).strip():
+        raise EdgeganError("--out is empty; name the run folder (e.g. --out runs/NAME)")
+    check_data_dir(cfg.data_dir)  # before any folder is made: an explicit --data-dir must exist
     out = Path(out_dir)
     ctx = dist_utils.init_distributed(cfg.device, cfg.amp)
     try:
-        result = _train(cfg, out, resume, progress, ctx)
-        # Leave together: a rank that tears down gloo while rank 0 still writes or talks aborts the job.
-        dist_utils.barrier(ctx)
+        # Rank 0, the one writer, holds the run folder's lock until every rank is done (run_folder.hold_run).
+        with hold_run(out, resume) if ctx.is_main else contextlib.nullcontext() as resume_from:
+            result = _train(cfg, out, resume, resume_from, progress, ctx)
+            # Leave together: a rank that tears down gloo while rank 0 still writes or talks aborts the job.
+            dist_utils.barrier(ctx)
         return result
     finally:
         dist_utils.shutdown(ctx)
@@ -107,12 +115,12 @@ def _fit_to_data(cfg: TrainConfig, data) -> TrainConfig:
     return replace(cfg, model=model, class_names=class_names)
 
 
-def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_utils.DistContext) -> TrainResult:
+def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, progress: bool,
+           ctx: dist_utils.DistContext) -> TrainResult:
     # Everything that can refuse the run (options, device, checkpoint, data, model) runs before the first write,
-    # so a failed start leaves nothing on disk.
-    ckpt = resume_from = None
+    # so a failed start leaves nothing on disk. resume_from: rank 0's checkpoint to continue (hold_run found it).
+    ckpt = None
     if ctx.is_main:
-        resume_from = check_out_dir(out, resume)
         ckpt = load_checkpoint(resume_from, map_location="cpu") if resume_from is not None else None
     if resume and ctx.enabled:  # rank 0 alone reads: other nodes need no shared file system
         ckpt = dist_utils.broadcast_object(ckpt, ctx)
@@ -133,7 +141,11 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     engine = GANStep(cfg, device, ctx)
     step = 0
     if ckpt is not None:
-        engine.load_state_dict(ckpt)
+        try:
+            engine.load_state_dict(ckpt)
+        except (RuntimeError, KeyError, ValueError) as exc:  # a config that lies about nz / size / width
+            raise CheckpointError(f"{resume_from or 'the checkpoint'} cannot be resumed: its weights do not fit "
+                                  f"the model its config describes: {state_dict_problem(exc)}") from exc
         step = int(ckpt["step"])
         bad = first_nonfinite(engine)
         if bad is not None:  # written before the guard checked weights: refuse rather than train on it
@@ -178,7 +190,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     saved = {"step": step if ckpt is not None else None}  # the last finite checkpoint, for the guard's message
 
     def checkpoint(epoch: int, epoch_end: bool) -> None:
-        check_finite(stats.first_bad, ctx)
+        check_finite(stats.first_bad, ctx, saved["step"])
         check_weights(engine, step, saved["step"], ctx)  # before the grid and any save: no NaN file is written
         noise_states = dist_utils.gather_objects(engine.rng_state(), ctx)  # a collective: every rank takes part
         if not ctx.is_main:
@@ -207,7 +219,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
 
             epoch_end = step % steps_per_epoch == 0
             if step % cfg.log_every == 0 or step == total_steps or epoch_end:
-                check_finite(stats.first_bad, ctx)
+                check_finite(stats.first_bad, ctx, saved["step"])
                 check_weights(engine, step, saved["step"], ctx)
                 dist_utils.all_reduce_mean_(stats.sums, ctx)  # metrics are the mean over ranks
                 now = time.perf_counter()

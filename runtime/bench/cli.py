@@ -75,6 +75,8 @@ def bench(models: tuple[Path, ...], batches: tuple[int, ...], threads: tuple[int
     for path, option in ((markdown, "--markdown"), (plot, "--plot")):
         if path is not None:
             check_writable(path, option)
+    if torch_source is not None:
+        _warn_if_unrelated(models, torch_source)
     say = Say(quiet, json_path)
     log = None if quiet else (lambda message: click.echo(f"[bench] {message}", err=True))
     result = run_bench(list(models), batches=list(batches), threads=list(threads), providers=list(providers),
@@ -87,3 +89,33 @@ def bench(models: tuple[Path, ...], batches: tuple[int, ...], threads: tuple[int
     for path, write in ((markdown, write_markdown), (plot, write_plot)):
         if path is not None:
             say.result(f"wrote {write(result, path)}")
+
+
+def _warn_if_unrelated(models: tuple[Path, ...], torch_source: str) -> None:
+    """Warn, before any timing, when the --torch checkpoint is not the generator a MODEL holds (another arch, nz,
+    class count or image shape): its rows would time another model and the ratios compare different generators.
+    The checkpoint is read through the torch baseline's own runner (runtime never imports the trainer)."""
+    import warnings
+
+    from edgegan.runtime.bench.harness import load_baseline
+    from edgegan.runtime.session import load_session, read_contract, resolve_model_path
+
+    probe = load_baseline("torch")(str(torch_source), 1, compile=False)[0]
+    probe.load()
+    cfg = getattr(probe, "cfg", None)  # the checkpoint's ModelConfig (trainer/torch_bench.py TorchRunner)
+    if cfg is None:
+        return
+    for model in models:
+        path = resolve_model_path(model)
+        if path.suffix.lower() == ".plan":
+            continue  # an engine's contract is its generator.onnx's, read when it loads
+        contract = read_contract(load_session(path)[0])
+        pairs = (("arch", cfg.arch, contract.arch), ("nz", cfg.nz, contract.nz),
+                 ("classes", cfg.num_classes, contract.num_classes),
+                 ("image", f"{cfg.channels}x{cfg.image_size}x{cfg.image_size}",
+                  f"{contract.channels}x{contract.height}x{contract.width}"))
+        diffs = [f"{name} {theirs} vs {ours}" for name, theirs, ours in pairs if theirs != ours]
+        if diffs:
+            warnings.warn(f"--torch {torch_source} is not the generator {model} holds ({', '.join(diffs)}): its "
+                          "rows time another model, so the torch ratios compare different generators",
+                          UserWarning, stacklevel=2)

@@ -5,6 +5,7 @@ inside it, so `edgegan --help` imports none of them.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -53,10 +54,23 @@ def evaluate(model: Path, dataset: str, data_dir: str | None, n: int, evaluator_
     if dataset not in DATASETS:  # the one fix that works, not `evaluator train --dataset <unknown>`
         raise click.BadParameter(how_to_make_evaluator(dataset), param_hint="--dataset")
     check_json_path(json_path)  # before the work, not after it
+    from edgegan.runtime.evaluation.datasets import check_data_dir
+
+    check_data_dir(data_dir)
     say = Say(quiet, json_path)
-    report = run_evaluation(model, dataset, data_dir=data_dir, n=n, evaluator=evaluator_path, seed=seed,
-                            provider=provider, threads=threads, batch_size=batch_size, floor=not no_floor,
-                            cache=not no_cache, progress=not quiet)
+    try:
+        report = run_evaluation(model, dataset, data_dir=data_dir, n=n, evaluator=evaluator_path, seed=seed,
+                                provider=provider, threads=threads, batch_size=batch_size, floor=not no_floor,
+                                cache=not no_cache, progress=not quiet)
+    except OSError as exc:
+        from edgegan.runtime.errors import EdgeganError
+        from edgegan.runtime.files import cache_root
+
+        where = os.path.abspath(exc.filename) if isinstance(exc.filename, str) else ""
+        if not no_cache and where.startswith(str(cache_root()) + os.sep):  # the cache, not the user's files
+            raise EdgeganError(f"cannot write the cache {exc.filename}: {exc.strerror or exc}; pass --no-cache to "
+                               "evaluate without it, or point XDG_CACHE_HOME at a writable folder") from exc
+        raise
     say.result(format_report(report))
     for warning in report.warnings:  # mode collapse: never silent, and on stderr so a piped report still shows it
         click.echo(format_warning(warning), err=True)

@@ -121,6 +121,14 @@ def _canonical(name: str) -> str:
     return key
 
 
+def check_data_dir(data_dir: str | os.PathLike | None, option: str = "--data-dir") -> None:
+    """An explicit data folder (or .npz) that does not exist is an error: the MNIST family would otherwise fall
+    back to the other places `locate` searches and train or score on data nobody asked for."""
+    if data_dir is not None and not Path(data_dir).expanduser().exists():
+        raise DataError(f"{option} {data_dir} does not exist; give the folder (or .npz file) holding the dataset, "
+                        f"or leave {option} out to use the default places")
+
+
 def load_images(
     name: str,
     split: str = "train",
