@@ -27,6 +27,7 @@ from edgegan.runtime.progress import Progress
 from edgegan.trainer import distributed as dist_utils
 from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from edgegan.trainer.config import TrainConfig
+from edgegan.trainer.cuda_step import choose_step, make_step
 from edgegan.trainer.data import BatchSource
 from edgegan.trainer.divergence import TrainingDiverged, check_finite, check_weights, first_nonfinite
 from edgegan.trainer.diversity import DiversityMonitor
@@ -128,7 +129,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
     steps_per_epoch = source.steps_per_epoch
     total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
 
-    engine = GANStep(cfg, device, ctx)
+    engine = make_step(cfg, device, ctx)  # GANStep, or on CUDA its one-graph form (trainer/cuda_step.py)
     step = 0
     if ckpt is not None:
         engine.load_state_dict(ckpt)
@@ -161,6 +162,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, ctx: dist_
 
     log(f"{'resume' if ckpt else 'start'} at step {step}/{total_steps} on {device} x{ctx.world_size}, "
         f"{len(data.images)} images from {data.source}, {steps_per_epoch} steps/epoch")
+    log("step: {} ({})".format(*choose_step(cfg, device, ctx.world_size)))
     if leftovers:
         log(f"removed {len(leftovers)} leftover temp file(s) of an interrupted run: {', '.join(p.name for p in leftovers)}")
 

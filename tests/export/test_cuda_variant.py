@@ -28,3 +28,18 @@ def test_cuda_form_is_plain_convtranspose_with_the_same_contract(dcgan_cond_ckpt
     plain, fast = Generator(tmp_path / pixels / "generator.cuda.onnx"), Generator(tmp_path / pixels)
     assert fast.path.name == "generator.onnx"  # the CPU provider keeps the phase form
     np.testing.assert_allclose(plain.sample(8, seed=1).astype(int), fast.sample(8, seed=1).astype(int), atol=1)
+
+
+def test_the_export_is_capped_to_the_ir_version_onnxruntime_loads(dcgan_ckpt, monkeypatch):
+    """The H200 image pairs onnx 1.23 (IR 14) with onnxruntime 1.30 (IR 13): the exporter's stamp must come down."""
+    from edgegan.export import ir_version
+    from edgegan.export.onnx import export_generator
+    from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW
+    from edgegan.trainer.contract import checkpoint_contract
+    from edgegan.trainer.sample import load_generator
+
+    G, cfg, state = load_generator(dcgan_ckpt)
+    contract = checkpoint_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
+    monkeypatch.setattr(ir_version, "ort_max_ir_version", lambda: 8)  # an older onnxruntime's ceiling
+    model, _ = export_generator(G, contract, opset=18)
+    assert model.ir_version == 8
