@@ -251,7 +251,12 @@ class MatmulRunner:
         for name, array in (("A", a), ("B", b)):
             binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, 0))
         binding.bind_output("C", device)
-        self._run = lambda: session.run_with_iobinding(binding)
+
+        def run() -> None:
+            session.run_with_iobinding(binding)
+            binding.synchronize_outputs()  # the product is finished on the device when the call returns
+
+        self._run = run
 
     def activate(self) -> None:
         pass
