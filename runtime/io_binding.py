@@ -81,8 +81,8 @@ class BoundBatch:
                 are fixed at capture.
 
         Returns:
-            The own output OrtValue (valid until the next run at this batch size), or None-equivalent use of
-            `into`: the same OrtValue object is returned but the data went to `into`.
+            The own output OrtValue, valid until the next run at this batch size (with `into`, the images are at
+            `into` instead and this buffer holds an earlier run's).
         """
         for name, array in feeds.items():
             self.inputs[name].update_inplace(np.ascontiguousarray(array))  # one host -> device copy
