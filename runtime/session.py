@@ -259,6 +259,9 @@ def open_runner(path: Path, session: "ort.InferenceSession", fallback: str | Non
     device = output_device(session)
     on_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
     open_session = None
+    if on_cuda and cuda.cuda_graph and io_binding is False:
+        raise ProviderError("the CUDA graph replays fixed buffers, which need IO binding: drop io_binding=False or "
+                            "load with CudaOptions(cuda_graph=False)")
     if on_cuda and cuda.cuda_graph:
         open_session = lambda: load_session(path, provider, options, allow_fallback, cuda)[0]  # noqa: E731
     tail = None

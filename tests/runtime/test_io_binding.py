@@ -205,6 +205,8 @@ def test_cuda_graph_sessions_are_chosen_only_where_cuda_runs(float_model, cuda_l
     plain = open_runner(float_model, RunsOnCuda(session), None, contract, None, "cuda", None, True,
                         dataclasses.replace(graph, cuda_graph=False))
     assert not plain.cache.per_batch_sessions
+    with pytest.raises(ProviderError, match="CUDA graph replays fixed buffers, which need IO binding"):
+        open_runner(float_model, RunsOnCuda(session), None, contract, False, "cuda", None, True, graph)
 
 
 def test_device_output_turns_the_cuda_graph_off(float_model, monkeypatch):
