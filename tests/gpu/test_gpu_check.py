@@ -91,6 +91,15 @@ def test_targets_are_judged_and_a_failed_configuration_is_not_met():
         "fp16 / fp32 latency (cuda form), batch 1024": False,
         "CUDA training / plain loop, batch 64": True,
     }
+    table = gpu_check.markdown({
+        "created": "now", "model": "m", "notes": [], "machine": {"gpu": "H200", "torch": "2.11", "cuda": "13",
+                                                                  "onnxruntime": "1.31.1"},
+        "targets": gpu_check.judge(rows, train, [1, 64, 1024]),
+        "inference": [{"batch": 1, "engine": "Generator fp32 cuda form + CUDA graph", "output": None, "p50_ms": None,
+                       "ratio": None, "error": "RuntimeError: capture failed"}],
+        "training": [{"engine": "training", "images_per_s": None, "vs_plain": None, "error": "OSError: x"}]})
+    assert "| device output / torch eager fp32, batch 1024 | <= 0.3 | - | NO |" in table
+    assert "| 1 | Generator fp32 cuda form + CUDA graph | - | - | failed: RuntimeError: capture failed |" in table
 
 
 def test_the_timing_loop_interleaves_and_takes_medians():

@@ -36,7 +36,8 @@ def test_cuda_torch_rows_sit_beside_the_cpu_ones():
     rows = [(r.name, r.provider, r.provider_asked, r.precision, r.optional) for r in runners]
     assert rows == [
         ("torch eager", "torch cpu", "cpu", "fp32", False), ("torch compile", "torch cpu", "cpu", "fp32", True),
-        ("torch eager", "torch cuda", "cuda", "fp32", True), ("torch autocast fp16", "torch cuda", "cuda", "fp16", True),
+        ("torch eager", "torch cuda", "cuda", "fp32", True),
+        ("torch autocast fp16", "torch cuda", "cuda", "fp16", True),
         ("torch autocast bf16", "torch cuda", "cuda", "bf16", True),
         ("torch compile", "torch cuda", "cuda", "fp32", True),
     ]
