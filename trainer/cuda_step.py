@@ -125,35 +125,14 @@ class GraphedGANStep(GANStep):
         self._graph.replay()
         return self._stats.clone()  # the captured output is overwritten by the next replay
 
-    def _state_tensors(self) -> list[torch.Tensor]:
-        """Everything warm-up changes: G's and D's parameters and buffers, both optimizers' state."""
-        tensors = [*self.G.parameters(), *self.G.buffers(), *self.D.parameters(), *self.D.buffers()]
-        for opt in (self.opt_G, self.opt_D):
-            for state in opt.state.values():
-                tensors += [v for v in state.values() if torch.is_tensor(v)]
-        return tensors
-
     def _capture(self, x, y_real, z, y_fake) -> None:
         """Warm up on a side stream, undo the warm-up, capture train_batch on static copies of the inputs."""
         self._inputs = [None if v is None else v.clone() for v in (x, y_real, z, y_fake)]
-        fresh = [opt for opt in (self.opt_G, self.opt_D) if not opt.state]  # Adam's moments made by warm-up
-        saved = [(t, t.detach().clone()) for t in self._state_tensors()]  # updated in place by every step
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side), warnings.catch_warnings():
-            # Adam warns that capturable=True outside a capture is slower: true of these steps alone
-            warnings.filterwarnings("ignore", message=".*capturable=True.*")
-            for _ in range(WARMUP_STEPS):
-                self.train_batch(*self._inputs)
+        with torch.cuda.stream(side):
+            warm_up(self, self._inputs, WARMUP_STEPS)
         torch.cuda.current_stream(self.device).wait_stream(side)
-        with torch.no_grad():
-            for tensor, value in saved:
-                tensor.copy_(value)
-            for opt in fresh:  # moments and step counts that did not exist: back to Adam's initial zeros
-                for state in opt.state.values():
-                    for value in state.values():
-                        if torch.is_tensor(value):
-                            value.zero_()
         for opt in (self.opt_G, self.opt_D):
             opt.zero_grad(set_to_none=True)  # gradients are allocated from the graph's own pool
         self._graph = torch.cuda.CUDAGraph()
@@ -161,3 +140,34 @@ class GraphedGANStep(GANStep):
             self._stats = self.train_batch(*self._inputs)
         self._shape = tuple(x.shape)
         self.captures += 1
+
+
+def _state_tensors(engine: GANStep) -> list[torch.Tensor]:
+    """Everything a training step changes in place: G's and D's parameters and buffers, both optimizers' state."""
+    tensors = [*engine.G.parameters(), *engine.G.buffers(), *engine.D.parameters(), *engine.D.buffers()]
+    for opt in (engine.opt_G, engine.opt_D):
+        for state in opt.state.values():
+            tensors += [v for v in state.values() if torch.is_tensor(v)]
+    return tensors
+
+
+def warm_up(engine: GANStep, inputs: list, steps: int = WARMUP_STEPS) -> None:
+    """Run `steps` train_batch calls on `inputs` (x, y_real, z, y_fake), then undo them: parameters, buffers and
+    optimizer state hold what they held before (Adam state the warm-up created goes back to Adam's initial zeros),
+    so the run goes on as if it had not happened. What the calls leave is what capture needs made beforehand: Adam's
+    moments, cuDNN/cuBLAS handles, autograd's buffers. The noise stream is not touched (z, y_fake are given)."""
+    fresh = [opt for opt in (engine.opt_G, engine.opt_D) if not opt.state]
+    saved = [(t, t.detach().clone()) for t in _state_tensors(engine)]  # each is updated in place by a step
+    with warnings.catch_warnings():
+        # Adam warns that capturable=True outside a capture is slower: true of these steps alone
+        warnings.filterwarnings("ignore", message=".*capturable=True.*")
+        for _ in range(steps):
+            engine.train_batch(*inputs)
+    with torch.no_grad():
+        for tensor, value in saved:
+            tensor.copy_(value)
+        for opt in fresh:
+            for state in opt.state.values():
+                for value in state.values():
+                    if torch.is_tensor(value):
+                        value.zero_()

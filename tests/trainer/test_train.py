@@ -305,3 +305,29 @@ def test_progress_false_prints_nothing_and_a_terminal_gets_the_bar(tiny_cfg, tmp
     monkeypatch.setattr(sys, "stderr", term)
     train(tiny_cfg, tmp_path / "tty")
     assert "\r" in term.getvalue() and "train tty" in term.getvalue() and "4/4" in term.getvalue()
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_warm_up_before_capture_leaves_no_trace(tiny_cfg, resumed):
+    """trainer/cuda_step.warm_up (run before a CUDA graph is captured) trains and then undoes it exactly: the next
+    step is the step a fresh engine takes, with fresh or with loaded Adam state (a resume). Proven on the CPU."""
+    from edgegan.trainer.cuda_step import warm_up
+    from edgegan.trainer.step import GANStep
+
+    cfg = replace(tiny_cfg, model=replace(tiny_cfg.model, channels=1), amp="off")
+    cpu = torch.device("cpu")
+    gen = torch.Generator().manual_seed(1)
+    x, x2 = (torch.rand(16, 1, 28, 28, generator=gen) * 2 - 1 for _ in range(2))
+    fresh, warmed = GANStep(cfg, cpu), GANStep(cfg, cpu)
+    if resumed:  # a step first, so Adam's moments exist before the warm-up
+        for engine in (fresh, warmed):
+            engine.step(x2, None, 0)
+    z, y_fake = warmed.draw_noise(16)
+    warm_up(warmed, [x2, None, torch.randn(16, 16, generator=gen), None], steps=3)
+    assert torch.equal(warmed.train_batch(x, None, z, y_fake), fresh.step(x, None, 1))
+    for key in ("G", "D"):
+        assert _states_equal(fresh.state_dict()[key], warmed.state_dict()[key]), key
+    for key in ("opt_G", "opt_D"):
+        a, b = ([v for state in fresh_or_warm.state_dict()[key]["state"].values() for v in state.values()]
+                for fresh_or_warm in (fresh, warmed))
+        assert len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b)), key
