@@ -19,6 +19,9 @@ from edgegan.runtime.cli_options import EdgeganCommand, Say, check_json_path, js
               help="TensorRT optimization profile batch sizes; MAX is also Triton's max_batch_size.")
 @click.option("--ort-format", is_flag=True, help="Also write generator.ort for onnxruntime minimal/mobile builds.")
 @click.option("--triton", is_flag=True, help="Also write a Triton model repository under OUT/triton/.")
+@click.option("--cuda", is_flag=True,
+              help="Also write generator.cuda.onnx, the plain ConvTranspose form for onnxruntime's CUDA provider "
+                   "(a folder loaded with --provider cuda opens it).")
 @click.option("--pixels", type=click.Choice(["float", "uint8"]), default="float", show_default=True,
               help="Output float32 NCHW in [-1, 1], or uint8 NHWC with the scaling folded into the graph.")
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
@@ -49,7 +52,7 @@ from edgegan.runtime.cli_options import EdgeganCommand, Say, check_json_path, js
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Real data for --min-recall [default: the run's --data-dir].")
 def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensorrt: bool, trt_batch: str,
-           ort_format: bool, triton: bool, pixels: str, no_ema: bool, force: bool, json_path: str | None,
+           ort_format: bool, triton: bool, cuda: bool, pixels: str, no_ema: bool, force: bool, json_path: str | None,
            quiet: bool, atol: tuple[str, ...], rtol: tuple[str, ...], no_quality_gate: bool, evaluator: str | None,
            max_fid_delta: float | None, gate_n: int, optimize: bool, min_recall: float | None,
            data_dir: str | None) -> None:
@@ -81,7 +84,7 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
 
     report = export_checkpoint(
         source, out_dir, opset=opset, fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt,
-        triton=triton, pixels=pixels, use_ema=not no_ema, force=force, trt_batch=batch, progress=not quiet,
+        triton=triton, cuda=cuda, pixels=pixels, use_ema=not no_ema, force=force, trt_batch=batch, progress=not quiet,
         evaluator=evaluator, max_fid_delta=max_fid_delta, gate_n=gate_n, optimize=optimize,
         min_recall=min_recall, data_dir=data_dir, atol=list(atol) or None, rtol=list(rtol) or None,
         quality_gate=not no_quality_gate,

@@ -28,6 +28,7 @@ from onnx import TensorProto, helper
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
+from edgegan.export.ir_version import cap_ir_version
 from edgegan.runtime.contract import (
     BATCH_AXIS,
     INPUT_LABEL,
@@ -287,6 +288,7 @@ def export_generator(
                 f"TorchScript exporter: {type(exc2).__name__}: {exc2}. Try another --opset."
             ) from exc2
         exporter = "torchscript"
+    cap_ir_version(model)  # the exporter stamps its onnx's IR version; the installed onnxruntime may load less
     problems = name_batch_axis(model)
     if problems:
         raise ExportError("the exported graph has no dynamic batch axis: " + "; ".join(problems))

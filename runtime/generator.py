@@ -16,6 +16,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -38,7 +39,7 @@ from edgegan.runtime.errors import GeneratorInputError, MemoryLimitError, ModelF
 from edgegan.runtime.labels import Label, check_label_tables, label_slice, parse_labels
 from edgegan.runtime.latents import check_count, check_latents, check_seed, check_truncation, slerp, truncated_latents
 from edgegan.runtime.memory import MEMORY_HINT, QUIET_BYTES, available_memory, check_memory
-from edgegan.runtime.providers import PROVIDERS, ProviderError
+from edgegan.runtime.providers import PROVIDERS, CudaOptions, ProviderError
 from edgegan.runtime.providers import session_options as make_options
 from edgegan.runtime.sample_result import SampleResult, fresh_seed
 from edgegan.runtime.session import (
@@ -46,6 +47,7 @@ from edgegan.runtime.session import (
     SessionRunner,
     check_signature,
     load_session,
+    open_runner,
     read_contract,
     resolve_model_path,
 )
@@ -66,6 +68,11 @@ class ModelOutputError(ContractError):
     """A run returned an image tensor whose shape or dtype is not the one the model's contract promises."""
 
 
+#: What the image-returning calls hand back: host numpy arrays, or OrtValues left where the provider computed
+#: them ("dlpack": each has __dlpack__, so torch.from_dlpack / cupy.from_dlpack take it without a copy).
+OUTPUTS = ("numpy", "dlpack")
+
+
 class Generator:
     """An edgegan generator loaded from `generator.onnx`, a variant (.fp16.onnx, .int8.onnx, .ort) or a TensorRT
     engine (`generator.plan`, whose contract is read from the generator.onnx beside it).
@@ -84,7 +91,15 @@ class Generator:
         session_options: onnxruntime SessionOptions to use (default: `providers.session_options(threads,
             spinning=False)`); `threads`, when also given, overrides its intra-op count. Pass
             `session_options(spinning=True)` for the lowest latency of back-to-back calls on an idle machine.
-        io_binding: run through IO binding (default: on for CUDA/TensorRT, off on the CPU).
+        io_binding: run through IO binding (default: on for CUDA/TensorRT, off on the CPU). With it, buffers are
+            bound once per batch size (runtime/io_binding.py) and reused by every call at that size.
+        cuda: the CUDA provider's options (runtime/providers.py CudaOptions: cuDNN algorithm search, NHWC, CUDA
+            graph, TF32); default `CudaOptions()`, whose defaults are to be confirmed on the GPU. With
+            `cuda_graph=True` each batch size gets its own session and captured graph (a bounded cache).
+        output: "numpy" (host arrays) or "dlpack": `sample`, `generate`, `generate_float` and `__call__` return
+            an onnxruntime OrtValue on the provider's device (one per batch from `iter_sample`), usable through
+            DLPack by another GPU library; uint8 pixels of a float model are then made on the device too. The
+            CUDA graph is not used for it (a graph writes one fixed buffer; these calls write the caller's).
 
     Raises:
         ModelFileError, ContractError, ProviderError (all EdgeganError).
@@ -99,18 +114,28 @@ class Generator:
         allow_fallback: bool = False,
         session_options: "ort.SessionOptions | None" = None,
         io_binding: bool | None = None,
+        cuda: CudaOptions | None = None,
+        output: str = "numpy",
     ):
         batch_size = check_count(batch_size, "batch size")
+        if output not in OUTPUTS:
+            raise GeneratorInputError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+        self.device_output = output == "dlpack"
+        if self.device_output and cuda is not None and cuda.cuda_graph:
+            cuda = dataclasses.replace(cuda, cuda_graph=False)
         if provider not in PROVIDERS:
             raise ProviderError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
         if threads is not None:
             check_count(threads, "threads")
-        self.path = resolve_model_path(path)
+        self.path = resolve_model_path(path, provider)
         if self.path.suffix.lower() == ".plan":
             if provider not in ("tensorrt", "auto"):
                 raise ProviderError(
                     f"{self.path.name} is a TensorRT engine; load it with provider='tensorrt' (or 'auto')"
                 )
+            if self.device_output:
+                raise ProviderError(f"{self.path.name} is a TensorRT engine: output='dlpack' needs an onnxruntime "
+                                    "session (load generator.onnx on 'cuda')")
             engine = TensorRTEngine(self.path)
             self._runner: SessionRunner | TensorRTEngine = engine
             self.contract: GeneratorContract = engine.contract
@@ -120,11 +145,14 @@ class Generator:
             options = session_options if session_options is not None else make_options(threads, spinning=False)
             if session_options is not None and threads is not None:
                 options.intra_op_num_threads = threads
-            session, fallback = load_session(self.path, provider, options, allow_fallback)
+            session, fallback = load_session(self.path, provider, options, allow_fallback, cuda)
             self.contract = read_contract(session)
             if self.path.suffix.lower() == ".onnx":
                 check_label_tables(self.path, self.contract)  # a label past the table: refused now, not at run
-            self._runner = SessionRunner(session, fallback, io_binding)
+            # Device output binds every buffer; uint8 pixels of a float model are then made where they are.
+            self._runner = open_runner(self.path, session, fallback, self.contract,
+                                       True if self.device_output else io_binding, provider, options,
+                                       allow_fallback, cuda, device_pixels=True if self.device_output else None)
         limit = self._runner.max_batch
         self.batch_size = min(batch_size, limit) if limit else batch_size
 
@@ -206,15 +234,17 @@ class Generator:
             return (b, h, w, c), np.dtype(np.uint8)
         return (b, c, h, w), np.dtype(np.float32)
 
-    def _run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    def _run(self, z: np.ndarray, labels: np.ndarray | None, pixels: bool = False) -> np.ndarray:
         """One batch through the model, its output checked against the contract. The declared signature is only
         a promise (checked at load); a graph that really makes another size or type is caught here, at its first
         batch, instead of ending up as a wrong-sized picture."""
         feeds = {INPUT_LATENT: z}  # [b, nz], a contiguous row slice
         if labels is not None:
             feeds[INPUT_LABEL] = labels  # [b]
-        part = self._runner.run(feeds)
-        shape, dtype = self._expected_output(len(z))
+        # uint8 asked of a float model on a runner that makes pixels on the device: they come back as uint8 [b, H, W, C]
+        pixels = pixels and self.output != OUTPUT_UINT8_NHWC and getattr(self._runner, "device_pixels", False)
+        part = self._runner.run(feeds, pixels=True) if pixels else self._runner.run(feeds)
+        shape, dtype = self._expected_output(len(z), pixels)
         if not isinstance(part, np.ndarray) or part.shape != shape or part.dtype != dtype:
             got = f"{part.dtype} {shape_text(part.shape)}" if isinstance(part, np.ndarray) else type(part).__name__
             raise ModelOutputError(
@@ -235,11 +265,32 @@ class Generator:
         """Images 0..n-1, batch_size at a time: latents(start, stop) is called once per batch, in order."""
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
-            part = self._run(latents(start, stop), label_slice(self.contract, index, start, stop))
-            yield to_uint8_nhwc(part) if pixels and self.output != OUTPUT_UINT8_NHWC else part
+            if self.device_output:  # this batch as its own device value
+                yield self._collect_device(stop - start, lambda a, b: latents(start + a, start + b),
+                                           label_slice(self.contract, index, start, stop), pixels)
+                continue
+            part = self._run(latents(start, stop), label_slice(self.contract, index, start, stop), pixels)
+            yield to_uint8_nhwc(part) if pixels and part.dtype != np.uint8 else part
+
+    def _collect_device(self, n: int, latents: Callable[[int, int], np.ndarray], index: np.ndarray | None,
+                        pixels: bool) -> Any:
+        """output="dlpack": images 0..n-1 into one OrtValue on the provider's device, each batch bound straight at
+        its rows (no copy between batches, none to the host): uint8 [n, H, W, C] or float32 [n, C, H, W]."""
+        shape, dtype = self._expected_output(n, pixels)
+        target = self._runner.device_buffer(shape, dtype)
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            feeds = {INPUT_LATENT: np.ascontiguousarray(latents(start, stop))}  # [b, nz]
+            labels = label_slice(self.contract, index, start, stop)
+            if labels is not None:
+                feeds[INPUT_LABEL] = labels  # [b]
+            self._runner.run_into(feeds, target, start, pixels and self.output != OUTPUT_UINT8_NHWC)
+        return target
 
     def _collect(self, n: int, latents: Callable[[int, int], np.ndarray], index: np.ndarray | None,
                  pixels: bool) -> np.ndarray:
+        if self.device_output:
+            return self._collect_device(n, latents, index, pixels)
         shape, dtype = self._expected_output(n, pixels)
         out = np.empty(shape, dtype=dtype)
         start = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -35,6 +36,71 @@ DEVICE_PROVIDERS = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider"
 
 class ProviderError(EdgeganError):
     """The requested execution provider is unknown, missing, or was silently replaced by another one."""
+
+
+#: cuDNN convolution algorithm search of onnxruntime's CUDA provider (its `cudnn_conv_algo_search`).
+CONV_ALGO_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
+
+
+@dataclass(frozen=True)
+class CudaOptions:
+    """The CUDA provider's levers, one field each; `cuda_provider_options` turns them into onnxruntime's strings.
+
+    Every default is a choice to be confirmed on the GPU (benchmarks/gpu_check.py measures them on an H200);
+    none is measured yet. Why each starts where it does (REFERENCE.md, "Known levers", from onnxruntime's issues):
+
+    Attributes:
+        device_id: the GPU.
+        conv_algo_search: "EXHAUSTIVE" (cuDNN times every algorithm once per shape: slow first call, fastest
+            after), "HEURISTIC" (cuDNN's guess, no first-call search) or "DEFAULT" (since 1.20 the frontend's
+            fallback, reported ~4x slower on conv models). Default EXHAUSTIVE: a Generator runs a handful of
+            batch shapes many times.
+        prefer_nhwc: NHWC Conv/ConvTranspose kernels (cuDNN 9, Tensor Cores); onnxruntime inserts the layout
+            Transposes itself, so the graph stays NCHW and the contract is unchanged.
+        cuda_graph: capture the whole run as one CUDA graph on its first call (`enable_cuda_graph`): one launch
+            per call instead of one per node. Needs every node on the CUDA provider, fixed input/output
+            addresses and shapes: runtime/io_binding.py keeps one bound set of buffers per batch size.
+        tf32: TensorFloat-32 matrix products (`use_tf32`). Off: its 10-bit mantissa errs ~1e-3 on [-1, 1], ten
+            times the fp32 export's budget (1e-4); fp16 is the precision lever that the contract records.
+        max_workspace: let cuDNN use the largest workspace (`cudnn_conv_use_max_workspace`): faster algorithms.
+        copy_in_default_stream: host <-> device copies on the compute stream (no cross-stream sync per call).
+    """
+
+    device_id: int = 0
+    conv_algo_search: str = "EXHAUSTIVE"
+    prefer_nhwc: bool = True
+    cuda_graph: bool = False
+    tf32: bool = False
+    max_workspace: bool = True
+    copy_in_default_stream: bool = True
+
+
+def cuda_provider_options(options: CudaOptions | None = None) -> dict[str, str]:
+    """onnxruntime's CUDAExecutionProvider options for `options` (a pure function: no GPU needed to test it).
+
+    Returns:
+        {"device_id": "0", "cudnn_conv_algo_search": "EXHAUSTIVE", "prefer_nhwc": "1", ...}: every key is
+        always written, so the session never depends on the installed release's own defaults.
+
+    Raises:
+        ProviderError: an unknown algorithm search or a negative device id.
+    """
+    options = options or CudaOptions()
+    if options.conv_algo_search not in CONV_ALGO_SEARCH:
+        raise ProviderError(f"unknown cuDNN algorithm search {options.conv_algo_search!r}; choose one of "
+                            f"{', '.join(CONV_ALGO_SEARCH)}")
+    if options.device_id < 0:
+        raise ProviderError(f"CUDA device id must be >= 0, got {options.device_id}")
+    flag = {True: "1", False: "0"}
+    return {
+        "device_id": str(options.device_id),
+        "cudnn_conv_algo_search": options.conv_algo_search,
+        "prefer_nhwc": flag[options.prefer_nhwc],
+        "enable_cuda_graph": flag[options.cuda_graph],
+        "use_tf32": flag[options.tf32],
+        "cudnn_conv_use_max_workspace": flag[options.max_workspace],
+        "do_copy_in_default_stream": flag[options.copy_in_default_stream],
+    }
 
 
 def session_options(
@@ -112,22 +178,24 @@ def resolve_provider(name: str) -> str:
     return EXECUTION_PROVIDERS[name]
 
 
-def provider_chain(execution_provider: str) -> list[Any]:
+def provider_chain(execution_provider: str, cuda: CudaOptions | None = None) -> list[Any]:
     """Providers to pass to InferenceSession for one requested provider, most preferred first.
 
     Nodes the first provider cannot run go to the next ones (TensorRT -> CUDA -> CPU), which is onnxruntime's
     normal partitioning and not a fallback: the session's first provider is still the one asked for.
     TensorRT keeps its built engines in a cache (EDGEGAN_TRT_CACHE, default ~/.cache/edgegan/tensorrt) so only
-    the first load of a model pays for the build.
+    the first load of a model pays for the build. The CUDA provider, asked for or behind TensorRT, gets
+    `cuda_provider_options(cuda)`.
     """
+    cuda_entry = ("CUDAExecutionProvider", cuda_provider_options(cuda))
     if execution_provider == "TensorrtExecutionProvider":
         from edgegan.runtime.files import cache_root
 
         cache = Path(os.environ.get("EDGEGAN_TRT_CACHE", cache_root() / "tensorrt"))
         options = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}
-        return [(execution_provider, options), "CUDAExecutionProvider", "CPUExecutionProvider"]
+        return [(execution_provider, options), cuda_entry, "CPUExecutionProvider"]
     if execution_provider == "CUDAExecutionProvider":
-        return [execution_provider, "CPUExecutionProvider"]
+        return [cuda_entry, "CPUExecutionProvider"]
     return [execution_provider]
 
 
@@ -163,6 +231,7 @@ def create_session(
     provider: str = "cpu",
     options: "ort.SessionOptions | None" = None,
     allow_fallback: bool = False,
+    cuda: CudaOptions | None = None,
 ) -> tuple["ort.InferenceSession", str | None]:
     """Create an InferenceSession on the requested provider and check that it really runs there.
 
@@ -172,6 +241,7 @@ def create_session(
         options: SessionOptions (default: `session_options()`).
         allow_fallback: accept (with a warning) a session whose first provider is not the one asked for
             (always accepted for "auto").
+        cuda: the CUDA provider's options (default: `CudaOptions()`), used when CUDA is in the chain.
 
     Returns:
         (session, fallback): fallback is None, or "asked -> running" when a fallback was accepted.
@@ -194,7 +264,7 @@ def create_session(
         # CPU; check_provider below turns that into our error or our own warning, so silence the duplicate.
         warnings.filterwarnings("ignore", message=".*provider.*", category=UserWarning)
         session = ort.InferenceSession(
-            str(path), sess_options=options or session_options(), providers=provider_chain(asked)
+            str(path), sess_options=options or session_options(), providers=provider_chain(asked, cuda)
         )
     fallback = check_provider(session, asked, allow_fallback)
     return session, fallback

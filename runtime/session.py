@@ -5,8 +5,9 @@ contract through these functions too, from the generator.onnx beside it.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,9 @@ import numpy as np
 
 from edgegan.runtime.contract import (
     BATCH_AXIS,
+    INPUT_LATENT,
     OUTPUT_IMAGE,
+    OUTPUT_UINT8_NHWC,
     ContractError,
     GeneratorContract,
     TensorSpec,
@@ -22,21 +25,42 @@ from edgegan.runtime.contract import (
 )
 from edgegan.runtime.errors import EdgeganError, ModelFileError
 from edgegan.runtime.external_data import check_model_file
-from edgegan.runtime.providers import create_session, output_device, run_io_binding
+from edgegan.runtime.io_binding import DEFAULT_CAPACITY, BindingCache, PixelTail
+from edgegan.runtime.providers import (
+    CudaOptions,
+    ProviderError,
+    check_provider,
+    create_session,
+    output_device,
+    provider_chain,
+    resolve_provider,
+    run_io_binding,
+)
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-__all__ = ["MODEL_SUFFIXES", "resolve_model_path", "check_signature", "read_contract", "load_session",
-           "SessionRunner"]
+__all__ = ["MODEL_SUFFIXES", "PROVIDER_FORMS", "resolve_model_path", "check_signature", "read_contract",
+           "load_session", "SessionRunner"]
 
 MODEL_SUFFIXES = (".onnx", ".ort", ".plan")
+#: The graph form an export writes for one execution provider (export/variants/cuda.py), beside generator.onnx: a
+#: folder loaded on that provider opens it instead. generator.onnx's phase convolutions are the CPU provider's
+#: fast form; cuDNN runs the plain ConvTranspose form as one kernel per layer.
+PROVIDER_FORMS = {"CUDAExecutionProvider": "generator.cuda.onnx"}
 
 
-def resolve_model_path(path: str | os.PathLike) -> Path:
-    """Check a model path: an existing .onnx/.ort/.plan file, or a folder holding generator.onnx."""
+def resolve_model_path(path: str | os.PathLike, provider: str | None = None) -> Path:
+    """Check a model path: an existing .onnx/.ort/.plan file, or a folder holding generator.onnx.
+
+    A folder loaded on a provider with a form of its own (PROVIDER_FORMS; "cuda", or "auto" where CUDA is
+    available) gives that file when the export wrote it; a file path is always taken as it is.
+    """
     p = Path(path)
     if p.is_dir():
+        form = PROVIDER_FORMS.get(resolve_provider(provider)) if provider in ("cuda", "auto") else None
+        if form is not None and (p / form).is_file() and (p / "generator.onnx").is_file():
+            return p / form
         if (p / "generator.onnx").is_file():
             return p / "generator.onnx"
         raise ModelFileError(f"{p} is a folder without generator.onnx; pass the file `edgegan export` wrote")
@@ -112,7 +136,8 @@ def read_contract(session: "ort.InferenceSession") -> GeneratorContract:
 
 
 def load_session(path: str | os.PathLike, provider: str = "cpu", options: "ort.SessionOptions | None" = None,
-                 allow_fallback: bool = False) -> tuple["ort.InferenceSession", str | None]:
+                 allow_fallback: bool = False,
+                 cuda: CudaOptions | None = None) -> tuple["ort.InferenceSession", str | None]:
     """`providers.create_session` (same arguments), load failures (not ONNX, corrupt file) made ModelFileError.
 
     The file is scanned first (runtime/external_data.py): a model that keeps tensors in another file is refused
@@ -123,7 +148,7 @@ def load_session(path: str | os.PathLike, provider: str = "cpu", options: "ort.S
     except OSError as exc:
         raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
-        return create_session(path, provider, options, allow_fallback)
+        return create_session(path, provider, options, allow_fallback, cuda)
     except EdgeganError:
         raise
     except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf / InvalidGraph classes
@@ -134,24 +159,119 @@ def load_session(path: str | os.PathLike, provider: str = "cpu", options: "ort.S
 class SessionRunner:
     """Runs one batch on an onnxruntime session, through IO binding where outputs live on a device.
 
+    With a contract, IO binding runs through runtime/io_binding.py's BindingCache (buffers bound once per batch
+    size; with `open_session`, one session and CUDA graph per batch size); without one, a binding per call.
     The Generator's other runner is runtime/tensorrt_backend.py's TensorRTEngine: both offer `run(feeds)`,
     `providers`, `fallback` and `max_batch`.
+
+    Args:
+        session: the model's session.
+        fallback: None, or "asked -> running".
+        io_binding: bind inputs and outputs (None: where the provider's outputs live on a device).
+        contract: the model's contract (its io_spec() sizes the bound buffers).
+        open_session: a fresh session of the same model per batch size (the CUDA-graph path), or None.
+        tail_session: a session of PixelTail.model(image) on the same provider: uint8 pixels made on the device.
+        device_id: the GPU of the buffers.
+        capacity: batch sizes kept bound.
     """
 
     max_batch: int | None = None
 
-    def __init__(self, session: "ort.InferenceSession", fallback: str | None, io_binding: bool | None):
+    def __init__(self, session: "ort.InferenceSession", fallback: str | None, io_binding: bool | None,
+                 contract: GeneratorContract | None = None,
+                 open_session: Callable[[], "ort.InferenceSession"] | None = None,
+                 tail_session: "ort.InferenceSession | None" = None, device_id: int = 0,
+                 capacity: int = DEFAULT_CAPACITY):
         self.session = session
         self.fallback = fallback
         self.device = output_device(session)
+        self.device_id = device_id
         self.io_binding = (self.device != "cpu") if io_binding is None else io_binding
+        self.cache = None
+        if self.io_binding and contract is not None:
+            self.cache = BindingCache(session, contract.io_spec(), self.device, device_id, capacity, open_session)
+        self.tail = None
+        if tail_session is not None and contract is not None and contract.output != OUTPUT_UINT8_NHWC:
+            self.tail = PixelTail(tail_session, contract.image_shape_nchw, self.device, device_id)
 
     @property
     def providers(self) -> list[str]:
         return list(self.session.get_providers())
 
-    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """One batch: feeds z [b, nz] (+ label [b]) -> the image output as a host array."""
-        if self.io_binding:
-            return run_io_binding(self.session, feeds, OUTPUT_IMAGE, self.device)
-        return self.session.run([OUTPUT_IMAGE], feeds)[0]
+    @property
+    def device_pixels(self) -> bool:
+        """uint8 pixels of a float model are made on the device (PixelTail), so `run(..., pixels=True)` works."""
+        return self.tail is not None and self.cache is not None
+
+    def run(self, feeds: dict[str, np.ndarray], pixels: bool = False) -> np.ndarray:
+        """One batch: feeds z [b, nz] (+ label [b]) -> the image output as a host array; with `pixels` (only where
+        `device_pixels`), uint8 [b, H, W, C] made on the device, so a quarter of the bytes come back."""
+        if self.cache is None:
+            if self.io_binding:
+                return run_io_binding(self.session, feeds, OUTPUT_IMAGE, self.device)
+            return self.session.run([OUTPUT_IMAGE], feeds)[0]
+        batch = len(feeds[INPUT_LATENT])
+        entry = self.cache.entry(batch)
+        with entry.lock:  # until the reused buffer has been copied out
+            out = entry.run(feeds)
+            if pixels and self.device_pixels:
+                buffer = self.tail.buffer(entry)
+                self.tail.run(out, batch, buffer.data_ptr())
+                out = buffer
+            array = out.numpy()  # a device buffer: its one copy to the host; a CPU buffer: a view of it
+            return array.copy() if self.device == "cpu" else array
+
+    def device_buffer(self, shape: Sequence[int], dtype: Any) -> "ort.OrtValue":
+        """A new OrtValue of `shape` and numpy `dtype` where this session's outputs live."""
+        import onnxruntime as ort
+
+        return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype).type, self.device,
+                                                         self.device_id)
+
+    def run_into(self, feeds: dict[str, np.ndarray], target: "ort.OrtValue", start: int, pixels: bool = False) -> None:
+        """One batch written straight into rows [start, start + b) of `target` (a `device_buffer`): the images
+        never leave the device. pixels: the float output through the PixelTail into a uint8 target."""
+        if self.cache is None:
+            raise ProviderError("device output needs IO binding (io_binding=True) and the model's contract")
+        batch = len(feeds[INPUT_LATENT])
+        rows = target.shape()[0]
+        address = target.data_ptr() + start * (target.tensor_size_in_bytes() // rows)
+        entry = self.cache.entry(batch)
+        with entry.lock:
+            if pixels and self.tail is not None:
+                self.tail.run(entry.run(feeds), batch, address)
+            elif self.cache.per_batch_sessions:
+                raise ProviderError("float images cannot be written to a caller's buffer from a CUDA graph (its "
+                                    "output address is fixed at capture); load with cuda_graph off")
+            else:
+                entry.run(feeds, into=address)
+
+
+def open_runner(path: Path, session: "ort.InferenceSession", fallback: str | None, contract: GeneratorContract,
+                io_binding: bool | None, provider: str, options: "ort.SessionOptions | None",
+                allow_fallback: bool, cuda: CudaOptions | None, device_pixels: bool | None = None) -> SessionRunner:
+    """The Generator's SessionRunner for a loaded session: a session per batch size when the CUDA graph is on,
+    and the PixelTail session on the same provider where the float -> uint8 step should run on the device
+    (device_pixels None: where outputs live on a device)."""
+    import onnxruntime as ort
+
+    cuda = cuda or CudaOptions()
+    device = output_device(session)
+    on_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
+    open_session = None
+    if on_cuda and cuda.cuda_graph and io_binding is False:
+        raise ProviderError("the CUDA graph replays fixed buffers, which need IO binding: drop io_binding=False or "
+                            "load with CudaOptions(cuda_graph=False)")
+    if on_cuda and cuda.cuda_graph:
+        open_session = lambda: load_session(path, provider, options, allow_fallback, cuda)[0]  # noqa: E731
+    tail = None
+    wants_tail = device != "cpu" if device_pixels is None else device_pixels
+    if wants_tail and contract.output != OUTPUT_UINT8_NHWC:
+        running = session.get_providers()[0]
+        plain = dataclasses.replace(cuda, cuda_graph=False)  # six elementwise nodes: nothing to capture
+        tail = ort.InferenceSession(PixelTail.model(contract.image_shape_nchw), options,
+                                    providers=provider_chain(running, plain))
+        check_provider(tail, running)
+    if io_binding is None and (open_session is not None or tail is not None):
+        io_binding = True
+    return SessionRunner(session, fallback, io_binding, contract, open_session, tail, cuda.device_id)

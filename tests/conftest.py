@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import real_data  # noqa: F401 - reads $EDGEGAN_DATA now, before _sealed_cache removes it for every test
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _sealed_cache(tmp_path_factory):

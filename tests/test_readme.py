@@ -127,9 +127,13 @@ def _tiny(command: str) -> list[str]:
 
 @pytest.mark.integration
 def test_readme_runs_top_to_bottom(tmp_path):
+    from tests.real_data import SYSTEM_DATA, real_dataset
+
+    found = [real_dataset(name) for name in ("fashion-mnist", "mnist")]  # absent: a skip, or a failure under CI
     work = tmp_path / "reader"
     work.mkdir()
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), "EDGEGAN_PROGRESS_SECONDS": "60"}
+    env.update({"EDGEGAN_DATA": str(f.parent) for f in found if f.parent != SYSTEM_DATA})  # found through $EDGEGAN_DATA
     ran = 0
     for block in readme_blocks():
         if block.mark != "run":

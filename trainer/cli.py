@@ -39,7 +39,11 @@ from edgegan.trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--amp", type=click.Choice(AMP_MODES), default="auto", show_default=True,
               help="Mixed precision: bf16 (CUDA, or CPUs with AVX-512 BF16/AMX) or fp16 (CUDA); auto = bf16 on "
-                   "CPUs with AVX-512 BF16/AMX (1.5x training speed measured), off elsewhere.")
+                   "CPUs with AVX-512 BF16/AMX (1.5x training speed measured) and on GPUs with bf16 Tensor Cores, "
+                   "off elsewhere.")
+@click.option("--deterministic", is_flag=True,
+              help="Bit-reproducible CUDA training, so --resume continues exactly: cuDNN deterministic algorithms, "
+                   "no TF32 (cost unmeasured until the H200 run). CPU runs are exact without it.")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True)
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile G and D.")
 @click.option("--log-every", type=int, default=10, show_default=True)
@@ -74,6 +78,10 @@ def train(**opts) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     check_json_path(opts["json_path"])
+    if opts["deterministic"]:
+        from edgegan.trainer.cuda_step import deterministic
+
+        deterministic()  # process-wide, before the first CUDA kernel
     result = run_training(cfg, opts["out"], resume=opts["resume"], progress=not opts["quiet"])
     if not result.is_main:
         return  # under torchrun only rank 0 reports

@@ -65,13 +65,23 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
-    """"auto" -> "bf16" on a CPU with native bf16 arithmetic, else "off"; other modes are returned as they are.
+    """"auto" -> "bf16" where the device multiplies bf16 natively, else "off"; other modes are returned as they are.
 
-    CUDA stays off under auto: at batch 64 a DCGAN step there is launch-bound, and bf16 was not measured here.
+    CPU: AVX-512 BF16 or AMX (1.5-1.8x measured). CUDA: a GPU with bf16 Tensor Cores (compute capability 8+,
+    `torch.cuda.is_bf16_supported`): bf16 autocast trained ~1.28x fp32 at batch 1024 on an H200 (REFERENCE.md);
+    at batch 64 the step was launch-bound, which trainer/cuda_step.py's CUDA graph removes, so auto takes bf16
+    there too; the gain at batch 64 is to be confirmed on the H200 (benchmarks/gpu_check.py).
     """
     if amp != "auto":
         return amp
+    if device.type == "cuda":
+        return "bf16" if cuda_has_fast_bf16() else "off"
     return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "off"
+
+
+def cuda_has_fast_bf16() -> bool:
+    """bf16 Tensor Cores: compute capability 8.0 or newer (torch.cuda.is_bf16_supported also accepts emulation)."""
+    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
 
 
 def autocast(amp: str, device: torch.device):
@@ -189,13 +199,30 @@ class GANStep:
             float32 [4] on the device: loss_D, loss_G, mean D(x), mean D(G(z)) (probabilities for bce, raw
             scores otherwise). Reading it is a host sync; train() reads a window's sum once per log interval.
         """
-        cfg, batch = self.cfg.model, x.shape[0]
+        z, y_fake = self.draw_noise(x.shape[0])
+        stats = self.train_batch(x, y_real, z, y_fake)
+        if self.ema is not None:
+            self.ema.update(self.G, t)
+        return stats
+
+    def draw_noise(self, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This step's latents z [B, nz] and fake labels [B] (None: unconditional) from the rank's noise stream.
+        With mode seeking, y[i] == y[i + B // 2] for i < B // 2 (the latent pairs share a label)."""
+        cfg = self.cfg.model
         z = torch.randn(batch, cfg.nz, device=self.device, generator=self.noise)  # [B, nz]
         pairs = batch // 2 if self.mode_seeking else 0  # latent pairs (i, i + pairs) under one label
         y_fake = None
         if cfg.num_classes:
             y_fake = torch.randint(cfg.num_classes, (batch - pairs,), device=self.device, generator=self.noise)
             y_fake = torch.cat([y_fake[:pairs], y_fake])  # [B]; y[i] == y[i + pairs] for i < pairs
+        return z, y_fake
+
+    def train_batch(self, x: torch.Tensor, y_real: torch.Tensor | None, z: torch.Tensor,
+                    y_fake: torch.Tensor | None) -> torch.Tensor:
+        """The D step then the G step on one batch with the given noise (no host sync, no EMA): the part
+        trainer/cuda_step.py captures in a CUDA graph. Returns the [4] statistics of `step`."""
+        batch = x.shape[0]
+        pairs = batch // 2 if self.mode_seeking else 0
 
         # D step. The real half skips DDP's all-reduce; the fake half's backward reduces both halves' gradients.
         if self.freeze_d:
@@ -230,8 +257,6 @@ class GANStep:
         self.scaler_G.step(self.opt_G)
         self.scaler_G.update()
         self.opt_G.zero_grad(set_to_none=True)
-        if self.ema is not None:
-            self.ema.update(self.G, t)
 
         with torch.no_grad():
             return torch.stack(

@@ -8,6 +8,8 @@ for seed 0, as the onnxruntime rows use), run (one forward under inference_mode)
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import os
 from collections.abc import Sequence
@@ -53,26 +55,44 @@ def count_macs(G: nn.Module, batch: int, nz: int, conditional: bool) -> int:
     return total
 
 
-class TorchRunner:
-    """One generator in PyTorch on the CPU, eager or through torch.compile, at one thread count.
+#: Autocast precisions timed beside every CUDA row (fp16: Tensor Cores at half the bytes; bf16: fp32's range).
+AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
+DEVICES = ("cpu", "cuda")
 
-    torch.compile gets a fresh compiled module per thread count (inductor's CPU kernels bake the thread count
-    in) and compiles with dynamic=False, once per batch size, on the first call: the row's first-call time.
+
+class TorchRunner:
+    """One generator in PyTorch, eager or through torch.compile, at one thread count, on the CPU or a GPU.
+
+    On the CPU torch.compile gets a fresh compiled module per thread count (inductor's CPU kernels bake the thread
+    count in) and compiles with dynamic=False, once per batch size, on the first call: the row's first-call time.
+    On CUDA the rows are what onnxruntime's cuda rows do, numpy in and numpy out (the latents copied to the
+    device, the images copied back: `.cpu()` waits for the GPU, so each timed call is synchronised); torch.compile
+    uses mode="reduce-overhead" (CUDA graphs), and `autocast` ("fp16"/"bf16") runs eager under torch.autocast.
     """
 
-    precision = "fp32"
     output = "float_nchw"
-    provider_asked = "cpu"
 
-    def __init__(self, source: str | os.PathLike, threads: int, compiled: bool = False):
+    def __init__(self, source: str | os.PathLike, threads: int, compiled: bool = False, device: str = "cpu",
+                 autocast: str | None = None):
+        if device not in DEVICES:
+            raise ValueError(f"torch bench device must be one of {', '.join(DEVICES)}, got {device!r}")
+        if autocast is not None and (autocast not in AUTOCAST or device != "cuda"):
+            raise ValueError(f"autocast rows are {', '.join(AUTOCAST)} on cuda, got {autocast!r} on {device}")
         self.source = str(source)
         self.model = self.source
         self.threads = threads
         self.compiled = compiled
-        self.name = "torch compile" if compiled else "torch eager"
-        self.optional = compiled  # torch.compile needs a C++ toolchain; where it fails the row says why
-        self.provider = "torch cpu"
-        self.setup = f"omp_wait={WAIT_POLICY}"
+        self.device = device
+        self.autocast = autocast
+        self.name = "torch compile" if compiled else f"torch autocast {autocast}" if autocast else "torch eager"
+        self.precision = autocast or "fp32"
+        # torch.compile needs a C++ toolchain (CPU) or triton (CUDA); a CUDA row needs a CUDA build: where they
+        # fail the row says why and the run goes on. The CPU eager row is the ratio base: it must run.
+        self.optional = compiled or device == "cuda"
+        self.provider = f"torch {device}"
+        self.provider_asked = device  # its share of peak is taken against the same device's matrix product
+        mode = ", mode=reduce-overhead" if compiled and device == "cuda" else ""
+        self.setup = f"omp_wait={WAIT_POLICY}" if device == "cpu" else f"numpy in/out{mode}"
         self._fn = None
         self._args: tuple = ()
         self._macs: dict[int, int] = {}
@@ -80,8 +100,16 @@ class TorchRunner:
     def load(self) -> None:
         torch.set_num_threads(self.threads)
         G, cfg, _ = load_generator(self.source, use_ema=True)
-        self.G, self.cfg = G, cfg.model
-        self._fn = torch.compile(G, dynamic=False) if self.compiled else G
+        self.G, self.cfg = G, cfg.model  # the CPU copy counts multiply-adds
+        if self.device == "cuda":
+            if not torch.cuda.is_available():
+                raise RuntimeError("torch has no CUDA here (torch.cuda.is_available() is False)")
+            G = copy.deepcopy(G).to("cuda")
+        if self.compiled:
+            mode = "reduce-overhead" if self.device == "cuda" else None  # CUDA graphs: one launch per call
+            self._fn = torch.compile(G, dynamic=False, mode=mode)
+        else:
+            self._fn = G
 
     def activate(self) -> None:
         if torch.get_num_threads() != self.threads:
@@ -93,8 +121,15 @@ class TorchRunner:
         self._args = (z, y)
 
     def run(self) -> None:
-        with torch.inference_mode():
-            self._fn(*self._args)  # [batch, C, H, W]; CPU tensors, so it has finished when this returns
+        if self.device == "cpu":
+            with torch.inference_mode():
+                self._fn(*self._args)  # [batch, C, H, W]; CPU tensors, so it has finished when this returns
+            return
+        z, y = self._args
+        cast = torch.autocast("cuda", dtype=AUTOCAST[self.autocast]) if self.autocast else contextlib.nullcontext()
+        with torch.inference_mode(), cast:
+            out = self._fn(z.to("cuda"), None if y is None else y.to("cuda"))  # [batch, C, H, W] on the GPU
+            out.float().cpu()  # numpy out: the copy back waits for every kernel (a synchronised call)
 
     def macs(self, batch: int) -> int:
         """Multiply-adds of this generator at `batch` (the PyTorch layers' own work)."""
@@ -104,7 +139,7 @@ class TorchRunner:
 
 
 def make_runners(source: str | os.PathLike, threads: int, compile: bool = True,
-                 policies: Sequence[str] = ("default",)) -> list:
+                 policies: Sequence[str] = ("default",), devices: Sequence[str] = ("cpu",)) -> list:
     """The `torch` benchmark baseline: eager (and torch.compile) runners for a run folder or checkpoint.
 
     Args:
@@ -114,9 +149,11 @@ def make_runners(source: str | os.PathLike, threads: int, compile: bool = True,
         policies: OpenMP wait policies to time eager torch with. "default" runs here with the environment's policy
             (rows "torch eager", "torch compile": the ratio column's base); "passive" adds the row
             "torch eager (OMP passive)" from a child process started with OMP_WAIT_POLICY=PASSIVE.
+        devices: "cuda" adds, beside the CPU rows, eager fp32, autocast fp16 and bf16 and (with compile)
+            torch.compile(mode="reduce-overhead") on the GPU: the bases of onnxruntime's cuda rows.
 
     Returns:
-        [eager] or [eager, compile], then one child-process eager runner per other policy.
+        [eager] or [eager, compile], the cuda rows, then one child-process eager runner per other policy.
 
     Raises:
         ValueError: a policy not in POLICIES.
@@ -125,10 +162,18 @@ def make_runners(source: str | os.PathLike, threads: int, compile: bool = True,
     if unknown or not policies:
         raise ValueError(f"torch OpenMP policies must be among {', '.join(POLICIES)}, got {', '.join(policies) or 'none'}")
     runners: list = []
+    unknown_devices = [d for d in devices if d not in DEVICES]
+    if unknown_devices:
+        raise ValueError(f"torch bench devices must be among {', '.join(DEVICES)}, got {', '.join(unknown_devices)}")
     if "default" in policies:
         runners.append(TorchRunner(source, threads))
         if compile:
             runners.append(TorchRunner(source, threads, compiled=True))
+    if "cuda" in devices:
+        runners.append(TorchRunner(source, threads, device="cuda"))
+        runners += [TorchRunner(source, threads, device="cuda", autocast=a) for a in AUTOCAST]
+        if compile:
+            runners.append(TorchRunner(source, threads, compiled=True, device="cuda"))
     if "passive" in policies:
         from edgegan.trainer.torch_bench_child import ChildTorchRunner
 

@@ -28,6 +28,7 @@ from edgegan.runtime.progress import Progress
 from edgegan.trainer import distributed as dist_utils
 from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, state_dict_problem
 from edgegan.trainer.config import TrainConfig
+from edgegan.trainer.cuda_step import choose_step, make_step
 from edgegan.trainer.data import BatchSource
 from edgegan.trainer.recipes import apply_recipe
 from edgegan.trainer.divergence import TrainingDiverged, check_finite, check_weights, first_nonfinite
@@ -138,7 +139,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
     steps_per_epoch = source.steps_per_epoch
     total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
 
-    engine = GANStep(cfg, device, ctx)
+    engine = make_step(cfg, device, ctx)  # GANStep, or on CUDA its one-graph form (trainer/cuda_step.py)
     step = 0
     if ckpt is not None:
         try:
@@ -178,6 +179,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
     if cfg.recipe is not None:
         filled = ", ".join(f"{k} {v}" for k, v in cfg.recipe["filled"].items())
         log(f"recipe {cfg.recipe['name']!r} (trainer/recipes.py) for the options left unset: {filled}")
+    log("step: {} ({})".format(*choose_step(cfg, device, ctx.world_size)))
     if leftovers:
         log(f"removed {len(leftovers)} leftover temp file(s) of an interrupted run: {', '.join(p.name for p in leftovers)}")
 

@@ -26,6 +26,7 @@ class VariantOptions:
     ort_format: bool = False
     tensorrt: bool = False
     triton: bool = False
+    cuda: bool = False
     trt_batch: tuple[int, int, int] = (1, 16, 64)
 
 

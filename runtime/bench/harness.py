@@ -53,7 +53,7 @@ from edgegan.runtime.bench.runners import (
 from edgegan.runtime.errors import install_hint
 from edgegan.runtime.external_data import check_model_file
 from edgegan.runtime.generator import resolve_model_path
-from edgegan.runtime.providers import PROVIDERS, ProviderError
+from edgegan.runtime.providers import DEVICE_PROVIDERS, PROVIDERS, ProviderError, resolve_provider
 
 __all__ = [
     "run_bench", "Runner", "OrtRunner", "MatmulRunner", "SessionSetup", "BenchError", "parse_setup",
@@ -304,9 +304,12 @@ def run_bench(
         runners: list[Any] = [OrtRunner(p, prov, t, s, max(batches)) for p in paths for prov in providers
                               for s in setups for t in threads if s.split <= t]
         if factory is not None:
+            gpu = any(resolve_provider(p) in DEVICE_PROVIDERS for p in providers)
             for t in threads:
                 # Other plugins' factories need not know `policies`: it is passed only when asked for.
                 extra = {"policies": ("default", "passive")} if torch_passive else {}
+                if gpu:  # torch on the GPU beside onnxruntime's device rows
+                    extra["devices"] = ("cpu", "cuda")
                 runners += factory(str(torch), t, compile=torch_compile, **extra)
         peaks = [MatmulRunner(prov, t, peak_size) for prov in providers for t in threads] if peak else []
         memory = _Memory()

@@ -128,14 +128,20 @@ def is_baseline(row: dict) -> bool:
     return row["engine"].startswith("torch")
 
 
+def _device(row: dict) -> str:
+    """"cuda" for a row that ran on a GPU (onnxruntime's CUDA or TensorRT provider, torch on cuda), else "cpu"."""
+    return "cuda" if row.get("provider") in ("CUDAExecutionProvider", "TensorrtExecutionProvider", "torch cuda") \
+        else "cpu"
+
+
 def add_ratios(rows: list[dict], configs: Sequence[TimedConfig]) -> None:
     """ratio = p50 / torch eager p50 (and / torch compile p50) at the same threads and batch, plus the range of
     the same ratio computed inside each round (neighbours in time). The bases are exactly the engines in
     RATIO_BASES, so a labelled policy row ("torch eager (OMP passive)") never replaces the default one."""
-    by_engine = {(row["engine"], row["threads"], row["batch"]): (row, c) for row, c in zip(rows, configs)}
+    by_engine = {(row["engine"], row["threads"], row["batch"], _device(row)): (row, c) for row, c in zip(rows, configs)}
     for row, c in zip(rows, configs):
         for engine, key in RATIO_BASES:
-            base = by_engine.get((engine, row["threads"], row["batch"]))
+            base = by_engine.get((engine, row["threads"], row["batch"], _device(row)))  # a GPU row: torch on the GPU
             row[key] = None
             if is_baseline(row) or base is None or not base[0].get("p50_ms") or not row.get("p50_ms"):
                 continue

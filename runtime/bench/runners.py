@@ -13,6 +13,7 @@ import numpy as np
 
 from edgegan.runtime.contract import OUTPUT_UINT8_NHWC, default_labels, draw_latents
 from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.onnx_bytes import matmul_model
 
 PEAK_SIZE = 2048
 
@@ -212,38 +213,6 @@ class OrtRunner:
             self._pool.shutdown()
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes | int | str) -> bytes:
-    """One protobuf field: varint (wire type 0) for ints, length-delimited (2) for bytes/str."""
-    if isinstance(payload, int):
-        return _varint(number << 3) + _varint(payload)
-    data = payload.encode() if isinstance(payload, str) else payload
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
-def matmul_model(n: int) -> bytes:
-    """A float32 ONNX model C = MatMul(A [n, n], B [n, n]), serialized by hand (onnx is not a runtime
-    dependency): ModelProto{ir_version 8, opset 17, graph{node, inputs A B, output C}}."""
-
-    def value_info(name: str) -> bytes:
-        dims = b"".join(_field(1, _field(1, n)) for _ in range(2))  # TensorShapeProto.dim{dim_value}
-        tensor = _field(1, 1) + _field(2, dims)  # TypeProto.Tensor{elem_type FLOAT=1, shape}
-        return _field(1, name) + _field(2, _field(1, tensor))  # ValueInfoProto{name, type{tensor_type}}
-
-    node = _field(1, "A") + _field(1, "B") + _field(2, "C") + _field(4, "MatMul")
-    graph = (_field(1, node) + _field(2, "peak") + _field(11, value_info("A")) + _field(11, value_info("B"))
-             + _field(12, value_info("C")))
-    return _field(1, 8) + _field(7, graph) + _field(8, _field(1, "") + _field(2, 17))
-
-
 class MatmulRunner:
     """The machine's practical peak: a float32 n x n x n matrix product through one provider and thread count."""
 
@@ -282,7 +251,12 @@ class MatmulRunner:
         for name, array in (("A", a), ("B", b)):
             binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, 0))
         binding.bind_output("C", device)
-        self._run = lambda: session.run_with_iobinding(binding)
+
+        def run() -> None:
+            session.run_with_iobinding(binding)
+            binding.synchronize_outputs()  # the product is finished on the device when the call returns
+
+        self._run = run
 
     def activate(self) -> None:
         pass

@@ -20,6 +20,7 @@ from PIL import Image
 
 from edgegan.runtime.evaluation import datasets
 from edgegan.runtime.evaluation.datasets import DataError, cache_dir, convert, load_images, locate, read_idx
+from tests.real_data import missing
 
 REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
 TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
@@ -274,7 +275,7 @@ def test_bad_requests(tmp_path):
 # ----------------------------------------------------------------------------------------------------- real data
 def test_real_fashion_mnist_test_split(monkeypatch):
     if not (REAL_FASHION / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real Fashion-MNIST not installed in {REAL_FASHION} (apt-get install dataset-fashion-mnist)")
+        missing(f"real Fashion-MNIST not installed in {REAL_FASHION} (apt-get install dataset-fashion-mnist)")
     monkeypatch.setattr(datasets, "SYSTEM_DATA_DIR", REAL_FASHION.parent)  # found through the search order
     data = load_images("fashion-mnist", "test", download=False)
     assert data.images.shape == (10000, 28, 28, 1) and data.images.dtype == np.uint8
@@ -289,7 +290,7 @@ def test_real_fashion_mnist_test_split(monkeypatch):
 def test_download_checks_the_published_table(server, monkeypatch):
     """Serve Debian's real Fashion-MNIST test files with the module's own SHA-256 table (nothing patched)."""
     if not (REAL_FASHION / "t10k-labels-idx1-ubyte.gz").is_file():
-        pytest.skip(f"real Fashion-MNIST not installed in {REAL_FASHION} (apt-get install dataset-fashion-mnist)")
+        missing(f"real Fashion-MNIST not installed in {REAL_FASHION} (apt-get install dataset-fashion-mnist)")
     url, www, _ = server
     for f in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         (www / f).write_bytes((REAL_FASHION / f).read_bytes())

@@ -9,8 +9,6 @@ this very data.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -20,10 +18,11 @@ from edgegan.trainer.config import ModelConfig, TrainConfig
 from edgegan.trainer.data import BatchSource
 from edgegan.trainer.diversity import real_spread, sample_diversity
 from edgegan.trainer.step import GANStep
+from tests.real_data import find_dataset, missing
 
 STEPS = 300
 SUBSET = 6000  # real images: plenty for 300 steps of batch 64
-DATA = {"mnist": Path("/usr/share/datasets/mnist"), "fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+DATA = ("mnist", "fashion-mnist")  # the first found is used (tests/real_data.py: system folder or $EDGEGAN_DATA)
 # The new recipe's worst class must keep at least this share of real images' spread. Measured on MNIST at STEPS
 # (width 16, seed 0), per class: old recipe dcgan 0.21-0.28, gan 0.07-0.11; new recipe dcgan 0.87-1.07, gan
 # 0.68-0.89 (conditional BatchNorm, its default; 0.92-1.08 with the mode-seeking term) (at 150 steps the old recipe is
@@ -33,14 +32,15 @@ HEALTHY_MIN = 0.45
 
 @pytest.fixture(scope="module")
 def digits():
-    for name, folder in DATA.items():
-        if (folder / "train-images-idx3-ubyte.gz").is_file():
+    for name in DATA:
+        folder = find_dataset(name)
+        if folder is not None:
             data = load_images(name, "train", data_dir=folder, progress=False)
             index = np.random.default_rng(0).permutation(len(data.images))[:SUBSET]
             data.images, data.labels = data.images[index], data.labels[index]
             return data
-    pytest.fail("neither real MNIST nor Fashion-MNIST is installed: run scripts/setup.sh "
-                "(dataset-fashion-mnist from Debian, MNIST through scripts/fetch_mnist.py)")
+    missing("neither real MNIST nor Fashion-MNIST is installed: run scripts/setup.sh "
+            "(dataset-fashion-mnist from Debian, MNIST through scripts/fetch_mnist.py)")
 
 
 def _train(data, arch: str, old_recipe: bool) -> list[float]:

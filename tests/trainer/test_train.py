@@ -51,16 +51,101 @@ def test_epoch_end_writes_epoch_grid_and_checkpoint(tiny_cfg, tmp_path):
     assert load_checkpoint(out / "checkpoints" / "epoch_0001.pt")["step"] == 16
 
 
-@pytest.mark.parametrize("arch,loss", [("dcgan", "hinge"), ("gan", "lsgan"), ("gan", "bce")])
-def test_resume_is_exact(tiny_cfg, tmp_path, arch, loss):
-    cfg = replace(tiny_cfg, model=replace(tiny_cfg.model, arch=arch), loss=loss, conditional=arch == "gan")
+def _straight_and_resumed(cfg, tmp_path) -> tuple[dict, dict]:
+    """Checkpoints of 10 steps in one run, and of 4 steps then a resume to 10."""
     train(replace(cfg, max_steps=10), tmp_path / "straight", progress=False)
     train(replace(cfg, max_steps=4), tmp_path / "split", progress=False)
     train(replace(cfg, max_steps=10), tmp_path / "split", resume=True, progress=False)
-    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
+    return load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
+
+
+@pytest.mark.parametrize("arch,loss", [("dcgan", "hinge"), ("gan", "lsgan"), ("gan", "bce")])
+def test_resume_is_exact(tiny_cfg, tmp_path, arch, loss):
+    """On the CPU a resumed run equals the straight one bit for bit, whatever the machine's default device.
+
+    On CUDA it does so only with --deterministic (cuDNN picks atomic-add weight-gradient algorithms otherwise:
+    the 5th digit differs after 10 steps); test_resume_is_exact_on_cuda_when_deterministic checks that."""
+    cfg = replace(tiny_cfg, model=replace(tiny_cfg.model, arch=arch), loss=loss, conditional=arch == "gan",
+                  device="cpu")
+    a, b = _straight_and_resumed(cfg, tmp_path)
     for key in ("G", "D", "G_ema"):
         assert _states_equal(a[key], b[key]), key
     assert a["step"] == b["step"] == 10
+
+
+@pytest.fixture
+def deterministic_mode():
+    """trainer/cuda_step.deterministic() for one test; torch's process-wide flags restored after it."""
+    from edgegan.trainer.cuda_step import deterministic
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32,
+              torch.backends.cuda.matmul.allow_tf32)
+    yield deterministic
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32,
+     torch.backends.cuda.matmul.allow_tf32) = before[2:]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("arch,loss", [("dcgan", "hinge"), ("gan", "bce")])
+def test_resume_is_exact_on_cuda_when_deterministic(tiny_cfg, tmp_path, arch, loss, deterministic_mode):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA (torch.cuda.is_available() is False)")
+    deterministic_mode()
+    cfg = replace(tiny_cfg, model=replace(tiny_cfg.model, arch=arch), loss=loss, conditional=arch == "gan",
+                  device="cuda")
+    a, b = _straight_and_resumed(cfg, tmp_path)
+    for key in ("G", "D", "G_ema"):
+        assert _states_equal(a[key], b[key]), key
+
+
+def test_deterministic_flag_sets_the_cuda_switches(tiny_cfg, tmp_path, deterministic_mode, monkeypatch):
+    from click.testing import CliRunner
+
+    from edgegan.cli import main
+
+    torch.backends.cudnn.benchmark = True  # as a tuned process would have it
+    result = CliRunner().invoke(main, ["train", "--dataset", "npz", "--data-dir", tiny_cfg.data_dir, "--width", "8",
+                                       "--nz", "16", "--max-steps", "2", "--batch-size", "16", "--device", "cpu",
+                                       "--deterministic", "-q", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+    assert not torch.backends.cudnn.benchmark and not torch.backends.cudnn.allow_tf32
+    assert not torch.backends.cuda.matmul.allow_tf32
+
+
+def test_the_cuda_graph_step_is_chosen_only_on_cuda(tiny_cfg, monkeypatch):
+    from edgegan.trainer.cuda_step import ENV_SWITCH, choose_step, make_step
+    from edgegan.trainer.step import GANStep
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert choose_step(tiny_cfg, cuda)[0] == "graph"
+    assert choose_step(tiny_cfg, cpu) == ("eager", "CUDA graphs need a CUDA device; this run is on cpu")
+    assert "DDP" in choose_step(tiny_cfg, cuda, world_size=2)[1]
+    assert "--compile" in choose_step(replace(tiny_cfg, compile=True), cuda)[1]
+    assert "fp16" in choose_step(replace(tiny_cfg, amp="fp16"), cuda)[1]
+    monkeypatch.setenv(ENV_SWITCH, "0")
+    assert choose_step(tiny_cfg, cuda) == ("eager", f"{ENV_SWITCH}=0")
+    engine = make_step(replace(tiny_cfg, model=replace(tiny_cfg.model, channels=1)), cpu)
+    assert type(engine) is GANStep
+
+
+def test_a_step_is_its_noise_then_its_batch(tiny_cfg):
+    """GANStep.step == draw_noise + train_batch + EMA: the split the CUDA graph captures changes nothing."""
+    from edgegan.trainer.step import GANStep
+
+    cfg = replace(tiny_cfg, model=replace(tiny_cfg.model, channels=1, num_classes=3), amp="off", conditional=True)
+    x = torch.rand(16, 1, 28, 28) * 2 - 1
+    y = torch.arange(16) % 3
+    whole, split = GANStep(cfg, torch.device("cpu")), GANStep(cfg, torch.device("cpu"))
+    stats = whole.step(x, y, 0)
+    z, y_fake = split.draw_noise(16)
+    assert torch.equal(y_fake[:8], y_fake[8:])  # mode seeking: the latent pairs share a label
+    assert torch.equal(split.train_batch(x, y, z, y_fake), stats)
+    split.ema.update(split.G, 0)
+    assert _states_equal(whole.G.state_dict(), split.G.state_dict())
+    assert _states_equal(whole.ema.model.state_dict(), split.ema.model.state_dict())
 
 
 def test_conditional_run_records_classes(tiny_cfg, tmp_path):
@@ -220,3 +305,29 @@ def test_progress_false_prints_nothing_and_a_terminal_gets_the_bar(tiny_cfg, tmp
     monkeypatch.setattr(sys, "stderr", term)
     train(tiny_cfg, tmp_path / "tty")
     assert "\r" in term.getvalue() and "train tty" in term.getvalue() and "4/4" in term.getvalue()
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_warm_up_before_capture_leaves_no_trace(tiny_cfg, resumed):
+    """trainer/cuda_step.warm_up (run before a CUDA graph is captured) trains and then undoes it exactly: the next
+    step is the step a fresh engine takes, with fresh or with loaded Adam state (a resume). Proven on the CPU."""
+    from edgegan.trainer.cuda_step import warm_up
+    from edgegan.trainer.step import GANStep
+
+    cfg = replace(tiny_cfg, model=replace(tiny_cfg.model, channels=1), amp="off")
+    cpu = torch.device("cpu")
+    gen = torch.Generator().manual_seed(1)
+    x, x2 = (torch.rand(16, 1, 28, 28, generator=gen) * 2 - 1 for _ in range(2))
+    fresh, warmed = GANStep(cfg, cpu), GANStep(cfg, cpu)
+    if resumed:  # a step first, so Adam's moments exist before the warm-up
+        for engine in (fresh, warmed):
+            engine.step(x2, None, 0)
+    z, y_fake = warmed.draw_noise(16)
+    warm_up(warmed, [x2, None, torch.randn(16, 16, generator=gen), None], steps=3)
+    assert torch.equal(warmed.train_batch(x, None, z, y_fake), fresh.step(x, None, 1))
+    for key in ("G", "D"):
+        assert _states_equal(fresh.state_dict()[key], warmed.state_dict()[key]), key
+    for key in ("opt_G", "opt_D"):
+        a, b = ([v for state in fresh_or_warm.state_dict()[key]["state"].values() for v in state.values()]
+                for fresh_or_warm in (fresh, warmed))
+        assert len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b)), key

@@ -1,0 +1,45 @@
+"""The cuda variant (export/variants/cuda.py): the plain ConvTranspose form beside generator.onnx, verified, with the
+same contract, recorded as a graph form; a folder loaded on cuda opens it (its choice is tested in
+tests/runtime/test_io_binding.py with the provider list standing in for a GPU)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from edgegan.export.pipeline import export_checkpoint
+from edgegan.export.variants import cuda
+from edgegan.runtime import Generator
+
+
+@pytest.mark.parametrize("pixels", ["float", "uint8"])
+def test_cuda_form_is_plain_convtranspose_with_the_same_contract(dcgan_cond_ckpt, tmp_path, pixels):
+    report = export_checkpoint(dcgan_cond_ckpt, tmp_path / pixels, cuda=True, pixels=pixels, progress=False,
+                               quality_gate=False)
+    entry = report["variants"]["cuda"]
+    assert entry["passed"] and entry["file"] == "generator.cuda.onnx" and entry["precision"] == "fp32"
+    assert entry["graph_form"] == "convtranspose" and entry["for_provider"] == "CUDAExecutionProvider"
+    assert "vs_fp32_onnx" in {c["name"] for c in entry["checks"]}
+    assert entry["ops"]["ConvTranspose"] >= 3 and "Conv" not in entry["ops"]  # no phase convolutions
+    shipped = onnx.load(str(tmp_path / pixels / "generator.onnx"))
+    form = onnx.load(str(tmp_path / pixels / "generator.cuda.onnx"))
+    assert form.doc_string == cuda.DOC
+    assert {p.key: p.value for p in form.metadata_props} == {p.key: p.value for p in shipped.metadata_props}
+    plain, fast = Generator(tmp_path / pixels / "generator.cuda.onnx"), Generator(tmp_path / pixels)
+    assert fast.path.name == "generator.onnx"  # the CPU provider keeps the phase form
+    np.testing.assert_allclose(plain.sample(8, seed=1).astype(int), fast.sample(8, seed=1).astype(int), atol=1)
+
+
+def test_the_export_is_capped_to_the_ir_version_onnxruntime_loads(dcgan_ckpt, monkeypatch):
+    """The H200 image pairs onnx 1.23 (IR 14) with onnxruntime 1.30 (IR 13): the exporter's stamp must come down."""
+    from edgegan.export import ir_version
+    from edgegan.export.onnx import export_generator
+    from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW
+    from edgegan.trainer.contract import checkpoint_contract
+    from edgegan.trainer.sample import load_generator
+
+    G, cfg, state = load_generator(dcgan_ckpt)
+    contract = checkpoint_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
+    monkeypatch.setattr(ir_version, "ort_max_ir_version", lambda: 8)  # an older onnxruntime's ceiling
+    model, _ = export_generator(G, contract, opset=18)
+    assert model.ir_version == 8

@@ -1,0 +1,173 @@
+"""Training without the launch wall on CUDA (the whole D+G step as one CUDA graph), and `--deterministic`.
+
+Why: a DCGAN step at batch 64 is ~60 small kernels; on an H200 the reference loop spent ~6.5 ms a step launching
+them (REFERENCE.md: 9,800 images/s, launch-bound). `GraphedGANStep` captures `GANStep.train_batch` (D forward and
+backward on real and fake, D's Adam step, G forward/backward through the frozen D, G's Adam step, the statistics)
+once with torch.cuda.graph and replays it each step: one launch. What stays outside the graph, eagerly, is what
+must read the step number or the host: the noise draw (the same `draw_noise` calls on the same generator as the
+eager step, so the random stream and a resume are unchanged), copying the batch into the captured input buffers
+(the data is already on the device: trainer/data.py), and the EMA update (its decay depends on the step).
+
+Why not torch.compile(mode="reduce-overhead"): it graphs the forward and backward of each compiled module, not the
+optimizer steps or the two backwards of the D step between them, and its compile time (tens of seconds) is paid
+in every run; `--compile` stays available for what it does.
+
+The graph replays fixed shapes and addresses, so it is taken only where it can hold: CUDA, one process (DDP's
+all-reduce hooks fire from Python), no torch.compile, no fp16 loss scaling (GradScaler's inf check and scale
+update branch on the host); `choose_step` says which path runs and why. Everything else falls back to the eager
+`GANStep`, which computes the same thing.
+
+`deterministic()`: cuDNN deterministic algorithms, no autotuning, no TF32, torch's deterministic mode (warn-only
+for ops without a deterministic kernel), cuBLAS's fixed workspace. On CUDA, weight-gradient convolutions otherwise
+pick nondeterministic (atomic-add) algorithms, so two runs differ in the 5th digit after a few steps and a resumed
+run is not the straight run (test_resume_is_exact on an H200: 1.5865e-02 vs 1.5850e-02). Its cost is unmeasured
+until the H200 run (benchmarks/gpu_check.py times the step with and without it).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+
+from edgegan.trainer import distributed as dist_utils
+from edgegan.trainer.config import TrainConfig
+from edgegan.trainer.step import GANStep
+
+#: Steps run (then undone) before capture: lazy state (Adam moments, cuDNN/cuBLAS handles, autograd's buffers) is
+#: made outside the graph, as torch.cuda.graphs requires.
+WARMUP_STEPS = 3
+#: Set to "0" to keep the eager step on CUDA (a comparison, or a workaround).
+ENV_SWITCH = "EDGEGAN_CUDA_GRAPH"
+
+
+def deterministic() -> dict[str, object]:
+    """Make CUDA training bit-reproducible (and so a resumed run equal to a straight one); process-wide.
+
+    Returns:
+        The settings made, for train.log.
+    """
+    # cuBLAS reuses its workspace deterministically only with a fixed configuration; read when cuBLAS starts.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.allow_tf32 = False  # on by default for convolutions: 10-bit mantissas
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return {"deterministic_algorithms": "warn_only", "cudnn.deterministic": True, "cudnn.benchmark": False,
+            "tf32": False, "CUBLAS_WORKSPACE_CONFIG": os.environ["CUBLAS_WORKSPACE_CONFIG"]}
+
+
+def choose_step(cfg: TrainConfig, device: torch.device, world_size: int = 1) -> tuple[str, str]:
+    """Which step runs: ("graph", why) or ("eager", why). A pure function of the recipe and the device."""
+    if device.type != "cuda":
+        return "eager", f"CUDA graphs need a CUDA device; this run is on {device.type}"
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return "eager", f"{ENV_SWITCH}=0"
+    if world_size > 1:
+        return "eager", "data-parallel: DDP's gradient all-reduce runs from Python hooks"
+    if cfg.compile:
+        return "eager", "--compile: torch.compile owns the step's graphs"
+    if cfg.amp == "fp16":
+        return "eager", "--amp fp16: the loss scaler checks for inf on the host each step"
+    return "graph", "CUDA, one process: the D+G step replays as one CUDA graph"
+
+
+def make_step(cfg: TrainConfig, device: torch.device, ctx: dist_utils.DistContext | None = None) -> GANStep:
+    """The training step for this run: GraphedGANStep where `choose_step` allows it, else GANStep."""
+    mode, _ = choose_step(cfg, device, ctx.world_size if ctx is not None else 1)
+    return GraphedGANStep(cfg, device, ctx) if mode == "graph" else GANStep(cfg, device, ctx)
+
+
+class GraphedGANStep(GANStep):
+    """GANStep whose `train_batch` replays one captured CUDA graph; same arguments, state and checkpoints.
+
+    Captured lazily at the first step (after a resume's `load_state_dict`), and again after a later one (loading
+    replaces the tensors the graph reads). A batch of another shape than the captured one runs eagerly.
+    """
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, ctx: dist_utils.DistContext | None = None):
+        super().__init__(cfg, device, ctx)
+        if device.type != "cuda":
+            raise ValueError(f"GraphedGANStep needs a CUDA device, got {device}")
+        for opt in (self.opt_G, self.opt_D):  # step counts on the device: Adam's update can replay
+            for group in opt.param_groups:
+                group["capturable"] = True
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._shape: tuple[int, ...] | None = None
+        self.captures = 0
+
+    def load_state_dict(self, ckpt: dict) -> None:
+        super().load_state_dict(ckpt)
+        for opt in (self.opt_G, self.opt_D):  # a checkpoint's param_groups replace ours
+            for group in opt.param_groups:
+                group["capturable"] = True
+        self._graph = None
+
+    def step(self, x: torch.Tensor, y_real: torch.Tensor | None, t: int) -> torch.Tensor:
+        z, y_fake = self.draw_noise(x.shape[0])  # eager: the same stream as GANStep's
+        if self._graph is None or tuple(x.shape) != self._shape:
+            if self._graph is not None:  # an odd-sized batch: eager, the graph kept for the usual size
+                stats = self.train_batch(x, y_real, z, y_fake)
+            else:
+                self._capture(x, y_real, z, y_fake)
+                stats = self._replay(x, y_real, z, y_fake)
+        else:
+            stats = self._replay(x, y_real, z, y_fake)
+        if self.ema is not None:
+            self.ema.update(self.G, t)
+        return stats
+
+    def _replay(self, x, y_real, z, y_fake) -> torch.Tensor:
+        for static, value in zip(self._inputs, (x, y_real, z, y_fake)):
+            if static is not None:
+                static.copy_(value)  # into the captured addresses (device -> device)
+        self._graph.replay()
+        return self._stats.clone()  # the captured output is overwritten by the next replay
+
+    def _capture(self, x, y_real, z, y_fake) -> None:
+        """Warm up on a side stream, undo the warm-up, capture train_batch on static copies of the inputs."""
+        self._inputs = [None if v is None else v.clone() for v in (x, y_real, z, y_fake)]
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            warm_up(self, self._inputs, WARMUP_STEPS)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        for opt in (self.opt_G, self.opt_D):
+            opt.zero_grad(set_to_none=True)  # gradients are allocated from the graph's own pool
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph):
+            self._stats = self.train_batch(*self._inputs)
+        self._shape = tuple(x.shape)
+        self.captures += 1
+
+
+def _state_tensors(engine: GANStep) -> list[torch.Tensor]:
+    """Everything a training step changes in place: G's and D's parameters and buffers, both optimizers' state."""
+    tensors = [*engine.G.parameters(), *engine.G.buffers(), *engine.D.parameters(), *engine.D.buffers()]
+    for opt in (engine.opt_G, engine.opt_D):
+        for state in opt.state.values():
+            tensors += [v for v in state.values() if torch.is_tensor(v)]
+    return tensors
+
+
+def warm_up(engine: GANStep, inputs: list, steps: int = WARMUP_STEPS) -> None:
+    """Run `steps` train_batch calls on `inputs` (x, y_real, z, y_fake), then undo them: parameters, buffers and
+    optimizer state hold what they held before (Adam state the warm-up created goes back to Adam's initial zeros),
+    so the run goes on as if it had not happened. What the calls leave is what capture needs made beforehand: Adam's
+    moments, cuDNN/cuBLAS handles, autograd's buffers. The noise stream is not touched (z, y_fake are given)."""
+    fresh = [opt for opt in (engine.opt_G, engine.opt_D) if not opt.state]
+    saved = [(t, t.detach().clone()) for t in _state_tensors(engine)]  # each is updated in place by a step
+    with warnings.catch_warnings():
+        # Adam warns that capturable=True outside a capture is slower: true of these steps alone
+        warnings.filterwarnings("ignore", message=".*capturable=True.*")
+        for _ in range(steps):
+            engine.train_batch(*inputs)
+    with torch.no_grad():
+        for tensor, value in saved:
+            tensor.copy_(value)
+        for opt in fresh:
+            for state in opt.state.values():
+                for value in state.values():
+                    if torch.is_tensor(value):
+                        value.zero_()
