@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -141,6 +142,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
 
     engine = make_step(cfg, device, ctx)  # GANStep, or on CUDA its one-graph form (trainer/cuda_step.py)
     step = 0
+    if ckpt is None and engine.has_output_bias:  # a fresh MLP G starts at the data's mean image
+        mean = data.images.mean(axis=0, dtype=np.float32) / 127.5 - 1  # [H, W, C] in [-1, 1]
+        engine.init_output_bias(torch.from_numpy(mean).permute(2, 0, 1))
     if ckpt is not None:
         try:
             engine.load_state_dict(ckpt)
@@ -194,6 +198,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
     def checkpoint(epoch: int, epoch_end: bool) -> None:
         check_finite(stats.first_bad, ctx, saved["step"])
         check_weights(engine, step, saved["step"], ctx)  # before the grid and any save: no NaN file is written
+        engine.prepare_sample_model(step)  # the EMA G's BatchNorm statistics, for the grid, diversity and the file
         noise_states = dist_utils.gather_objects(engine.rng_state(), ctx)  # a collective: every rank takes part
         if not ctx.is_main:
             return

@@ -37,6 +37,13 @@ class MLPGenerator(nn.Module):
         c, s = self.cfg.channels, self.cfg.image_size
         return self.net(self.join(z, label), label).view(-1, c, s, s)  # [B, C, H, W]
 
+    @torch.no_grad()
+    def init_output_bias(self, mean_image: torch.Tensor) -> None:
+        """Output layer bias = atanh(mean_image) (float [C, H, W] in [-1, 1], clipped to +-0.98 so atanh stays
+        finite): before training each pixel sits at the data's mean (trainer/step.py GANStep.init_output_bias)."""
+        out = [m for m in self.net if isinstance(m, nn.Linear)][-1]  # [C*H*W] bias, C-major as view() reads it
+        out.bias.copy_(torch.atanh(mean_image.clamp(-0.98, 0.98)).reshape(-1).to(out.bias.dtype))
+
 
 class MLPDiscriminator(nn.Module):
     """x [B, C, H, W] -> 16w -> 8w -> 4w (LeakyReLU 0.2) -> logit."""

@@ -1,0 +1,71 @@
+"""trainer/step.py: the EMA G's standing BatchNorm statistics and the MLP G's output bias from the data's mean."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from click.testing import CliRunner
+
+from edgegan.cli import main
+from edgegan.trainer.checkpoint import load_checkpoint
+from edgegan.trainer.config import ModelConfig, TrainConfig
+from edgegan.trainer.step import EMA, GANStep
+
+
+def test_standing_statistics_are_the_averaged_weights_own():
+    """After standing_statistics the EMA G's BatchNorm mean is its own activations' mean, not the copied one."""
+    torch.manual_seed(0)
+    g = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    ema = EMA(g, decay=0.5)
+    with torch.no_grad():
+        ema.model[0].weight.mul_(3.0)  # the average drifts away from G's weights; buffers still G's
+    batches = [torch.randn(64, 4) for _ in range(5)]
+    it = iter(batches)
+    ema.standing_statistics(lambda: (next(it),), len(batches))
+    with torch.no_grad():
+        h = ema.model[0](torch.cat(batches))  # [320, 3]: the pre-BatchNorm activations it saw
+    bn = ema.model[1]
+    assert torch.allclose(bn.running_mean, h.mean(0), atol=1e-5)
+    assert not ema.model.training and bn.momentum == 0.1  # eval mode and the momentum restored
+
+
+def test_prepare_sample_model_leaves_training_untouched():
+    """Standing statistics draw from their own generator: the training noise stream and G do not move."""
+    cfg = TrainConfig(model=ModelConfig(nz=8, width=4), batch_size=8, amp="off", channels_last=False)
+    engine = GANStep(cfg, torch.device("cpu"), adam="foreach")
+    noise, weights = engine.noise.get_state(), [p.clone() for p in engine.G.parameters()]
+    before = [b.clone() for b in engine.sample_model.buffers()]
+    engine.prepare_sample_model(step=5, batches=2, batch=16)
+    assert torch.equal(engine.noise.get_state(), noise)
+    assert all(torch.equal(a, b) for a, b in zip(weights, engine.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, engine.sample_model.buffers()))
+
+
+def test_mlp_generator_starts_at_the_data_mean(tmp_path):
+    """A fresh MLP G draws the data's mean image (MNIST: a black background), not mid-grey everywhere."""
+    from tests.trainer.conftest import write_npz
+
+    data = write_npz(tmp_path / "d.npz", n=64)
+    mean = np.load(data)["images"].astype(np.float32).mean(0) / 127.5 - 1  # [H, W, C]
+    cfg = TrainConfig(model=ModelConfig(arch="gan", nz=8, width=4), amp="off")
+    engine = GANStep(cfg, torch.device("cpu"), adam="foreach")
+    assert engine.has_output_bias
+    engine.init_output_bias(torch.from_numpy(mean).permute(2, 0, 1))
+    for model in (engine.G, engine.sample_model):
+        out = model.net[-2]  # the output Linear (then Tanh)
+        assert torch.allclose(torch.tanh(out.bias), torch.from_numpy(mean.clip(-0.98, 0.98)).permute(2, 0, 1).reshape(-1),
+                              atol=1e-5)
+    dcgan = GANStep(TrainConfig(model=ModelConfig(nz=8, width=4), amp="off"), torch.device("cpu"))
+    assert not dcgan.has_output_bias  # no per-pixel bias in a ConvTranspose G
+
+
+def test_train_ships_standing_statistics_and_resume_keeps_them(tmp_path, tiny_npz):
+    args = ["train", "--arch", "gan", "--dataset", "npz", "--data-dir", str(tiny_npz), "--width", "4", "--nz", "8",
+            "--batch-size", "16", "--log-every", "1", "-q"]
+    out = tmp_path / "run"
+    assert CliRunner().invoke(main, [*args, "--max-steps", "3", "--out", str(out)]).exit_code == 0
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt", map_location="cpu")
+    ema_bn = [k for k in ckpt["G_ema"] if k.endswith("running_mean")]
+    assert ema_bn and any(not torch.equal(ckpt["G_ema"][k], ckpt["G"][k]) for k in ema_bn)
+    assert json.loads((out / "config.json").read_text())["recipe"]["name"] == "gan"
