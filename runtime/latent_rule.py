@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RULE", "GAMMA", "rule_normals", "rule_truncated", "check_rule_seed", "mix64"]
+__all__ = ["GAMMA", "RULE", "check_rule_seed", "mix64", "rule_normals", "rule_truncated"]
 
 RULE = "splitmix64-ppnd7-v1"
 

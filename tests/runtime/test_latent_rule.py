@@ -8,7 +8,6 @@ from statistics import NormalDist
 import numpy as np
 import onnx
 import pytest
-
 from edgegan.runtime import Generator
 from edgegan.runtime.contract import (
     KEY_LATENT_RULE,
