@@ -23,8 +23,22 @@ function loadScript(runtime) {
   });
 }
 
+// WASM threads: ?threads=N in the page's URL, else up to 4 (one per core); threads need cross-origin isolation.
+const THREADS_ASKED = Number(new URLSearchParams(location.search).get("threads")) || null;
+
 function threads() {
-  return self.crossOriginIsolated ? Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 4)) : 1;
+  if (!self.crossOriginIsolated) return 1;
+  return Math.max(1, THREADS_ASKED ?? Math.min(navigator.hardwareConcurrency || 1, 4));
+}
+
+/** WebGPU is usable: the browser has it, gives an adapter, and the page has onnxruntime-web's WebGPU build. */
+async function webgpu() {
+  if (!navigator.gpu || state.manifest.runtime.webgpu === false) return false;
+  try {
+    return !!(await navigator.gpu.requestAdapter());
+  } catch {
+    return false;
+  }
 }
 
 function modelEntry(name) {
@@ -114,7 +128,7 @@ function browserName() {
 
 /** Time every model the page has on each execution provider and batch: an `edgegan bench --json` result. */
 async function bench({ batches = [1, 16], seconds = 2, warmup = 3, providers = null, models = null } = {}) {
-  const eps = providers || ["wasm", ...(navigator.gpu && state.manifest.runtime.webgpu !== false ? ["webgpu"] : [])];
+  const eps = providers || ["wasm", ...(await webgpu() ? ["webgpu"] : [])];
   const c = state.manifest.contract, rows = [];
   const names = models || state.manifest.models.map((m) => m.name);
   for (const name of names) {
@@ -214,9 +228,10 @@ function setUp(m) {
       `implements: this page cannot reproduce Python's images for a seed of this model. It samples with "${RULE}" ` +
       "instead (export the model again with this edgegan for seeds that match Python's).";
   }
-  $("env").textContent = `cross-origin isolated: ${!!self.crossOriginIsolated}; WASM threads: ${threads()}; ` +
-    `WebGPU: ${navigator.gpu ? "present" : "absent"}; onnxruntime-web ${m.runtime.version}` +
-    (m.runtime.local ? " (local)" : " (CDN)");
+  webgpu().then((gpu) => {
+    $("env").textContent = `cross-origin isolated: ${!!self.crossOriginIsolated}; WASM threads: ${threads()}; ` +
+      `WebGPU: ${gpu ? "yes" : "no"}; onnxruntime-web ${m.runtime.version}` + (m.runtime.local ? " (local)" : " (CDN)");
+  });
   const label = () => ($("label").value === "" ? null : Number($("label").value));
   $("draw").onclick = () => guarded("drawing", async () =>
     draw(await sample(value("seed") ?? 0, value("count") ?? 16, label(), value("truncation"), $("model").value)));
