@@ -186,10 +186,18 @@ async function bench({ batches = [1, 16], seconds = 2, warmup = 3, providers = n
 }
 
 function showBench(result) {
-  const head = "<tr><th>model</th><th>provider</th><th>batch</th><th>p50 ms</th><th>img/s</th></tr>";
-  $("bench-out").innerHTML = "<table>" + head + result.rows.map((r) =>
-    `<tr><td>${r.model}</td><td>${r.provider}</td><td>${r.batch}</td><td>${r.error ? r.error : r.p50_ms.toFixed(3)}</td>` +
-    `<td>${r.error ? "" : r.images_per_s.toFixed(0)}</td></tr>`).join("") + "</table>";
+  // Built as DOM nodes, not HTML text: an error message is shown as text, whatever it holds.
+  const table = document.createElement("table");
+  const line = (cells, tag) => {
+    const tr = table.insertRow();
+    for (const text of cells) tr.appendChild(document.createElement(tag)).textContent = text;
+  };
+  line(["model", "provider", "batch", "p50 ms", "img/s"], "th");
+  for (const r of result.rows) {
+    line([r.model, r.provider, String(r.batch), r.error ? r.error : r.p50_ms.toFixed(3),
+      r.error ? "" : r.images_per_s.toFixed(0)], "td");
+  }
+  $("bench-out").replaceChildren(table);
   const link = $("bench-download");
   link.href = URL.createObjectURL(new Blob([JSON.stringify(result, null, 2)], { type: "application/json" }));
   link.hidden = false;
@@ -198,6 +206,14 @@ function showBench(result) {
 function value(id) {
   const v = $(id).value.trim();
   return v === "" ? null : Number(v);
+}
+
+/** A seed field as a BigInt: Python's seeds go up to 2**64 - 1, past what a Number holds exactly. */
+function seedValue(id, fallback) {
+  const v = $(id).value.trim();
+  if (v === "") return BigInt(fallback);
+  if (!/^\d+$/.test(v)) throw new Error(`seed must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return BigInt(v);
 }
 
 async function guarded(what, work) {
@@ -234,9 +250,9 @@ function setUp(m) {
   });
   const label = () => ($("label").value === "" ? null : Number($("label").value));
   $("draw").onclick = () => guarded("drawing", async () =>
-    draw(await sample(value("seed") ?? 0, value("count") ?? 16, label(), value("truncation"), $("model").value)));
+    draw(await sample(seedValue("seed", 0), value("count") ?? 16, label(), value("truncation"), $("model").value)));
   $("interpolate").onclick = () => guarded("interpolating", async () =>
-    draw(await interpolate(value("seed-a") ?? 0, value("seed-b") ?? 1, value("steps") ?? 8, label(), $("model").value)));
+    draw(await interpolate(seedValue("seed-a", 0), seedValue("seed-b", 1), value("steps") ?? 8, label(), $("model").value)));
   $("bench").onclick = () => guarded("benchmarking", async () => showBench(await bench({
     batches: $("batches").value.split(",").map((x) => Number(x.trim())).filter((x) => x > 0),
     seconds: value("seconds") ?? 2 })));

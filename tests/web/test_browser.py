@@ -138,6 +138,14 @@ def test_unconditional_rgb_uint8_page_fp32_and_int8(browser, sites):
                 got = _pixels(page, f"edgegan.sample({seed}, 3, null, null, '{name}')", (32, 32, 3))
                 diff = _levels(got, g.sample(3, seed=seed))
                 assert diff.max() <= most and diff.mean() <= mean, (name, seed, diff.max(), diff.mean())
+        top = 2 ** 64 - 1  # the largest seed of the rule: a BigInt in the page
+        got = _pixels(page, f"edgegan.sample({top}n, 2)", (32, 32, 3))
+        assert _levels(got, Generator(folder / "generator.onnx").sample(2, seed=top)).max() <= 1
+        page.evaluate("document.getElementById('seed').value = 'x1'; document.getElementById('draw').click(); true")
+        status = page.wait_for("document.getElementById('status').className === 'error' && "
+                               "document.getElementById('status').textContent")
+        assert status == 'drawing failed: seed must be a non-negative integer, got "x1"'
+        page.evaluate(f"document.getElementById('seed').value = '{top}'; true")
         # The UI path: the Draw button paints the grid.
         page.evaluate("document.getElementById('count').value = '9'; document.getElementById('draw').click(); true")
         page.wait_for("document.getElementById('status').textContent.startsWith('drawing: done')")
