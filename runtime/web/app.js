@@ -104,9 +104,9 @@ function draw(result) {
   }
 }
 
-async function sample(seed, n, label = null, truncation = null, model = null) {
+async function sample(seed, n, label = null, truncation = null, model = null, ep = "wasm") {
   const z = latents(seed, 0, n, state.manifest.contract.nz, truncation);
-  return run(z, labelsFor(n, label), model);
+  return run(z, labelsFor(n, label), model, ep);
 }
 
 async function interpolate(seedA, seedB, steps, label = null, model = null) {
@@ -137,7 +137,7 @@ async function bench({ batches = [1, 16], seconds = 2, warmup = 3, providers = n
       for (const batch of batches) {
         const row = { model: `${state.manifest.name}/${entry.file}`, engine: "onnxruntime-web", setup: ep,
           provider: ep === "wasm" ? `wasm (${threads()} thread${threads() > 1 ? "s" : ""}, SIMD)` : ep,
-          provider_asked: ep, threads: ep === "wasm" ? threads() : null, batch, precision: entry.precision,
+          provider_asked: ep, threads: threads(), batch, precision: entry.precision,  // WebGPU too: its CPU side
           output: c.output, error: null };
         try {
           const z = latents(0, 0, batch, c.nz);
@@ -273,4 +273,4 @@ async function start() {
 }
 
 const ready = start().catch((e) => { say(`error: ${e.message || e}`, true); throw e; });
-window.edgegan = { ready, sample, interpolate, bench, showBench, state, RULE };
+window.edgegan = { ready, sample, interpolate, bench, showBench, webgpu, state, RULE };

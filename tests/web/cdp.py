@@ -83,12 +83,18 @@ class Page:
         self.ws.close()
 
 
+# Software WebGPU (SwiftShader's Vulkan on the CPU): headless chromium then gives navigator.gpu an adapter, so the
+# page's WebGPU path runs on a machine without a GPU (slowly: it checks the path, not the speed).
+SOFTWARE_WEBGPU = ("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader",
+                   "--use-webgpu-adapter=swiftshader")
+
+
 class Browser:
-    def __init__(self, binary: str, timeout: float = 60.0):
+    def __init__(self, binary: str, timeout: float = 60.0, extra_args: tuple[str, ...] = ()):
         self.timeout = timeout
         self.profile = tempfile.mkdtemp(prefix="edgegan-chromium-")
         self.proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
+            [binary, *extra_args, "--headless", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
              "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
              "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
