@@ -50,7 +50,8 @@ def browser_runs(web: Path, threads: list[int], batches: list[int], seconds: flo
             path.write_text(json.dumps(result, indent=2) + "\n")
             written.append(path)
             if screenshot is not None and n == threads[-1] and r == repeat - 1:
-                page.evaluate("edgegan.showBench(edgegan.state.lastBench); document.getElementById('label').value = '7';"
+                page.evaluate("edgegan.showBench(edgegan.state.lastBench);"
+                              "document.getElementById('label').value = '7';"
                               "document.getElementById('count').value = '16';"
                               "document.getElementById('draw').click(); true")
                 page.wait_for("document.getElementById('status').textContent.startsWith('drawing: done')")
@@ -72,7 +73,8 @@ def summary(cpu: Path, runs: list[Path]) -> str:
     for run in runs:
         for row in json.loads(run.read_text())["rows"]:
             browser.setdefault(key(row), []).append(row["p50_ms"])
-    lines = ["| model | batch | threads | `edgegan bench` p50 ms | chromium WASM p50 ms (median, range) | WASM / native |",
+    lines = [("| model | batch | threads | `edgegan bench` p50 ms | chromium WASM p50 ms (median, range) "
+              "| WASM / native |"),
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for k in sorted(browser):
         times = sorted(browser[k])

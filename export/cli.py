@@ -97,7 +97,8 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
 
     report = export_checkpoint(
         source, out_dir, opset=opset, fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt,
-        triton=triton, web=web, web_runtime=web_runtime, pixels=pixels, use_ema=not no_ema, force=force, trt_batch=batch, progress=not quiet,
+        triton=triton, web=web, web_runtime=web_runtime, pixels=pixels, use_ema=not no_ema, force=force,
+        trt_batch=batch, progress=not quiet,
         evaluator=evaluator, max_fid_delta=max_fid_delta, gate_n=gate_n, optimize=optimize,
         min_recall=min_recall, data_dir=data_dir, atol=list(atol) or None, rtol=list(rtol) or None,
         quality_gate=not no_quality_gate,

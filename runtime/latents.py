@@ -25,8 +25,8 @@ def truncated_latents(n: int, nz: int, seed: int | None, truncation: float, rule
     LATENT_RULE (default): entries of `draw_latents(n, nz, seed)` with |z| > float32(truncation) take the rule's next
     attempt until inside (runtime/latent_rule.py: rule_truncated; each entry on its own, the same in any language).
 
-    LATENT_RULE_NUMPY (models exported before it), exactly: rng = np.random.default_rng(seed); z = rng.standard_normal((n, nz), dtype=float32), which is
-    `draw_latents(n, nz, seed)`; then, while some entries have |z| > truncation, those entries (in row-major
+    LATENT_RULE_NUMPY (models exported before it), exactly: rng = np.random.default_rng(seed);
+    z = rng.standard_normal((n, nz), dtype=float32), which is `draw_latents(n, nz, seed, LATENT_RULE_NUMPY)`; then, while some entries have |z| > truncation, those entries (in row-major
     order) are replaced by `rng.standard_normal(count, dtype=float32)` from the same rng, continuing its stream.
     Entries already within the threshold keep their untruncated value, and one seed always gives the same
     latents (whatever the batch size used later).

@@ -26,6 +26,7 @@ from edgegan.export.check_records import CheckRecord
 from edgegan.export.staging import ExportOptionError
 from edgegan.export.variants.variant import Built, Sources
 from edgegan.runtime.contract import LATENT_RULE, GeneratorContract
+from edgegan.runtime.files import file_sha256
 
 from edgegan import __version__
 
@@ -42,14 +43,6 @@ MANIFEST = "manifest.json"
 WEB_KIND = "edgegan web"
 WEB_FORMAT = 1
 MODEL_ORDER = ("fp32", "int8")  # the variants the page offers, in its menu's order (fp16 has no WASM kernels)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _contract(model_path: Path) -> GeneratorContract:
@@ -90,7 +83,8 @@ def _runtime(folder: Path, runtime_dir: Path | None) -> dict[str, Any]:
     script = folder / "ort" / ORT_SCRIPT
     integrity = "sha384-" + base64.b64encode(hashlib.sha384(script.read_bytes()).digest()).decode()
     return {"package": "onnxruntime-web", "version": version, "local": True, "script": f"ort/{ORT_SCRIPT}",
-            "integrity": integrity, "wasm_paths": "ort/", "webgpu": all((folder / "ort" / n).is_file() for n in ORT_WEBGPU)}
+            "integrity": integrity, "wasm_paths": "ort/",
+            "webgpu": all((folder / "ort" / n).is_file() for n in ORT_WEBGPU)}
 
 
 def write_web(folder: str | Path, models: dict[str, str | Path], runtime_dir: str | Path | None = None,
@@ -121,7 +115,7 @@ def write_web(folder: str | Path, models: dict[str, str | Path], runtime_dir: st
         contract = contract or model_contract
         shutil.copyfile(source, folder / source.name)
         entries.append({"name": variant, "file": source.name, "precision": model_contract.precision,
-                        "bytes": source.stat().st_size, "sha256": _sha256(source)})
+                        "bytes": source.stat().st_size, "sha256": file_sha256(source)})
     if contract is None:
         raise ExportOptionError("the web page needs at least one generator file")
     manifest = {
@@ -140,7 +134,7 @@ def build(sources: Sources, path: Path) -> Built:
     """path is <stage>/web; the models are the ones this export already wrote and verified."""
     models = {name: sources.written[name] for name in MODEL_ORDER if name in sources.written}
     manifest = write_web(path, models, sources.options.web_runtime, name=sources.out_dir.name)
-    checks = [CheckRecord(f"web_copy_{m['name']}", _sha256(path / m["file"]) == _sha256(models[m["name"]]),
+    checks = [CheckRecord(f"web_copy_{m['name']}", file_sha256(path / m["file"]) == file_sha256(models[m["name"]]),
                           kind="structure", detail=f"web/{m['file']} is a byte copy of {m['file']}")
               for m in manifest["models"]]
     checks += [CheckRecord("web_page_files", all((path / n).is_file() for n in (*PAGE_FILES, MANIFEST)),

@@ -158,16 +158,16 @@ def test_benchmark_json_merges_with_bench_report(browser, sites, tmp_path):
     folder, url = sites["rgb32"]
     page = _open(browser, url)
     try:
-        page.evaluate("document.getElementById('batches').value = '1,2'; "
-                      "document.getElementById('seconds').value = '0.3'; document.getElementById('bench').click(); true")
+        page.evaluate("document.getElementById('batches').value = '1,2'; document.getElementById('seconds').value = "
+                      "'0.3'; document.getElementById('bench').click(); true")
         page.wait_for("!document.getElementById('bench-download').hidden", timeout=120)
         # What "Download JSON" saves: the blob behind the link.
         run = page.evaluate("fetch(document.getElementById('bench-download').href).then(r => r.json())")
     finally:
         page.close()
     rows = [r for r in run["rows"] if r["setup"] == "wasm"]
-    assert {(r["model"], r["batch"]) for r in rows} == {(f"rgb32/{f}", b) for f in ("generator.onnx",
-                                                                                      "generator.int8.onnx") for b in (1, 2)}
+    files = ("generator.onnx", "generator.int8.onnx")
+    assert {(r["model"], r["batch"]) for r in rows} == {(f"rgb32/{f}", b) for f in files for b in (1, 2)}
     assert all(r["error"] is None and r["p50_ms"] > 0 and r["threads"] >= 1 for r in rows)
     browser_json = tmp_path / "browser.json"
     browser_json.write_text(json.dumps(run))

@@ -52,7 +52,8 @@ def test_js_latents_equal_pythons_bits(node, tmp_path, seed, start, stop, nz, tr
         const z = latents(BigInt(process.argv[2]), {start}, {stop}, {nz}, {truncation if truncation else "null"});
         writeFileSync(process.argv[1], Buffer.from(z.buffer));""", str(out), str(seed))
     js = np.fromfile(out, np.float32).reshape(stop - start, nz)
-    py = rule_normals(seed, start, stop, nz) if truncation is None else rule_truncated(seed, start, stop, nz, truncation)
+    py = (rule_normals(seed, start, stop, nz) if truncation is None
+          else rule_truncated(seed, start, stop, nz, truncation))
     assert np.array_equal(js.view(np.uint32), py.view(np.uint32))
 
 

@@ -55,7 +55,8 @@ def test_serve_refuses_a_folder_that_is_not_a_page(tmp_path):
 def test_web_runtime_flag_is_checked_before_any_export_work(tmp_path):
     ckpt = tmp_path / "none.pt"
     ckpt.write_bytes(b"")
-    alone = CliRunner().invoke(main, ["export", str(ckpt), "--out", str(tmp_path / "o"), "--web-runtime", str(tmp_path)])
+    alone = CliRunner().invoke(main, ["export", str(ckpt), "--out", str(tmp_path / "o"), "--web-runtime",
+                                      str(tmp_path)])
     assert alone.exit_code == 2 and "--web-runtime needs --web" in alone.output
     empty = CliRunner().invoke(main, ["export", str(ckpt), "--out", str(tmp_path / "o"), "--web", "--web-runtime",
                                       str(tmp_path)])
