@@ -5,7 +5,7 @@ This rule uses only 64-bit integer arithmetic and IEEE float32 +, -, *, / and sq
 language; JavaScript rounds each double result with Math.fround, which gives the same float32 for these five
 operations), never a library log or cos. It is counter-based: entry e of image i is a pure function of (seed, i, e),
 so any batch, slice or order gives the same numbers. The specification is docs/DESIGN.md ("Latent rule"); the
-JavaScript twin is web/latents.js. numpy only.
+JavaScript twin is runtime/web/latents.js. numpy only.
 
 Rule, per entry (i, e) and attempt a (a = 0 without truncation):
     K_i   = mix64(mix64(seed + GAMMA) + (i + 1) * GAMMA)                    (all mod 2**64)
@@ -150,20 +150,34 @@ def rule_normals(seed: int, start: int, stop: int, nz: int) -> np.ndarray:
     return out
 
 
+def _redraw_outside(flat: np.ndarray, keys: np.ndarray, nz: int, threshold: np.float32) -> None:
+    """Truncate one chunk in place: flat is float32 [rows * nz] (row-major), keys uint64 [rows] their K_i."""
+    index = np.flatnonzero(np.abs(flat) > threshold)  # [m] entries still outside
+    keys = keys[index // nz]  # [m] each entry's K_i
+    entry = index % nz
+    pair, odd = (entry // 2).astype(np.uint64), (entry % 2).astype(bool)
+    attempt = 0
+    while len(index):
+        attempt += 1
+        with np.errstate(over="ignore"):
+            w = mix64(keys + (pair + _U64((attempt << 32) + 1)) * _U64(GAMMA))  # [m], as _uniform24
+        redrawn = _ppnd7(np.where(odd, w >> _U64(40), (w >> _U64(8)) & _MASK24))  # [m]
+        flat[index] = redrawn
+        keep = np.abs(redrawn) > threshold
+        index, keys, pair, odd = index[keep], keys[keep], pair[keep], odd[keep]
+
+
 def rule_truncated(seed: int, start: int, stop: int, nz: int, truncation: float) -> np.ndarray:
     """The rule's latents of images start..stop-1 with every |z| <= float32(truncation): an entry outside takes
     its next attempt (a = 1, 2, ...) until it falls inside; entries inside keep attempt 0. float32 [stop - start, nz].
+
+    In chunks of rows, as rule_normals, so the redraws of each chunk stay in cache.
     """
     z = rule_normals(seed, start, stop, nz)
     threshold = np.float32(truncation)
     keys = _image_keys(seed, start, stop)  # [n]
-    rows, cols = np.nonzero(np.abs(z) > threshold)
-    attempt = 0
-    while len(rows):
-        attempt += 1
-        halves = _uniform24(keys[rows], cols.astype(np.int64) // 2, attempt)  # [m, 2]
-        redrawn = _ppnd7(halves[np.arange(len(cols)), cols % 2])  # [m]
-        z[rows, cols] = redrawn
-        keep = np.abs(redrawn) > threshold
-        rows, cols = rows[keep], cols[keep]
+    step = max(1, _ROWS_PER_CHUNK_ENTRIES // max(nz, 1))
+    for a in range(0, stop - start, step):
+        b = min(a + step, stop - start)
+        _redraw_outside(z[a:b].reshape(-1), keys[a:b], nz, threshold)  # z[a:b] is contiguous: a view
     return z
