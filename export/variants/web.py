@@ -42,7 +42,7 @@ PAGE_FILES = ("index.html", "app.js", "latents.js")
 MANIFEST = "manifest.json"
 WEB_KIND = "edgegan web"
 WEB_FORMAT = 1
-MODEL_ORDER = ("fp32", "int8")  # the variants the page offers, in its menu's order (fp16 has no WASM kernels)
+MODEL_ORDER = ("fp32", "int8")  # the variants the page offers, in its menu's order (fp16 targets GPUs)
 
 
 def _contract(model_path: Path) -> GeneratorContract:
