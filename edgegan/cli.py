@@ -20,6 +20,8 @@ COMMANDS = {
                      "Merge `edgegan bench --json` runs from several machines: one table and plot, ratios to a baseline."),
     "eval": ("edgegan.runtime.evaluation.cli:evaluate",
              "FID, KID, coverage, precision/recall of a generator (torch-free)."),
+    "serve": ("edgegan.runtime.serve_cli:serve",
+              "Serve an exported web page (OUT/web) on 127.0.0.1 with the headers WASM threads need."),
     "evaluator": ("edgegan.trainer.cli:evaluator", "Train the domain classifier that `edgegan eval` scores with."),
 }
 

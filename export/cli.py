@@ -22,6 +22,12 @@ from edgegan.runtime.cli_options import EdgeganCommand, Say, check_json_path, js
 @click.option("--cuda", is_flag=True,
               help="Also write generator.cuda.onnx, the plain ConvTranspose form for onnxruntime's CUDA provider "
                    "(a folder loaded with --provider cuda opens it).")
+@click.option("--web", is_flag=True,
+              help="Also write OUT/web/: a static page that samples, interpolates and benchmarks in a browser "
+                   "(serve it with `edgegan serve OUT/web`).")
+@click.option("--web-runtime", type=click.Path(file_okay=False, path_type=str), default=None, metavar="DIR",
+              help="onnxruntime-web's dist folder to copy into web/ort/ for offline use [default: a pinned, "
+                   "integrity-checked CDN URL].")
 @click.option("--pixels", type=click.Choice(["float", "uint8"]), default="float", show_default=True,
               help="Output float32 NCHW in [-1, 1], or uint8 NHWC with the scaling folded into the graph.")
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
@@ -55,7 +61,7 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
            ort_format: bool, triton: bool, cuda: bool, pixels: str, no_ema: bool, force: bool, json_path: str | None,
            quiet: bool, atol: tuple[str, ...], rtol: tuple[str, ...], no_quality_gate: bool, evaluator: str | None,
            max_fid_delta: float | None, gate_n: int, optimize: bool, min_recall: float | None,
-           data_dir: str | None) -> None:
+           data_dir: str | None, web: bool, web_runtime: str | None) -> None:
     """Export a run's (or checkpoint's) generator to a verified generator.onnx plus the variants asked for.
 
     Every file is verified before it is moved into OUT; the checks, errors, sizes and operator counts go to
@@ -77,6 +83,16 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
         except ToleranceOptionError as exc:
             raise click.BadParameter(str(exc), param_hint=flag) from None
     check_json_path(json_path)
+    if web_runtime is not None:
+        if not web:
+            raise click.UsageError("--web-runtime needs --web")
+        from edgegan.export.staging import ExportOptionError
+        from edgegan.export.variants.web import check_runtime_dir
+
+        try:
+            check_runtime_dir(web_runtime)
+        except ExportOptionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--web-runtime") from None
 
     from edgegan.export.pipeline import export_checkpoint
     from edgegan.export.quality_gate import format_gate
@@ -84,7 +100,8 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
 
     report = export_checkpoint(
         source, out_dir, opset=opset, fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt,
-        triton=triton, cuda=cuda, pixels=pixels, use_ema=not no_ema, force=force, trt_batch=batch, progress=not quiet,
+        triton=triton, cuda=cuda, web=web, web_runtime=web_runtime, pixels=pixels, use_ema=not no_ema, force=force,
+        trt_batch=batch, progress=not quiet,
         evaluator=evaluator, max_fid_delta=max_fid_delta, gate_n=gate_n, optimize=optimize,
         min_recall=min_recall, data_dir=data_dir, atol=list(atol) or None, rtol=list(rtol) or None,
         quality_gate=not no_quality_gate,

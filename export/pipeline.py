@@ -185,6 +185,8 @@ def export_checkpoint(
     tensorrt: bool = False,
     triton: bool = False,
     cuda: bool = False,
+    web: bool = False,
+    web_runtime: str | None = None,
     pixels: str = "float",
     use_ema: bool = True,
     force: bool = False,
@@ -215,6 +217,8 @@ def export_checkpoint(
         triton: also write a Triton model repository under out_dir/triton/.
         cuda: also write generator.cuda.onnx, the plain ConvTranspose form onnxruntime's CUDA provider runs best
             (export/variants/cuda.py); `Generator(folder, provider="cuda")` opens it.
+        web: also write out_dir/web/, a static page that samples and benchmarks in a browser (export/variants/web.py).
+        web_runtime: onnxruntime-web's dist folder to copy into web/ort/ (None: a pinned, integrity-checked URL).
         pixels: "float" (float32 NCHW in [-1, 1]) or "uint8" (uint8 NHWC, scaling folded into the graph).
         use_ema: export the EMA generator (the raw one with False, or when the run had no EMA).
         force: replace out_dir as a whole (everything in it) once the new export is complete and verified.
@@ -251,7 +255,8 @@ def export_checkpoint(
     trt_batch = tuple(int(b) for b in trt_batch)  # type: ignore[assignment]
     _check_options(opset, pixels, trt_batch)
     options = VariantOptions(fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt, triton=triton,
-                             cuda=cuda, trt_batch=trt_batch)
+                             cuda=cuda, trt_batch=trt_batch, web=web,
+                             web_runtime=None if web_runtime is None else str(web_runtime))
     asked = [variant for variant in VARIANTS if variant.enabled(options)]
     tolerances = parse_tolerances(atol, "--atol"), parse_tolerances(rtol, "--rtol")
     verified = ["fp32", *(variant.name for variant in asked if variant.tolerance is not None)]
@@ -320,7 +325,8 @@ def export_checkpoint(
             "batchnorm_folded": folded_count,
             "graph_form": "edgegan.export.graph_forms.optimize_fp32" if optimize else "as exported",
             "options": {"opset": opset, "fp16": fp16, "int8": int8, "ort_format": ort_format, "tensorrt": tensorrt,
-                        "triton": triton, "cuda": cuda, "pixels": pixels, "use_ema": use_ema, "trt_batch": list(trt_batch),
+                        "triton": triton, "cuda": cuda, "web": web, "web_runtime": options.web_runtime,
+                        "pixels": pixels, "use_ema": use_ema, "trt_batch": list(trt_batch),
                         "evaluator": str(evaluator) if evaluator is not None else None,
                         "max_fid_delta": max_fid_delta, "gate_n": gate_n, "optimize": optimize,
                         "min_recall": min_recall, "atol": tolerances[0] or None, "rtol": tolerances[1] or None,

@@ -12,6 +12,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.latent_rule import RULE as LATENT_RULE
+from edgegan.runtime.latent_rule import rule_normals
+from edgegan.runtime.sample_result import fresh_seed
 
 FORMAT_VERSION = "1"
 INPUT_LATENT = "z"
@@ -34,6 +37,10 @@ KEY_OUTPUT = "edgegan.output"
 KEY_PRECISION = "edgegan.precision"
 KEY_DATASET = "edgegan.dataset"
 KEY_TRAIN = "edgegan.train"
+# Optional: how seeds become latents. Absent in models exported before the language-neutral rule; they keep numpy's.
+KEY_LATENT_RULE = "edgegan.latent_rule"
+LATENT_RULE_NUMPY = "numpy-pcg64-ziggurat"  # np.random.default_rng(seed).standard_normal: numpy only
+LATENT_RULES = (LATENT_RULE, LATENT_RULE_NUMPY)  # LATENT_RULE: runtime/latent_rule.py, every language
 REQUIRED_KEYS = (
     KEY_FORMAT, KEY_ARCH, KEY_NZ, KEY_NUM_CLASSES, KEY_CLASS_NAMES, KEY_IMAGE, KEY_OUTPUT, KEY_PRECISION,
     KEY_DATASET, KEY_TRAIN,
@@ -88,11 +95,22 @@ def shape_text(shape: Sequence[Any]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def draw_latents(n: int, nz: int, seed: int | None) -> np.ndarray:
-    """The contract's latent rule: float32 [n, nz] standard normal from numpy's default_rng(seed)."""
+def draw_latents(n: int, nz: int, seed: int | None, rule: str = LATENT_RULE) -> np.ndarray:
+    """The contract's latents: float32 [n, nz] standard normal for `seed` by a model's latent rule.
+
+    Args:
+        rule: LATENT_RULE (default, what new exports record: runtime/latent_rule.py, reproducible in any
+            language; row i is image i's whatever n is) or LATENT_RULE_NUMPY (models exported before it:
+            np.random.default_rng(seed).standard_normal((n, nz), dtype=float32)).
+        seed: None draws fresh entropy (not reproducible).
+    """
     if n <= 0:
         raise ValueError(f"number of latents must be positive, got {n}")
-    return np.random.default_rng(seed).standard_normal((n, nz), dtype=np.float32)
+    if rule == LATENT_RULE_NUMPY:
+        return np.random.default_rng(seed).standard_normal((n, nz), dtype=np.float32)
+    if rule != LATENT_RULE:
+        raise ContractError(f"unknown latent rule {rule!r}; this runtime knows {', '.join(LATENT_RULES)}")
+    return rule_normals(fresh_seed() if seed is None else seed, 0, n, nz)
 
 
 def default_labels(n: int, num_classes: int) -> np.ndarray:
@@ -127,6 +145,7 @@ class GeneratorContract:
     dataset: str = ""
     train: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT_VERSION
+    latent_rule: str = LATENT_RULE  # new contracts use the language-neutral rule; old files' metadata says numpy's
 
     @property
     def conditional(self) -> bool:
@@ -162,6 +181,7 @@ class GeneratorContract:
             KEY_PRECISION: self.precision,
             KEY_DATASET: self.dataset,
             KEY_TRAIN: json.dumps(self.train, sort_keys=True),
+            KEY_LATENT_RULE: self.latent_rule,
         }
 
     @classmethod
@@ -192,6 +212,7 @@ class GeneratorContract:
                 dataset=meta[KEY_DATASET],
                 train=json.loads(meta[KEY_TRAIN]),
                 format=meta[KEY_FORMAT],
+                latent_rule=meta.get(KEY_LATENT_RULE, LATENT_RULE_NUMPY),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ContractError(f"edgegan metadata is malformed: {exc}") from exc
@@ -212,6 +233,9 @@ class GeneratorContract:
             problems.append(f"unknown output form {self.output!r} (expected one of {OUTPUT_FORMS})")
         if self.precision not in PRECISIONS:
             problems.append(f"unknown precision {self.precision!r} (expected one of {PRECISIONS})")
+        if self.latent_rule not in LATENT_RULES:
+            problems.append(f"unknown latent rule {self.latent_rule!r} (this runtime knows {', '.join(LATENT_RULES)}; "
+                            "a newer edgegan wrote it)")
         if problems:
             raise ContractError("edgegan metadata is inconsistent: " + "; ".join(problems))
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from edgegan.runtime.contract import (
     INPUT_LABEL,
+    LATENT_RULE,
     INPUT_LATENT,
     OUTPUT_UINT8_NHWC,
     ContractError,
@@ -37,6 +38,7 @@ from edgegan.runtime.contract import (
 )
 from edgegan.runtime.errors import GeneratorInputError, MemoryLimitError, ModelFileError
 from edgegan.runtime.labels import Label, check_label_tables, label_slice, parse_labels
+from edgegan.runtime.latent_rule import rule_normals, rule_truncated
 from edgegan.runtime.latents import check_count, check_latents, check_seed, check_truncation, slerp, truncated_latents
 from edgegan.runtime.memory import MEMORY_HINT, QUIET_BYTES, available_memory, check_memory
 from edgegan.runtime.providers import PROVIDERS, CudaOptions, ProviderError
@@ -328,10 +330,17 @@ class Generator:
         return (n * h * w * c if hold else 0) + latents + self._batch_bytes()
 
     def _latent_source(self, n: int, seed: int | None, truncation: float | None) -> Callable[[int, int], np.ndarray]:
-        """latents(start, stop) for the contract's rule, called in order. Without truncation they are drawn a batch
-        at a time from one default_rng(seed): the same numbers as draw_latents(n, nz, seed) in one call."""
+        """latents(start, stop) for the model's latent rule, called in order: the same numbers as
+        draw_latents(n, nz, seed, rule) in one call. The language-neutral rule computes rows start..stop-1 directly;
+        numpy's (models exported before it) draws a batch at a time from one default_rng(seed)."""
+        rule = self.contract.latent_rule
+        if rule == LATENT_RULE:
+            seed = fresh_seed() if seed is None else seed
+            if truncation is None:
+                return lambda a, b: rule_normals(seed, a, b, self.nz)  # [b - a, nz]
+            return lambda a, b: rule_truncated(seed, a, b, self.nz, truncation)  # [b - a, nz]
         if truncation is not None:
-            z = truncated_latents(n, self.nz, seed, truncation)  # [n, nz]
+            z = truncated_latents(n, self.nz, seed, truncation, rule)  # [n, nz]
             return lambda a, b: z[a:b]
         rng = np.random.default_rng(seed)
         return lambda a, b: rng.standard_normal((b - a, self.nz), dtype=np.float32)  # [b - a, nz]
@@ -368,7 +377,7 @@ class Generator:
         labels: Label | Iterable[Label] | np.ndarray | None = None,
         truncation: float | None = None,
     ) -> np.ndarray:
-        """Images from seeds by the contract's latent rule: `draw_latents(n, nz, seed)`.
+        """Images from seeds by the model's latent rule: `draw_latents(n, nz, seed, contract.latent_rule)`.
 
         Args:
             n: number of images (> 0).
@@ -454,8 +463,8 @@ class Generator:
         steps = check_count(steps, "steps")
         if steps < 2:
             raise GeneratorInputError(f"interpolate needs at least 2 steps, got {steps}")
-        a = draw_latents(1, self.nz, check_seed(seed_a))[0]
-        b = draw_latents(1, self.nz, check_seed(seed_b))[0]
+        a = draw_latents(1, self.nz, check_seed(seed_a), self.contract.latent_rule)[0]
+        b = draw_latents(1, self.nz, check_seed(seed_b), self.contract.latent_rule)[0]
         if label is None and self.conditional:
             label = 0
         return self.generate(slerp(a, b, steps), label)

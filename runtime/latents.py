@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from edgegan.runtime.contract import LATENT_RULE, LATENT_RULE_NUMPY, LATENT_RULES
 from edgegan.runtime.errors import GeneratorInputError
+from edgegan.runtime.latent_rule import rule_truncated
+from edgegan.runtime.sample_result import fresh_seed
 
 __all__ = ["truncated_latents", "slerp", "check_count", "check_seed", "check_truncation", "check_latents",
            "MIN_TRUNCATION"]
@@ -16,11 +19,14 @@ __all__ = ["truncated_latents", "slerp", "check_count", "check_seed", "check_tru
 MIN_TRUNCATION = 0.01
 
 
-def truncated_latents(n: int, nz: int, seed: int | None, truncation: float) -> np.ndarray:
+def truncated_latents(n: int, nz: int, seed: int | None, truncation: float, rule: str = LATENT_RULE) -> np.ndarray:
     """The contract latents with the truncation trick (BigGAN, Brock et al. 2019): every |z| <= truncation.
 
-    Exactly: rng = np.random.default_rng(seed); z = rng.standard_normal((n, nz), dtype=float32), which is
-    `draw_latents(n, nz, seed)`; then, while some entries have |z| > truncation, those entries (in row-major
+    LATENT_RULE (default): entries of `draw_latents(n, nz, seed)` with |z| > float32(truncation) take the rule's next
+    attempt until inside (runtime/latent_rule.py: rule_truncated; each entry on its own, the same in any language).
+
+    LATENT_RULE_NUMPY (models exported before it), exactly: rng = np.random.default_rng(seed);
+    z = rng.standard_normal((n, nz), dtype=float32), which is `draw_latents(n, nz, seed, LATENT_RULE_NUMPY)`; then, while some entries have |z| > truncation, those entries (in row-major
     order) are replaced by `rng.standard_normal(count, dtype=float32)` from the same rng, continuing its stream.
     Entries already within the threshold keep their untruncated value, and one seed always gives the same
     latents (whatever the batch size used later).
@@ -31,12 +37,17 @@ def truncated_latents(n: int, nz: int, seed: int | None, truncation: float) -> n
         seed: the seed (None: fresh entropy, not reproducible).
         truncation: threshold t >= MIN_TRUNCATION (0.01; below it almost every entry would be redrawn hundreds
             of times, and all images collapse to G(0) anyway).
+        rule: the model's latent rule (GeneratorContract.latent_rule).
 
     Returns:
         float32 [n, nz] with every |entry| <= truncation.
     """
     check_truncation(truncation)
     check_count(n)
+    if rule != LATENT_RULE_NUMPY:
+        if rule not in LATENT_RULES:
+            raise GeneratorInputError(f"unknown latent rule {rule!r}; this runtime knows {', '.join(LATENT_RULES)}")
+        return rule_truncated(fresh_seed() if seed is None else seed, 0, n, nz, truncation)
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, nz), dtype=np.float32)  # [n, nz], identical to draw_latents(n, nz, seed)
     threshold = np.float32(truncation)

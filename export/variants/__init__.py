@@ -7,7 +7,7 @@ checks, and records it. Adding a variant is a module with a `build(sources, path
 """
 from __future__ import annotations
 
-from edgegan.export.variants import cuda, fp16, int8, ort, tensorrt, triton
+from edgegan.export.variants import cuda, fp16, int8, ort, tensorrt, triton, web
 from edgegan.export.variants.fp16 import convert_fp16
 from edgegan.export.variants.ort import convert_to_ort
 from edgegan.export.variants.variant import Built, Sources, Variant, VariantError, VariantOptions
@@ -29,4 +29,7 @@ VARIANTS: tuple[Variant, ...] = (
             step="writing the Triton model repository"),
     Variant("cuda", cuda.FILE, "fp32", cuda.build, option="cuda", tolerance="fp32",
             step="writing the plain ConvTranspose form for the CUDA provider", versus_fp32=True),
+    # Last: the page copies generator.onnx and, when asked for, generator.int8.onnx.
+    Variant("web", "web", "fp32", web.build, option="web", tolerance=None, has_opset=False,
+            step="writing the web page (web/: index.html, the models, manifest.json)"),
 )

@@ -28,6 +28,8 @@ class VariantOptions:
     triton: bool = False
     cuda: bool = False
     trt_batch: tuple[int, int, int] = (1, 16, 64)
+    web: bool = False
+    web_runtime: str | None = None  # onnxruntime-web's dist folder to copy into web/ort/ (None: pinned CDN URL)
 
 
 @dataclass(frozen=True)

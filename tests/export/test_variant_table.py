@@ -12,7 +12,7 @@ from edgegan.runtime.contract import PRECISIONS
 
 
 def test_rows_follow_the_report_order():
-    assert [v.name for v in VARIANTS] == ["fp16", "int8", "ort", "tensorrt", "triton", "cuda"]
+    assert [v.name for v in VARIANTS] == ["fp16", "int8", "ort", "tensorrt", "triton", "cuda", "web"]
 
 
 def test_every_row_is_switched_on_by_an_export_option():

@@ -13,7 +13,7 @@ pipeline = pytest.importorskip("edgegan.export.pipeline", reason="seed parity ne
 trainer_sample = pytest.importorskip("edgegan.trainer.sample", reason="seed parity needs edgegan.trainer.sample.generate_images")
 
 from edgegan.runtime import Generator  # noqa: E402
-from edgegan.runtime.contract import to_uint8_nhwc  # noqa: E402
+from edgegan.runtime.contract import LATENT_RULE, to_uint8_nhwc  # noqa: E402
 from edgegan.runtime.errors import EdgeganError  # noqa: E402
 from edgegan.trainer.checkpoint import save_checkpoint  # noqa: E402
 from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
@@ -72,6 +72,7 @@ def test_checkpoint_and_generator_onnx_agree_within_one_level(exported, case):
     ckpt, folder = exported[case]
     G, _, _ = trainer_sample.load_generator(ckpt)
     g = Generator(folder / "generator.onnx")
+    assert g.contract.latent_rule == LATENT_RULE  # new exports record the language-neutral rule
     for seed in (0, 1, 123):
         expected = to_uint8_nhwc(trainer_sample.generate_images(G, 24, seed))
         got = g.sample(24, seed=seed)
