@@ -25,29 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.trained_fixtures: the damage helpers the int8 tests use
 
 
-def exported(ckpt: Path, work: Path):
-    """(fp32 optimized path, core path, fp32 contract, CachedReference) as the export pipeline makes them."""
-    from edgegan.export.graph_forms import optimize_fp32
-    from edgegan.export.onnx import export_generator, fold_batchnorm, set_contract_metadata
-    from edgegan.export.pipeline import _torch_reference
-    from edgegan.export.verify import CachedReference
-    from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW
-    from edgegan.trainer.contract import checkpoint_contract
-    from edgegan.trainer.sample import load_generator
-
-    G, cfg, state = load_generator(ckpt)
-    contract = checkpoint_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
-    folded, _ = fold_batchnorm(G)
-    core, _ = export_generator(folded, contract, fold_bn=False)
-    core_path, fp32_path = work / "core.onnx", work / "generator.onnx"
-    onnx.save(core, core_path)
-    fp32 = optimize_fp32(core)
-    set_contract_metadata(fp32, contract)
-    onnx.save(fp32, fp32_path)
-    return fp32_path, core_path, contract, CachedReference(_torch_reference(G))
-
-
-def files_to_judge(fp32_path: Path, core_path: Path, contract, work: Path) -> list[tuple[str, str, Path]]:
+def files_to_judge(fp32_path: Path, core_path: Path, contract, work: Path,
+                   damage: bool = True) -> list[tuple[str, str, Path]]:
     """(label, tolerance row, path): fp16, int8 and the damaged int8 files."""
     from edgegan.export.int8 import build_int8
     from edgegan.export.onnx import set_contract_metadata
@@ -61,6 +40,8 @@ def files_to_judge(fp32_path: Path, core_path: Path, contract, work: Path) -> li
     int8 = work / "generator.int8.onnx"
     build_int8(core_path, int8, dataclasses.replace(contract, precision="int8"))
     rows = [("fp16", "fp16", work / "generator.fp16.onnx"), ("int8", "int8", int8)]
+    if not damage:
+        return rows
     model = onnx.load(int8)
     for i in range(len(weight_dequantizers(model))):
         dst = work / f"int8.wscale{i}.onnx"
@@ -73,15 +54,16 @@ def files_to_judge(fp32_path: Path, core_path: Path, contract, work: Path) -> li
     return rows
 
 
-def measure(ckpt: Path) -> list[dict]:
+def measure(ckpt: Path, damage: bool = True) -> list[dict]:
     from edgegan.export.check_records import TOLERANCES
     from edgegan.export.verify import verify_variant
+    from tests.trained_fixtures import export_core
 
     out = []
     with tempfile.TemporaryDirectory(prefix="int8-levels-") as tmp:
         work = Path(tmp)
-        fp32_path, core_path, contract, reference = exported(ckpt, work)
-        for label, row, path in files_to_judge(fp32_path, core_path, contract, work):
+        fp32_path, core_path, contract, reference = export_core(ckpt, work)
+        for label, row, path in files_to_judge(fp32_path, core_path, contract, work, damage):
             c = dataclasses.replace(contract, precision=row)
             t0 = time.perf_counter()
             new = verify_variant(path, c, reference, variant=label, tolerance=TOLERANCES[row])
@@ -114,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoints", nargs="+", type=Path)
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-damage", action="store_true", help="only the fp16 and int8 files as built")
     args = parser.parse_args(argv)
     from edgegan.export.check_records import TOLERANCES
 
-    rows = [row for ckpt in args.checkpoints for row in measure(ckpt)]
+    rows = [row for ckpt in args.checkpoints for row in measure(ckpt, not args.no_damage)]
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     if args.markdown:

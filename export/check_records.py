@@ -38,15 +38,15 @@ class Tolerance:
 #: onnxruntime's vectorized Tanh reaches 1 + 1.2e-7 (one float32 ulp) where PyTorch's stays at 1: hence fp32's
 #: range slack of a few ulps. to_uint8_nhwc clips, so pixels never see it.
 #: The level budgets of fp16 and int8 come from the trained fixtures (tests/fixtures/) and from deliberately
-#: damaged int8 files (benchmarks/results/int8/levels.md: good int8 p99.9 <= 3 levels, share over 8 levels
-#: <= 0.02%, worst image mean <= 0.9; one layer's scale off by 1.5x or a calibration range clipped to a quarter
-#: gives shares of 2-40% and worst image means of 4-30 levels).
+#: damaged int8 files (benchmarks/results/int8/levels.md). Conditional MNIST DCGAN, int8 as built: p99.9 14 levels,
+#: 0.05% of pixels more than 16 levels off, worst image mean 1.1; the mildest damage (one phase activation's range
+#: clipped to 1/4): p99.9 45, 1.2%, 1.7; one weight scale x1.5: p99.9 >= 67, >= 2.9%, >= 3.7.
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(vs_torch_max=1e-4, vs_torch_mean=None, batch_invariance=1e-5, reference=1e-4, range_slack=1e-6),
     "fp16": Tolerance(vs_torch_max=1e-2, vs_torch_mean=2e-3, batch_invariance=1e-3, reference=1e-2, range_slack=1e-3,
-                      levels=LevelBudget(p999=2, k=4, share_over_k=1e-4, worst_image_mean=0.5)),
+                      levels=LevelBudget(p999=2, k=16, share_over_k=1e-4, worst_image_mean=0.5)),
     "int8": Tolerance(vs_torch_max=5e-2, vs_torch_mean=1e-2, batch_invariance=1e-2, reference=5e-2,
-                      range_slack=8e-3, levels=LevelBudget(p999=6, k=8, share_over_k=2e-3, worst_image_mean=2.0)),
+                      range_slack=8e-3, levels=LevelBudget(p999=24, k=16, share_over_k=3e-3, worst_image_mean=3.0)),
 }
 UINT8_LEVEL_SLACK = 1  # two runtimes may round a value sitting on .5 differently: one level
 ALL_VARIANTS = "*"  # the key of an --atol/--rtol given without VARIANT=

@@ -46,6 +46,29 @@ def run_folder(name: str, parent: Path) -> Path:
     return run
 
 
+def export_core(ckpt: Path, work: Path):
+    """Export `ckpt` as `edgegan export` does, without verifying: (fp32 path in the shipped graph form, core path
+    (torch's export, what int8 quantizes), fp32 contract, CachedReference of the PyTorch generator)."""
+    from edgegan.export.graph_forms import optimize_fp32
+    from edgegan.export.onnx import export_generator, fold_batchnorm, set_contract_metadata
+    from edgegan.export.pipeline import _torch_reference
+    from edgegan.export.verify import CachedReference
+    from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW
+    from edgegan.trainer.contract import checkpoint_contract
+    from edgegan.trainer.sample import load_generator
+
+    G, cfg, state = load_generator(ckpt)
+    contract = checkpoint_contract(cfg, state, ema=True, output=OUTPUT_FLOAT_NCHW)
+    folded, _ = fold_batchnorm(G)
+    core, _ = export_generator(folded, contract, fold_bn=False)
+    core_path, fp32_path = work / "core.onnx", work / "generator.onnx"
+    onnx.save(core, core_path)
+    fp32 = optimize_fp32(core)
+    set_contract_metadata(fp32, contract)
+    onnx.save(fp32, fp32_path)
+    return fp32_path, core_path, contract, CachedReference(_torch_reference(G))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # deliberate damage to a QDQ int8 file: what a quantizer bug or a bad calibration would do
 
