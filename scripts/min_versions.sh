@@ -5,7 +5,8 @@
 #   1. the runtime floors (numpy, onnxruntime, pillow, click, tqdm) with onnx, matplotlib and pytest at theirs,
 #      and no torch: tests/runtime minus the modules using the `evaluator_onnx` fixture (it trains with torch);
 #   2. the same venv plus the export extra's floors (onnx, onnxscript) and torch: the torch-side runtime tests,
-#      tests/export and tests/trainer's fast tests (-m "not integration").
+#      tests/export (the int8 tests included: test_int8*.py on the trained tests/fixtures) and tests/trainer's fast
+#      tests (-m "not integration").
 # torch is never left for pip to resolve (an unpinned torch is a CUDA build of several GB): it is
 # EDGEGAN_TORCH (default torch==2.13.0, scripts/setup.sh's pin), not pyproject's floor 2.10, which is a security
 # floor (trainer/checkpoint.py refuses older torch) whose CPU build this CI's package index does not hold.
