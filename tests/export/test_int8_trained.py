@@ -25,11 +25,11 @@ def cdcgan_int8(tmp_path_factory, mnist_cdcgan_checkpoint):
     _, core, contract, reference = export_core(mnist_cdcgan_checkpoint, work)
     contract = dataclasses.replace(contract, precision="int8")
     build_int8(core, work / "generator.int8.onnx", contract)
-    return work / "generator.int8.onnx", contract, reference
+    return work / "generator.int8.onnx", contract, reference, core
 
 
 def test_good_int8_passes_in_levels_where_the_old_max_error_rule_refused_it(cdcgan_int8):
-    path, contract, reference = cdcgan_int8
+    path, contract, reference, _ = cdcgan_int8
     old = verify_variant(path, contract, reference, tolerance=dataclasses.replace(TOLERANCES["int8"], levels=None))
     failed = [r for r in old.records if not r.passed]
     assert failed and all(r.name.startswith("vs_torch") or r.name == "labels_full_range" for r in failed)
@@ -46,7 +46,7 @@ def test_good_int8_passes_in_levels_where_the_old_max_error_rule_refused_it(cdcg
 
 @pytest.mark.parametrize("damage", ["weight scale", "clipped range"])
 def test_damaged_int8_fails_with_one_line_naming_the_figure(cdcgan_int8, tmp_path, damage):
-    path, contract, reference = cdcgan_int8
+    path, contract, reference, _ = cdcgan_int8
     bad = tmp_path / "generator.int8.onnx"
     if damage == "weight scale":
         wrong_weight_scale(path, bad, factor=1.5, index=0)  # the first phase Conv's weights
@@ -63,6 +63,23 @@ def test_damaged_int8_fails_with_one_line_naming_the_figure(cdcgan_int8, tmp_pat
     assert "> limit" in pixel_line and ("p99.9 level error" in pixel_line or "more than 16 levels off" in pixel_line)
     levels = next(r for r in result.records if r.name == "pixel_levels")
     assert levels.figures["p999"]["value"] > TOLERANCES["int8"].levels.p999
+
+
+def test_layer_errors_point_at_the_damaged_layer(cdcgan_int8, tmp_path):
+    """export/int8_explain.py: every weighted layer in graph order, a good build within ~1 int8 step per layer at
+    p99.9, and a weight scale x1.5 on the first phase Conv shows there (its error jumps, the first layer's not)."""
+    from edgegan.export.int8_explain import format_layer_errors, layer_errors
+
+    path, contract, _, core = cdcgan_int8
+    good = layer_errors(core, path, contract, n=64)
+    assert [r["op"] for r in good] == ["Gemm", "Conv", "Conv", "Conv", "Conv", "ConvTranspose"]
+    assert all(r["err_p999"] < 2 for r in good) and good[0]["grows"] is None
+    bad_path = tmp_path / "bad.onnx"
+    wrong_weight_scale(path, bad_path, factor=1.5, index=0)
+    bad = layer_errors(core, bad_path, contract, n=64)
+    assert bad[0]["err_p999"] == pytest.approx(good[0]["err_p999"])  # upstream of the damage: unchanged
+    assert bad[1]["err_p999"] > 20 * good[1]["err_p999"] and bad[1]["grows"] > 10
+    assert "| node_convolution_1_conv_node_3 | Conv |" in format_layer_errors(bad)
 
 
 def test_atol_puts_a_lossy_variant_back_on_the_float_rule():
