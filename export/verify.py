@@ -20,7 +20,8 @@ Checks (each yields a CheckRecord):
 
 A lossy precision (a tolerance with a level budget: fp16, int8) has its vs_torch and labels checks judged in pixel
 levels too (the worst image's mean level error: a figure that means the same at batch 1 as at 17), the other
-figures recorded; its float max/mean error is recorded beside them. fp32 and the lossless forms keep the strict float rule.
+figures recorded; its float max/mean error is recorded beside them. fp32 and the lossless forms keep the strict
+float rule.
 
 The first three live in export/verify_structure.py; CheckRecord, the tolerance table and the errors in
 export/check_records.py (importable from here too).

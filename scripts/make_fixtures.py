@@ -63,7 +63,6 @@ def train_one(fx: Fixture, work: Path, threads: int) -> dict[str, Any]:
     """Train `fx` into work/NAME (a normal run folder) and write tests/fixtures/NAME.pt; returns its record."""
     import torch
 
-    from edgegan.trainer.checkpoint import load_checkpoint, save_checkpoint
     from edgegan.trainer.config import ModelConfig, TrainConfig
     from edgegan.trainer.train import train
 
@@ -77,17 +76,25 @@ def train_one(fx: Fixture, work: Path, threads: int) -> dict[str, Any]:
     cpu0, wall0 = time.process_time(), time.perf_counter()
     result = train(cfg, run, resume=(run / "checkpoints" / "last.pt").exists(), progress=True)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
-    ema = {k: v.contiguous() for k, v in ckpt["G_ema"].items()}
-    FIXTURES.mkdir(parents=True, exist_ok=True)
-    save_checkpoint({"config": ckpt["config"], "class_names": ckpt.get("class_names", []), "G": ema,
-                     "G_ema": ema, "step": ckpt["step"], "epoch": ckpt["epoch"]}, FIXTURES / f"{fx.name}.pt")
+    ckpt = write_fixture(run / "checkpoints" / "last.pt", fx.name)
     return {"file": f"{fx.name}.pt", "why": fx.why, "arch": fx.arch, "dataset": fx.dataset,
             "conditional": fx.conditional, "width": fx.width, "steps": int(ckpt["step"]), "batch_size": 64,
             "seed": 0, "amp": "off", "torch_threads": threads, **fx.train,
             "command": _command(fx), "cpu_seconds": round(cpu), "wall_seconds": round(wall),
             "images_per_second": round(result.images_per_second), "torch": torch.__version__,
             "bytes": (FIXTURES / f"{fx.name}.pt").stat().st_size}
+
+
+def write_fixture(source: Path, name: str) -> dict[str, Any]:
+    """tests/fixtures/NAME.pt from a training checkpoint: config, EMA generator (also as G), step, epoch."""
+    from edgegan.trainer.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(source)
+    ema = {k: v.contiguous() for k, v in ckpt["G_ema"].items()}  # one storage, saved once under both keys
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    save_checkpoint({"config": ckpt["config"], "class_names": ckpt.get("class_names", []), "G": ema,
+                     "G_ema": ema, "step": ckpt["step"], "epoch": ckpt["epoch"]}, FIXTURES / f"{name}.pt")
+    return ckpt
 
 
 def _command(fx: Fixture) -> str:
