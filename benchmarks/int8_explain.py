@@ -5,9 +5,9 @@ print the per-layer error (edgegan.export.int8_explain.layer_errors: each weight
 float model's, in int8 steps of that tensor), then build it with each alternative below and print its image-level
 figures (edgegan.export.pixel_levels on 256 images, as the export's pixel_levels check) beside the float max error:
 
-  default           build_int8's defaults (MinMax ranges over 2048 calibration latents, per-channel weights)
-  calib 256, 1024   the calibration latents before issue 20 (256), and 1024 (narrower ranges: more clipped values,
-                    a finer grid)
+  before            the build before issue 20: the first layer's z grid set by the calibration latents' max |z|
+  default           build_int8's defaults (MinMax ranges over 256 latents, per-channel weights, z grid +-5.5)
+  calib 2048        8x the calibration latents (wider ranges: fewer clipped values, a coarser grid)
   percentile        ranges at the 99.999th percentile instead of min/max
   per-tensor        one weight scale per layer instead of per output channel
   first float       the first layer (reads z) kept float as well as the image layer
@@ -25,17 +25,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.trained_fixtures.export_core: the export steps without verification
 
+# label -> (build_int8 options, the first layer's z bound: edgegan.export.int8.LATENT_BOUND, 0 = calibration's max)
 OPTIONS = {
-    "default": {},
-    "calib 256 (before)": {"calibration_samples": 256},
-    "calib 1024": {"calibration_samples": 1024},
-    "percentile": {"method": "Percentile"},
-    "per-tensor": {"per_channel": False},
-    "first float": {"float_layers": ("first", "last")},
+    "before: z range from calibration": ({}, 0.0),
+    "default": ({}, None),
+    "calib 2048": ({"calibration_samples": 2048}, None),
+    "percentile": ({"method": "Percentile"}, None),
+    "per-tensor": ({"per_channel": False}, None),
+    "first float": ({"float_layers": ("first", "last")}, None),
 }
 
 
-def explain(source: Path, options: dict[str, dict]) -> str:
+def explain(source: Path, options: dict[str, tuple[dict, float | None]]) -> str:
+    from edgegan.export import int8
     from edgegan.export.check_records import TOLERANCES
     from edgegan.export.int8 import build_int8
     from edgegan.export.int8_explain import format_layer_errors, layer_errors
@@ -48,9 +50,14 @@ def explain(source: Path, options: dict[str, dict]) -> str:
         _, core, contract, reference = export_core(source, work)
         contract = dataclasses.replace(contract, precision="int8")
         rows = []
-        for label, kwargs in options.items():
-            path = work / f"{label.replace(' ', '_')}.onnx"
-            build_int8(core, path, contract, **kwargs)
+        shipped = int8.LATENT_BOUND
+        for label, (kwargs, bound) in options.items():
+            path = work / f"{label.split(':')[0].replace(' ', '_')}.onnx"
+            int8.LATENT_BOUND = shipped if bound is None else bound
+            try:
+                build_int8(core, path, contract, **kwargs)
+            finally:
+                int8.LATENT_BOUND = shipped
             if label == "default":
                 out += ["Per layer, default build (error in int8 steps of each tensor, 256 latents):", "",
                         format_layer_errors(layer_errors(core, path, contract)), ""]

@@ -38,15 +38,15 @@ class Tolerance:
 #: onnxruntime's vectorized Tanh reaches 1 + 1.2e-7 (one float32 ulp) where PyTorch's stays at 1: hence fp32's
 #: range slack of a few ulps. to_uint8_nhwc clips, so pixels never see it.
 #: The level budgets of fp16 and int8 come from the trained fixtures (tests/fixtures/) and from deliberately
-#: damaged int8 files (benchmarks/results/int8/levels.md). Conditional MNIST DCGAN, int8 as built: p99.9 14 levels,
-#: 0.05% of pixels more than 16 levels off, worst image mean 1.1; the mildest damage (one phase activation's range
-#: clipped to 1/4): p99.9 45, 1.2%, 1.7; one weight scale x1.5: p99.9 >= 67, >= 2.9%, >= 3.7.
+#: damaged int8 files (benchmarks/results/int8/levels.md). Good int8, worst of three fixtures: p99.9 14 levels,
+#: 0.045% of pixels more than 16 levels off, worst image mean 1.30; each of 31 damaged files (one weight scale x1.5,
+#: one activation range clipped to 1/4) exceeds at least one of p99.9 24, 0.08%, 2.0.
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(vs_torch_max=1e-4, vs_torch_mean=None, batch_invariance=1e-5, reference=1e-4, range_slack=1e-6),
     "fp16": Tolerance(vs_torch_max=1e-2, vs_torch_mean=2e-3, batch_invariance=1e-3, reference=1e-2, range_slack=1e-3,
                       levels=LevelBudget(p999=2, k=16, share_over_k=1e-4, worst_image_mean=0.5)),
     "int8": Tolerance(vs_torch_max=5e-2, vs_torch_mean=1e-2, batch_invariance=1e-2, reference=5e-2,
-                      range_slack=8e-3, levels=LevelBudget(p999=24, k=16, share_over_k=1e-3, worst_image_mean=2.0)),
+                      range_slack=8e-3, levels=LevelBudget(p999=24, k=16, share_over_k=8e-4, worst_image_mean=2.0)),
 }
 UINT8_LEVEL_SLACK = 1  # two runtimes may round a value sitting on .5 differently: one level
 ALL_VARIANTS = "*"  # the key of an --atol/--rtol given without VARIANT=
