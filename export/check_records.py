@@ -133,8 +133,8 @@ class CheckRecord:
     def failure(self) -> str:
         """One line saying why the check failed, naming the figure."""
         failed = [describe(f) for f in (self.figures or {}).values() if not f["passed"]]
-        if failed:
-            return f"{self.name}: {'; '.join(failed)}" + (f" ({self.detail})" if self.detail else "")
+        if failed:  # the figures say it all; the full detail stays in the report
+            return f"{self.name}: {'; '.join(failed)}"
         figures = "" if self.max_err is None or self.tolerance is None else \
             f" (max err {self.max_err:.3g} > tolerance {self.tolerance:.3g} {self.unit})"
         return f"{self.name}{figures}: {self.detail}"

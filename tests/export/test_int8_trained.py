@@ -125,3 +125,21 @@ def test_export_int8_rgb32_uint8_pixels(rgb32_ckpt, tmp_path):
     report = export_checkpoint(rgb32_ckpt, tmp_path / "out", int8=True, pixels="uint8", progress=False,
                                quality_gate=False)
     _check_report(report, ("int8",))
+
+
+def test_export_refuses_a_damaged_int8_build_naming_the_figure(mnist_gan_checkpoint, tmp_path, monkeypatch):
+    """The real pipeline with a quantization bug put into it: the first layer's z grid a quarter of what calibration
+    measured (z clipped). `edgegan export --int8` exits non-zero, names the figure on one line, writes nothing."""
+    from edgegan.cli import main
+    from edgegan.export import int8
+
+    real = int8.integer_gemm
+    monkeypatch.setattr(int8, "LATENT_BOUND", 0.0)
+    monkeypatch.setattr(int8, "integer_gemm", lambda model, name, absmax, passes: real(model, name, absmax / 4, passes))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["export", str(mnist_gan_checkpoint), "--out", str(out), "--int8",
+                                       "--no-quality-gate"])
+    assert result.exit_code != 0, result.output
+    failed = [line for line in result.output.splitlines() if line.lstrip(" -").startswith("pixel_levels:")]
+    assert len(failed) == 1 and "p99.9 level error" in failed[0] and "> limit 24" in failed[0], result.output
+    assert "Traceback" not in result.output and not (out / "generator.int8.onnx").exists()
