@@ -13,7 +13,9 @@ from edgegan.export.check_records import TOLERANCES, AtolError, resolve_toleranc
 from edgegan.export.int8 import build_int8
 from edgegan.export.pipeline import export_checkpoint
 from edgegan.export.verify import verify_variant
-from tests.trained_fixtures import activation_quantizers, clipped_activation_range, export_core, wrong_weight_scale
+from tests.trained_fixtures import (
+    activation_quantizers, clipped_activation_range, export_core, run_folder, wrong_weight_scale,
+)
 
 LEVEL_FIGURES = {"p999", "share_over_k", "worst_image_mean", "max", "mean"}
 
@@ -143,17 +145,17 @@ def test_export_int8_rgb32_uint8_pixels(rgb32_ckpt, tmp_path):
     _check_report(report, ("int8",))
 
 
-def test_export_refuses_a_damaged_int8_build_naming_the_figure(mnist_gan_checkpoint, tmp_path, monkeypatch):
+def test_export_refuses_a_damaged_int8_build_naming_the_figure(tmp_path, monkeypatch):
     """The real pipeline with a quantization bug put into it: the first layer's z grid a quarter of what calibration
-    measured (z clipped). `edgegan export --int8` exits non-zero, names the figure on one line, writes nothing."""
+    measured (z clipped). `edgegan export RUN --int8` exits non-zero, names the figure on one line, writes nothing."""
     from edgegan.cli import main
     from edgegan.export import int8
 
     real = int8.integer_gemm
     monkeypatch.setattr(int8, "LATENT_BOUND", 0.0)
     monkeypatch.setattr(int8, "integer_gemm", lambda model, name, absmax, passes: real(model, name, absmax / 4, passes))
-    out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["export", str(mnist_gan_checkpoint), "--out", str(out), "--int8",
+    out, run = tmp_path / "out", run_folder("mnist_gan", tmp_path)  # RUN/checkpoints/last.pt, as users have it
+    result = CliRunner().invoke(main, ["export", str(run), "--out", str(out), "--int8",
                                        "--no-quality-gate"])
     assert result.exit_code != 0, result.output
     failed = [line for line in result.output.splitlines() if line.lstrip(" -").startswith("pixel_levels:")]
