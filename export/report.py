@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from edgegan.export.pixel_levels import describe
 from edgegan.export.verify import TOLERANCES, VariantVerification
 from edgegan.runtime.files import file_sha256
 
@@ -56,6 +57,9 @@ def variant_entry(
         "ops": ops,
         "checks": [r.to_dict() for r in records],
     }
+    levels = next((r for r in records if r.name == "pixel_levels" and r.figures), None)
+    if levels is not None:  # a lossy variant's headline: what its users see, each figure with its limit
+        entry["pixel_levels"] = levels.figures
     if extra:
         entry.update(extra)
     return entry
@@ -113,6 +117,10 @@ def format_table(report: dict[str, Any]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     lines = [" | ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
+    for name, entry in report["variants"].items():
+        if entry.get("pixel_levels"):
+            lines.append(f"{name} pixel levels vs torch: "
+                         + "; ".join(describe(f) for f in entry["pixel_levels"].values()))
     exporter = report["exporter"]
     lines.append("")
     lines.append(

@@ -15,6 +15,13 @@ Checks (each yields a CheckRecord):
   labels_full_range    every class label accepted, matches PyTorch, and changes the image (conditional only)
   reference_evaluator  onnx.reference.ReferenceEvaluator reproduces onnxruntime's images (.onnx files)
   vs_fp32_onnx         a variant against generator.onnx's own outputs (given a baseline, e.g. the .ort)
+  pixel_levels         lossy precisions only: PIXEL_LEVELS_BATCH images' level errors against PyTorch, judged by
+                       p99.9, share over k levels and worst image mean (edgegan.export.pixel_levels)
+
+A lossy precision (a tolerance with a level budget: fp16, int8) has its vs_torch and labels checks judged in pixel
+levels too (the worst image's mean level error: a figure that means the same at batch 1 as at 17), the other
+figures recorded; its float max/mean error is recorded beside them. fp32 and the lossless forms keep the strict
+float rule.
 
 The first three live in export/verify_structure.py; CheckRecord, the tolerance table and the errors in
 export/check_records.py (importable from here too).
@@ -44,6 +51,7 @@ from edgegan.export.check_records import (
     VerificationError,
     raise_for_records,
 )
+from edgegan.export.pixel_levels import describe, judge, level_errors, level_figures
 from edgegan.runtime.contract import (
     INPUT_LABEL,
     INPUT_LATENT,
@@ -72,6 +80,11 @@ ReferenceFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 VERIFY_BATCHES = (1, 3, 17)  # none of them the export's example batch (edgegan.export.onnx.EXPORT_BATCH = 2)
 VERIFY_SEED = 1234  # batch n uses draw_latents(n, nz, VERIFY_SEED + n)
 REFERENCE_EVALUATOR_BATCH = 3  # the pure-Python evaluator is slow; one small batch is enough
+# p99.9 needs pixels: 256 images of 28x28 are 200k pixels (its 200 worst ones); ~0.1 s of PyTorch at 28x28.
+PIXEL_LEVELS_BATCH = 256
+# Judged on every vs_torch batch, even batch 1: a per-image figure. The shares and p99.9 need pixels: one good
+# image can hold 1% of pixels >16 levels off (its edges) where 256 images hold 0.05% (levels.md).
+PER_BATCH_FIGURES = ("worst_image_mean",)
 
 
 class CachedReference:
@@ -220,8 +233,28 @@ def _reference_opset(model):
 # the numeric checks: each takes the Subject (and what it varies over) and returns one CheckRecord
 
 
+def _levels_vs_torch(name: str, out: np.ndarray, ref: np.ndarray, tol: Tolerance, uint8: bool,
+                     judged: tuple[str, ...]) -> CheckRecord:
+    """A lossy file's images vs PyTorch's, judged by the level figures in `judged` (the others recorded)."""
+    budget = tol.levels
+    figures = judge(level_figures(level_errors(out, ref), budget.k), budget, judged)
+    shown = "; ".join(describe(figures[k]) for k in ("p999", "share_over_k", "worst_image_mean", "max", "mean"))
+    if uint8:  # the headline figures are levels, as for every uint8 output
+        mx, mean, unit, float_part = figures["max"]["value"], figures["mean"]["value"], "levels", ""
+    else:
+        err = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+        mx, mean, unit = float(err.max()), float(err.mean()), "abs"
+        float_part = f"; float max err {mx:.3g}, mean {mean:.3g} (recorded, not judged)"
+    ok = bool(all(f["passed"] for f in figures.values()) and np.isfinite(mx))
+    return CheckRecord(name, ok, mx, mean, None, f"{len(out)} images in levels: {shown}{float_part}", unit=unit,
+                       figures=figures)
+
+
 def _vs_torch_record(name: str, out: np.ndarray, ref: np.ndarray, tol: Tolerance, uint8: bool) -> CheckRecord:
-    """A file's images vs PyTorch's float images: uint8 in levels within the float budget, float within it."""
+    """A file's images vs PyTorch's float images: uint8 in levels within the float budget, float within it; a
+    lossy precision in level figures (PER_BATCH_FIGURES)."""
+    if tol.levels is not None and out.shape[0] == ref.shape[0] and np.isfinite(out).all():
+        return _levels_vs_torch(name, out, ref, tol, uint8, PER_BATCH_FIGURES)
     if uint8:
         ok, mx, mean, detail = _compare_uint8(out, ref, tol.vs_torch_max, tol.rtol)
         return CheckRecord(name, ok, mx, mean, tol.vs_torch_max, detail, unit="levels")
@@ -251,6 +284,18 @@ def check_vs_torch(subject: Subject, n: int) -> CheckRecord:
     out = subject.outputs[n] = _run(subject.session, feeds)
     ref = subject.reference(feeds[INPUT_LATENT], feeds.get(INPUT_LABEL))
     return _vs_torch_record(f"vs_torch_batch{n}", out, ref, subject.tol, subject.uint8)
+
+
+def check_pixel_levels(subject: Subject) -> CheckRecord:
+    """PIXEL_LEVELS_BATCH images against PyTorch, judged by every figure of the level budget (p99.9 included)."""
+    n = PIXEL_LEVELS_BATCH
+    feeds = _inputs(subject.contract, n, VERIFY_SEED + n)
+    out = _run(subject.session, feeds)
+    ref = subject.reference(feeds[INPUT_LATENT], feeds.get(INPUT_LABEL))
+    if not (out.dtype == np.uint8 or np.isfinite(out).all()):
+        return CheckRecord("pixel_levels", False, float("inf"), float("inf"), None, "non-finite values in the output")
+    return _levels_vs_torch("pixel_levels", out, ref, subject.tol, subject.uint8,
+                            ("p999", "share_over_k", "worst_image_mean"))
 
 
 def check_batch_invariance(subject: Subject, n: int) -> CheckRecord:
@@ -376,6 +421,8 @@ def verify_variant(
         checks.append(("labels_full_range", "numeric", partial(check_labels_full_range, subject)))
     if is_onnx:
         checks.append(("reference_evaluator", "numeric", partial(check_reference_evaluator, subject)))
+    if tol.levels is not None:
+        checks.append(("pixel_levels", "numeric", partial(check_pixel_levels, subject)))
     if baseline is not None:
         checks.append(("vs_fp32_onnx", "numeric", partial(check_vs_fp32_onnx, subject, baseline)))
     # One at a time, in order: the vs_torch checks fill subject.outputs, which the later checks read.

@@ -5,7 +5,8 @@
 #   1. the runtime floors (numpy, onnxruntime, pillow, click, tqdm) with onnx, matplotlib and pytest at theirs,
 #      and no torch: tests/runtime minus the modules using the `evaluator_onnx` fixture (it trains with torch);
 #   2. the same venv plus the export extra's floors (onnx, onnxscript) and torch: the torch-side runtime tests,
-#      tests/export and tests/trainer's fast tests (-m "not integration");
+#      tests/export (the int8 tests included: test_int8*.py on the trained tests/fixtures) and tests/trainer's fast
+#      tests (-m "not integration");
 #   3. older onnxruntime releases than the 3.11 floor (EDGEGAN_OLD_ORT, default 1.17.3, the floor on Python 3.10,
 #      and 1.23.2, the last before 1.24 began refusing escaping paths itself), each in its own plain venv (a
 #      --system-site-packages venv would import the system's onnxruntime instead) with the runtime floors and

@@ -32,3 +32,9 @@ def evaluator_onnx(shapes_npz, tmp_path_factory) -> Path:
     from tests.quality_helpers import train_tiny_evaluator
 
     return train_tiny_evaluator(shapes_npz, tmp_path_factory.mktemp("shapes_ev") / "shapes.onnx")
+
+
+# The real trained fixtures (tests/fixtures/, scripts/make_fixtures.py): checkpoint paths, for every test folder.
+from tests.trained_fixtures import (  # noqa: E402,F401 - imported to register the pytest fixtures
+    fm_dcgan_checkpoint, mnist_cdcgan_checkpoint, mnist_gan_checkpoint, trained_checkpoint,
+)

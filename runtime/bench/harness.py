@@ -15,8 +15,10 @@ How a run goes, and why:
    slice of its iterations. Drift in machine load (other processes on a shared box) then hits every
    configuration alike, and a ratio computed inside one round compares neighbours in time. Figures are medians
    over all timed calls; the spread of the per-round medians says how noisy the run was.
-4. The machine's peak is a 2048^3 float32 matrix product through the same provider and thread count, timed in
-   the same rounds; effective GFLOP/s = 2 * multiply-adds counted in the graph (runtime/bench/macs.py) / p50.
+4. The machine's peaks are a 2048^3 float32 MatMul through the same provider and thread count and, on the CPU
+   provider, a u8 x s8 MatMulInteger of the same size, timed in the same rounds; effective GFLOP/s = 2 *
+   multiply-adds counted in the graph (runtime/bench/macs.py) / p50. A row's `% peak` divides by the peak of its
+   precision, raised to the best row of that precision measured (runtime/bench/peaks.py): never above 100%.
 
 Memory: Linux's VmHWM (the process's resident high-water mark), reset through /proc/self/clear_refs before each
 timed slice. `rss_peak_mib` is the whole process's high-water while the configuration ran (all loaded models
@@ -46,6 +48,7 @@ import numpy as np
 
 from edgegan.runtime.bench.macs import count_macs
 from edgegan.runtime.bench.machine import MEMORY_METHOD, _Memory, machine_info, machine_slug, pinned
+from edgegan.runtime.bench.peaks import peak_runners
 from edgegan.runtime.bench.rows import TimedConfig, add_ratios, config_rows, peak_rows
 from edgegan.runtime.bench.runners import (
     PEAK_SIZE, BenchError, MatmulRunner, OrtRunner, Runner, SessionSetup, matmul_model, parse_setup,
@@ -311,7 +314,7 @@ def run_bench(
                 if gpu:  # torch on the GPU beside onnxruntime's device rows
                     extra["devices"] = ("cpu", "cuda")
                 runners += factory(str(torch), t, compile=torch_compile, **extra)
-        peaks = [MatmulRunner(prov, t, peak_size) for prov in providers for t in threads] if peak else []
+        peaks = peak_runners(providers, threads, peak_size) if peak else []
         memory = _Memory()
         try:
             cold = _load_all(runners + peaks, memory, log)

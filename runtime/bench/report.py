@@ -61,15 +61,18 @@ def _header_lines(result: dict[str, Any]) -> list[str]:
         f"versions: {versions}; providers available: {', '.join(m['providers'])}",
         f"load average (1, 5, 15 min): {m['loadavg']} at start, {m.get('loadavg_end', '?')} at end",
     ]
-    peaks = [f"{PROVIDER_SHORT.get(p['provider'], p['provider'])} {p['threads']} thr "
+    peaks = [f"{p.get('precision', 'fp32')} {PROVIDER_SHORT.get(p['provider'], p['provider'])} {p['threads']} thr "
              + (f"{p['gflops']:.1f} GFLOP/s ({p['gflops_per_cpu_s'] or 0:.1f} per CPU-second)" if "gflops" in p else f"failed ({p['error']})") for p in result["peak"]]
     if peaks:
-        lines.append(f"peak (fp32 matmul {s['peak_size']}^3, same provider and threads, same rounds): " + "; ".join(peaks))
+        lines.append(f"peak (fp32 matmul {s['peak_size']}^3; int8 u8 x s8 matmulinteger {s['peak_size']}^3 on the CPU; "
+                     "same provider and threads, same rounds): " + "; ".join(peaks))
     how = f"{s['iters']} calls" if s["iters"] else f"~{s['duration_s'] or 2:g} s of calls"
     lines.append(f"timing: {s['warmup']} warm-up calls, then {how} per row over {s['rounds']} interleaved rounds "
                  f"(seeded shuffle); figures are medians" + (f"; pinned to core {s['pin_core']}" if s["pin_core"] is not None else ""))
     lines.append(f"memory: {result['memory_method']}")
-    lines.append("GFLOP/s = 2 x multiply-adds counted in the graph at that batch / p50; % peak = GFLOP/s / peak; "
+    lines.append("GFLOP/s = 2 x multiply-adds counted in the graph at that batch / p50; % peak = GFLOP/s / the peak of "
+                 "the row's precision (fp16 counts as fp32; int8 by the integer matmul), or the best row of that "
+                 "precision when a row beats its kernel: each row's peak_source says which; "
                  "CPU % peak = the same per CPU-second of the process (blind to preemption by other processes and to "
                  "idle threads); / torch = p50 / torch eager p50 (same threads, batch); spread = IQR / median of "
                  "per-round medians")

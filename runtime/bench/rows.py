@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgegan.runtime.bench.peaks import apply_peaks
 from edgegan.runtime.bench.runners import OrtRunner
 
 __all__ = ["TimedConfig", "latency_stats", "round_spread", "peak_rows", "config_rows", "add_ratios", "RATIO_BASES",
@@ -54,7 +55,8 @@ def peak_rows(configs: Sequence[TimedConfig]) -> list[dict[str, Any]]:
     """One row per machine-peak configuration (MatmulRunner): p50, GFLOP/s, GFLOP per CPU-second, spread."""
     out = []
     for c in configs:
-        row: dict[str, Any] = {"provider": c.runner.provider, "provider_asked": c.runner.provider_asked,
+        row: dict[str, Any] = {"model": c.runner.model, "precision": c.runner.precision,
+                               "provider": c.runner.provider, "provider_asked": c.runner.provider_asked,
                                "threads": c.runner.threads, "size": c.runner.size, "iters": len(c.times)}
         if c.error or not c.times:
             row["error"] = c.error or "no timed calls"
@@ -71,7 +73,8 @@ def peak_rows(configs: Sequence[TimedConfig]) -> list[dict[str, Any]]:
 def config_rows(configs: Sequence[TimedConfig], cold: dict[int, dict], peaks: Sequence[dict],
                 count_macs: Callable) -> list[dict]:
     """One row per (runner, batch): what ran, cold start and memory, latency, images/s, multiply-adds, GFLOP/s and
-    share of the machine's peak at the same provider and threads (`cold`: id(runner) -> load figures)."""
+    share of the peak of its precision at the same provider and threads (edgegan.runtime.bench.peaks: the kernel
+    peak or the best row measured, whichever is higher; `cold`: id(runner) -> load figures)."""
     macs_cache: dict[tuple[str, int], Any] = {}
     rows = []
     for c in configs:
@@ -101,19 +104,15 @@ def config_rows(configs: Sequence[TimedConfig], cold: dict[int, dict], peaks: Se
                 row["macs"], row["macs_uncounted"] = macs_cache[key].total, macs_cache[key].uncounted
         elif callable(getattr(r, "macs", None)) and not c.error:  # a baseline may count its own work
             row["macs"] = r.macs(c.batch)
-        peak = next((p for p in peaks if p["threads"] == r.threads and "gflops" in p
-                     and p["provider_asked"] == getattr(r, "provider_asked", "cpu")), None)
-        row["peak_gflops"] = peak["gflops"] if peak else None
-        row["gflops"] = row["peak_share"] = row["peak_share_cpu"] = None
+        row["gflops"] = row["gflops_per_cpu_s"] = None
         if row["macs"] and row.get("p50_ms"):
             row["gflops"] = 2 * row["macs"] / (row["p50_ms"] / 1e3) / 1e9
-            if peak:
-                row["peak_share"] = row["gflops"] / peak["gflops"]
-                # Per CPU-second instead of per wall second: time spent preempted by other processes counts in
-                # neither, so on a busy machine this still compares the work itself (idle threads count neither).
-                if row["cpu_ms"] and peak.get("gflops_per_cpu_s"):
-                    row["peak_share_cpu"] = 2 * row["macs"] / (row["cpu_ms"] / 1e3) / 1e9 / peak["gflops_per_cpu_s"]
+            # Per CPU-second instead of per wall second: time spent preempted by other processes counts in
+            # neither, so on a busy machine this still compares the work itself (idle threads count neither).
+            if row.get("cpu_ms"):
+                row["gflops_per_cpu_s"] = 2 * row["macs"] / (row["cpu_ms"] / 1e3) / 1e9
         rows.append(row)
+    apply_peaks(rows, peaks)
     return rows
 
 

@@ -111,3 +111,18 @@ def test_ort_conversion_failure_is_a_clear_error(tmp_path):
     with pytest.raises(VariantError, match="could not convert broken.onnx"):
         convert_to_ort(bad, tmp_path / "broken.ort")
     assert not (tmp_path / "broken.ort").exists()
+
+
+def test_trained_fixture_fp16_and_ort_verify(mnist_gan_checkpoint, tmp_path):
+    """A trained MLP GAN (tests/fixtures/) through fp16 and the .ort format: fp16 judged in pixel levels within its
+    budget, the .ort on the strict fp32 rule against generator.onnx (the tiny models above check the same on
+    width-8 graphs, faster)."""
+    from edgegan.export.check_records import TOLERANCES
+    from edgegan.export.pipeline import export_checkpoint
+
+    report = export_checkpoint(mnist_gan_checkpoint, tmp_path / "out", fp16=True, ort_format=True, progress=False,
+                               quality_gate=False)
+    fp16, ort_entry = report["variants"]["fp16"], report["variants"]["ort"]
+    assert report["passed"] and fp16["pixel_levels"]["p999"]["value"] <= TOLERANCES["fp16"].levels.p999
+    assert "pixel_levels" not in ort_entry and ort_entry["tolerance"]["levels"] is None
+    assert next(c for c in ort_entry["checks"] if c["name"] == "vs_fp32_onnx")["max_err"] <= TOLERANCES["fp32"].vs_torch_max

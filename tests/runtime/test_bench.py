@@ -57,10 +57,14 @@ def test_rows_cover_the_grid_with_every_field(float_model, uint8_model):
         assert row["macs"] == 8 * 20 * row["batch"]
         assert row["gflops"] == pytest.approx(2 * row["macs"] / (row["p50_ms"] / 1e3) / 1e9)
         assert row["peak_share"] == pytest.approx(row["gflops"] / row["peak_gflops"])
+        assert 0 < row["peak_share"] <= 1 and row["peak_source"]  # an upper bound, and which one
         assert row["ratio"] is None  # no --torch
         assert row["iters"] == 4
     assert {r["output"] for r in rows} == {"float_nchw", "uint8_nhwc"}
-    assert len(result["peak"]) == 2 and all(p["gflops"] > 0 and p["size"] == 64 for p in result["peak"])
+    # an fp32 MatMul and a u8 x s8 MatMulInteger per thread count
+    assert sorted((p["precision"], p["threads"]) for p in result["peak"]) == [("fp32", 1), ("fp32", 2), ("int8", 1),
+                                                                              ("int8", 2)]
+    assert all(p["gflops"] > 0 and p["size"] == 64 for p in result["peak"])
     machine = result["machine"]
     assert machine["cpu"] and machine["logical_cpus"] >= 1 and machine["versions"]["onnxruntime"]
     assert isinstance(machine["flags"], list)
@@ -369,3 +373,34 @@ def test_bench_runs_without_torch_and_says_what_torch_needs(float_model, tmp_pat
     code, output = report["torch"]
     assert code == 1 and "pip install 'edgegan[train]'" in output and "Traceback" not in output
     assert report["heavy"] == []  # the harness itself imported neither torch nor trainer/export
+
+
+def test_peak_is_per_precision_and_an_upper_bound():
+    """An fp32 row that beats the float MatMul is its own bound; int8 is divided by the integer MatMul, fp16 by fp32."""
+    from edgegan.runtime.bench.peaks import apply_peaks
+
+    def peak(precision, gflops):
+        return {"model": f"{precision} kernel", "precision": precision, "threads": 1, "provider_asked": "cpu",
+                "gflops": gflops, "gflops_per_cpu_s": gflops}
+
+    def row(precision, gflops):
+        return {"model": f"g.{precision}", "batch": 64, "precision": precision, "threads": 1, "provider_asked": "cpu",
+                "gflops": gflops, "gflops_per_cpu_s": gflops}
+
+    rows = [row("fp32", 100.0), row("fp16", 50.0), row("int8", 200.0), {**row("fp32", 10.0), "threads": 2}]
+    apply_peaks(rows, [peak("fp32", 80.0), peak("int8", 300.0)])
+    fp32, fp16, int8, other_threads = rows
+    assert fp32["peak_share"] == 1 and fp32["peak_source"] == "best fp32 row measured (g.fp32, batch 64)"
+    assert fp16["peak_share"] == pytest.approx(0.5) and fp16["peak_gflops"] == 100
+    assert int8["peak_share"] == pytest.approx(200 / 300) and int8["peak_source"] == "int8 kernel"
+    assert int8["peak_share_cpu"] == pytest.approx(200 / 300)
+    assert other_threads["peak_share"] is None  # no peak measured at 2 threads: no share rather than a wrong one
+
+
+def test_integer_matmul_peak_runs_on_the_cpu():
+    from edgegan.runtime.bench.peaks import IntegerMatmulRunner
+
+    runner = IntegerMatmulRunner("cpu", 1, 32)
+    runner.load()
+    runner.run()
+    assert runner.precision == "int8" and runner.macs == 32**3 and runner.provider == "CPUExecutionProvider"
