@@ -22,9 +22,10 @@ ROOTS = {"edgegan": "edgegan", "edgegan.runtime": "runtime", "edgegan.export": "
 
 
 def _not_source(folder: str, names: list[str]) -> set[str]:
-    """What the copy leaves out: build outputs anywhere; the user's runs/models only at the top (trainer/models/ is
+    """What the copy leaves out: build outputs, virtual environments and npm packages (tests/web's, ~450 MB) anywhere;
+    the user's runs/models only at the top (trainer/models/ is
     the architecture registry)."""
-    skip = {n for n in names if n in {".git", "build", "dist", "__pycache__", ".pytest_cache"}
+    skip = {n for n in names if n in {".git", "build", "dist", "__pycache__", ".pytest_cache", ".venv", "node_modules"}
             or n.endswith(".egg-info") or n.startswith(".carry")}
     if Path(folder) == REPO:
         skip |= {n for n in names if n in {"runs", "models"}}

@@ -60,7 +60,7 @@ def test_mlp_generator_starts_at_the_data_mean(tmp_path):
     assert not dcgan.has_output_bias  # no per-pixel bias in a ConvTranspose G
 
 
-def test_train_ships_standing_statistics_and_resume_keeps_them(tmp_path, tiny_npz):
+def test_train_ships_standing_statistics(tmp_path, tiny_npz):
     args = ["train", "--arch", "gan", "--dataset", "npz", "--data-dir", str(tiny_npz), "--width", "4", "--nz", "8",
             "--batch-size", "16", "--log-every", "1", "-q"]
     out = tmp_path / "run"
@@ -68,4 +68,4 @@ def test_train_ships_standing_statistics_and_resume_keeps_them(tmp_path, tiny_np
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt", map_location="cpu")
     ema_bn = [k for k in ckpt["G_ema"] if k.endswith("running_mean")]
     assert ema_bn and any(not torch.equal(ckpt["G_ema"][k], ckpt["G"][k]) for k in ema_bn)
-    assert json.loads((out / "config.json").read_text())["recipe"]["name"] == "gan"
+    assert json.loads((out / "config.json").read_text())["recipe"]["name"] == "gan-unconditional"
