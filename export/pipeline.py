@@ -311,8 +311,8 @@ def export_checkpoint(
                                                      tolerances)
 
         _say(progress, "quality gate: scoring each variant against fp32" if gate.evaluator else "quality gate skipped")
-        quality_gate = run_gate(gate, stage, variants, FP32_NAME)
-        raise_if_failed(quality_gate)  # before the commit: a failed gate leaves out_dir untouched
+        gate_result = run_gate(gate, stage, variants, FP32_NAME)
+        raise_if_failed(gate_result)  # before the commit: a failed gate leaves out_dir untouched
 
         report = {
             "format": REPORT_FORMAT,
@@ -330,11 +330,12 @@ def export_checkpoint(
                         "evaluator": str(evaluator) if evaluator is not None else None,
                         "max_fid_delta": max_fid_delta, "gate_n": gate_n, "optimize": optimize,
                         "min_recall": min_recall, "atol": tolerances[0] or None, "rtol": tolerances[1] or None,
-                        "quality_gate": quality_gate},
+                        "quality_gate": quality_gate, "force": force,
+                        "data_dir": str(data_dir) if data_dir is not None else None},
             "tolerances": tolerance_table(),
             "versions": versions(),
             "variants": variants,
-            "quality_gate": quality_gate,
+            "quality_gate": gate_result,
         }
         (stage / REPORT_NAME).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
         _say(progress, f"all checks passed; {'replacing' if force else 'moving files into'} {out_dir}")

@@ -276,3 +276,23 @@ def test_int8_variant_is_built_by_export_int8_and_verified(tmp_path, monkeypatch
     fp32_meta = {p.key: p.value for p in onnx.load(out / "generator.onnx").metadata_props}
     assert meta == {**fp32_meta, "edgegan.precision": "int8"}
     assert "reference_evaluator" in [c["name"] for c in entry["checks"]]
+
+
+def test_report_options_record_every_option_as_given(mlp_ckpt, tmp_path):
+    """`options` holds each keyword of export_checkpoint (progress aside) with the value passed, never a result:
+    the gate's result once overwrote options.quality_gate."""
+    import inspect
+
+    given = {"opset": 17, "pixels": "uint8", "use_ema": False, "optimize": False, "gate_n": 128,
+             "quality_gate": False, "trt_batch": (1, 2, 4)}  # the gate off: its limits must stay unset
+    report = export_checkpoint(mlp_ckpt, tmp_path / "m", progress=False, **given)
+    options = report["options"]
+    keywords = [p.name for p in inspect.signature(export_checkpoint).parameters.values()
+                if p.kind is p.KEYWORD_ONLY and p.name != "progress"]
+    assert sorted(options) == sorted(keywords)
+    defaults = {p.name: p.default for p in inspect.signature(export_checkpoint).parameters.values()}
+    for name in keywords:
+        want = given.get(name, defaults[name])
+        want = list(want) if isinstance(want, tuple) else want
+        assert options[name] == want, name
+    assert isinstance(report["quality_gate"], dict)  # the gate's result has its own key
