@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 #: onnx TensorProto.DataType codes of the types these graphs use.
-FLOAT, UINT8 = 1, 2
+FLOAT, UINT8, INT8, INT32 = 1, 2, 3, 6
 #: Name of the batch dimension of the models written here (the contract's BATCH_AXIS).
 BATCH = "batch"
 

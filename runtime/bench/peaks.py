@@ -18,24 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from edgegan.runtime.bench.runners import PEAK_SIZE, MatmulRunner, _field
+from edgegan.runtime.bench.runners import PEAK_SIZE, MatmulRunner
+from edgegan.runtime.onnx_bytes import INT8, INT32, UINT8, model, node, value_info
 
 FLOAT_PRECISIONS = ("fp32", "fp16")
 
 
 def integer_matmul_model(n: int) -> bytes:
-    """An ONNX model C = MatMulInteger(A uint8 [n, n], B int8 [n, n]) -> int32, serialized by hand like
-    runners.matmul_model (onnx is not a runtime dependency): ir_version 8, opset 17."""
-
-    def value_info(name: str, elem_type: int) -> bytes:
-        dims = b"".join(_field(1, _field(1, n)) for _ in range(2))
-        tensor = _field(1, elem_type) + _field(2, dims)
-        return _field(1, name) + _field(2, _field(1, tensor))
-
-    node = _field(1, "A") + _field(1, "B") + _field(2, "C") + _field(4, "MatMulInteger")
-    graph = (_field(1, node) + _field(2, "peak_int8") + _field(11, value_info("A", 2))  # UINT8 = 2
-             + _field(11, value_info("B", 3)) + _field(12, value_info("C", 6)))  # INT8 = 3, INT32 = 6
-    return _field(1, 8) + _field(7, graph) + _field(8, _field(1, "") + _field(2, 17))
+    """C = MatMulInteger(A uint8 [n, n], B int8 [n, n]) -> int32: the int8 peak (opset 17; onnx is not a runtime
+    dependency, so runtime/onnx_bytes.py writes it like the float peak)."""
+    return model([node("MatMulInteger", ["A", "B"], ["C"], "matmul_integer")],
+                 [value_info("A", UINT8, [n, n]), value_info("B", INT8, [n, n])],
+                 [value_info("C", INT32, [n, n])], [], "peak_int8", 17)
 
 
 class IntegerMatmulRunner(MatmulRunner):
