@@ -5,7 +5,7 @@ What it does, in order:
      `onnxruntime.preload_dlls()`, which loads the CUDA/cuDNN libraries of torch's nvidia packages). Anything
      missing FAILS LOUDLY: one line on stderr, exit status 1. This script never skips: it is the H200 run.
   2. The model: --run RUN|CKPT (a trained edgegan run or checkpoint), or by default trains a DCGAN 28x28 (width 64,
-     nz 100, batch 64: the REFERENCE.md model) for --train-steps steps on CUDA, on the real Fashion-MNIST where it
+     nz 100, batch 64: the docs/reference_figures.md model) for --train-steps steps on CUDA, on the real Fashion-MNIST where it
      is found ($EDGEGAN_DATA, /usr/share/datasets) or else on random images (timings do not depend on the weights).
   3. Exports it with --cuda --fp16 (generator.onnx: phase form; generator.cuda.onnx: plain ConvTranspose;
      generator.fp16.onnx), and writes the fp16 conversion of the cuda form beside them (not a shipped file).

@@ -19,7 +19,7 @@ Engines
   opt:*         fp32-opt under other onnxruntime session options (optimization level, spinning, execution
                 mode, batch split over two 1-thread sessions) - 28x28 only
 
-Models: DCGAN generators of width 64 (REFERENCE.md), nz 100, one channel, random DCGAN init with BatchNorm
+Models: DCGAN generators of width 64 (docs/reference_figures.md), nz 100, one channel, random DCGAN init with BatchNorm
 statistics warmed on random batches and the image layer scaled so pre-Tanh values have unit spread (images use
 the [-1, 1] range like a trained G). `--checkpoint RUN|CKPT` uses a trained 28x28 generator instead.
 
@@ -152,7 +152,7 @@ def build_engines(size: int, G: torch.nn.Module, work: Path, full: bool) -> tupl
                     model = graph_forms.to_subpixel(naive, form, layout, keep)
                     engines.append(ort_engine(name, "form", model.SerializeToString()))
         engines.append(ort_engine("form:3x3/all", "form", graph_forms.to_subpixel(naive, "3x3").SerializeToString(),
-                                  "REFERENCE.md's 3x3 Conv + DepthToSpace"))
+                                  "docs/reference_figures.md's 3x3 Conv + DepthToSpace"))
         engines.append(ort_engine("form:gemm-first-only", "form",
                                   graph_forms.hoist_activations(graph_forms.first_layer_to_gemm(naive))
                                   .SerializeToString(), "only the first layer rewritten (Gemm)"))
@@ -161,7 +161,7 @@ def build_engines(size: int, G: torch.nn.Module, work: Path, full: bool) -> tupl
             ("phases", "nhwc", (), "every layer quantized, image layer as sub-pixel Conv"),
             ("crop", "nhwc", ("first", "last"), ""),
             ("crop", "nchw", (), "every layer quantized"),
-            ("3x3", "nchw", (), "REFERENCE.md's int8 form (3x3 Conv + DepthToSpace), every layer quantized"),
+            ("3x3", "nchw", (), "docs/reference_figures.md's int8 form (3x3 Conv + DepthToSpace), every layer quantized"),
         ]
         for form, layout, floats, note in int8_forms:
             path = work / f"int8_{form}_{layout}_{'-'.join(floats) or 'none'}_{size}.onnx"

@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-# name -> (arch, image size); width 64 everywhere (REFERENCE.md's reference models), nz 100, one channel.
+# name -> (arch, image size); width 64 everywhere (docs/reference_figures.md's reference models), nz 100, one channel.
 FAMILIES = {"dcgan28": ("dcgan", 28), "dcgan64": ("dcgan", 64), "gan28": ("gan", 28)}
 VARIANTS = (("fp32", "generator.onnx"), ("fp16", "generator.fp16.onnx"), ("int8", "generator.int8.onnx"))
 

@@ -155,7 +155,7 @@ def to_subpixel(model: onnx.ModelProto, form: str = "phases", layout: str = "nhw
     The defaults are build_int8's: "phases"/"nhwc" with the image layer kept as a ConvTranspose (int8 keeps it
     in float). Measured, int8 of this form at DCGAN 28x28 (trained weights), 1 thread: batch 1 0.24 ms, batch
     64 12.1 ms, 0.30x / 0.24x the naive fp32 export and 0.10x / 0.26x torch eager, max / mean error 1.8e-2 /
-    1.9e-3; REFERENCE.md's 3x3 form quantized: 0.44 ms / 23.0 ms (benchmarks/results/graph_forms.md).
+    1.9e-3; docs/reference_figures.md's 3x3 form quantized: 0.44 ms / 23.0 ms (benchmarks/results/graph_forms.md).
 
     Args:
         model: an fp32 generator (ConvTranspose form) with BatchNorm folded, as export_generator makes it; a
@@ -192,7 +192,7 @@ def optimize_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
 
     At 2 threads (another process held one of the two cores in that run) the ratio was 0.48-0.72 at 28x28 and
     0.70-0.88 at 64x64. Forms that lost: one 2x2 Conv with 4*Cout outputs + crop ((H+1)^2/H^2 the work:
-    0.74-0.86), NCHW DepthToSpace interleave (0.67-0.88), REFERENCE.md's 3x3 Conv (1.4-2.2x slower), the Gemm
+    0.74-0.86), NCHW DepthToSpace interleave (0.67-0.88), docs/reference_figures.md's 3x3 Conv (1.4-2.2x slower), the Gemm
     first layer alone (0.88-0.94), sub-pixel image layers (NCHWc pads 1-4 output channels to 16).
 
     Args:

@@ -1,7 +1,7 @@
 """Static int8 quantization of an exported generator, in the form onnxruntime's CPU provider runs fast.
 
 onnxruntime's CPU provider has no int8 ConvTranspose kernel: a QDQ ConvTranspose runs dequantize -> fp32
-ConvTranspose -> quantize, slower than plain fp32 (REFERENCE.md). So the model is first rewritten exactly into
+ConvTranspose -> quantize, slower than plain fp32 (docs/reference_figures.md). So the model is first rewritten exactly into
 its sub-pixel form (`edgegan.export.graph_forms.to_subpixel`: every stride-2 upsampling ConvTranspose becomes 2x2
 Convs, the first layer a Gemm), whose Convs run as QLinearConv on u8 activations and s8 per-channel weights
 (QDQ, quantize_static). The first layer, which reads z and holds most of a DCGAN's weights (100 x 12,544 at

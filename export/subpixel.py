@@ -9,7 +9,7 @@ Exact: the Convs compute the same function as the ConvTranspose (up to float rou
 so each output phase r in {0, 1} is a 2-tap correlation with taps w[3 - r - 2t] (t = 0, 1) over the input
 shifted by r. In 2D there are four phases (ry, rx), each a 2x2 Conv with Cout outputs: together exactly the
 ConvTranspose's multiply-adds, where onnxruntime's ConvTranspose pays a per-image GEMM plus a col2im scatter.
-Two arrangements are exact (REFERENCE.md's 3x3 Conv + DepthToSpace is exact too, at 2.25x the work):
+Two arrangements are exact (docs/reference_figures.md's 3x3 Conv + DepthToSpace is exact too, at 2.25x the work):
 
 - "crop": one 2x2 Conv with 4*Cout outputs and padding 1 computes every phase on an (H+1)x(W+1) grid; with the
   phase blocks ordered (1-ry, 1-rx), DepthToSpace gives a (2H+2)x(2W+2) map whose interior [1:-1, 1:-1] is
@@ -143,7 +143,7 @@ def convtranspose_to_subpixel(model: onnx.ModelProto, form: str = "crop", layout
 
     Args:
         model: the model; not modified.
-        form: "crop" (one Conv, 4*Cout outputs), "phases" (four Convs + Concat) or "3x3" (REFERENCE.md's form).
+        form: "crop" (one Conv, 4*Cout outputs), "phases" (four Convs + Concat) or "3x3" (docs/reference_figures.md's form).
         layout: "nchw" (DepthToSpace) or "nhwc" (channels-last Transpose/Concat; "3x3" always uses nchw).
         min_out_channels: leave ConvTransposes with fewer output channels alone (the image layer: onnxruntime's
             NCHWc Conv pads output channels to 16, so a 1- or 3-channel sub-pixel Conv wastes most of its work).

@@ -47,7 +47,7 @@ class CudaOptions:
     """The CUDA provider's levers, one field each; `cuda_provider_options` turns them into onnxruntime's strings.
 
     Every default is a choice to be confirmed on the GPU (benchmarks/gpu_check.py measures them on an H200);
-    none is measured yet. Why each starts where it does (REFERENCE.md, "Known levers", from onnxruntime's issues):
+    none is measured yet. Why each starts where it does (docs/reference_figures.md, "Known levers", from onnxruntime's issues):
 
     Attributes:
         device_id: the GPU.

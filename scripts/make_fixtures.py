@@ -44,7 +44,7 @@ class Fixture:
 
 
 # The recipes: issue 20's Fashion-MNIST reproduction used lr 5e-4 / lr-d 1e-3 / EMA 0.99 at 8,160 steps; at lr
-# 1e-3 the weights reach a trained model's ranges sooner (REFERENCE.md: FID 27 at 4,080 steps, better than the
+# 1e-3 the weights reach a trained model's ranges sooner (docs/reference_figures.md: FID 27 at 4,080 steps, better than the
 # defaults at 8,160), which keeps the CPU time affordable. Widths 32 for the MNIST fixtures keep the files small.
 RECIPES = (
     Fixture("fm_dcgan", "fashion-mnist", "dcgan", 2811, 64,

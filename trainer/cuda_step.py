@@ -1,7 +1,7 @@
 """Training without the launch wall on CUDA (the whole D+G step as one CUDA graph), and `--deterministic`.
 
 Why: a DCGAN step at batch 64 is ~60 small kernels; on an H200 the reference loop spent ~6.5 ms a step launching
-them (REFERENCE.md: 9,800 images/s, launch-bound). `GraphedGANStep` captures `GANStep.train_batch` (D forward and
+them (docs/reference_figures.md: 9,800 images/s, launch-bound). `GraphedGANStep` captures `GANStep.train_batch` (D forward and
 backward on real and fake, D's Adam step, G forward/backward through the frozen D, G's Adam step, the statistics)
 once with torch.cuda.graph and replays it each step: one launch. What stays outside the graph, eagerly, is what
 must read the step number or the host: the noise draw (the same `draw_noise` calls on the same generator as the

@@ -69,7 +69,7 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     """"auto" -> "bf16" where the device multiplies bf16 natively, else "off"; other modes are returned as they are.
 
     CPU: AVX-512 BF16 or AMX (1.5-1.8x measured). CUDA: a GPU with bf16 Tensor Cores (compute capability 8+,
-    `torch.cuda.is_bf16_supported`): bf16 autocast trained ~1.28x fp32 at batch 1024 on an H200 (REFERENCE.md);
+    `torch.cuda.is_bf16_supported`): bf16 autocast trained ~1.28x fp32 at batch 1024 on an H200 (docs/reference_figures.md);
     at batch 64 the step was launch-bound, which trainer/cuda_step.py's CUDA graph removes, so auto takes bf16
     there too; the gain at batch 64 is to be confirmed on the H200 (benchmarks/gpu_check.py).
     """

@@ -4,7 +4,7 @@
 generator.onnx ships export/graph_forms.optimize_fp32's phase form: each stride-2 ConvTranspose as four 2x2 Convs
 interleaved channels-last, which wins on the CPU provider (NCHWc kernels) but costs a GPU four convolutions, a
 Concat and Transposes per layer: four or more kernel launches where cuDNN has one ConvTranspose kernel. On an H200
-(REFERENCE.md, 2026-11-30) `Generator` on that form ran 1.36x torch eager at batch 1024, while the plain
+(docs/reference_figures.md, 2026-11-30) `Generator` on that form ran 1.36x torch eager at batch 1024, while the plain
 ConvTranspose graph (fp16, CUDA graph, IO binding) ran 1.02 ms against torch's 3.59. So this variant is the graph
 as torch exported it (`Sources.core`: BatchNorm folded, ConvTranspose form) with the uint8 tail where the contract
 asks for it: the same contract, precision fp32, verified like generator.onnx and against it (versus_fp32).

@@ -46,7 +46,7 @@ def test_dcgan_layout_follows_radford():
 
 
 def test_dcgan_28_matches_reference_multiply_adds():
-    # REFERENCE.md: the 28x28 DCGAN at width 64 spends 27.4 M multiply-adds per image.
+    # docs/reference_figures.md: the 28x28 DCGAN at width 64 spends 27.4 M multiply-adds per image.
     G = build_generator(ModelConfig(arch="dcgan", image_size=28, width=64))
     macs, size = 0, 1
     for m in G.modules():
