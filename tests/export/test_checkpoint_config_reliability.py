@@ -42,7 +42,7 @@ def test_a_config_missing_keys_is_refused_naming_them(drop, named, tmp_path):
 
 
 def test_keys_added_after_format_1_may_be_missing(tmp_path):
-    """lr_d, mode_seeking and model.g_conditioning came later: older format-1 checkpoints lack them."""
+    """lr_d, mode_seeking, recipe and model.g_conditioning came later: older format-1 checkpoints lack them."""
     def drop_later(c):
         for key in ("lr_d", "mode_seeking"):
             c.pop(key)
@@ -50,7 +50,7 @@ def test_keys_added_after_format_1_may_be_missing(tmp_path):
 
     state = load_checkpoint(edited_checkpoint(tmp_path, drop_later))
     assert state["config"]["dataset"] == "mnist"
-    assert set(CONFIG_KEYS[1][0]) | {"lr_d", "mode_seeking"} >= set(state["config"])
+    assert set(CONFIG_KEYS[1][0]) | {"lr_d", "mode_seeking", "recipe"} >= set(state["config"])
 
 
 def test_unknown_keys_are_named_in_one_warning_line(tmp_path):

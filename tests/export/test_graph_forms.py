@@ -19,6 +19,7 @@ from edgegan.runtime.contract import (
     BATCH_AXIS,
     KEY_PRECISION,
     OUTPUT_FLOAT_NCHW,
+    LATENT_RULE_NUMPY,
     GeneratorContract,
     default_labels,
     draw_latents,
@@ -268,7 +269,8 @@ def test_mlp_generator_passes_through(mlp_cond_ckpt):
 
 
 # Output of optimize_fp32 before its plumbing moved to export/graph_edit.py (and BatchNorm folding to
-# torch.nn.utils.fusion): image[:, -1, H // 2, 8:14] for draw_latents(3, nz, 0) (+ default_labels), and the ops.
+# torch.nn.utils.fusion): image[:, -1, H // 2, 8:14] for draw_latents(3, nz, 0) by the numpy rule of the time
+# (+ default_labels), and the ops.
 OLD_OPTIMIZED = {
     "dcgan28_cond": ([[-0.451483, -0.714387, -0.422669, -0.406883, -0.506908, -0.433104],
                       [-0.792013, -0.253694, -0.361318, 0.854254, -0.377607, 0.14269],
@@ -288,7 +290,7 @@ def test_optimized_graph_is_the_one_we_shipped(exported_models, name):
     model, _, contract = exported_models[name]
     fast = gf.optimize_fp32(model)
     pixels, ops = OLD_OPTIMIZED[name]
-    feeds = {"z": draw_latents(3, contract.nz, 0)}
+    feeds = {"z": draw_latents(3, contract.nz, 0, rule=LATENT_RULE_NUMPY)}
     if contract.conditional:
         feeds["label"] = default_labels(3, contract.num_classes)
     got = _run(fast, feeds)[:, -1, contract.height // 2, 8:14]
