@@ -12,28 +12,14 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
 from onnx import numpy_helper
 
-from edgegan.cli import main
 from edgegan.runtime import Generator
 from edgegan.runtime.contract import ContractError
 from edgegan.runtime.generator import ModelOutputError
 from edgegan.runtime.labels import label_tables
 from tests.runtime.conftest import build_generator_onnx
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line(result, *needles):
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], result.output
+from tests.cli_helpers import one_error_line, run as invoke
 
 
 def nan_model(tmp_path):
@@ -50,7 +36,7 @@ def test_nan_output_is_one_line_and_writes_nothing(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no raw numpy RuntimeWarning on the way
         result = invoke("sample", path, "-n", 3, "-o", tmp_path / "g.png", "--npy", tmp_path / "i.npy", "-q")
-    one_line(result, "NaN/Inf", str(path))
+    one_error_line(result, "NaN/Inf", str(path))
     assert "RuntimeWarning" not in result.output
     assert not (tmp_path / "g.png").exists() and not (tmp_path / "i.npy").exists()
     with pytest.raises(ModelOutputError, match="NaN/Inf in 60 of 60"):
@@ -71,7 +57,7 @@ def test_label_table_smaller_than_the_metadata_is_refused_at_load(precision, tmp
     assert label_tables(path) == [("embed", 5)]
     with pytest.raises(ContractError, match="says 10 classes, but its label table 'embed' holds 5 rows"):
         Generator(path)
-    one_line(invoke("sample", path, "-n", 1, "--label", 7, "-o", tmp_path / "g.png", "-q"), "label table", "5 rows")
+    one_error_line(invoke("sample", path, "-n", 1, "--label", 7, "-o", tmp_path / "g.png", "-q"), "label table", "5 rows")
     assert not (tmp_path / "g.png").exists()
 
 

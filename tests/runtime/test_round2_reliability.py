@@ -10,24 +10,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from edgegan.cli import main
 from edgegan.runtime.evaluation.idx import read_idx
 from edgegan.runtime.evaluation.image_data import DataError
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line(result, *needles):
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], result.output
+from tests.cli_helpers import one_error_line, run as invoke
 
 
 def test_full_disk_on_the_grid_says_which_output_failed_and_which_was_written(float_model, tmp_path, monkeypatch):
@@ -39,7 +25,7 @@ def test_full_disk_on_the_grid_says_which_output_failed_and_which_was_written(fl
     monkeypatch.setattr(Image.Image, "save", full)
     grid, npy = tmp_path / "g.png", tmp_path / "i.npy"
     result = invoke("sample", float_model, "-n", 3, "-o", grid, "--npy", npy, "-q")
-    one_line(result, f"cannot write {grid}: No space left on device", f"{npy} was written completely")
+    one_error_line(result, f"cannot write {grid}: No space left on device", f"{npy} was written completely")
     assert np.load(npy).shape == (3, 4, 5, 1) and not grid.exists()
 
 
@@ -53,12 +39,12 @@ def test_eval_with_a_read_only_cache_points_at_no_cache(make_model, evaluator_on
     monkeypatch.setattr(features, "atomic_write", read_only)
     model = make_model("ro16/generator.onnx", nz=8, channels=1, height=16, width=16)
     base = ["eval", model, "--dataset", "npz", "--data-dir", shapes_npz, "--evaluator", evaluator_onnx, "-n", 20, "-q"]
-    one_line(invoke(*base), "Read-only file system", "--no-cache", str(cache_home))
+    one_error_line(invoke(*base), "Read-only file system", "--no-cache", str(cache_home))
     assert invoke(*base, "--no-cache").exit_code == 0
 
 
 def test_eval_with_a_data_dir_that_does_not_exist(float_model, tmp_path):
-    one_line(invoke("eval", float_model, "--dataset", "mnist", "--data-dir", tmp_path / "nope"),
+    one_error_line(invoke("eval", float_model, "--dataset", "mnist", "--data-dir", tmp_path / "nope"),
              f"--data-dir {tmp_path / 'nope'} does not exist")
 
 

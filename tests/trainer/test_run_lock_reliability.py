@@ -16,30 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from edgegan.cli import main
 from tests import quality_helpers
 from tests.trainer.conftest import write_npz
+from tests.cli_helpers import one_line, run, tiny_args
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def tiny_args(npz, out, *extra):
-    return ("train", "--dataset", "npz", "--data-dir", npz, "--width", "8", "--nz", "16", "--batch-size", "16",
-            "--quiet", "--out", out, *extra)
-
-
-def one_line(result, *fragments):
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output, result.output
-    assert len(result.output.strip().splitlines()) == 1, result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:

@@ -2,8 +2,6 @@
 a full disk, and option values that must be refused before anything is written."""
 from __future__ import annotations
 
-import errno
-import io
 import json
 import os
 import signal
@@ -17,23 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from edgegan.cli import main
 from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from edgegan.trainer.train import TrainingDiverged, train
+from tests.cli_helpers import FullDisk, run, tiny_args
 
 REPO = Path(__file__).resolve().parents[2]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def tiny_args(npz, out, *extra):
-    return ("train", "--dataset", "npz", "--data-dir", npz, "--width", "8", "--nz", "16", "--batch-size", "16",
-            "--quiet", "--out", out, *extra)
 
 
 def assert_clean_error(result, *fragments, one_line: bool = True):
@@ -256,22 +244,6 @@ def test_option_values_no_run_can_use_are_refused_before_any_write(tiny_npz, tmp
     assert_clean_error(result, message, one_line=False)  # a usage error: usage line, hint, message
     assert result.exit_code == 2
     assert not (tmp_path / "runs").exists()
-
-
-class FullDisk(io.RawIOBase):
-    """A file that takes `room` bytes and then fails every write with ENOSPC, as a full file system does."""
-
-    def __init__(self, f, room: int):
-        self.f, self.room = f, room
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b) -> int:
-        if len(b) > self.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.room -= len(b)
-        return self.f.write(b)
 
 
 def test_disk_full_during_a_checkpoint_save_is_one_line_naming_the_checkpoint(tiny_npz, tmp_path, monkeypatch):

@@ -3,35 +3,14 @@ yet) and 10 (bad values: --batch-size beyond the data, a missing --data-dir, an 
 pre-release of the security floor)."""
 from __future__ import annotations
 
-import errno
-import io
-import os
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from edgegan.cli import main
 from edgegan.trainer.checkpoint import CheckpointError, check_torch_version, save_checkpoint
 from tests import quality_helpers
 from tests.trainer.conftest import write_npz
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def tiny_args(npz, out, *extra):
-    return ("train", "--dataset", "npz", "--data-dir", npz, "--width", "8", "--nz", "16", "--batch-size", "16",
-            "--quiet", "--out", out, *extra)
-
-
-def one_line(result, *fragments, code=1):
-    assert result.exit_code == code, result.output
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output, result.output
-    assert len(result.output.strip().splitlines()) == 1, result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
+from tests.cli_helpers import FullDisk, one_line, run, tiny_args
 
 
 def lying(path_in, path_out, **model):
@@ -62,22 +41,6 @@ def test_resume_of_a_config_that_lies_is_one_line_naming_the_parameter(tmp_path)
 
 
 # --- item 9 --------------------------------------------------------------------------------------------------------
-
-class FullDisk(io.RawIOBase):
-    """A file that fails every write with ENOSPC once `room` bytes went in."""
-
-    def __init__(self, f, room: int):
-        self.f, self.room = f, room
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b) -> int:
-        if len(b) > self.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.room -= len(b)
-        return self.f.write(b)
-
 
 def test_disk_full_at_the_first_checkpoint_does_not_offer_resume_and_leaves_no_skeleton(tmp_path, monkeypatch):
     npz = write_npz(tmp_path / "tiny.npz", n=32)
