@@ -9,9 +9,7 @@ from typing import Any
 
 from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.evaluation.datasets import DATASETS
-from edgegan.trainer.models import ARCHITECTURES
-
-ARCHS = tuple(ARCHITECTURES)  # ("gan", "dcgan"): the registry in trainer/models/__init__.py
+from edgegan.trainer.architectures import ARCHITECTURE_MODULES, ARCHS
 LOSSES = ("bce", "hinge", "lsgan")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -41,12 +39,16 @@ class ModelConfig:
     @property
     def conditioning(self) -> str:
         """The conditional G's label path: g_conditioning, or the arch's default."""
+        from edgegan.trainer.models import ARCHITECTURES  # torch: here, so the CLI imports this module without it
+
         arch = ARCHITECTURES.get(self.arch)
         return self.g_conditioning or (arch.g_conditioning if arch is not None else "concat")
 
     def validate(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise ConfigError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if self.arch not in ARCHITECTURE_MODULES:
+            raise ConfigError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHITECTURE_MODULES)}")
+        from edgegan.trainer.models import ARCHITECTURES
+
         if self.g_conditioning is not None and self.g_conditioning not in G_CONDITIONINGS:
             raise ConfigError(f"unknown g_conditioning {self.g_conditioning!r}; "
                               f"choose one of {', '.join(G_CONDITIONINGS)}")
@@ -98,6 +100,8 @@ class TrainConfig:
     @property
     def use_channels_last(self) -> bool:
         """NHWC memory format for G, D and the batches: asked for (channels_last) and paying for this arch."""
+        from edgegan.trainer.models import ARCHITECTURES
+
         return self.channels_last and ARCHITECTURES[self.model.arch].channels_last
 
     def validate(self) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 from dataclasses import replace
 
 import pytest
@@ -116,14 +118,21 @@ def test_the_registry_is_the_one_list_of_architectures():
     assert [ModelConfig(arch=name, num_classes=3).conditioning for name in ARCHS] == ["cbn", "concat"]
 
 
-def test_an_architecture_is_one_registry_entry(monkeypatch):
-    from edgegan.trainer.config import ConfigError, TrainConfig
-    from edgegan.trainer.models import ARCHITECTURES, mlp
+def test_an_architecture_is_one_module_and_one_table_row(monkeypatch):
+    import types
 
-    # A new entry is all it takes: building, size validation, conditioning and memory format follow it.
-    tiny = replace(mlp.SPEC, name="tiny", image_size_ok=lambda size: size == 8, g_conditioning="concat",
-                   image_size_error="tiny is 8x8 only, got {size}")
-    monkeypatch.setitem(ARCHITECTURES, "tiny", tiny)
+    from edgegan.trainer import architectures, models
+    from edgegan.trainer.config import ConfigError, TrainConfig
+    from edgegan.trainer.models import mlp
+
+    # A new module with its SPEC and a row in trainer/architectures.py is all it takes: building, size validation,
+    # conditioning and memory format follow it.
+    module = types.ModuleType("edgegan_tiny_arch")
+    module.SPEC = replace(mlp.SPEC, name="tiny", image_size_ok=lambda size: size == 8, g_conditioning="concat",
+                          image_size_error="tiny is 8x8 only, got {size}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(architectures.ARCHITECTURE_MODULES, "tiny", module.__name__)
+    monkeypatch.setattr(models, "ARCHITECTURES", models._load_specs())  # what importing trainer.models does
     cfg = ModelConfig(arch="tiny", nz=4, image_size=8, num_classes=2, width=2)
     G, D = build_generator(cfg), build_discriminator(cfg)
     y = torch.arange(3) % 2

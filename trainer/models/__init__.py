@@ -1,17 +1,19 @@
 """The architecture registry: `--arch NAME` -> its Architecture (models/spec.py), one module per architecture.
 
-Adding an architecture is one module that defines G, D and a `SPEC`, plus one line in ARCHITECTURES; the config's
-ARCHS, its validation, the CLI's `--arch` choice and the builders below all read this table.
+Adding an architecture is one module that defines G, D and a `SPEC`, plus one row in trainer/architectures.py (torch-free,
+so `--help` works without torch); ARCHITECTURES below is built from it, and the config's validation, the CLI's
+`--arch` choice and the builders all read it.
 Every generator maps (z [B, nz], label [B] | None) to images [B, C, H, W] in [-1, 1]; every discriminator maps
 (x, label | None) to logits [B].
 """
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from torch import nn
 
-from edgegan.trainer.models import dcgan, mlp
+from edgegan.trainer.architectures import ARCHITECTURE_MODULES
 from edgegan.trainer.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from edgegan.trainer.models.layers import ConditionalBatchNorm, init_weights
 from edgegan.trainer.models.mlp import MLPDiscriminator, MLPGenerator
@@ -25,8 +27,20 @@ __all__ = [
     "MLPDiscriminator", "MLPGenerator", "build_discriminator", "build_generator", "init_weights",
 ]
 
-# The order is the CLI's and the error messages' ("choose one of gan, dcgan").
-ARCHITECTURES: dict[str, Architecture] = {"gan": mlp.SPEC, "dcgan": dcgan.SPEC}
+
+
+def _load_specs() -> dict[str, Architecture]:
+    """Every row of trainer/architectures.py imported: name -> its module's SPEC (whose name must match)."""
+    specs = {}
+    for name, module in ARCHITECTURE_MODULES.items():
+        spec = importlib.import_module(module).SPEC
+        if spec.name != name:
+            raise ImportError(f"{module}.SPEC is named {spec.name!r}, but trainer/architectures.py lists it as {name!r}")
+        specs[name] = spec
+    return specs
+
+
+ARCHITECTURES: dict[str, Architecture] = _load_specs()
 
 
 def build_generator(cfg: ModelConfig) -> nn.Module:
