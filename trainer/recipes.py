@@ -2,7 +2,7 @@
 
 A recipe is chosen per architecture, conditioning and dataset (the most specific row of RECIPES that matches), is
 applied when a run starts (`apply_recipe`), and is recorded in config.json as `recipe` with the values it filled;
-an explicit value always wins. Each row names the measurement it rests on (README "Training recipes" has the
+an explicit value always wins. Each row names the measurement it rests on (README "Training", "Recipes", has the
 tables): the DCGAN paper's lr 2e-4 with a 0.999 EMA was the worst arm at 4,000 steps on Fashion-MNIST, and no
 single learning rate was best for every architecture.
 
