@@ -10,6 +10,8 @@ new latent rule.
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 import shutil
 from pathlib import Path
@@ -76,10 +78,15 @@ def browser(chromium):
     b.close()
 
 
+@contextlib.contextmanager
 def _open(browser, url: str):
+    """A page at `url`, once its module has loaded (or failed to), closed afterwards."""
     page = browser.open(url)
-    page.evaluate("window.edgegan.ready.then(() => true, () => true)")
-    return page
+    try:
+        page.evaluate("window.edgegan.ready.then(() => true, () => true)")
+        yield page
+    finally:
+        page.close()
 
 
 def _pixels(page, call: str, shape: tuple[int, int, int]) -> np.ndarray:
@@ -97,8 +104,7 @@ def test_seeds_and_label_give_pythons_images_from_a_real_export(browser, exporte
     manifest = json.loads((folder / "web" / "manifest.json").read_text())
     assert manifest["latent_rule"] == RULE and manifest["seeds_match_python"]
     assert [m["file"] for m in manifest["models"]] == ["generator.onnx", "generator.int8.onnx"]
-    page = _open(browser, url)
-    try:
+    with _open(browser, url) as page:
         assert page.evaluate("document.getElementById('status').className") != "error"
         assert page.evaluate("crossOriginIsolated") is True  # edgegan serve's headers: WASM threads on
         g = Generator(folder / "generator.onnx")
@@ -119,14 +125,11 @@ def test_seeds_and_label_give_pythons_images_from_a_real_export(browser, exporte
         assert _levels(got, g.sample(3, seed=5, truncation=0.5)).max() <= 1
         ends = _pixels(page, "edgegan.interpolate(4, 9, 5)", (28, 28, 1))
         assert _levels(ends[[0, -1]], g.interpolate(4, 9, 5)[[0, -1]]).max() <= 1
-    finally:
-        page.close()
 
 
 def test_unconditional_rgb_uint8_page_fp32_and_int8(browser, sites):
     folder, url = sites["rgb32"]
-    page = _open(browser, url)
-    try:
+    with _open(browser, url) as page:
         assert page.evaluate("document.getElementById('label-wrap').hidden") is True  # no classes: no label menu
         # int8: within 4 levels, as test_seed_parity holds int8 to. This toy graph quantizes only its weights;
         # onnxruntime-web runs DequantizeLinear -> MatMul as an integer MatMul with the activations quantized on the
@@ -150,21 +153,16 @@ def test_unconditional_rgb_uint8_page_fp32_and_int8(browser, sites):
         page.evaluate("document.getElementById('count').value = '9'; document.getElementById('draw').click(); true")
         page.wait_for("document.getElementById('status').textContent.startsWith('drawing: done')")
         assert page.evaluate("document.getElementById('grid').width") == 3 * 33 + 1
-    finally:
-        page.close()
 
 
 def test_benchmark_json_merges_with_bench_report(browser, sites, tmp_path):
     folder, url = sites["rgb32"]
-    page = _open(browser, url)
-    try:
+    with _open(browser, url) as page:
         page.evaluate("document.getElementById('batches').value = '1,2'; document.getElementById('seconds').value = "
                       "'0.3'; document.getElementById('bench').click(); true")
         page.wait_for("!document.getElementById('bench-download').hidden", timeout=120)
         # What "Download JSON" saves: the blob behind the link.
         run = page.evaluate("fetch(document.getElementById('bench-download').href).then(r => r.json())")
-    finally:
-        page.close()
     rows = [r for r in run["rows"] if r["setup"] == "wasm"]
     files = ("generator.onnx", "generator.int8.onnx")
     assert {(r["model"], r["batch"]) for r in rows} == {(f"rgb32/{f}", b) for f in files for b in (1, 2)}
@@ -185,27 +183,21 @@ def test_benchmark_json_merges_with_bench_report(browser, sites, tmp_path):
 
 def test_bad_model_file_shows_a_clear_error(browser, sites):
     _, url = sites["bad"]
-    page = _open(browser, url)
-    try:
+    with _open(browser, url) as page:
         status = page.wait_for("document.getElementById('status').className === 'error' && "
                                "document.getElementById('status').textContent")
         assert status.startswith("error: could not load model generator.onnx (wasm):"), status
-    finally:
-        page.close()
 
 
 def test_model_without_the_rule_says_so_and_still_samples(browser, sites):
     folder, url = sites["legacy"]
-    page = _open(browser, url)
-    try:
+    with _open(browser, url) as page:
         notice = page.evaluate("document.getElementById('notice').textContent")
         assert "numpy-pcg64-ziggurat" in notice and "cannot reproduce Python's images" in notice
         got = _pixels(page, "edgegan.sample(3, 4, 2)", (28, 28, 1))
         g = Generator(folder / "generator.onnx")  # what the page did: the new rule's latents through this model
         assert _levels(got, g.generate(rule_normals(3, 0, 4, 10), 2)).max() <= 1
         assert not np.array_equal(got, g.sample(4, seed=3, labels=2))  # and not Python's seed-3 images, as it says
-    finally:
-        page.close()
 
 
 def test_cdn_manifest_pins_the_npm_packages_file(tmp_path):
