@@ -55,7 +55,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,8 +73,7 @@ from examples_data import ExamplesFashionMNIST  # noqa: E402  (benchmarks/, this
 from edgegan.trainer.checkpoint import save_checkpoint  # noqa: E402
 from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
 from edgegan.trainer.models import build_discriminator, build_generator  # noqa: E402
-from edgegan.trainer.recipes import ABLATABLE, parse_changes  # noqa: E402
-from edgegan.trainer.step import GANStep  # noqa: E402
+from edgegan.trainer.recipes import parse_changes  # noqa: E402
 
 DATASETS = ("fashion-mnist", "mnist")
 BATCH = 64  # pytorch/examples' default
@@ -117,9 +116,12 @@ class Clock:
         self.start = time.perf_counter()
         self.snapshots: list[Snapshot] = []
 
-    def after_step(self, step: int, models: dict[str, nn.Module]) -> None:
+    def after_step(self, step: int, models: dict[str, nn.Module], prepare: Callable[[], None] | None = None) -> None:
+        """`prepare()` runs once before a snapshot (what a checkpoint does first: the EMA's standing statistics)."""
         elapsed = time.perf_counter() - self.start
         progress = elapsed / 60.0 if self.unit == "min" else step
+        if prepare is not None and self.marks and progress >= self.marks[0]:
+            prepare()
         while self.marks and progress >= self.marks[0]:
             states = {k: {n: t.detach().cpu().clone() for n, t in m.state_dict().items()} for k, m in models.items()}
             self.snapshots.append(Snapshot(self.marks.pop(0), elapsed, step, states))
@@ -129,22 +131,31 @@ class Clock:
 
 # ------------------------------------------------------------------------------------------------ edgegan arm
 def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
-    """edgegan.trainer.train.train with its defaults, stopped by the clock; GANStep wrapped to read the clock."""
+    """edgegan.trainer.train.train with its defaults, stopped by the clock: the step train() makes (GANStep, or its
+    CUDA-graph form) gets its `step` wrapped to read the clock, and each snapshot sees the EMA G as a checkpoint
+    would (standing statistics first)."""
+    make_step = train_module.make_step
 
-    class TimedStep(GANStep):
-        def step(self, x, y, t):
-            stats = super().step(x, y, t)
-            models = {"raw": self.G}
-            if self.ema is not None:
-                models["ema"] = self.ema.model
-            clock.after_step(t + 1, models)
+    def timed_make_step(*args, **kwargs):
+        engine = make_step(*args, **kwargs)
+        train_step = engine.step
+
+        def step(x, y, t):
+            stats = train_step(x, y, t)
+            models = {"raw": engine.G}
+            if engine.ema is not None:
+                models["ema"] = engine.ema.model
+            clock.after_step(t + 1, models, prepare=lambda: engine.prepare_sample_model(t + 1))
             return stats
+
+        engine.step = step
+        return engine
 
     cfg = TrainConfig.from_dict(arm.cfg.to_dict())
     cfg.max_steps = 10**9  # the clock ends the run
     clock.start = time.perf_counter()
     try:
-        with mock.patch.object(train_module, "GANStep", TimedStep):
+        with mock.patch.object(train_module, "make_step", timed_make_step):
             train_module.train(cfg, work / f"{_slug(arm.name)}_seed{arm.seed}", progress=False)
     except BudgetReached:
         pass
