@@ -103,6 +103,8 @@ class Arm:
     total_steps: int = 0
     seconds: float = 0.0
     final_losses: dict[str, float] = field(default_factory=dict)
+    # the config train() ran (recipe filled, classes from the data): what a checkpoint of the arm would hold
+    trained_cfg: TrainConfig | None = None
 
 
 class Clock:
@@ -136,8 +138,9 @@ def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
     would (standing statistics first)."""
     make_step = train_module.make_step
 
-    def timed_make_step(*args, **kwargs):
-        engine = make_step(*args, **kwargs)
+    def timed_make_step(cfg: TrainConfig, *args, **kwargs):
+        arm.trained_cfg = cfg
+        engine = make_step(cfg, *args, **kwargs)
         train_step = engine.step
 
         def step(x, y, t):
@@ -228,16 +231,21 @@ def score(arm: Arm, which: str, snap: Snapshot, work: Path, evaluator: str | Non
 
     state = snap.states[which]
     folder = work / "snapshots" / f"{_slug(arm.name)}_seed{arm.seed}_{which}_{snap.mark:g}"
-    cfg = TrainConfig.from_dict(arm.cfg.to_dict())
-    ckpt = {"config": cfg.to_dict(), "class_names": [], "G": state, "D": {}, "G_ema": None, "opt_G": {}, "opt_D": {},
+    cfg = TrainConfig.from_dict((arm.trained_cfg or arm.cfg).to_dict())
+    ckpt = {"config": cfg.to_dict(), "class_names": list(cfg.class_names), "G": state, "D": {}, "G_ema": None, "opt_G": {}, "opt_D": {},
             "step": snap.step, "epoch": 0, "rng": {}}
     save_checkpoint(ckpt, folder / "snapshot.pt")
     export_checkpoint(folder / "snapshot.pt", folder / "model", use_ema=False, progress=False, force=True)
     report = evaluate(folder / "model" / "generator.onnx", cfg.dataset, data_dir=data_dir, n=n, evaluator=evaluator,
-                      seed=0, floor=floor)
+                      seed=0, floor=floor, threads=torch.get_num_threads())  # the arm's share of the CPUs (--jobs)
     return {"arm": arm.name, "seed": arm.seed, "generator": which, "mark": snap.mark, "elapsed_s": snap.elapsed,
             "step": snap.step, "images_per_s": snap.step * arm.cfg.batch_size / snap.elapsed,
             **report.metrics, "coverage": report.coverage["entropy"], "confidence": report.coverage["confidence"],
+            # conditional models: labels drawn as asked, and the weakest class (README's quality targets)
+            "label_accuracy": report.coverage.get("label_accuracy"),
+            "min_class_recall": min((c["recall"] for c in report.per_class.get("classes", [])
+                                     if c.get("recall") is not None), default=None),
+            "per_class_recall": {str(c["class"]): c.get("recall") for c in report.per_class.get("classes", [])},
             "model": str(folder / "model" / "generator.onnx"), "_report": report}
 
 
@@ -257,6 +265,7 @@ def _load() -> str:
 
 
 METRICS = ("fid", "kid_mean", "precision", "recall", "coverage")
+CONDITIONAL_METRICS = ("label_accuracy", "min_class_recall")
 
 
 def _slug(name: str) -> str:
@@ -273,7 +282,9 @@ def summarize(rows: list[dict]) -> list[dict]:
         entry = {"arm": arm, "generator": which, "mark": mark, "seeds": [m["seed"] for m in members],
                  "step": round(float(np.mean([m["step"] for m in members]))),
                  "images_per_s": float(np.mean([m["images_per_s"] for m in members]))}
-        for key in METRICS:
+        for key in METRICS + CONDITIONAL_METRICS:
+            if any(m.get(key) is None for m in members):
+                continue  # conditional figures of an unconditional model
             values = np.array([m[key] for m in members], dtype=np.float64)
             entry[key] = float(values.mean())
             entry[key + "_spread"] = float((values.max() - values.min()) / 2)
@@ -317,6 +328,7 @@ def render(rows: list[dict], floor: dict, arms: list[Arm], args, evaluator: dict
     budget = (f"the same {args.minutes:g}-minute wall-clock budget per arm" if unit == "min"
               else f"snapshots by step count (batch {BATCH})")
     at = "at (min)" if unit == "min" else "at (steps)"
+    conditional = arms[0].cfg.conditional
     lines = [
         "# Time to quality: edgegan defaults vs the plain pytorch/examples loop",
         "",
@@ -330,8 +342,9 @@ def render(rows: list[dict], floor: dict, arms: list[Arm], args, evaluator: dict
         "",
         "## Summary (mean ± half the range over seeds)",
         "",
-        f"| arm | generator | {at} | steps | FID | KID | precision | recall | coverage |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| arm | generator | {at} | steps | FID | KID | precision | recall | coverage |"
+        + (" label accuracy | weakest class recall |" if conditional else ""),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if conditional else ""),
     ]
     summary = summarize(rows)
     for r in summary:
@@ -339,6 +352,8 @@ def render(rows: list[dict], floor: dict, arms: list[Arm], args, evaluator: dict
             f"| {r['arm']} | {r['generator']} | {r['mark']:g} | {r['step']} | {r['fid']:.2f} ± {r['fid_spread']:.2f} | "
             f"{r['kid_mean']:.3f} ± {r['kid_mean_spread']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | "
             f"{r['coverage']:.3f} |"
+            + (f" {r.get('label_accuracy', float('nan')):.3f} | {r.get('min_class_recall', float('nan')):.3f} |"
+               if conditional else "")
         )
     if "fid" in floor:
         lines.append(
