@@ -201,11 +201,11 @@ class GANStep:
         if not freeze_d:
             self.D_gen = self.D_train
         self.loss = get_loss(cfg.loss)
-        # Mode seeking needs a label to pair under; unconditional G: off (its figures in
-        # benchmarks/results/time_to_quality.md are without it). Default: on where the label is joined to z.
-        ms_default = 1.0 if cfg.model.conditioning == "concat" else 0.0
-        weight = ms_default if cfg.mode_seeking is None else cfg.mode_seeking
-        self.mode_seeking = weight if cfg.model.num_classes else 0.0
+        # Mode seeking (Mao et al. 2019): the default is on for a conditional G whose label is joined to z, off
+        # otherwise (unconditional figures in benchmarks/results/ are without it); an explicit weight is used as
+        # given, conditional or not (unconditional latent pairs need no shared label).
+        ms_default = 1.0 if cfg.model.num_classes and cfg.model.conditioning == "concat" else 0.0
+        self.mode_seeking = ms_default if cfg.mode_seeking is None else cfg.mode_seeking
         self._to_prob = torch.sigmoid if cfg.loss == "bce" else (lambda t: t)
         self.G_train.train()
         self.D_train.train()
