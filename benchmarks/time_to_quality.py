@@ -511,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="extra edgegan arm with TrainConfig fields changed (repeatable)")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain loop (ablations only)")
+    parser.add_argument("--no-defaults", action="store_true",
+                        help="skip the defaults' arm (ablations measured earlier against them)")
     parser.add_argument("--plain-workers", type=int, default=2, help="plain loop DataLoader workers (examples: 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None,
@@ -557,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         model = ModelConfig(arch=args.arch)
         base = TrainConfig(model=model, dataset=args.dataset, data_dir=args.data_dir, seed=seed, device=args.device,
                            conditional=args.conditional)
-        arms.append(Arm("edgegan", "edgegan", base, seed=seed))
+        if not args.no_defaults:
+            arms.append(Arm("edgegan", "edgegan", base, seed=seed))
         if not args.no_plain and not args.conditional:  # pytorch/examples' loop has no labels
             arms.append(Arm("plain", "plain", TrainConfig(model=model, dataset=args.dataset, data_dir=args.data_dir,
                                                           seed=seed, ema=False, device=args.device), seed=seed))
