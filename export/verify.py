@@ -62,6 +62,7 @@ from edgegan.runtime.contract import (
     draw_latents,
     to_uint8_nhwc,
 )
+from edgegan.runtime.providers import session_options
 from edgegan.export.verify_structure import (
     check_interface,
     check_metadata,
@@ -150,12 +151,10 @@ class Subject:
 # helpers
 
 
-def make_session(path: str | os.PathLike, threads: int = 0):
-    """onnxruntime CPU session for a .onnx or .ort file (only the CPU provider: the reference runtime)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+def make_session(path: str | os.PathLike, threads: int | None = None):
+    """onnxruntime CPU session for a .onnx or .ort file (only the CPU provider: the reference runtime), with the
+    runtime's own SessionOptions (edgegan.runtime.providers.session_options; threads None: onnxruntime's default)."""
+    return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def _inputs(contract: GeneratorContract, n: int, seed: int) -> dict[str, np.ndarray]:

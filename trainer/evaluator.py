@@ -196,9 +196,9 @@ def _onnx_outputs(model_bytes: bytes, images: np.ndarray, batch: int = 1000) -> 
     """(logits [N, K], features [N, D]) of the exported graph in onnxruntime: what `edgegan eval` will see."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    from edgegan.runtime.providers import session_options
+
+    session = ort.InferenceSession(model_bytes, session_options(), providers=["CPUExecutionProvider"])
     parts = [session.run([OUTPUT_LOGITS, OUTPUT_FEATURES], {INPUT_PIXELS: images[i:i + batch]})
              for i in range(0, len(images), batch)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
