@@ -68,14 +68,14 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
     OUT/export_report.json and are printed as a table. If anything fails, OUT is left as it was; symlinks inside
     OUT are refused, so nothing outside it is written or removed.
     """
-    try:
-        batch = tuple(int(b) for b in trt_batch.split(","))
-    except ValueError:
-        batch = ()
-    if len(batch) != 3 or not 1 <= batch[0] <= batch[1] <= batch[2]:
-        raise click.BadParameter(f"{trt_batch!r}: give MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX", param_hint="--trt-batch")
-
     from edgegan.export.check_records import ToleranceOptionError, parse_tolerances
+    from edgegan.export.staging import ExportOptionError
+    from edgegan.export.tensorrt import parse_batch_profile
+
+    try:
+        batch = parse_batch_profile(trt_batch)
+    except ExportOptionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trt-batch") from None
 
     for values, flag in ((atol, "--atol"), (rtol, "--rtol")):
         try:
@@ -86,7 +86,6 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
     if web_runtime is not None:
         if not web:
             raise click.UsageError("--web-runtime needs --web")
-        from edgegan.export.staging import ExportOptionError
         from edgegan.export.variants.web import check_runtime_dir
 
         try:

@@ -34,6 +34,7 @@ from edgegan.export.onnx import append_uint8_tail, export_generator, fold_batchn
 from edgegan.export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_gate
 from edgegan.export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
 from edgegan.export.staging import ExportOptionError, open_staging
+from edgegan.export.tensorrt import check_batch_profile
 from edgegan.export.triton import model_name
 from edgegan.export.variants import VARIANTS, Sources, Variant, VariantOptions
 from edgegan.export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
@@ -133,14 +134,12 @@ def _export_variant(variant: Variant, sources: Sources, reference: CachedReferen
                          extra={**(built.extra or {}), **({"tolerance": used} if used else {})}, checks=built.checks)
 
 
-def _check_options(opset: int, pixels: str, trt_batch: tuple[int, int, int]) -> None:
+def _check_options(opset: int, pixels: str) -> None:
     max_opset = onnx.defs.onnx_opset_version()
     if not 13 <= opset <= max_opset:
         raise ExportOptionError(f"--opset {opset} is not supported: choose 13..{max_opset} (default 18)")
     if pixels not in PIXEL_FORMS:
         raise ExportOptionError(f"--pixels {pixels!r}: choose one of {', '.join(PIXEL_FORMS)}")
-    if len(trt_batch) != 3 or not 1 <= trt_batch[0] <= trt_batch[1] <= trt_batch[2]:
-        raise ExportOptionError(f"TensorRT batch profile must be min <= opt <= max, all >= 1; got {tuple(trt_batch)}")
 
 
 def _protected(source: str | Path) -> list[str | Path]:
@@ -252,8 +251,8 @@ def export_checkpoint(
         raise ExportOptionError("--out is empty; name the export folder (e.g. --out models/NAME)")
     check_data_dir(data_dir)  # an explicit --data-dir must exist (the run's own is looked up only for --min-recall)
     out_dir = Path(out_dir)
-    trt_batch = tuple(int(b) for b in trt_batch)  # type: ignore[assignment]
-    _check_options(opset, pixels, trt_batch)
+    _check_options(opset, pixels)
+    trt_batch = check_batch_profile(trt_batch)
     options = VariantOptions(fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt, triton=triton,
                              cuda=cuda, trt_batch=trt_batch, web=web,
                              web_runtime=None if web_runtime is None else str(web_runtime))
