@@ -70,7 +70,7 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
     """
     from edgegan.export.check_records import ToleranceOptionError, parse_tolerances
     from edgegan.export.staging import ExportOptionError
-    from edgegan.export.tensorrt import parse_batch_profile
+    from edgegan.export.tensorrt_build import parse_batch_profile
 
     try:
         batch = parse_batch_profile(trt_batch)

@@ -1,4 +1,4 @@
-"""Calibration for export/int8.py: latents by the generator contract, float ranges of chosen tensors.
+"""Calibration for export/int8_quantize.py: latents by the generator contract, float ranges of chosen tensors.
 
 Calibration follows the generator contract: latents `draw_latents(n, nz, seed)` and, for a conditional model,
 labels `default_labels(n, num_classes)`.

@@ -24,7 +24,7 @@ import onnx
 import onnxruntime as ort
 
 from edgegan.export.graph_forms import IMAGE_LAYER_CHANNELS, to_subpixel
-from edgegan.export.int8 import DEFAULT_FORM, DEFAULT_LAYOUT
+from edgegan.export.int8_quantize import DEFAULT_FORM, DEFAULT_LAYOUT
 from edgegan.runtime.contract import INPUT_LABEL, INPUT_LATENT, GeneratorContract, default_labels, draw_latents
 from edgegan.runtime.providers import session_options
 

@@ -34,8 +34,8 @@ from edgegan.export.onnx import append_uint8_tail, export_generator, fold_batchn
 from edgegan.export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_gate
 from edgegan.export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
 from edgegan.export.staging import ExportOptionError, open_staging
-from edgegan.export.tensorrt import check_batch_profile
-from edgegan.export.triton import model_name
+from edgegan.export.tensorrt_build import check_batch_profile
+from edgegan.export.triton_repository import model_name
 from edgegan.export.variants import VARIANTS, Sources, Variant, VariantOptions
 from edgegan.export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
@@ -210,7 +210,7 @@ def export_checkpoint(
             A symlinked out_dir is followed to its real folder; symlinks inside it are refused.
         opset: ONNX default-domain opset.
         fp16: also write generator.fp16.onnx (float16 weights and compute, float32 inputs/outputs).
-        int8: also write generator.int8.onnx (static quantization, export/int8.py).
+        int8: also write generator.int8.onnx (static quantization, export/int8_quantize.py).
         ort_format: also write generator.ort (onnxruntime's format for minimal/mobile builds).
         tensorrt: also build generator.plan (+ .sha256) with TensorRT; needs tensorrt and a CUDA GPU.
         triton: also write a Triton model repository under out_dir/triton/.

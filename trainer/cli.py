@@ -123,7 +123,7 @@ def evaluator_train(**opts) -> None:
 
     Example: edgegan evaluator train --dataset fashion-mnist
     """
-    from edgegan.trainer.evaluator import EvaluatorConfig, train_evaluator
+    from edgegan.trainer.evaluator_training import EvaluatorConfig, train_evaluator
 
     if opts["output"] is not None:  # a file the user named: its folder must exist (none is created for them)
         from edgegan.runtime.files import check_writable

@@ -70,7 +70,7 @@ class Variant:
     """One row of the variant table (edgegan.export.variants.VARIANTS).
 
     name: its key in export_report.json's "variants".
-    file: its path in --out; "{model}" stands for the Triton model name (edgegan.export.triton.model_name).
+    file: its path in --out; "{model}" stands for the Triton model name (edgegan.export.triton_repository.model_name).
     precision: the contract precision its metadata states (edgegan.runtime.contract.PRECISIONS).
     build: (sources, path in the staging folder) -> Built.
     option: the VariantOptions flag (an export_checkpoint parameter of the same name) that asks for it.

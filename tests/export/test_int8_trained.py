@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgegan.export.check_records import TOLERANCES, AtolError, resolve_tolerance
-from edgegan.export.int8 import build_int8
+from edgegan.export.int8_quantize import build_int8
 from edgegan.export.pipeline import export_checkpoint
 from edgegan.export.verify import verify_variant
 from tests.trained_fixtures import (

@@ -256,11 +256,11 @@ def test_out_dir_that_is_a_file_is_refused(dcgan_cond_ckpt, tmp_path):
 
 
 def test_int8_variant_is_built_by_export_int8_and_verified(tmp_path, monkeypatch):
-    """Wiring: edgegan.export.int8.build_int8 quantizes the float graph; the uint8 tail and the contract are added after.
+    """Wiring: edgegan.export.int8_quantize.build_int8 quantizes the float graph; the uint8 tail and the contract are added after.
 
     int8 error depends on the weights: this random generator is no trained one, so its numeric budget is widened
     here (structure, metadata, batch invariance and the reference evaluator keep their own checks). int8 quality
-    on trained generators is export/int8.py's to test.
+    on trained generators is export/int8_quantize.py's to test.
     """
     import edgegan.export.verify as verify
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from edgegan.cli import main
 from edgegan.runtime.evaluation.quality import Evaluator, default_evaluator_path
 from tests.quality_helpers import CLASS_NAMES, shapes, train_tiny_evaluator
-from edgegan.trainer.evaluator import EvaluatorConfig, EvaluatorError, EvaluatorNet, PixelsEvaluator, train_evaluator
+from edgegan.trainer.evaluator_training import EvaluatorConfig, EvaluatorError, EvaluatorNet, PixelsEvaluator, train_evaluator
 
 
 @pytest.mark.parametrize("c,h,w", [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 48)])

@@ -10,7 +10,7 @@ import pytest
 
 from edgegan.export.pipeline import export_checkpoint
 from edgegan.export.staging import ExportOptionError
-from edgegan.export.tensorrt import (
+from edgegan.export.tensorrt_build import (
     build_engine,
     check_batch_profile,
     check_tensorrt,
