@@ -22,8 +22,6 @@ from edgegan.runtime.contract import BATCH_AXIS, GeneratorContract
 from edgegan.runtime.files import atomic_write
 from edgegan.runtime.tensorrt_backend import TensorRTError
 
-DEFAULT_BATCH_PROFILE = (1, 16, 64)  # (min, opt, max); max is also Triton's max_batch_size
-
 
 def check_tensorrt() -> Any:
     """Import tensorrt and make sure a CUDA GPU is usable.
@@ -92,7 +90,7 @@ def build_engine(
     plan_path: str | os.PathLike,
     contract: GeneratorContract,
     *,
-    batch: Sequence[int] = DEFAULT_BATCH_PROFILE,
+    batch: Sequence[int],
     fp16: bool = False,
     int8: bool = False,
     workspace_mib: int = 1024,
@@ -105,7 +103,8 @@ def build_engine(
         onnx_path: generator.onnx (or the int8 QDQ graph when int8=True: explicit quantization).
         plan_path: where the engine goes; `<plan_path>.sha256` is written beside it.
         contract: the generator's contract: its io_spec gives the optimization profile's inputs and shapes.
-        batch: (min, opt, max) batch of the optimization profile, applied to every input's batch axis.
+        batch: (min, opt, max) batch of the optimization profile, applied to every input's batch axis (the
+            export's --trt-batch, default in the variant table's tensorrt row).
         fp16: allow float16 kernels (BuilderFlag.FP16).
         int8: allow int8 kernels (BuilderFlag.INT8); scales come from the graph's Q/DQ nodes.
         workspace_mib: builder workspace memory pool limit.

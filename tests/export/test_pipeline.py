@@ -1,6 +1,7 @@
 """export_checkpoint end to end: files, report, contract, atomicity, --force, and refusal of bad sources."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ import edgegan.export.variants.fp16 as fp16_variant
 import edgegan.export.variants.ort as ort_variant
 from edgegan.export.pipeline import ExportOptionError, export_checkpoint
 from edgegan.export.report import REPORT_NAME, format_table
+from edgegan.export.variants import VariantOptions
 from edgegan.runtime.files import file_sha256
 from edgegan.export.verify import AtolError
 from edgegan.runtime.contract import GeneratorContract, draw_latents, to_uint8_nhwc
@@ -287,10 +289,12 @@ def test_report_options_record_every_option_as_given(mlp_ckpt, tmp_path):
              "quality_gate": False, "trt_batch": (1, 2, 4)}  # the gate off: its limits must stay unset
     report = export_checkpoint(mlp_ckpt, tmp_path / "m", progress=False, **given)
     options = report["options"]
-    keywords = [p.name for p in inspect.signature(export_checkpoint).parameters.values()
-                if p.kind is p.KEYWORD_ONLY and p.name != "progress"]
+    parameters = inspect.signature(export_checkpoint).parameters.values()
+    table = dataclasses.fields(VariantOptions)  # the variant keywords (**variant_options) come from the table
+    keywords = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "progress"]
+    keywords += [f.name for f in table]
     assert sorted(options) == sorted(keywords)
-    defaults = {p.name: p.default for p in inspect.signature(export_checkpoint).parameters.values()}
+    defaults = {**{p.name: p.default for p in parameters}, **{f.name: f.default for f in table}}
     for name in keywords:
         want = given.get(name, defaults[name])
         want = list(want) if isinstance(want, tuple) else want
