@@ -1,17 +1,17 @@
-"""The domain evaluator: network shapes, training + ONNX export with its metadata, holdout accuracy without a
-test split, and the `edgegan evaluator train` command (help, default output path, bad input)."""
+"""The domain evaluator's training (trainer/evaluator_training.py): network shapes, what training hands to the
+export, holdout accuracy without a test split, and the `edgegan evaluator train` command (help, default output
+path, bad input). Its ONNX export is tests/export/test_evaluator_onnx.py's."""
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
 
 from edgegan.cli import main
-from edgegan.runtime.evaluation.quality import Evaluator, default_evaluator_path
-from tests.quality_helpers import CLASS_NAMES, shapes, train_tiny_evaluator
+from edgegan.runtime.evaluation.quality import default_evaluator_path
 from edgegan.trainer.evaluator_training import EvaluatorConfig, EvaluatorError, EvaluatorNet, PixelsEvaluator, train_evaluator
+from tests.quality_helpers import CLASS_NAMES, shapes
 
 
 @pytest.mark.parametrize("c,h,w", [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 48)])
@@ -26,38 +26,31 @@ def test_network_shapes(c, h, w):
     torch.testing.assert_close(via_pixels, direct)
 
 
-def test_train_and_export(shapes_npz, tmp_path):
-    path = train_tiny_evaluator(shapes_npz, tmp_path / "ev.onnx")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["pixels"]
-    assert session.get_inputs()[0].type == "tensor(uint8)"
-    assert sorted(o.name for o in session.get_outputs()) == ["features", "logits"]
-    meta = session.get_modelmeta().custom_metadata_map
-    assert meta["edgegan.evaluator"] == "1" and meta["edgegan.evaluator.dataset"] == "npz"
-    assert meta["edgegan.evaluator.feature_dim"] == "16" and "fc1" in meta["edgegan.evaluator.feature_layer"]
-    ev = Evaluator(path)
-    assert ev.info.class_names == CLASS_NAMES and ev.info.num_classes == 3
-    assert ev.info.train["accuracy_split"] == "test" and ev.info.train["accuracy_images"] == 150
-    assert ev.info.train["steps"] == 60 and ev.info.train["onnx_max_logit_err"] < 1e-3
-    # The stored accuracy is the exported file's own, on the test split.
-    data = np.load(shapes_npz)
-    _, probs = ev.run(data["test_images"][:, :, :, None])
-    assert ev.info.test_accuracy == pytest.approx((probs.argmax(1) == data["test_labels"]).mean())
-    assert ev.info.test_accuracy >= 0.8  # three shapes are easy
-    for batch in (1, 9):  # dynamic batch axis
-        logits, features = session.run(None, {"pixels": data["test_images"][:batch, :, :, None]})
-        assert logits.shape[0] == batch and features.shape == (batch, 16)
-
-
 def test_holdout_without_a_test_split(tmp_path):
     images, labels = shapes(120, 3)
     npz = tmp_path / "train_only.npz"
     np.savez(npz, images=images, labels=labels)
     cfg = EvaluatorConfig(dataset="npz", data_dir=str(npz), width=4, feature_dim=8, batch_size=16, max_steps=4,
                           threads=1)
-    result = train_evaluator(cfg, tmp_path / "ev.onnx", progress=False)
-    assert result.info.train["accuracy_split"].startswith("holdout (12 training images")
-    assert result.info.train["train_images"] == 108 and result.steps == 4
+    trained = train_evaluator(cfg, progress=False)
+    assert trained.accuracy_split.startswith("holdout (12 training images")
+    assert trained.train_images == 108 and trained.steps == 4 and len(trained.accuracy_images) == 12
+    assert trained.provenance()["accuracy_split"] == trained.accuracy_split
+    assert not list(tmp_path.glob("*.onnx"))  # training writes nothing: the export does
+
+
+def test_training_hands_the_export_a_network_and_its_data(shapes_npz):
+    cfg = EvaluatorConfig(dataset="npz", data_dir=str(shapes_npz), width=4, feature_dim=8, batch_size=16,
+                          max_steps=3, threads=1)
+    trained = train_evaluator(cfg, progress=False)
+    assert trained.image_shape == (16, 16, 1) and trained.class_names == CLASS_NAMES and trained.num_classes == 3
+    assert trained.accuracy_split == "test" and trained.accuracy_images.dtype == np.uint8
+    assert not trained.net.training and next(trained.net.parameters()).device.type == "cpu"
+    module = trained.pixels_module()
+    logits, features = module(torch.from_numpy(trained.accuracy_images[:5]))
+    assert logits.shape == (5, 3) and features.shape == (5, 8)
+    provenance = trained.provenance()
+    assert provenance["steps"] == 3 and provenance["architecture"] == "cnn" and "data_dir" not in provenance
 
 
 def test_cli_help_and_default_output(shapes_npz, tmp_path, monkeypatch):
@@ -88,3 +81,26 @@ def test_cli_bad_input(tmp_path):
     assert result.exit_code == 1 and "must be positive" in result.output
     with pytest.raises(EvaluatorError):
         EvaluatorConfig(dropout=1.0).validate()
+
+
+def test_the_trainer_knows_nothing_of_onnx():
+    """docs/DESIGN.md: no trainer module imports onnx, onnxruntime or edgegan.export, nor calls torch.onnx; the one
+    exception is the `evaluator train` command in trainer/cli.py (CLI glue), which DESIGN lists."""
+    import ast
+    from pathlib import Path
+
+    import edgegan.trainer
+
+    root = Path(edgegan.trainer.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                if name.split(".")[0] in ("onnx", "onnxruntime") or name.startswith("edgegan.export"):
+                    found.append(f"{path.relative_to(root)}: {name}")
+        if "torch.onnx" in path.read_text():
+            found.append(f"{path.relative_to(root)}: torch.onnx")
+    assert found == ["cli.py: edgegan.export.evaluator_onnx"]
