@@ -140,7 +140,7 @@ def build_engine(
                             f"asks for {sorted(shapes)}")
     profile = builder.create_optimization_profile()
     for name, shape in shapes.items():
-        profile.set_shape(name, shape["min"], shape["opt"], shape["max"])
+        profile.set_shape(name, tuple(shape["min"]), tuple(shape["opt"]), tuple(shape["max"]))
     config.add_optimization_profile(profile)
 
     serialized = builder.build_serialized_network(network, config)
