@@ -49,7 +49,7 @@ import torch  # noqa: E402
 from onnx import shape_inference  # noqa: E402
 
 from edgegan.export import graph_forms  # noqa: E402
-from edgegan.export.int8 import build_int8, quantize_model  # noqa: E402
+from edgegan.export.int8_quantize import build_int8, quantize_model  # noqa: E402
 from edgegan.export.onnx import export_generator  # noqa: E402
 from edgegan.runtime.contract import GeneratorContract, draw_latents  # noqa: E402
 from edgegan.runtime.files import atomic_write  # noqa: E402

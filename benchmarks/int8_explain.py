@@ -37,9 +37,9 @@ OPTIONS = {
 
 
 def explain(source: Path, options: dict[str, tuple[dict, float | None]]) -> str:
-    from edgegan.export import int8
+    from edgegan.export import int8_quantize as int8
     from edgegan.export.check_records import TOLERANCES
-    from edgegan.export.int8 import build_int8
+    from edgegan.export.int8_quantize import build_int8
     from edgegan.export.int8_explain import format_layer_errors, layer_errors
     from edgegan.export.verify import verify_variant
     from tests.trained_fixtures import export_core

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))  # tests.trained_fixtures: the damage helpers the 
 def files_to_judge(fp32_path: Path, core_path: Path, contract, work: Path,
                    damage: bool = True) -> list[tuple[str, str, Path]]:
     """(label, tolerance row, path): fp16, int8 and the damaged int8 files."""
-    from edgegan.export.int8 import build_int8
+    from edgegan.export.int8_quantize import build_int8
     from edgegan.export.onnx import set_contract_metadata
     from edgegan.export.variants.fp16 import convert_fp16
     from tests.trained_fixtures import activation_quantizers, clipped_activation_range, weight_dequantizers

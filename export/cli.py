@@ -1,33 +1,85 @@
 """`edgegan export`: a thin click command over edgegan.export.pipeline.export_checkpoint (torch is imported only when
-the command runs, not when `edgegan --help` lists it)."""
+the command runs, not when `edgegan --help` lists it).
+
+The variants' flags (--fp16 ... --web) and their parameters (--trt-batch, --web-runtime) are not written here: the
+command reads them from the variant table (edgegan.export.variants.VARIANTS) each time its parameters are asked
+for, so a new row is a new flag, and the values reach export_checkpoint as its variant keywords.
+"""
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 import click
 
 from edgegan.runtime.cli_options import EdgeganCommand, Say, check_json_path, json_option, quiet_option
 
+VARIANTS_AFTER = "opset"  # the variant flags are listed after this option in --help
 
-@click.command("export", cls=EdgeganCommand)
+
+@functools.lru_cache(maxsize=None)
+def variant_flags(variants: tuple) -> tuple[click.Option, ...]:
+    """The click options of a variant table: per row its flag, then its parameters (one set per table)."""
+    options: list[click.Option] = []
+    for variant in variants:
+        options.append(click.Option([variant.flag, variant.option], is_flag=True, help=variant.help))
+        for param in variant.params:
+            shown = param.cli_default is not None
+            options.append(click.Option([param.flag, param.name], default=param.cli_default if shown else param.default,
+                                        show_default=shown, metavar=param.metavar, help=param.help))
+    return tuple(options)
+
+
+class VariantTableCommand(EdgeganCommand):
+    """A command whose parameters are its own plus the variant table's flags, read from the table when asked for.
+
+    The list is rebuilt only when the table changes and is otherwise the same object: click appends its --help
+    option to `params` and pops it back off.
+    """
+
+    _table: tuple | None = None
+
+    @property  # type: ignore[override]
+    def params(self) -> list[click.Parameter]:
+        from edgegan.export import variants
+
+        if self._table is not variants.VARIANTS:
+            own = self._own_params
+            at = next(i for i, p in enumerate(own) if p.name == VARIANTS_AFTER) + 1
+            self._table, self._all = variants.VARIANTS, [*own[:at], *variant_flags(variants.VARIANTS), *own[at:]]
+        return self._all
+
+    @params.setter
+    def params(self, value: list[click.Parameter]) -> None:
+        self._own_params, self._table = list(value), None
+
+
+def variant_values(given: dict[str, Any]) -> dict[str, Any]:
+    """The variant flags' values checked as the table says (a usage error, exit 2), as export_checkpoint keywords."""
+    from edgegan.export import variants
+    from edgegan.export.variants.variant import resolve
+    from edgegan.runtime.errors import EdgeganError
+
+    values = dict(given)
+    for variant in variants.VARIANTS:
+        for param in variant.params:
+            value = values[param.name]
+            if param.needs_flag and value != param.default and not values[variant.option]:
+                raise click.UsageError(f"{param.flag} needs {variant.flag}")
+            try:
+                if param.parse is not None and value is not None:
+                    value = resolve(param.parse)(value)
+                values[param.name] = param.checked(value)
+            except (EdgeganError, ValueError) as exc:
+                raise click.BadParameter(str(exc), param_hint=param.flag) from None
+    return values
+
+
+@click.command("export", cls=VariantTableCommand)
 @click.argument("source", metavar="RUN|CKPT", type=click.Path(exists=True, path_type=str))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Export folder (generator.onnx, variants, export_report.json).")
 @click.option("--opset", default=18, show_default=True, type=click.IntRange(13, None), help="ONNX opset.")
-@click.option("--fp16", is_flag=True, help="Also write generator.fp16.onnx (float16 weights, float32 I/O).")
-@click.option("--int8", is_flag=True, help="Also write generator.int8.onnx (static int8 quantization).")
-@click.option("--tensorrt", is_flag=True, help="Also build generator.plan with TensorRT (needs tensorrt + CUDA).")
-@click.option("--trt-batch", default="1,16,64", show_default=True, metavar="MIN,OPT,MAX",
-              help="TensorRT optimization profile batch sizes; MAX is also Triton's max_batch_size.")
-@click.option("--ort-format", is_flag=True, help="Also write generator.ort for onnxruntime minimal/mobile builds.")
-@click.option("--triton", is_flag=True, help="Also write a Triton model repository under OUT/triton/.")
-@click.option("--cuda", is_flag=True,
-              help="Also write generator.cuda.onnx, the plain ConvTranspose form for onnxruntime's CUDA provider "
-                   "(a folder loaded with --provider cuda opens it).")
-@click.option("--web", is_flag=True,
-              help="Also write OUT/web/: a static page that samples, interpolates and benchmarks in a browser "
-                   "(serve it with `edgegan serve OUT/web`).")
-@click.option("--web-runtime", type=click.Path(file_okay=False, path_type=str), default=None, metavar="DIR",
-              help="onnxruntime-web's dist folder to copy into web/ort/ for offline use [default: a pinned, "
-                   "integrity-checked CDN URL].")
 @click.option("--pixels", type=click.Choice(["float", "uint8"]), default="float", show_default=True,
               help="Output float32 NCHW in [-1, 1], or uint8 NHWC with the scaling folded into the graph.")
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
@@ -57,25 +109,19 @@ from edgegan.runtime.cli_options import EdgeganCommand, Say, check_json_path, js
                    "R; a collapsed generator scores ~0.")
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Real data for --min-recall [default: the run's --data-dir].")
-def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensorrt: bool, trt_batch: str,
-           ort_format: bool, triton: bool, cuda: bool, pixels: str, no_ema: bool, force: bool, json_path: str | None,
+def export(source: str, out_dir: str, opset: int, pixels: str, no_ema: bool, force: bool, json_path: str | None,
            quiet: bool, atol: tuple[str, ...], rtol: tuple[str, ...], no_quality_gate: bool, evaluator: str | None,
            max_fid_delta: float | None, gate_n: int, optimize: bool, min_recall: float | None,
-           data_dir: str | None, web: bool, web_runtime: str | None) -> None:
+           data_dir: str | None, **table_flags: Any) -> None:
     """Export a run's (or checkpoint's) generator to a verified generator.onnx plus the variants asked for.
 
     Every file is verified before it is moved into OUT; the checks, errors, sizes and operator counts go to
     OUT/export_report.json and are printed as a table. If anything fails, OUT is left as it was; symlinks inside
     OUT are refused, so nothing outside it is written or removed.
     """
-    try:
-        batch = tuple(int(b) for b in trt_batch.split(","))
-    except ValueError:
-        batch = ()
-    if len(batch) != 3 or not 1 <= batch[0] <= batch[1] <= batch[2]:
-        raise click.BadParameter(f"{trt_batch!r}: give MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX", param_hint="--trt-batch")
-
     from edgegan.export.check_records import ToleranceOptionError, parse_tolerances
+
+    options = variant_values(table_flags)
 
     for values, flag in ((atol, "--atol"), (rtol, "--rtol")):
         try:
@@ -83,28 +129,16 @@ def export(source: str, out_dir: str, opset: int, fp16: bool, int8: bool, tensor
         except ToleranceOptionError as exc:
             raise click.BadParameter(str(exc), param_hint=flag) from None
     check_json_path(json_path)
-    if web_runtime is not None:
-        if not web:
-            raise click.UsageError("--web-runtime needs --web")
-        from edgegan.export.staging import ExportOptionError
-        from edgegan.export.variants.web import check_runtime_dir
-
-        try:
-            check_runtime_dir(web_runtime)
-        except ExportOptionError as exc:
-            raise click.BadParameter(str(exc), param_hint="--web-runtime") from None
 
     from edgegan.export.pipeline import export_checkpoint
     from edgegan.export.quality_gate import format_gate
     from edgegan.export.report import format_table
 
     report = export_checkpoint(
-        source, out_dir, opset=opset, fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt,
-        triton=triton, cuda=cuda, web=web, web_runtime=web_runtime, pixels=pixels, use_ema=not no_ema, force=force,
-        trt_batch=batch, progress=not quiet,
+        source, out_dir, opset=opset, pixels=pixels, use_ema=not no_ema, force=force, progress=not quiet,
         evaluator=evaluator, max_fid_delta=max_fid_delta, gate_n=gate_n, optimize=optimize,
         min_recall=min_recall, data_dir=data_dir, atol=list(atol) or None, rtol=list(rtol) or None,
-        quality_gate=not no_quality_gate,
+        quality_gate=not no_quality_gate, **options,
     )
     say = Say(quiet, json_path)
     say.result(format_table(report))

@@ -149,7 +149,7 @@ def hoist_activations(model: onnx.ModelProto) -> onnx.ModelProto:
 # ------------------------------------------------------------------------------------------- public API
 def to_subpixel(model: onnx.ModelProto, form: str = "phases", layout: str = "nhwc",
                 min_out_channels: int = IMAGE_LAYER_CHANNELS) -> onnx.ModelProto:
-    """The form export/int8.py quantizes: first layer as Gemm, stride-2 ConvTransposes as sub-pixel
+    """The form export/int8_quantize.py quantizes: first layer as Gemm, stride-2 ConvTransposes as sub-pixel
     Convs (which the CPU provider runs as QLinearConv once quantized; it has no int8 ConvTranspose).
 
     The defaults are build_int8's: "phases"/"nhwc" with the image layer kept as a ConvTranspose (int8 keeps it

@@ -1,4 +1,4 @@
-"""Calibration for export/int8.py: latents by the generator contract, float ranges of chosen tensors.
+"""Calibration for export/int8_quantize.py: latents by the generator contract, float ranges of chosen tensors.
 
 Calibration follows the generator contract: latents `draw_latents(n, nz, seed)` and, for a conditional model,
 labels `default_labels(n, num_classes)`.
@@ -11,6 +11,7 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader
 
 from edgegan.runtime.contract import INPUT_LABEL, INPUT_LATENT, GeneratorContract, default_labels, draw_latents
+from edgegan.runtime.providers import session_options
 
 CALIBRATION_BATCH = 32  # latents per calibration run: enough to fill the kernels, small in memory
 _DATA_MOVEMENT = ("Unsqueeze", "Transpose", "Reshape", "Concat")
@@ -54,9 +55,7 @@ def tensor_ranges(model: onnx.ModelProto, names: list[str], reader: ContractCali
     for name in names:
         if name not in outputs:
             probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(probe.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
     lo = {name: 0.0 for name in names}
     hi = {name: 0.0 for name in names}
     reader.rewind()

@@ -24,8 +24,9 @@ import onnx
 import onnxruntime as ort
 
 from edgegan.export.graph_forms import IMAGE_LAYER_CHANNELS, to_subpixel
-from edgegan.export.int8 import DEFAULT_FORM, DEFAULT_LAYOUT
+from edgegan.export.int8_quantize import DEFAULT_FORM, DEFAULT_LAYOUT
 from edgegan.runtime.contract import INPUT_LABEL, INPUT_LATENT, GeneratorContract, default_labels, draw_latents
+from edgegan.runtime.providers import session_options
 
 WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 EXPLAIN_N = 256
@@ -48,9 +49,7 @@ def _after_qdq(model: onnx.ModelProto) -> dict[str, str]:
 
 
 def _run(model: bytes, feeds: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model, session_options(), providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
     return dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in inputs})))
 

@@ -3,6 +3,8 @@
 One job: turn an eval-mode G into an `onnx.ModelProto` with inputs "z" float32 [batch, nz] (+ "label" int64
 [batch]), output "image" and a dynamic axis named "batch" everywhere, then stamp the contract into
 metadata_props. Verification lives in export/verify.py; files and variants in export/pipeline.py.
+`export_module` is the exporter itself (dynamo first, TorchScript as the fallback, the batch axis named), which
+the domain evaluator's export (export/evaluator_onnx.py) uses too.
 
 Before export each BatchNorm is folded into the ConvTranspose/Linear before it, in a copy of G: in eval mode
 BN is the affine map y = (x - mean) * gamma / sqrt(var + eps) + beta, so folding it is exact up to float
@@ -46,7 +48,7 @@ TAIL_PREFIX = "edgegan_pixels/"
 
 
 class ExportError(EdgeganError, RuntimeError):
-    """PyTorch could not export the generator to ONNX with any exporter."""
+    """PyTorch could not export a model (the generator, the evaluator) to ONNX with any exporter."""
 
 
 @dataclass
@@ -159,25 +161,27 @@ def _quiet_exporter():
             lg.setLevel(level)
 
 
-def _export_dynamo(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], opset: int) -> onnx.ModelProto:
+def _export_dynamo(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], outputs: list[str],
+                   opset: int) -> onnx.ModelProto:
     """torch.export-based exporter (torch.onnx.export(dynamo=True)) with a symbolic `batch` dimension."""
     batch = torch.export.Dim(BATCH_AXIS, min=1)
     dynamic = {name: {0: batch} for name in names}
     with _quiet_exporter():
         program = torch.onnx.export(
-            module, args, dynamo=True, verbose=False, input_names=names, output_names=[OUTPUT_IMAGE],
+            module, args, dynamo=True, verbose=False, input_names=names, output_names=outputs,
             dynamic_shapes=dynamic, opset_version=opset, optimize=True, report=False,
         )
     return program.model_proto
 
 
-def _export_torchscript(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], opset: int) -> onnx.ModelProto:
+def _export_torchscript(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], outputs: list[str],
+                        opset: int) -> onnx.ModelProto:
     """The older TorchScript exporter, used only when the dynamo exporter fails."""
     buffer = io.BytesIO()
-    axes = {name: {0: BATCH_AXIS} for name in [*names, OUTPUT_IMAGE]}
+    axes = {name: {0: BATCH_AXIS} for name in [*names, *outputs]}
     with _quiet_exporter():
         torch.onnx.export(
-            module, args, buffer, dynamo=False, input_names=names, output_names=[OUTPUT_IMAGE],
+            module, args, buffer, dynamo=False, input_names=names, output_names=outputs,
             dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
         )
     return onnx.load_from_string(buffer.getvalue())
@@ -253,13 +257,50 @@ def append_uint8_tail(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str], outputs: list[str], *,
+                  opset: int, what: str = "the generator") -> tuple[onnx.ModelProto, ExportInfo]:
+    """Export an eval-mode module with dim 0 of every input and output dynamic and named `batch`.
+
+    Tries torch.onnx.export(dynamo=True) with dynamic_shapes first and falls back to the TorchScript exporter
+    only when that raises; ExportInfo says which ran and why. The IR version is capped to what the installed
+    onnxruntime loads. No metadata is set.
+
+    Args:
+        module: the module to export (its forward takes `args`, batch first).
+        args: example inputs, batch size EXPORT_BATCH (verification runs other sizes).
+        inputs, outputs: the graph's input and output names, in the module's order.
+        opset: default-domain opset to export with.
+        what: the model, as error messages name it.
+
+    Raises:
+        ExportError: both exporters failed, or the graph has a fixed batch size.
+    """
+    fallback_reason = None
+    try:
+        model = _export_dynamo(module, args, inputs, outputs, opset)
+        exporter = "dynamo"
+    except Exception as exc:  # noqa: BLE001 - any exporter failure: try the other exporter, keep the reason
+        fallback_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        try:
+            model = _export_torchscript(module, args, inputs, outputs, opset)
+        except Exception as exc2:  # noqa: BLE001
+            raise ExportError(
+                f"PyTorch could not export {what} to ONNX (opset {opset}). dynamo exporter: {fallback_reason}; "
+                f"TorchScript exporter: {type(exc2).__name__}: {exc2}. Try another --opset."
+            ) from exc2
+        exporter = "torchscript"
+    cap_ir_version(model)  # the exporter stamps its onnx's IR version; the installed onnxruntime may load less
+    problems = name_batch_axis(model)
+    if problems:
+        raise ExportError(f"the exported graph of {what} has no dynamic batch axis: " + "; ".join(problems))
+    opset_found = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    return model, ExportInfo(exporter=exporter, opset=int(opset_found), fallback_reason=fallback_reason)
+
+
 def export_generator(
     generator: nn.Module, contract: GeneratorContract, *, opset: int = 18, fold_bn: bool = True
 ) -> tuple[onnx.ModelProto, ExportInfo]:
     """Export G to an in-memory ONNX model carrying the contract (float output; see `append_uint8_tail`).
-
-    Tries torch.onnx.export(dynamo=True) with dynamic_shapes first and falls back to the TorchScript
-    exporter only when that raises; ExportInfo says which ran and why.
 
     Args:
         generator: G(z [B, nz], label [B] | None) -> [B, C, H, W]; should be in eval mode.
@@ -268,33 +309,14 @@ def export_generator(
         fold_bn: fold BatchNorm into the preceding layer first (exact in eval mode).
 
     Returns:
-        (model with metadata set and the batch axis named, ExportInfo).
+        (model with metadata set and the batch axis named, ExportInfo: export_module's).
     """
     module = _ContractModule(fold_batchnorm(generator)[0] if fold_bn else generator, contract.conditional)
     module.eval()  # both exporters trace inference: BatchNorm on running statistics, whatever G's mode
-    args = _example_inputs(contract)
-    names = _input_names(contract)
-    fallback_reason = None
-    try:
-        model = _export_dynamo(module, args, names, opset)
-        exporter = "dynamo"
-    except Exception as exc:  # noqa: BLE001 - any exporter failure: try the other exporter, keep the reason
-        fallback_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-        try:
-            model = _export_torchscript(module, args, names, opset)
-        except Exception as exc2:  # noqa: BLE001
-            raise ExportError(
-                f"PyTorch could not export the generator to ONNX (opset {opset}). dynamo exporter: {fallback_reason}; "
-                f"TorchScript exporter: {type(exc2).__name__}: {exc2}. Try another --opset."
-            ) from exc2
-        exporter = "torchscript"
-    cap_ir_version(model)  # the exporter stamps its onnx's IR version; the installed onnxruntime may load less
-    problems = name_batch_axis(model)
-    if problems:
-        raise ExportError("the exported graph has no dynamic batch axis: " + "; ".join(problems))
+    model, info = export_module(module, _example_inputs(contract), _input_names(contract), [OUTPUT_IMAGE],
+                                opset=opset)
     set_contract_metadata(model, contract)
-    opset_found = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
-    return model, ExportInfo(exporter=exporter, opset=int(opset_found), fallback_reason=fallback_reason)
+    return model, info
 
 
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:

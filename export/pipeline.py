@@ -34,8 +34,9 @@ from edgegan.export.onnx import append_uint8_tail, export_generator, fold_batchn
 from edgegan.export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_gate
 from edgegan.export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
 from edgegan.export.staging import ExportOptionError, open_staging
-from edgegan.export.triton import model_name
-from edgegan.export.variants import VARIANTS, Sources, Variant, VariantOptions
+from edgegan.export.triton_repository import model_name
+from edgegan.export import variants as variant_table
+from edgegan.export.variants import Sources, Variant, make_options
 from edgegan.export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
 from edgegan.runtime.errors import EdgeganError
@@ -133,14 +134,18 @@ def _export_variant(variant: Variant, sources: Sources, reference: CachedReferen
                          extra={**(built.extra or {}), **({"tolerance": used} if used else {})}, checks=built.checks)
 
 
-def _check_options(opset: int, pixels: str, trt_batch: tuple[int, int, int]) -> None:
+def _recorded(options: Any) -> dict[str, Any]:
+    """The variant options as the report records them (tuples as JSON lists)."""
+    return {f.name: list(value) if isinstance(value, tuple) else value
+            for f in dataclasses.fields(options) for value in [getattr(options, f.name)]}
+
+
+def _check_options(opset: int, pixels: str) -> None:
     max_opset = onnx.defs.onnx_opset_version()
     if not 13 <= opset <= max_opset:
         raise ExportOptionError(f"--opset {opset} is not supported: choose 13..{max_opset} (default 18)")
     if pixels not in PIXEL_FORMS:
         raise ExportOptionError(f"--pixels {pixels!r}: choose one of {', '.join(PIXEL_FORMS)}")
-    if len(trt_batch) != 3 or not 1 <= trt_batch[0] <= trt_batch[1] <= trt_batch[2]:
-        raise ExportOptionError(f"TensorRT batch profile must be min <= opt <= max, all >= 1; got {tuple(trt_batch)}")
 
 
 def _protected(source: str | Path) -> list[str | Path]:
@@ -179,18 +184,9 @@ def export_checkpoint(
     out_dir: str | Path,
     *,
     opset: int = 18,
-    fp16: bool = False,
-    int8: bool = False,
-    ort_format: bool = False,
-    tensorrt: bool = False,
-    triton: bool = False,
-    cuda: bool = False,
-    web: bool = False,
-    web_runtime: str | None = None,
     pixels: str = "float",
     use_ema: bool = True,
     force: bool = False,
-    trt_batch: tuple[int, int, int] = (1, 16, 64),
     progress: bool = True,
     evaluator: str | Path | None = None,
     max_fid_delta: float | None = None,
@@ -201,6 +197,7 @@ def export_checkpoint(
     atol: float | dict[str, float] | list[str] | None = None,
     rtol: float | dict[str, float] | list[str] | None = None,
     quality_gate: bool = True,
+    **variant_options: Any,
 ) -> dict:
     """Export a checkpoint's generator to a verified `generator.onnx` plus the variants asked for.
 
@@ -210,19 +207,9 @@ def export_checkpoint(
             an export writes (generator.*, export_report.json, triton/edgegan_NAME) unless force is set.
             A symlinked out_dir is followed to its real folder; symlinks inside it are refused.
         opset: ONNX default-domain opset.
-        fp16: also write generator.fp16.onnx (float16 weights and compute, float32 inputs/outputs).
-        int8: also write generator.int8.onnx (static quantization, export/int8.py).
-        ort_format: also write generator.ort (onnxruntime's format for minimal/mobile builds).
-        tensorrt: also build generator.plan (+ .sha256) with TensorRT; needs tensorrt and a CUDA GPU.
-        triton: also write a Triton model repository under out_dir/triton/.
-        cuda: also write generator.cuda.onnx, the plain ConvTranspose form onnxruntime's CUDA provider runs best
-            (export/variants/cuda.py); `Generator(folder, provider="cuda")` opens it.
-        web: also write out_dir/web/, a static page that samples and benchmarks in a browser (export/variants/web.py).
-        web_runtime: onnxruntime-web's dist folder to copy into web/ort/ (None: a pinned, integrity-checked URL).
         pixels: "float" (float32 NCHW in [-1, 1]) or "uint8" (uint8 NHWC, scaling folded into the graph).
         use_ema: export the EMA generator (the raw one with False, or when the run had no EMA).
         force: replace out_dir as a whole (everything in it) once the new export is complete and verified.
-        trt_batch: TensorRT optimization profile (min, opt, max) batch; max is also Triton's max_batch_size.
         progress: print each step to stderr.
         evaluator: the evaluator .onnx of the quality gate (export/quality_gate.py); None: the default one for the
             model's dataset, or the gate is skipped (and the report says why) when there is none.
@@ -236,6 +223,9 @@ def export_checkpoint(
             CLI's strings ["0.01", "int8=0.08"]). Recorded per variant in the report ("tolerance").
         rtol: adds a relative part: a value passes when |out - ref| <= max + rtol * |ref| (Polygraphy's rule).
         quality_gate: False skips the gate even when an evaluator is at hand (the report says why).
+        variant_options: the variant table's options (edgegan.export.variants.VARIANTS; each row's help says
+            what it does): a row's `option` set True also writes that variant (fp16=True, ort_format=True, ...),
+            and its VariantParams take values (trt_batch=(1, 4, 8)); the rest keep the table's defaults.
 
     Returns:
         The report (also written to out_dir/export_report.json): per variant its file, checks with figures,
@@ -245,30 +235,27 @@ def export_checkpoint(
         EdgeganError subclasses: a bad checkpoint (CheckpointError), a bad option (ExportOptionError), an
         out_dir holding files the export would replace or a symlink (edgegan.export.staging.OutFolderError), a full or
         read-only disk (edgegan.export.staging.ExportWriteError), a failed check (edgegan.export.verify.ShapeError / AtolError),
-        TensorRT missing, a variant over --max-fid-delta or an unusable evaluator
+        TensorRT missing (edgegan.runtime.tensorrt_backend.TensorRTError), a variant over --max-fid-delta or an unusable evaluator
         (edgegan.export.quality_gate.QualityGateError), a bad --atol/--rtol (ToleranceOptionError).
     """
     if not str(out_dir).strip():
         raise ExportOptionError("--out is empty; name the export folder (e.g. --out models/NAME)")
     check_data_dir(data_dir)  # an explicit --data-dir must exist (the run's own is looked up only for --min-recall)
     out_dir = Path(out_dir)
-    trt_batch = tuple(int(b) for b in trt_batch)  # type: ignore[assignment]
-    _check_options(opset, pixels, trt_batch)
-    options = VariantOptions(fp16=fp16, int8=int8, ort_format=ort_format, tensorrt=tensorrt, triton=triton,
-                             cuda=cuda, trt_batch=trt_batch, web=web,
-                             web_runtime=None if web_runtime is None else str(web_runtime))
-    asked = [variant for variant in VARIANTS if variant.enabled(options)]
+    _check_options(opset, pixels)
+    table = variant_table.VARIANTS  # read now, not at import: a test may add a row
+    options = make_options(table, variant_options)  # unknown keyword: TypeError; a bad value: ExportOptionError
+    asked = [variant for variant in table if variant.enabled(options)]
     tolerances = parse_tolerances(atol, "--atol"), parse_tolerances(rtol, "--rtol")
     verified = ["fp32", *(variant.name for variant in asked if variant.tolerance is not None)]
     for overrides, flag in zip(tolerances, ("--atol", "--rtol")):
         check_tolerance_names(overrides, flag, verified)
     for variant in asked:
-        if variant.preflight is not None:
-            variant.preflight()  # e.g. fail before any work when TensorRT or CUDA is missing
+        variant.preflight()  # e.g. fail before any work when TensorRT or CUDA is missing
 
     # --out is checked (owned files, symlinks, writable) and the staging folder made before the long work.
     model = model_name(out_dir)
-    owned = (FP32_NAME, REPORT_NAME, *(name for variant in VARIANTS for name in variant.files(model)))
+    owned = (FP32_NAME, REPORT_NAME, *(name for variant in table for name in variant.files(model)))
     staging = open_staging(out_dir, force=force, owned=owned, keep=_protected(source),
                            reads=_reads(source, evaluator, data_dir))
     for note in staging.notes:
@@ -324,9 +311,7 @@ def export_checkpoint(
             "exporter": info.to_dict(),
             "batchnorm_folded": folded_count,
             "graph_form": "edgegan.export.graph_forms.optimize_fp32" if optimize else "as exported",
-            "options": {"opset": opset, "fp16": fp16, "int8": int8, "ort_format": ort_format, "tensorrt": tensorrt,
-                        "triton": triton, "cuda": cuda, "web": web, "web_runtime": options.web_runtime,
-                        "pixels": pixels, "use_ema": use_ema, "trt_batch": list(trt_batch),
+            "options": {"opset": opset, **_recorded(options), "pixels": pixels, "use_ema": use_ema,
                         "evaluator": str(evaluator) if evaluator is not None else None,
                         "max_fid_delta": max_fid_delta, "gate_n": gate_n, "optimize": optimize,
                         "min_recall": min_recall, "atol": tolerances[0] or None, "rtol": tolerances[1] or None,

@@ -13,7 +13,7 @@ error is judged as a distribution of level errors, with figures that stay meanin
 
 The max and mean level errors and the float max error are recorded beside them, not judged. A wrong scale on one
 layer or a clipped calibration range moves thousands of pixels by tens of levels and fails all three
-(tests/export/test_int8.py); the budgets are in edgegan.export.check_records.TOLERANCES, measured on the trained
+(tests/export/test_int8_quantize.py); the budgets are in edgegan.export.check_records.TOLERANCES, measured on the trained
 fixtures (benchmarks/results/int8/levels.md).
 """
 from __future__ import annotations

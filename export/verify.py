@@ -62,6 +62,7 @@ from edgegan.runtime.contract import (
     draw_latents,
     to_uint8_nhwc,
 )
+from edgegan.runtime.providers import session_options
 from edgegan.export.verify_structure import (
     check_interface,
     check_metadata,
@@ -150,12 +151,10 @@ class Subject:
 # helpers
 
 
-def make_session(path: str | os.PathLike, threads: int = 0):
-    """onnxruntime CPU session for a .onnx or .ort file (only the CPU provider: the reference runtime)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+def make_session(path: str | os.PathLike, threads: int | None = None):
+    """onnxruntime CPU session for a .onnx or .ort file (only the CPU provider: the reference runtime), with the
+    runtime's own SessionOptions (edgegan.runtime.providers.session_options; threads None: onnxruntime's default)."""
+    return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def _inputs(contract: GeneratorContract, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -208,7 +207,7 @@ def _run(session, feeds: dict[str, np.ndarray], chunk: int = 64) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _guard(name: str, kind: str, fn: Callable[[], CheckRecord]) -> CheckRecord:
+def guard_check(name: str, kind: str, fn: Callable[[], CheckRecord]) -> CheckRecord:
     """Run one check; an exception becomes a failed record so the remaining checks still run."""
     try:
         return fn()
@@ -399,7 +398,7 @@ def verify_variant(
     result = VariantVerification(variant or path.name, path)
     is_onnx = path.suffix == ".onnx"
     if is_onnx:
-        result.records.append(_guard("onnx_checker", "structure", partial(check_onnx_checker, path)))
+        result.records.append(guard_check("onnx_checker", "structure", partial(check_onnx_checker, path)))
     try:
         session = make_session(path)
     except Exception as exc:  # noqa: BLE001 - nothing below can run; say why once
@@ -411,7 +410,7 @@ def verify_variant(
     subject = Subject(path, session, contract, tol, reference, result,
                       feeds={n: _inputs(contract, n, VERIFY_SEED + n) for n in batches})
     checks: list[tuple[str, str, Callable[[], CheckRecord]]] = [
-        ("interface", "structure", partial(check_interface, found, inputs, outputs, contract)),
+        ("interface", "structure", partial(check_interface, found, inputs, outputs, contract.io_spec())),
         ("metadata", "structure", partial(check_metadata, meta, contract)),
         *((f"vs_torch_batch{n}", "numeric", partial(check_vs_torch, subject, n)) for n in batches),
         ("batch_invariance", "numeric", partial(check_batch_invariance, subject, max(batches))),
@@ -426,5 +425,5 @@ def verify_variant(
     if baseline is not None:
         checks.append(("vs_fp32_onnx", "numeric", partial(check_vs_fp32_onnx, subject, baseline)))
     # One at a time, in order: the vs_torch checks fill subject.outputs, which the later checks read.
-    result.records.extend(_guard(name, kind, check) for name, kind, check in checks)
+    result.records.extend(guard_check(name, kind, check) for name, kind, check in checks)
     return result

@@ -1,5 +1,6 @@
-"""The structural checks of an exported file: the ONNX checker, the graph's interface against
-GeneratorContract.io_spec(), and its metadata against the contract (edgegan.export.verify runs them)."""
+"""The structural checks of an exported file: the ONNX checker, the graph's interface against an IOSpec
+(GeneratorContract.io_spec()), and its metadata against the contract (edgegan.export.verify runs them; the
+evaluator's export, edgegan.export.evaluator_onnx, runs the first two)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import onnx
 
 from edgegan.export.check_records import CheckRecord
-from edgegan.runtime.contract import GeneratorContract
+from edgegan.runtime.contract import GeneratorContract, IOSpec
 from edgegan.runtime.errors import EdgeganError
 
 _ONNX_DTYPES = {1: "float32", 10: "float16", 7: "int64", 2: "uint8", 3: "int8", 6: "int32"}
@@ -47,9 +48,9 @@ def interface_from_session(session) -> Interface:
 
 
 def check_interface(found: dict[str, tuple[str, list]], inputs: list[str], outputs: list[str],
-                    contract: GeneratorContract) -> CheckRecord:
-    """Names, order, dtypes and shapes (batch axis named) against contract.io_spec()."""
-    spec = contract.io_spec()
+                    spec: IOSpec) -> CheckRecord:
+    """Names, order, dtypes and shapes (batch axis named) against an IOSpec: a generator's contract.io_spec(),
+    or the evaluator's (export/evaluator_onnx.py)."""
     problems = []
     if inputs != spec.input_names:
         problems.append(f"inputs {inputs} != {spec.input_names}")

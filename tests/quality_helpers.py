@@ -42,11 +42,12 @@ def make_npz(path: Path, n_train: int = 300, n_test: int = 150) -> Path:
 
 def train_tiny_evaluator(npz: Path, out: Path, steps: int = 60) -> Path:
     """A width-4, 16-feature evaluator trained for a few dozen steps on the shapes (one CPU thread)."""
-    from edgegan.trainer.evaluator import EvaluatorConfig, train_evaluator
+    from edgegan.export.evaluator_onnx import train_and_export_evaluator
+    from edgegan.trainer.evaluator_training import EvaluatorConfig
 
     cfg = EvaluatorConfig(dataset="npz", data_dir=str(npz), epochs=20, batch_size=32, width=4, feature_dim=16,
                           max_steps=steps, lr=1e-2, dropout=0.0, threads=1)
-    return train_evaluator(cfg, out, progress=False).path
+    return train_and_export_evaluator(cfg, out, progress=False).path
 
 
 @dataclass(frozen=True)

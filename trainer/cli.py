@@ -123,7 +123,9 @@ def evaluator_train(**opts) -> None:
 
     Example: edgegan evaluator train --dataset fashion-mnist
     """
-    from edgegan.trainer.evaluator import EvaluatorConfig, train_evaluator
+    from edgegan.trainer.evaluator_training import EvaluatorConfig  # first: without torch, the missing extra is "train"
+    # The CLI glue joins the packages: export writes the evaluator's ONNX file (the trainer knows nothing of ONNX).
+    from edgegan.export.evaluator_onnx import train_and_export_evaluator
 
     if opts["output"] is not None:  # a file the user named: its folder must exist (none is created for them)
         from edgegan.runtime.files import check_writable
@@ -136,7 +138,7 @@ def evaluator_train(**opts) -> None:
         seed=opts["seed"], max_images=opts["max_images"], max_steps=opts["max_steps"], device=opts["device"],
         threads=opts["threads"],
     )
-    result = train_evaluator(cfg, opts["output"], progress=not opts["quiet"])
+    result = train_and_export_evaluator(cfg, opts["output"], progress=not opts["quiet"])
     info = result.info
     say = Say(opts["quiet"], opts["json_path"])
     say.result(

@@ -1,4 +1,4 @@
-"""The int8 variant: static quantization by edgegan.export.int8.build_int8 (generator.int8.onnx).
+"""The int8 variant: static quantization by edgegan.export.int8_quantize.build_int8 (generator.int8.onnx).
 
 The float graph torch exported (ConvTranspose form, float NCHW) is quantized; with --pixels uint8 the uint8 tail
 is appended after, in fp32, so the pixel scaling stays exact.
@@ -17,7 +17,7 @@ from edgegan.export.staging import ExportOptionError
 from edgegan.export.variants.variant import Built, Sources
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC
 
-INT8_MODULE = "edgegan.export.int8"  # imported only when --int8 asks: it needs onnxruntime.quantization
+INT8_MODULE = "edgegan.export.int8_quantize"  # imported only when --int8 asks: it needs onnxruntime.quantization
 
 
 def _int8_module():

@@ -15,11 +15,10 @@ from typing import Any
 import onnx
 
 from edgegan.export.onnx import op_counts
+from edgegan.export.variants import REDUCED_BUILD_CONFIG
 from edgegan.export.variants.variant import Built, Sources, VariantError
 from edgegan.runtime.files import atomic_write, file_sha256
 
-REDUCED_BUILD_CONFIG = "generator.required_operators.config"
-ALSO = (REDUCED_BUILD_CONFIG,)  # the variant row's `also`: files it writes beside generator.ort
 BUILD_FLAGS = "--minimal_build --include_ops_by_config {config} --enable_reduced_operator_type_support"
 
 

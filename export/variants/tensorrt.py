@@ -1,4 +1,4 @@
-"""The tensorrt variant: a TensorRT engine built by edgegan.export.tensorrt (generator.plan + .sha256).
+"""The tensorrt variant: a TensorRT engine built by edgegan.export.tensorrt_build (generator.plan + .sha256).
 
 Built from the int8 graph when --int8 made one (explicit quantization), else from generator.onnx. onnxruntime cannot
 run an engine, so its check is that TensorRT deserializes it; numeric checks of the engine run in
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgegan.export.tensorrt import build_engine, check_tensorrt
+from edgegan.export.tensorrt_build import build_engine, check_tensorrt
 from edgegan.export.variants.variant import Built, Sources
 from edgegan.export.verify import CheckRecord
 

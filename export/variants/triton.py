@@ -1,10 +1,10 @@
 """The triton variant: a Triton Inference Server model repository serving generator.onnx
-(triton/edgegan_NAME/{config.pbtxt, 1/model.onnx}, written by edgegan.export.triton)."""
+(triton/edgegan_NAME/{config.pbtxt, 1/model.onnx}, written by edgegan.export.triton_repository)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from edgegan.export.triton import PLATFORM, check_repository, write_repository
+from edgegan.export.triton_repository import PLATFORM, check_repository, write_repository
 from edgegan.export.variants.variant import Built, Sources
 
 

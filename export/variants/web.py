@@ -64,6 +64,12 @@ def check_runtime_dir(runtime_dir: str | Path | None) -> Path | None:
     return folder
 
 
+def runtime_dir_option(runtime_dir: str | Path | None) -> str | None:
+    """The web row's check of --web-runtime (VariantParam.check): the folder checked, kept as text for the report."""
+    check_runtime_dir(runtime_dir)
+    return None if runtime_dir is None else str(runtime_dir)
+
+
 def _runtime(folder: Path, runtime_dir: Path | None) -> dict[str, Any]:
     """Copy onnxruntime-web into folder/ort/ (local) or describe the pinned CDN copy; the manifest's "runtime"."""
     if runtime_dir is None:

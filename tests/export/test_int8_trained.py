@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgegan.export.check_records import TOLERANCES, AtolError, resolve_tolerance
-from edgegan.export.int8 import build_int8
+from edgegan.export.int8_quantize import build_int8
 from edgegan.export.pipeline import export_checkpoint
 from edgegan.export.verify import verify_variant
 from tests.trained_fixtures import (
@@ -149,11 +149,11 @@ def test_export_refuses_a_damaged_int8_build_naming_the_figure(tmp_path, monkeyp
     """The real pipeline with a quantization bug put into it: the first layer's z grid a quarter of what calibration
     measured (z clipped). `edgegan export RUN --int8` exits non-zero, names the figure on one line, writes nothing."""
     from edgegan.cli import main
-    from edgegan.export import int8
+    from edgegan.export import int8_quantize
 
-    real = int8.integer_gemm
-    monkeypatch.setattr(int8, "LATENT_BOUND", 0.0)
-    monkeypatch.setattr(int8, "integer_gemm", lambda model, name, absmax, passes: real(model, name, absmax / 4, passes))
+    real = int8_quantize.integer_gemm
+    monkeypatch.setattr(int8_quantize, "LATENT_BOUND", 0.0)
+    monkeypatch.setattr(int8_quantize, "integer_gemm", lambda model, name, absmax, passes: real(model, name, absmax / 4, passes))
     out, run = tmp_path / "out", run_folder("mnist_gan", tmp_path)  # RUN/checkpoints/last.pt, as users have it
     result = CliRunner().invoke(main, ["export", str(run), "--out", str(out), "--int8",
                                        "--no-quality-gate"])

@@ -1,6 +1,7 @@
 """export_checkpoint end to end: files, report, contract, atomicity, --force, and refusal of bad sources."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ import edgegan.export.variants.fp16 as fp16_variant
 import edgegan.export.variants.ort as ort_variant
 from edgegan.export.pipeline import ExportOptionError, export_checkpoint
 from edgegan.export.report import REPORT_NAME, format_table
+from edgegan.export.variants import VariantOptions
 from edgegan.runtime.files import file_sha256
 from edgegan.export.verify import AtolError
 from edgegan.runtime.contract import GeneratorContract, draw_latents, to_uint8_nhwc
@@ -256,11 +258,11 @@ def test_out_dir_that_is_a_file_is_refused(dcgan_cond_ckpt, tmp_path):
 
 
 def test_int8_variant_is_built_by_export_int8_and_verified(tmp_path, monkeypatch):
-    """Wiring: edgegan.export.int8.build_int8 quantizes the float graph; the uint8 tail and the contract are added after.
+    """Wiring: edgegan.export.int8_quantize.build_int8 quantizes the float graph; the uint8 tail and the contract are added after.
 
     int8 error depends on the weights: this random generator is no trained one, so its numeric budget is widened
     here (structure, metadata, batch invariance and the reference evaluator keep their own checks). int8 quality
-    on trained generators is export/int8.py's to test.
+    on trained generators is export/int8_quantize.py's to test.
     """
     import edgegan.export.verify as verify
 
@@ -287,10 +289,12 @@ def test_report_options_record_every_option_as_given(mlp_ckpt, tmp_path):
              "quality_gate": False, "trt_batch": (1, 2, 4)}  # the gate off: its limits must stay unset
     report = export_checkpoint(mlp_ckpt, tmp_path / "m", progress=False, **given)
     options = report["options"]
-    keywords = [p.name for p in inspect.signature(export_checkpoint).parameters.values()
-                if p.kind is p.KEYWORD_ONLY and p.name != "progress"]
+    parameters = inspect.signature(export_checkpoint).parameters.values()
+    table = dataclasses.fields(VariantOptions)  # the variant keywords (**variant_options) come from the table
+    keywords = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "progress"]
+    keywords += [f.name for f in table]
     assert sorted(options) == sorted(keywords)
-    defaults = {p.name: p.default for p in inspect.signature(export_checkpoint).parameters.values()}
+    defaults = {**{p.name: p.default for p in parameters}, **{f.name: f.default for f in table}}
     for name in keywords:
         want = given.get(name, defaults[name])
         want = list(want) if isinstance(want, tuple) else want

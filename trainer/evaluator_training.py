@@ -1,10 +1,9 @@
-"""The domain evaluator: a small CNN classifier trained on a dataset's real training split, exported to ONNX.
+"""The domain evaluator's training: a small CNN classifier trained on a dataset's real training split.
 
-`edgegan eval` (runtime/evaluation/quality.py) runs the ONNX file with onnxruntime alone: its input is uint8 pixels
-[batch, H, W, C] (the scaling to [-1, 1] and the NHWC -> NCHW transpose are inside the graph), its outputs are
-class logits [batch, K] and the penultimate features [batch, D] that FID, KID and precision/recall use. The file
-describes itself in metadata_props (edgegan.runtime.evaluation.quality.EvaluatorInfo): dataset, image shape, classes, feature layer
-and size, and the test accuracy measured on the exported file itself.
+The trainer knows nothing of ONNX (docs/DESIGN.md): `train_evaluator` hands back the trained network with what
+its export needs (TrainedEvaluator), and edgegan.export.evaluator_onnx turns it into the .onnx file `edgegan eval`
+runs with onnxruntime alone (uint8 pixels in, logits and features out, its metadata, verified against this
+network). `edgegan evaluator train` runs both.
 
 Architecture (28x28 input, width w = 32, D = 128):
     [B, C, 28, 28] -> conv3x3 w, BN, ReLU, maxpool -> [B, w, 14, 14]
@@ -14,47 +13,36 @@ Architecture (28x28 input, width w = 32, D = 128):
 Larger images get one more conv+pool stage per halving until the map is at most 8x8.
 
 Example:
-    >>> result = train_evaluator(EvaluatorConfig(dataset="fashion-mnist"), "fm_evaluator.onnx")  # doctest: +SKIP
-    >>> round(result.info.test_accuracy, 2)                                                      # doctest: +SKIP
-    0.91
+    >>> trained = train_evaluator(EvaluatorConfig(dataset="fashion-mnist"))   # doctest: +SKIP
+    >>> round(trained.train_accuracy, 2)                                        # doctest: +SKIP
+    0.9
 """
 from __future__ import annotations
 
-import io
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edgegan.runtime.files import atomic_write
 from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.progress import Progress
-from edgegan.runtime.evaluation.quality import (
-    INPUT_PIXELS,
-    OUTPUT_FEATURES,
-    OUTPUT_LOGITS,
-    EvaluatorInfo,
-    default_evaluator_path,
-)
 
 FEATURE_LAYER = "fc1 after ReLU (input of the final linear layer)"
 HOLDOUT_SHARE = 0.1  # without a test split, this share of the training images measures accuracy
-EXPORT_OPSET = 17
 
 
 class EvaluatorError(EdgeganError):
-    """The evaluator cannot be trained on the data given, or its export failed."""
+    """The evaluator cannot be trained on the data given (its export's failures are export's errors)."""
 
 
 @dataclass
 class EvaluatorConfig:
-    """How to train an evaluator; saved (as JSON) in the ONNX file's edgegan.evaluator.train metadata."""
+    """How to train an evaluator; saved (as JSON) in the exported evaluator's edgegan.evaluator.train metadata."""
 
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
@@ -113,24 +101,48 @@ class EvaluatorNet(nn.Module):
 
 
 class PixelsEvaluator(nn.Module):
-    """What is exported: uint8 pixels [B, H, W, C] -> (logits, features), the scaling folded into the graph."""
+    """What is exported: uint8 pixels [B, H, W, C] -> (logits, features), the scaling inside the module."""
 
     def __init__(self, net: EvaluatorNet):
         super().__init__()
         self.net = net
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = pixels.permute(0, 3, 1, 2).float() * (1.0 / 127.5) - 1.0  # [B, C, H, W] in [-1, 1]
-        return self.net(x)
+        return self.net(_to_batch(pixels))
 
 
 @dataclass
-class EvaluatorResult:
-    path: Path
-    info: EvaluatorInfo
-    seconds: float
+class TrainedEvaluator:
+    """A trained evaluator and what its export needs: the network (eval mode, CPU), the data it describes, the
+    images its accuracy is measured on (never trained on) and its training provenance."""
+
+    net: EvaluatorNet
+    cfg: EvaluatorConfig
+    image_shape: tuple[int, int, int]  # (H, W, C) of the uint8 pixels it takes
+    class_names: list[str]  # K names
+    accuracy_images: np.ndarray  # uint8 [M, H, W, C]
+    accuracy_labels: np.ndarray  # int [M]
+    accuracy_split: str  # "test", or the holdout's description
+    train_images: int
     steps: int
-    train_accuracy: float
+    train_accuracy: float  # the last epoch's, in training mode
+    source: str  # where the training images came from
+    seconds: float
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def pixels_module(self) -> PixelsEvaluator:
+        """What is exported: uint8 pixels [B, H, W, C] -> (logits [B, K], features [B, D]), eval mode."""
+        return PixelsEvaluator(self.net).eval()
+
+    def provenance(self) -> dict[str, Any]:
+        """The recipe and training figures the exported file records (its edgegan.evaluator.train metadata)."""
+        recipe = {k: v for k, v in asdict(self.cfg).items() if k not in ("data_dir", "device", "threads")}
+        return {**recipe, "architecture": "cnn", "train_images": self.train_images, "steps": self.steps,
+                "train_accuracy": round(self.train_accuracy, 6), "accuracy_split": self.accuracy_split,
+                "accuracy_images": int(len(self.accuracy_images)), "source": self.source}
 
 
 def _device(name: str) -> torch.device:
@@ -174,68 +186,21 @@ def _splits(cfg: EvaluatorConfig, progress: bool):
         return train, images, labels, f"holdout ({cut} training images, not trained on)"
 
 
-def export_evaluator_bytes(net: EvaluatorNet, image_shape: tuple[int, int, int]) -> bytes:
-    """ONNX bytes of PixelsEvaluator(net) (eval mode) with a dynamic batch axis; no metadata yet."""
-    h, w, c = image_shape
-    module = PixelsEvaluator(net).eval()
-    example = torch.zeros(2, h, w, c, dtype=torch.uint8)
-    buffer = io.BytesIO()
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(
-            module, (example,), buffer, dynamo=False, input_names=[INPUT_PIXELS],
-            output_names=[OUTPUT_LOGITS, OUTPUT_FEATURES], opset_version=EXPORT_OPSET, do_constant_folding=True,
-            dynamic_axes={INPUT_PIXELS: {0: "batch"}, OUTPUT_LOGITS: {0: "batch"}, OUTPUT_FEATURES: {0: "batch"}},
-        )
-    return buffer.getvalue()
-
-
-def _onnx_outputs(model_bytes: bytes, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """(logits [N, K], features [N, D]) of the exported graph in onnxruntime: what `edgegan eval` will see."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    parts = [session.run([OUTPUT_LOGITS, OUTPUT_FEATURES], {INPUT_PIXELS: images[i:i + batch]})
-             for i in range(0, len(images), batch)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _save_onnx(model_bytes: bytes, info: EvaluatorInfo, path: Path) -> None:
-    """Attach the evaluator metadata, check the graph, and write it atomically (temp file, fsync, rename)."""
-    import onnx
-
-    model = onnx.load_from_string(model_bytes)
-    del model.metadata_props[:]
-    onnx.helper.set_model_props(model, info.to_metadata())
-    onnx.checker.check_model(model)
-    atomic_write(path, lambda f: f.write(model.SerializeToString()))
-
-
-def train_evaluator(cfg: EvaluatorConfig, out: str | os.PathLike | None = None,
-                    progress: bool = True) -> EvaluatorResult:
-    """Train the evaluator on the real training split and export it to ONNX with its metadata.
+def train_evaluator(cfg: EvaluatorConfig, progress: bool = True) -> TrainedEvaluator:
+    """Train the evaluator on the real training split (export it with edgegan.export.evaluator_onnx).
 
     Args:
         cfg: the recipe.
-        out: the .onnx file to write; None writes `edgegan.runtime.evaluation.quality.default_evaluator_path(cfg.dataset)`, where
-            `edgegan eval` and `edgegan export` look by default.
         progress: show progress on stderr (a tqdm bar on a terminal, plain lines elsewhere: runtime/progress.py).
 
     Returns:
-        EvaluatorResult: path, metadata (test accuracy measured on the exported file in onnxruntime), seconds,
-        steps, and the last epoch's training accuracy.
+        TrainedEvaluator: the network in eval mode on the CPU, the accuracy images, steps, the last epoch's
+        training accuracy.
 
     Raises:
         EvaluatorError, DataError.
     """
     cfg.validate()
-    path = Path(out).expanduser() if out is not None else default_evaluator_path(cfg.dataset)
-    if path.suffix.lower() != ".onnx":
-        raise EvaluatorError(f"--out {path}: the evaluator is an ONNX file; give a path ending in .onnx")
     start = time.perf_counter()
     device = _device(cfg.device)
     if cfg.threads is not None:
@@ -292,25 +257,9 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | os.PathLike | None = None,
                     bar.set_postfix(loss=f"{loss.item():.3f}")
     train_accuracy = float(correct.item()) / max(seen, 1)
 
-    net = net.cpu().eval()
-    model_bytes = export_evaluator_bytes(net, (h, w, c))
-    acc_images = np.ascontiguousarray(acc_images)
-    onnx_logits, _ = _onnx_outputs(model_bytes, acc_images)
-    accuracy = float((onnx_logits.argmax(1) == acc_labels).mean())
-    with torch.no_grad():  # the exported graph must compute what the trained network does
-        probe = acc_images[:64]
-        torch_logits, _ = net(_to_batch(torch.from_numpy(probe)))
-    onnx_err = float(np.abs(onnx_logits[:len(probe)] - torch_logits.numpy()).max())
-    if not onnx_err <= 1e-3 * max(1.0, float(np.abs(torch_logits.numpy()).max())):
-        raise EvaluatorError(f"the exported evaluator disagrees with PyTorch (max logit error {onnx_err:.3g})")
-
-    recipe = {k: v for k, v in asdict(cfg).items() if k not in ("data_dir", "device", "threads")}
-    info = EvaluatorInfo(
-        dataset=cfg.dataset, channels=c, height=h, width=w, num_classes=num_classes, class_names=class_names,
-        feature_layer=FEATURE_LAYER, feature_dim=cfg.feature_dim, test_accuracy=accuracy,
-        train={**recipe, "architecture": "cnn", "train_images": int(n), "steps": step,
-               "train_accuracy": round(train_accuracy, 6), "accuracy_split": acc_split,
-               "accuracy_images": int(len(acc_images)), "onnx_max_logit_err": onnx_err, "source": train.source},
+    return TrainedEvaluator(
+        net=net.cpu().eval(), cfg=cfg, image_shape=(h, w, c), class_names=class_names,
+        accuracy_images=np.ascontiguousarray(acc_images), accuracy_labels=acc_labels, accuracy_split=acc_split,
+        train_images=int(n), steps=step, train_accuracy=train_accuracy, source=train.source,
+        seconds=time.perf_counter() - start,
     )
-    _save_onnx(model_bytes, info, path)
-    return EvaluatorResult(path, info, time.perf_counter() - start, step, train_accuracy)

@@ -1,4 +1,4 @@
-"""export/int8.py: the sub-pixel form quantized with contract calibration latents, the first layer an exact integer
+"""export/int8_quantize.py: the sub-pixel form quantized with contract calibration latents, the first layer an exact integer
 Gemm (export/int8_gemm.py), written atomically."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from edgegan.export.int8 import ContractCalibration, Int8Error, build_int8, final_layer_nodes
+from edgegan.export.int8_quantize import ContractCalibration, Int8Error, build_int8, final_layer_nodes
 from edgegan.export.int8_gemm import MAX_K, integer_gemm
 from edgegan.export.ir_version import cap_ir_version
 from edgegan.export.onnx import export_generator

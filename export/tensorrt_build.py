@@ -4,21 +4,23 @@ tensorrt is imported only here and only when asked for; `check_tensorrt()` runs 
 anything, so a missing TensorRT or GPU fails fast with a message saying what to install.
 An engine is specific to the GPU and TensorRT version that built it; generator.plan.sha256 beside it lets a
 deployment check it got the file that was built.
+
+The batch profile (min, opt, max) is checked in one place, `check_batch_profile`, which the CLI, the pipeline and
+`build_engine` call; the engine's optimization profile is `optimization_profile(contract, batch)`: every input of
+the contract's io_spec with its batch axis set to min, opt and max (a pure function, tested without TensorRT).
+Failures raise the runtime's TensorRTError (edgegan.runtime.tensorrt_backend): one class for TensorRT trouble.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from edgegan.export.staging import ExportOptionError
+from edgegan.runtime.contract import BATCH_AXIS, GeneratorContract
 from edgegan.runtime.files import atomic_write
-from edgegan.runtime.contract import GeneratorContract
-from edgegan.runtime.errors import EdgeganError
-
-
-class TensorRTError(EdgeganError, RuntimeError):
-    """TensorRT or CUDA is missing, or TensorRT could not build an engine."""
+from edgegan.runtime.tensorrt_backend import TensorRTError
 
 
 def check_tensorrt() -> Any:
@@ -51,10 +53,36 @@ def check_tensorrt() -> Any:
     return trt
 
 
-def _validate_batches(trt_batch: tuple[int, int, int]) -> tuple[int, int, int]:
-    if len(trt_batch) != 3 or not (1 <= trt_batch[0] <= trt_batch[1] <= trt_batch[2]):
-        raise TensorRTError(f"TensorRT batch profile must be min <= opt <= max, all >= 1; got {tuple(trt_batch)}")
-    return tuple(int(b) for b in trt_batch)  # type: ignore[return-value]
+def check_batch_profile(batch: Sequence[int]) -> tuple[int, int, int]:
+    """The TensorRT batch profile as three ints, min <= opt <= max, all >= 1 (the one check of it).
+
+    Raises:
+        ExportOptionError: any other shape or order.
+    """
+    profile = tuple(int(b) for b in batch)
+    if len(profile) != 3 or not 1 <= profile[0] <= profile[1] <= profile[2]:
+        raise ExportOptionError(f"TensorRT batch profile must be min <= opt <= max, all >= 1; got {tuple(batch)}")
+    return profile  # type: ignore[return-value]
+
+
+def parse_batch_profile(text: str) -> tuple[int, int, int]:
+    """--trt-batch "MIN,OPT,MAX" -> (min, opt, max); ExportOptionError naming the flag's form otherwise."""
+    try:
+        return check_batch_profile([int(b) for b in text.split(",")])
+    except (ValueError, ExportOptionError):
+        raise ExportOptionError(f"{text!r}: give MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX") from None
+
+
+def optimization_profile(contract: GeneratorContract, batch: Sequence[int]) -> dict[str, dict[str, list[int]]]:
+    """The engine's optimization profile from the contract's io_spec: every input, its batch axis at min/opt/max.
+
+    Returns:
+        {input name: {"min": shape, "opt": shape, "max": shape}}, e.g. for a conditional model with nz 16 and
+        batch (1, 16, 64): {"z": {"min": [1, 16], "opt": [16, 16], "max": [64, 16]}, "label": {"min": [1], ...}}.
+    """
+    sizes = dict(zip(("min", "opt", "max"), check_batch_profile(batch)))
+    return {spec.name: {key: [n if dim == BATCH_AXIS else int(dim) for dim in spec.shape] for key, n in sizes.items()}
+            for spec in contract.io_spec().inputs}
 
 
 def build_engine(
@@ -62,7 +90,7 @@ def build_engine(
     plan_path: str | os.PathLike,
     contract: GeneratorContract,
     *,
-    batch: tuple[int, int, int] = (1, 16, 64),
+    batch: Sequence[int],
     fp16: bool = False,
     int8: bool = False,
     workspace_mib: int = 1024,
@@ -74,8 +102,9 @@ def build_engine(
     Args:
         onnx_path: generator.onnx (or the int8 QDQ graph when int8=True: explicit quantization).
         plan_path: where the engine goes; `<plan_path>.sha256` is written beside it.
-        contract: the generator's contract (input names and nz for the optimization profile).
-        batch: (min, opt, max) batch of the optimization profile, applied to every input.
+        contract: the generator's contract: its io_spec gives the optimization profile's inputs and shapes.
+        batch: (min, opt, max) batch of the optimization profile, applied to every input's batch axis (the
+            export's --trt-batch, default in the variant table's tensorrt row).
         fp16: allow float16 kernels (BuilderFlag.FP16).
         int8: allow int8 kernels (BuilderFlag.INT8); scales come from the graph's Q/DQ nodes.
         workspace_mib: builder workspace memory pool limit.
@@ -83,8 +112,8 @@ def build_engine(
     Returns:
         {"tensorrt": version, "profile": {...}, "flags": [...], "sha256": hex, "size_bytes": n}.
     """
+    shapes = optimization_profile(contract, batch)  # a bad profile fails before TensorRT is even imported
     trt = check_tensorrt()
-    lo, opt, hi = _validate_batches(batch)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -105,13 +134,13 @@ def build_engine(
     if int8:
         config.set_flag(trt.BuilderFlag.INT8)
         used_flags.append("INT8")
+    names = {network.get_input(i).name for i in range(network.num_inputs)}
+    if names != set(shapes):
+        raise TensorRTError(f"TensorRT parsed inputs {sorted(names)} from {Path(onnx_path).name}; the contract "
+                            f"asks for {sorted(shapes)}")
     profile = builder.create_optimization_profile()
-    shapes = {}
-    for i in range(network.num_inputs):
-        tensor = network.get_input(i)
-        rest = tuple(tensor.shape)[1:]  # everything but the batch axis is static: [nz] or []
-        shapes[tensor.name] = {"min": [lo, *rest], "opt": [opt, *rest], "max": [hi, *rest]}
-        profile.set_shape(tensor.name, (lo, *rest), (opt, *rest), (hi, *rest))
+    for name, shape in shapes.items():
+        profile.set_shape(name, tuple(shape["min"]), tuple(shape["opt"]), tuple(shape["max"]))
     config.add_optimization_profile(profile)
 
     serialized = builder.build_serialized_network(network, config)
@@ -128,14 +157,14 @@ def build_engine(
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         raise TensorRTError("TensorRT built an engine it cannot deserialize")
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    io_tensors = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     return {
         "tensorrt": trt.__version__,
         "profile": shapes,
         "flags": used_flags,
         "sha256": digest,
         "size_bytes": len(data),
-        "io_tensors": names,
+        "io_tensors": io_tensors,
         "nz": contract.nz,
     }
 

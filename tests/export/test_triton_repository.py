@@ -6,7 +6,7 @@ import onnx
 import pytest
 from google.protobuf import text_format
 
-from edgegan.export.triton import config_text, load_model_config_pb2, model_name
+from edgegan.export.triton_repository import config_text, load_model_config_pb2, model_name
 from edgegan.runtime.contract import GeneratorContract
 
 ONNX_TO_TRITON = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.INT64: "TYPE_INT64",
