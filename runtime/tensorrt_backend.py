@@ -27,7 +27,8 @@ __all__ = ["TensorRTError", "TensorRTEngine", "verify_engine_digest", "engine_co
 
 
 class TensorRTError(EdgeganError):
-    """A TensorRT engine cannot be used: digest mismatch, missing files, or no tensorrt/CUDA here."""
+    """TensorRT cannot serve this model: an engine that cannot be parsed or built (export), or one that cannot be
+    used (digest mismatch, missing files, no tensorrt/CUDA here)."""
 
 
 def verify_engine_digest(plan: str | os.PathLike) -> bytes:
