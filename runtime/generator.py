@@ -96,8 +96,9 @@ class Generator:
         io_binding: run through IO binding (default: on for CUDA/TensorRT, off on the CPU). With it, buffers are
             bound once per batch size (runtime/io_binding.py) and reused by every call at that size.
         cuda: the CUDA provider's options (runtime/providers.py CudaOptions: cuDNN algorithm search, NHWC, CUDA
-            graph, TF32); default `CudaOptions()`, whose defaults are to be confirmed on the GPU. With
-            `cuda_graph=True` each batch size gets its own session and captured graph (a bounded cache).
+            graph, TF32, pinned host memory for the copy back); default `CudaOptions()`, whose defaults are to be
+            confirmed on the GPU. With `cuda_graph=True` each batch size gets its own session and captured graph
+            (a bounded cache). `pinned_output` says whether images come back through page-locked memory.
         output: "numpy" (host arrays) or "dlpack": `sample`, `generate`, `generate_float` and `__call__` return
             an onnxruntime OrtValue on the provider's device (one per batch from `iter_sample`), usable through
             DLPack by another GPU library; uint8 pixels of a float model are then made on the device too. The
@@ -196,6 +197,13 @@ class Generator:
     def providers(self) -> list[str]:
         """Providers the session reports, the running one first (["TensorRT engine"] for a .plan)."""
         return self._runner.providers
+
+    @property
+    def pinned_output(self) -> bool:
+        """Images come back to the host through page-locked memory (CudaOptions.pinned_output, where onnxruntime
+        offers it); False on the CPU provider, without IO binding, for a TensorRT engine, or where onnxruntime
+        cannot allocate it (`_runner.pinned_reason` says why)."""
+        return bool(getattr(self._runner, "pinned", False))
 
     @property
     def fallback(self) -> str | None:
