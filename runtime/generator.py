@@ -20,6 +20,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +48,7 @@ from edgegan.runtime.sample_result import SampleResult, fresh_seed
 from edgegan.runtime.session import (
     MODEL_SUFFIXES,
     SessionRunner,
+    check_provider_form,
     check_signature,
     load_session,
     open_runner,
@@ -131,6 +133,7 @@ class Generator:
         if threads is not None:
             check_count(threads, "threads")
         self.path = resolve_model_path(path, provider)
+        from_folder = self.path != Path(path)  # a folder: its file for the provider, checked once the contract is read
         if self.path.suffix.lower() == ".plan":
             if provider not in ("tensorrt", "auto"):
                 raise ProviderError(
@@ -150,6 +153,8 @@ class Generator:
                 options.intra_op_num_threads = threads
             session, fallback = load_session(self.path, provider, options, allow_fallback, cuda)
             self.contract = read_contract(session)
+            if from_folder:
+                check_provider_form(self.path, self.contract)
             if self.path.suffix.lower() == ".onnx":
                 check_label_tables(self.path, self.contract)  # a label past the table: refused now, not at run
             # Device output binds every buffer; uint8 pixels of a float model are then made where they are.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,10 @@ import numpy as np
 
 from edgegan.runtime.contract import (
     BATCH_AXIS,
+    GRAPH_FORM_CONVTRANSPOSE,
+    GRAPH_FORMS,
     INPUT_LATENT,
+    KEY_GRAPH_FORM,
     OUTPUT_IMAGE,
     OUTPUT_UINT8_NHWC,
     ContractError,
@@ -41,27 +45,39 @@ from edgegan.runtime.providers import (
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-__all__ = ["MODEL_SUFFIXES", "PROVIDER_FORMS", "resolve_model_path", "check_signature", "read_contract",
-           "load_session", "SessionRunner"]
+__all__ = ["MODEL_SUFFIXES", "PROVIDER_FORMS", "ProviderForm", "resolve_model_path", "check_provider_form",
+           "check_signature", "read_contract", "load_session", "SessionRunner"]
 
 MODEL_SUFFIXES = (".onnx", ".ort", ".plan")
+
+
+@dataclass(frozen=True)
+class ProviderForm:
+    """The file an export writes beside generator.onnx for one execution provider, and the graph form its contract
+    records (edgegan.graph_form): the same contract otherwise (runtime/contract.py with_graph_form)."""
+
+    file: str
+    graph_form: str
+
+
 #: The graph form an export writes for one execution provider (export/variants/cuda.py), beside generator.onnx: a
 #: folder loaded on that provider opens it instead. generator.onnx's phase convolutions are the CPU provider's
 #: fast form; cuDNN runs the plain ConvTranspose form as one kernel per layer.
-PROVIDER_FORMS = {"CUDAExecutionProvider": "generator.cuda.onnx"}
+PROVIDER_FORMS = {"CUDAExecutionProvider": ProviderForm("generator.cuda.onnx", GRAPH_FORM_CONVTRANSPOSE)}
 
 
 def resolve_model_path(path: str | os.PathLike, provider: str | None = None) -> Path:
     """Check a model path: an existing .onnx/.ort/.plan file, or a folder holding generator.onnx.
 
     A folder loaded on a provider with a form of its own (PROVIDER_FORMS; "cuda", or "auto" where CUDA is
-    available) gives that file when the export wrote it; a file path is always taken as it is.
+    available) gives that file when the export wrote it (`check_provider_form` then reads the form its contract
+    records); a file path is always taken as it is.
     """
     p = Path(path)
     if p.is_dir():
         form = PROVIDER_FORMS.get(resolve_provider(provider)) if provider in ("cuda", "auto") else None
-        if form is not None and (p / form).is_file() and (p / "generator.onnx").is_file():
-            return p / form
+        if form is not None and (p / form.file).is_file() and (p / "generator.onnx").is_file():
+            return p / form.file
         if (p / "generator.onnx").is_file():
             return p / "generator.onnx"
         raise ModelFileError(f"{p} is a folder without generator.onnx; pass the file `edgegan export` wrote")
@@ -72,6 +88,26 @@ def resolve_model_path(path: str | os.PathLike, provider: str | None = None) -> 
             f"{p} is not an ONNX model (expected a {', '.join(MODEL_SUFFIXES)} file written by `edgegan export`)"
         )
     return p
+
+
+def check_provider_form(path: Path, contract: GeneratorContract) -> None:
+    """Check the graph form recorded by a file that `resolve_model_path` picked from a folder for its provider.
+
+    Its contract must record that provider's form (ProviderForm.graph_form), or none (files exported before
+    edgegan.graph_form), or a form this runtime does not know (a newer export's); a known form of another provider
+    is refused: the folder mixes files, and its generator.onnx is the one to load.
+
+    Raises:
+        ContractError: naming the file, both forms and the way out.
+    """
+    form = next((f for f in PROVIDER_FORMS.values() if f.file == path.name), None)
+    recorded = contract.graph_form
+    if form is None or recorded is None or recorded == form.graph_form or recorded not in GRAPH_FORMS:
+        return
+    raise ContractError(
+        f"{path} records the graph form {recorded!r} ({KEY_GRAPH_FORM}), not the {form.graph_form!r} form its name "
+        f"stands for: export the folder again with --cuda, or load {path.parent / 'generator.onnx'} by its path"
+    )
 
 
 def _tensor_problem(role: str, arg: Any, want: TensorSpec, note: str) -> str | None:

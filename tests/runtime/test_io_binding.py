@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from edgegan.runtime import providers as providers_module
-from edgegan.runtime.contract import draw_latents, to_uint8_nhwc
+from edgegan.runtime.contract import KEY_GRAPH_FORM, ContractError, draw_latents, to_uint8_nhwc
 from edgegan.runtime.generator import Generator, GeneratorInputError
 from edgegan.runtime.io_binding import BindingCache, HostMemory, PixelTail
 from edgegan.runtime.providers import (
@@ -176,7 +176,7 @@ def cuda_listed(monkeypatch):
 def test_a_folder_opens_the_cuda_form_on_cuda_only(tmp_path, float_model, cuda_listed):
     shutil.copy(float_model, tmp_path / "generator.onnx")
     assert resolve_model_path(tmp_path, "cuda") == tmp_path / "generator.onnx"  # no cuda form written
-    shutil.copy(float_model, tmp_path / PROVIDER_FORMS["CUDAExecutionProvider"])
+    shutil.copy(float_model, tmp_path / PROVIDER_FORMS["CUDAExecutionProvider"].file)
     assert resolve_model_path(tmp_path, "cuda") == tmp_path / "generator.cuda.onnx"
     assert resolve_model_path(tmp_path, "auto") == tmp_path / "generator.cuda.onnx"  # auto is CUDA here
     assert resolve_model_path(tmp_path, "cpu") == tmp_path / "generator.onnx"
@@ -201,6 +201,28 @@ def cuda_sessions(monkeypatch):
     """open_runner's own sessions (the PixelTail's) made on the CPU although the model's session says CUDA."""
     monkeypatch.setattr("edgegan.runtime.session.check_provider", lambda *a, **k: None)
     monkeypatch.setattr("edgegan.runtime.session.provider_chain", lambda running, cuda: ["CPUExecutionProvider"])
+
+
+@pytest.mark.filterwarnings("ignore:asked for CUDAExecutionProvider:RuntimeWarning")  # "auto" on this CPU build
+@pytest.mark.parametrize("recorded", ["convtranspose", None, "convtranspose-nhwc-fp16"])  # its own, none, unknown
+def test_a_folder_opens_its_cuda_file_by_the_graph_form_it_records(make_model, cuda_listed, recorded):
+    folder = make_model(f"form-{recorded}/generator.onnx", nz=6).parent
+    make_model(f"form-{recorded}/generator.cuda.onnx", nz=6, seed=1, metadata={KEY_GRAPH_FORM: recorded})
+    on_cuda = Generator(folder, provider="auto")  # CUDA as far as the provider list goes; runs on the CPU here
+    assert on_cuda.path.name == "generator.cuda.onnx" and on_cuda.contract.graph_form == recorded
+    plain = Generator(folder)  # the CPU provider: generator.onnx, which records no form
+    assert plain.path.name == "generator.onnx" and plain.contract.graph_form is None
+    assert on_cuda.contract.with_graph_form(None) == plain.contract  # the same contract but for the form
+
+
+@pytest.mark.filterwarnings("ignore:asked for CUDAExecutionProvider:RuntimeWarning")
+def test_a_cuda_file_recording_another_providers_form_is_refused(make_model, cuda_listed):
+    folder = make_model("mixed/generator.onnx").parent
+    cuda_file = make_model("mixed/generator.cuda.onnx", metadata={KEY_GRAPH_FORM: "phase"})
+    with pytest.raises(ContractError, match=r"records the graph form 'phase' \(edgegan.graph_form\), not the "
+                                            r"'convtranspose' form its name stands for: .* load .*generator.onnx"):
+        Generator(folder, provider="auto")
+    assert Generator(cuda_file, provider="auto").contract.graph_form == "phase"  # a file by its path: as it is
 
 
 def test_cuda_graph_sessions_are_chosen_only_where_cuda_runs(float_model, cuda_listed, cuda_sessions):
