@@ -6,7 +6,7 @@ the same picture from a checkpoint, from `generator.onnx` and from each of its v
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -41,6 +41,14 @@ KEY_TRAIN = "edgegan.train"
 KEY_LATENT_RULE = "edgegan.latent_rule"
 LATENT_RULE_NUMPY = "numpy-pcg64-ziggurat"  # np.random.default_rng(seed).standard_normal: numpy only
 LATENT_RULES = (LATENT_RULE, LATENT_RULE_NUMPY)  # LATENT_RULE: runtime/latent_rule.py, every language
+# Optional: the form of the graph, written where a file is one provider's form (export/variants/cuda.py); absent in
+# generator.onnx and in files exported before it. It is not part of the contract's promise: io_spec, latents and
+# pixels are the same whatever the form (`with_graph_form` changes nothing else). The runtime reads it when it opens
+# a folder's file for a provider (runtime/session.py PROVIDER_FORMS). A form this runtime does not know still loads.
+KEY_GRAPH_FORM = "edgegan.graph_form"
+GRAPH_FORM_PHASE = "phase"  # stride-2 ConvTransposes as 2x2 phase convolutions (export/graph_forms.py): the CPU's
+GRAPH_FORM_CONVTRANSPOSE = "convtranspose"  # torch's plain ConvTranspose, BatchNorm folded: one cuDNN kernel a layer
+GRAPH_FORMS = (GRAPH_FORM_PHASE, GRAPH_FORM_CONVTRANSPOSE)
 REQUIRED_KEYS = (
     KEY_FORMAT, KEY_ARCH, KEY_NZ, KEY_NUM_CLASSES, KEY_CLASS_NAMES, KEY_IMAGE, KEY_OUTPUT, KEY_PRECISION,
     KEY_DATASET, KEY_TRAIN,
@@ -146,6 +154,7 @@ class GeneratorContract:
     train: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT_VERSION
     latent_rule: str = LATENT_RULE  # new contracts use the language-neutral rule; old files' metadata says numpy's
+    graph_form: str | None = None  # KEY_GRAPH_FORM: None where the file does not record it
 
     @property
     def conditional(self) -> bool:
@@ -182,7 +191,13 @@ class GeneratorContract:
             KEY_DATASET: self.dataset,
             KEY_TRAIN: json.dumps(self.train, sort_keys=True),
             KEY_LATENT_RULE: self.latent_rule,
+            **({KEY_GRAPH_FORM: self.graph_form} if self.graph_form is not None else {}),
         }
+
+    def with_graph_form(self, form: str | None) -> "GeneratorContract":
+        """This contract recording the graph form `form` (None: none): every other field, so io_spec, latents and
+        pixels, stays as it is."""
+        return replace(self, graph_form=form)
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, str]) -> "GeneratorContract":
@@ -213,6 +228,7 @@ class GeneratorContract:
                 train=json.loads(meta[KEY_TRAIN]),
                 format=meta[KEY_FORMAT],
                 latent_rule=meta.get(KEY_LATENT_RULE, LATENT_RULE_NUMPY),
+                graph_form=meta.get(KEY_GRAPH_FORM),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ContractError(f"edgegan metadata is malformed: {exc}") from exc
@@ -236,6 +252,8 @@ class GeneratorContract:
         if self.latent_rule not in LATENT_RULES:
             problems.append(f"unknown latent rule {self.latent_rule!r} (this runtime knows {', '.join(LATENT_RULES)}; "
                             "a newer edgegan wrote it)")
+        if self.graph_form is not None and (not self.graph_form or self.graph_form != self.graph_form.strip()):
+            problems.append(f"graph form {self.graph_form!r} is not a name (e.g. {', '.join(GRAPH_FORMS)})")
         if problems:
             raise ContractError("edgegan metadata is inconsistent: " + "; ".join(problems))
 

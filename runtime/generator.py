@@ -20,6 +20,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +48,7 @@ from edgegan.runtime.sample_result import SampleResult, fresh_seed
 from edgegan.runtime.session import (
     MODEL_SUFFIXES,
     SessionRunner,
+    check_provider_form,
     check_signature,
     load_session,
     open_runner,
@@ -96,8 +98,9 @@ class Generator:
         io_binding: run through IO binding (default: on for CUDA/TensorRT, off on the CPU). With it, buffers are
             bound once per batch size (runtime/io_binding.py) and reused by every call at that size.
         cuda: the CUDA provider's options (runtime/providers.py CudaOptions: cuDNN algorithm search, NHWC, CUDA
-            graph, TF32); default `CudaOptions()`, whose defaults are to be confirmed on the GPU. With
-            `cuda_graph=True` each batch size gets its own session and captured graph (a bounded cache).
+            graph, TF32, pinned host memory for the copy back); default `CudaOptions()`, whose defaults are to be
+            confirmed on the GPU. With `cuda_graph=True` each batch size gets its own session and captured graph
+            (a bounded cache). `pinned_output` says whether images come back through page-locked memory.
         output: "numpy" (host arrays) or "dlpack": `sample`, `generate`, `generate_float` and `__call__` return
             an onnxruntime OrtValue on the provider's device (one per batch from `iter_sample`), usable through
             DLPack by another GPU library; uint8 pixels of a float model are then made on the device too. The
@@ -130,6 +133,7 @@ class Generator:
         if threads is not None:
             check_count(threads, "threads")
         self.path = resolve_model_path(path, provider)
+        from_folder = self.path != Path(path)  # a folder: its file for the provider, checked once the contract is read
         if self.path.suffix.lower() == ".plan":
             if provider not in ("tensorrt", "auto"):
                 raise ProviderError(
@@ -149,6 +153,8 @@ class Generator:
                 options.intra_op_num_threads = threads
             session, fallback = load_session(self.path, provider, options, allow_fallback, cuda)
             self.contract = read_contract(session)
+            if from_folder:
+                check_provider_form(self.path, self.contract)
             if self.path.suffix.lower() == ".onnx":
                 check_label_tables(self.path, self.contract)  # a label past the table: refused now, not at run
             # Device output binds every buffer; uint8 pixels of a float model are then made where they are.
@@ -196,6 +202,13 @@ class Generator:
     def providers(self) -> list[str]:
         """Providers the session reports, the running one first (["TensorRT engine"] for a .plan)."""
         return self._runner.providers
+
+    @property
+    def pinned_output(self) -> bool:
+        """Images come back to the host through page-locked memory (CudaOptions.pinned_output, where onnxruntime
+        offers it); False on the CPU provider, without IO binding, for a TensorRT engine, or where onnxruntime
+        cannot allocate it (`_runner.pinned_reason` says why)."""
+        return bool(getattr(self._runner, "pinned", False))
 
     @property
     def fallback(self) -> str | None:

@@ -64,6 +64,13 @@ class CudaOptions:
             times the fp32 export's budget (1e-4); fp16 is the precision lever that the contract records.
         max_workspace: let cuDNN use the largest workspace (`cudnn_conv_use_max_workspace`): faster algorithms.
         copy_in_default_stream: host <-> device copies on the compute stream (no cross-stream sync per call).
+        pinned_output: the runtime's own lever, not a provider option: images come back to the host through
+            page-locked (pinned) host memory bound as the run's output (runtime/io_binding.py), so the device ->
+            host copy is one DMA from the device; a copy into pageable memory is staged by the driver through its
+            own pinned buffer, in pieces. Default on, to be confirmed on the H200 (benchmarks/gpu_check.py): the
+            caller still gets its own array, one host memcpy out of the reused pinned buffer. Where onnxruntime
+            offers no such memory (the CPU provider, an onnxruntime without EP-device memory: see
+            `pinned_memory_info`) ordinary host memory is used; `Generator.pinned_output` says which ran.
     """
 
     device_id: int = 0
@@ -73,6 +80,7 @@ class CudaOptions:
     tf32: bool = False
     max_workspace: bool = True
     copy_in_default_stream: bool = True
+    pinned_output: bool = True  # a default to be confirmed on the H200 (docstring)
 
 
 def cuda_provider_options(options: CudaOptions | None = None) -> dict[str, str]:
@@ -101,6 +109,45 @@ def cuda_provider_options(options: CudaOptions | None = None) -> dict[str, str]:
         "cudnn_conv_use_max_workspace": flag[options.max_workspace],
         "do_copy_in_default_stream": flag[options.copy_in_default_stream],
     }
+
+
+def pinned_memory_info(execution_provider: str, device_id: int = 0, ort_module: Any = None) -> tuple[Any, str]:
+    """The page-locked host memory onnxruntime offers for the copy back from `execution_provider`'s device.
+
+    onnxruntime lists each execution provider's devices (`get_ep_devices()`, 1.27 has it); an OrtEpDevice gives the
+    OrtMemoryInfo of its memory kinds, HOST_ACCESSIBLE being host memory the device reaches by DMA (the CUDA
+    provider's pinned memory; TensorRT runs behind the CUDA provider, so its device or the CUDA provider's
+    serves). A pure function of the module given (tests pass a stand-in for onnxruntime; no GPU needed).
+
+    Args:
+        execution_provider: the running provider, e.g. "CUDAExecutionProvider".
+        device_id: the GPU whose memory info is wanted (the OrtMemoryInfo's device_id).
+        ort_module: the onnxruntime module (default: the installed one).
+
+    Returns:
+        (memory_info, reason): the OrtMemoryInfo to allocate from and what it is, or (None, why ordinary host
+        memory is used instead): the CPU provider, an onnxruntime without EP devices, no device of the provider,
+        or a device whose memory_info(HOST_ACCESSIBLE) is None.
+    """
+    if execution_provider not in DEVICE_PROVIDERS:
+        return None, f"{execution_provider} leaves its outputs in host memory already"
+    if ort_module is None:
+        import onnxruntime as ort_module
+    version = getattr(ort_module, "__version__", "?")
+    ep_devices = getattr(ort_module, "get_ep_devices", None)
+    kinds = getattr(ort_module, "OrtDeviceMemoryType", None)
+    if ep_devices is None or kinds is None:
+        return None, f"onnxruntime {version} lists no execution provider devices (it has no get_ep_devices)"
+    listed = list(ep_devices())
+    for name in dict.fromkeys((execution_provider, "CUDAExecutionProvider")):  # its own device first
+        for ep_device in listed:
+            if ep_device.ep_name != name:
+                continue
+            info = ep_device.memory_info(kinds.HOST_ACCESSIBLE)
+            if info is not None and getattr(info, "device_id", device_id) == device_id:
+                return info, f"page-locked host memory of {name} device {device_id}"
+    return None, (f"no {execution_provider} device of onnxruntime {version} offers host-accessible memory for "
+                  f"device {device_id} (devices listed: {', '.join(d.ep_name for d in listed) or 'none'})")
 
 
 def session_options(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,10 @@ import numpy as np
 
 from edgegan.runtime.contract import (
     BATCH_AXIS,
+    GRAPH_FORM_CONVTRANSPOSE,
+    GRAPH_FORMS,
     INPUT_LATENT,
+    KEY_GRAPH_FORM,
     OUTPUT_IMAGE,
     OUTPUT_UINT8_NHWC,
     ContractError,
@@ -25,13 +29,14 @@ from edgegan.runtime.contract import (
 )
 from edgegan.runtime.errors import EdgeganError, ModelFileError
 from edgegan.runtime.external_data import check_model_file
-from edgegan.runtime.io_binding import DEFAULT_CAPACITY, BindingCache, PixelTail
+from edgegan.runtime.io_binding import DEFAULT_CAPACITY, BindingCache, BoundBatch, HostMemory, PixelTail, first_line
 from edgegan.runtime.providers import (
     CudaOptions,
     ProviderError,
     check_provider,
     create_session,
     output_device,
+    pinned_memory_info,
     provider_chain,
     resolve_provider,
     run_io_binding,
@@ -40,27 +45,39 @@ from edgegan.runtime.providers import (
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-__all__ = ["MODEL_SUFFIXES", "PROVIDER_FORMS", "resolve_model_path", "check_signature", "read_contract",
-           "load_session", "SessionRunner"]
+__all__ = ["MODEL_SUFFIXES", "PROVIDER_FORMS", "ProviderForm", "resolve_model_path", "check_provider_form",
+           "check_signature", "read_contract", "load_session", "SessionRunner"]
 
 MODEL_SUFFIXES = (".onnx", ".ort", ".plan")
+
+
+@dataclass(frozen=True)
+class ProviderForm:
+    """The file an export writes beside generator.onnx for one execution provider, and the graph form its contract
+    records (edgegan.graph_form): the same contract otherwise (runtime/contract.py with_graph_form)."""
+
+    file: str
+    graph_form: str
+
+
 #: The graph form an export writes for one execution provider (export/variants/cuda.py), beside generator.onnx: a
 #: folder loaded on that provider opens it instead. generator.onnx's phase convolutions are the CPU provider's
 #: fast form; cuDNN runs the plain ConvTranspose form as one kernel per layer.
-PROVIDER_FORMS = {"CUDAExecutionProvider": "generator.cuda.onnx"}
+PROVIDER_FORMS = {"CUDAExecutionProvider": ProviderForm("generator.cuda.onnx", GRAPH_FORM_CONVTRANSPOSE)}
 
 
 def resolve_model_path(path: str | os.PathLike, provider: str | None = None) -> Path:
     """Check a model path: an existing .onnx/.ort/.plan file, or a folder holding generator.onnx.
 
     A folder loaded on a provider with a form of its own (PROVIDER_FORMS; "cuda", or "auto" where CUDA is
-    available) gives that file when the export wrote it; a file path is always taken as it is.
+    available) gives that file when the export wrote it (`check_provider_form` then reads the form its contract
+    records); a file path is always taken as it is.
     """
     p = Path(path)
     if p.is_dir():
         form = PROVIDER_FORMS.get(resolve_provider(provider)) if provider in ("cuda", "auto") else None
-        if form is not None and (p / form).is_file() and (p / "generator.onnx").is_file():
-            return p / form
+        if form is not None and (p / form.file).is_file() and (p / "generator.onnx").is_file():
+            return p / form.file
         if (p / "generator.onnx").is_file():
             return p / "generator.onnx"
         raise ModelFileError(f"{p} is a folder without generator.onnx; pass the file `edgegan export` wrote")
@@ -71,6 +88,26 @@ def resolve_model_path(path: str | os.PathLike, provider: str | None = None) -> 
             f"{p} is not an ONNX model (expected a {', '.join(MODEL_SUFFIXES)} file written by `edgegan export`)"
         )
     return p
+
+
+def check_provider_form(path: Path, contract: GeneratorContract) -> None:
+    """Check the graph form recorded by a file that `resolve_model_path` picked from a folder for its provider.
+
+    Its contract must record that provider's form (ProviderForm.graph_form), or none (files exported before
+    edgegan.graph_form), or a form this runtime does not know (a newer export's); a known form of another provider
+    is refused: the folder mixes files, and its generator.onnx is the one to load.
+
+    Raises:
+        ContractError: naming the file, both forms and the way out.
+    """
+    form = next((f for f in PROVIDER_FORMS.values() if f.file == path.name), None)
+    recorded = contract.graph_form
+    if form is None or recorded is None or recorded == form.graph_form or recorded not in GRAPH_FORMS:
+        return
+    raise ContractError(
+        f"{path} records the graph form {recorded!r} ({KEY_GRAPH_FORM}), not the {form.graph_form!r} form its name "
+        f"stands for: export the folder again with --cuda, or load {path.parent / 'generator.onnx'} by its path"
+    )
 
 
 def _tensor_problem(role: str, arg: Any, want: TensorSpec, note: str) -> str | None:
@@ -173,6 +210,7 @@ class SessionRunner:
         tail_session: a session of PixelTail.model(image) on the same provider: uint8 pixels made on the device.
         device_id: the GPU of the buffers.
         capacity: batch sizes kept bound.
+        host: page-locked host memory for the copy back (runtime/io_binding.py HostMemory); None: ordinary.
     """
 
     max_batch: int | None = None
@@ -181,7 +219,7 @@ class SessionRunner:
                  contract: GeneratorContract | None = None,
                  open_session: Callable[[], "ort.InferenceSession"] | None = None,
                  tail_session: "ort.InferenceSession | None" = None, device_id: int = 0,
-                 capacity: int = DEFAULT_CAPACITY):
+                 capacity: int = DEFAULT_CAPACITY, host: HostMemory | None = None):
         self.session = session
         self.fallback = fallback
         self.device = output_device(session)
@@ -189,7 +227,8 @@ class SessionRunner:
         self.io_binding = (self.device != "cpu") if io_binding is None else io_binding
         self.cache = None
         if self.io_binding and contract is not None:
-            self.cache = BindingCache(session, contract.io_spec(), self.device, device_id, capacity, open_session)
+            self.cache = BindingCache(session, contract.io_spec(), self.device, device_id, capacity, open_session,
+                                      host)
         self.tail = None
         if tail_session is not None and contract is not None and contract.output != OUTPUT_UINT8_NHWC:
             self.tail = PixelTail(tail_session, contract.image_shape_nchw, self.device, device_id)
@@ -197,6 +236,20 @@ class SessionRunner:
     @property
     def providers(self) -> list[str]:
         return list(self.session.get_providers())
+
+    @property
+    def pinned(self) -> bool:
+        """Copy backs land in page-locked host memory (CudaOptions.pinned_output where onnxruntime offers it);
+        a float copy back under the CUDA graph still comes from the graph's device buffer (`BoundBatch.pinned`
+        says, per batch size, what the last one did)."""
+        return self.cache is not None and self.cache.host.pinned
+
+    @property
+    def pinned_reason(self) -> str:
+        """What the copy back lands in, or why not page-locked memory."""
+        if self.cache is None:
+            return "no bound buffers (io_binding off, or no contract): onnxruntime's own copy back"
+        return self.cache.host.reason
 
     @property
     def device_pixels(self) -> bool:
@@ -213,13 +266,29 @@ class SessionRunner:
         batch = len(feeds[INPUT_LATENT])
         entry = self.cache.entry(batch)
         with entry.lock:  # until the reused buffer has been copied out
-            out = entry.run(feeds)
-            if pixels and self.device_pixels:
-                buffer = self.tail.buffer(entry)
-                self.tail.run(out, batch, buffer.data_ptr())
-                out = buffer
-            array = out.numpy()  # a device buffer: its one copy to the host; a CPU buffer: a view of it
-            return array.copy() if self.device == "cpu" else array
+            try:
+                out = self._run_back(entry, feeds, pixels)
+            except Exception as exc:
+                if not entry.pinned:
+                    raise
+                # onnxruntime took the page-locked buffer but refused to run into it: ordinary memory for good
+                self.cache.host.refuse(f"a run into page-locked memory failed: {first_line(exc)}")
+                entry.drop_host()
+                out = self._run_back(entry, feeds, pixels)
+            array = out.numpy()  # a device buffer: its one copy to the host; a host buffer: a view of it
+            # a view of the reused buffer (CPU, page-locked) becomes the caller's own array
+            return array.copy() if array.ctypes.data == out.data_ptr() else array
+
+    def _run_back(self, entry: BoundBatch, feeds: dict[str, np.ndarray], pixels: bool) -> "ort.OrtValue":
+        """One run whose output is coming back to the host: the OrtValue holding it (page-locked where there is
+        such memory, `entry.pinned` says)."""
+        if pixels and self.device_pixels:
+            entry.pinned = False
+            source = entry.run(feeds)  # float [b, C, H, W], stays on the device
+            buffer = self.tail.buffer(entry, host=True)  # uint8 [b, H, W, C]: the copy back's target
+            self.tail.run(source, len(feeds[INPUT_LATENT]), buffer if entry.pinned else buffer.data_ptr())
+            return buffer
+        return entry.run(feeds, host=True)
 
     def device_buffer(self, shape: Sequence[int], dtype: Any) -> "ort.OrtValue":
         """A new OrtValue of `shape` and numpy `dtype` where this session's outputs live."""
@@ -274,4 +343,6 @@ def open_runner(path: Path, session: "ort.InferenceSession", fallback: str | Non
         check_provider(tail, running)
     if io_binding is None and (open_session is not None or tail is not None):
         io_binding = True
-    return SessionRunner(session, fallback, io_binding, contract, open_session, tail, cuda.device_id)
+    host = HostMemory(*pinned_memory_info(session.get_providers()[0], cuda.device_id)) if cuda.pinned_output \
+        else HostMemory(None, "CudaOptions(pinned_output=False)")
+    return SessionRunner(session, fallback, io_binding, contract, open_session, tail, cuda.device_id, host=host)

@@ -15,7 +15,11 @@ fp16 of this form is `convert_fp16(build(...).model)` (benchmarks/gpu_check.py t
 variant stays the conversion of generator.onnx until the H200 run shows which form it should take.
 
 The form is recorded in the report entry ("graph_form", "for_provider") and in the file's doc_string (onnxruntime's
-`get_modelmeta().description`); metadata_props stay exactly the contract's keys, as verify demands of every file.
+`get_modelmeta().description`). Its contract is to record it too: `form_contract` is generator.onnx's contract
+recording edgegan.graph_form = "convtranspose" and nothing else changed (runtime/contract.py with_graph_form), which
+the runtime reads when it opens the file for the CUDA provider (runtime/session.py check_provider_form). Pending: the
+pipeline stamps every variant with generator.onnx's contract until Built carries a variant's own (export/pipeline.py,
+export/variants/variant.py); metadata_props stay exactly the stamped contract's keys, as verify demands of every file.
 """
 from __future__ import annotations
 
@@ -25,13 +29,18 @@ import onnx
 
 from edgegan.export.onnx import append_uint8_tail, op_counts
 from edgegan.export.variants.variant import Built, Sources
-from edgegan.runtime.contract import OUTPUT_UINT8_NHWC
+from edgegan.runtime.contract import OUTPUT_UINT8_NHWC, GeneratorContract
 from edgegan.runtime.session import PROVIDER_FORMS
 
-GRAPH_FORM = "convtranspose"
 FOR_PROVIDER = "CUDAExecutionProvider"
-FILE = PROVIDER_FORMS[FOR_PROVIDER]  # the file the runtime opens for a folder on that provider
+FILE = PROVIDER_FORMS[FOR_PROVIDER].file  # the file the runtime opens for a folder on that provider
+GRAPH_FORM = PROVIDER_FORMS[FOR_PROVIDER].graph_form  # "convtranspose", what its contract records
 DOC = f"edgegan graph form: {GRAPH_FORM} (plain ConvTranspose, BatchNorm folded), for {FOR_PROVIDER}"
+
+
+def form_contract(contract: GeneratorContract) -> GeneratorContract:
+    """The contract of this variant: `contract` (generator.onnx's) recording GRAPH_FORM, the same in all else."""
+    return contract.with_graph_form(GRAPH_FORM)
 
 
 def cuda_form(sources: Sources) -> onnx.ModelProto:
@@ -44,6 +53,7 @@ def cuda_form(sources: Sources) -> onnx.ModelProto:
 
 
 def build(sources: Sources, path: Path) -> Built:
-    """cuda_form (the pipeline stamps the fp32 contract, saves and verifies it)."""
+    """cuda_form (the pipeline stamps the fp32 contract, saves and verifies it; the contract to stamp is to be
+    `form_contract(sources.contract)` once Built carries one: see the module's docstring)."""
     model = cuda_form(sources)
     return Built(model, ops=op_counts(model), extra={"graph_form": GRAPH_FORM, "for_provider": FOR_PROVIDER})

@@ -43,3 +43,15 @@ def test_the_export_is_capped_to_the_ir_version_onnxruntime_loads(dcgan_ckpt, mo
     monkeypatch.setattr(ir_version, "ort_max_ir_version", lambda: 8)  # an older onnxruntime's ceiling
     model, _ = export_generator(G, contract, opset=18)
     assert model.ir_version == 8
+
+
+def test_the_cuda_forms_contract_is_the_shipped_one_recording_its_form():
+    from edgegan.runtime.contract import KEY_GRAPH_FORM, GeneratorContract
+    from edgegan.runtime.session import PROVIDER_FORMS
+
+    shipped = GeneratorContract(arch="dcgan", nz=8, num_classes=3, channels=1, height=28, width=28,
+                                class_names=["a", "b", "c"], output="uint8_nhwc", dataset="npz", train={"step": 5})
+    form = cuda.form_contract(shipped)
+    assert (cuda.FILE, cuda.GRAPH_FORM) == (PROVIDER_FORMS[cuda.FOR_PROVIDER].file, "convtranspose")
+    assert form.io_spec() == shipped.io_spec() and form.with_graph_form(None) == shipped  # nothing else changed
+    assert form.to_metadata() == {**shipped.to_metadata(), KEY_GRAPH_FORM: "convtranspose"}

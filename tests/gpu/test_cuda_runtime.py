@@ -1,6 +1,10 @@
 """The runtime on onnxruntime's CUDA provider: parity with the CPU, IO binding with the CUDA graph, device output,
-the pixel tail on the device, the provider's form of a folder, and bench's cuda rows beside torch on the GPU."""
+the pixel tail on the device, the copy back through page-locked memory, the provider's form of a folder, and bench's
+cuda rows beside torch on the GPU."""
 from __future__ import annotations
+
+import ctypes
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,3 +78,44 @@ def test_bench_times_torch_on_the_gpu_beside_cuda_rows(cuda_export, ort_cuda, to
         for precision in ("fp16", "bf16"):
             assert rows[(f"torch autocast {precision}", "torch cuda", batch)]["error"] is None
     assert result["peak"][0]["provider"] == "CUDAExecutionProvider" and result["peak"][0]["gflops"] > 0
+
+
+class _PointerAttributes(ctypes.Structure):
+    """cudaPointerAttributes (CUDA >= 11), padded: a newer CUDA may write more fields."""
+
+    _fields_ = [("type", ctypes.c_int), ("device", ctypes.c_int), ("device_pointer", ctypes.c_void_p),
+                ("host_pointer", ctypes.c_void_p), ("reserved", ctypes.c_byte * 256)]
+
+
+def _memory_type(address: int) -> int:
+    """CUDA's memory type of `address` (0 unregistered/pageable, 1 page-locked host, 2 device, 3 managed), asked of
+    the libcudart this process has loaded (torch's or onnxruntime's CUDA provider's)."""
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    path = next((line.split()[-1] for line in maps if "libcudart.so" in line), None)
+    assert path is not None, "no libcudart loaded in this process"
+    attributes = _PointerAttributes()
+    status = ctypes.CDLL(path).cudaPointerGetAttributes(ctypes.byref(attributes), ctypes.c_void_p(address))
+    assert status == 0, f"cudaPointerGetAttributes returned {status}"
+    return attributes.type
+
+
+def test_the_copy_back_lands_in_page_locked_memory(cuda_export, ort_cuda, torch_cuda):
+    _, out = cuda_export
+    pinned = Generator(out, provider="cuda", batch_size=16)  # CudaOptions().pinned_output is on
+    plain = Generator(out, provider="cuda", batch_size=16, cuda=CudaOptions(pinned_output=False))
+    assert pinned.pinned_output, pinned._runner.pinned_reason
+    assert not plain.pinned_output and plain._runner.pinned_reason == "CudaOptions(pinned_output=False)"
+    z = draw_latents(40, pinned.nz, 6)  # 16 + 16 + 8: two batch sizes
+    np.testing.assert_array_equal(pinned.generate(z, 1), plain.generate(z, 1))  # the PixelTail's uint8
+    np.testing.assert_array_equal(pinned.generate_float(z, 1), plain.generate_float(z, 1))  # the model's float
+    entry = pinned._runner.cache.entry(16)
+    assert entry.pinned
+    for use, shape, dtype in (("pixels", [16, 28, 28, 1], np.uint8), ("image", [16, 1, 28, 28], np.float32)):
+        buffer = entry.host_buffer(use, shape, dtype)
+        assert _memory_type(buffer.data_ptr()) == 1, use  # cudaMemoryTypeHost: page-locked host memory
+    assert _memory_type(entry.output.data_ptr()) == 2  # the model's own output buffer stays on the device
+    graph = Generator(out, provider="cuda", batch_size=16, cuda=CudaOptions(cuda_graph=True))
+    np.testing.assert_array_equal(graph.generate(z, 1), plain.generate(z, 1))  # the tail after the graph: pinned
+    assert graph._runner.cache.entry(16).pinned
+    np.testing.assert_array_equal(graph.generate_float(z, 1), plain.generate_float(z, 1))
+    assert not graph._runner.cache.entry(16).pinned  # the graph's float output stays at its captured address

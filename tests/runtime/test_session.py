@@ -3,11 +3,18 @@
 so each field of the spec is tried alone and no tensorrt is needed."""
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
 
-from edgegan.runtime.contract import ContractError, GeneratorContract
+from edgegan.runtime.contract import (
+    GRAPH_FORM_CONVTRANSPOSE,
+    KEY_GRAPH_FORM,
+    LATENT_RULE_NUMPY,
+    ContractError,
+    GeneratorContract,
+)
 from edgegan.runtime.session import check_signature
 from edgegan.runtime.tensorrt_backend import TensorRTError, check_engine_tensors
 
@@ -77,3 +84,25 @@ def test_engine_tensor_names_follow_the_io_spec():
         check_engine_tensors(["z", "image"], ["z"], contract())
     with pytest.raises(TensorRTError, match="do not match the contract"):
         check_engine_tensors(["z", "label", "image", "extra"], ["z", "label"], contract())
+
+
+def test_the_graph_form_changes_nothing_the_contract_promises():
+    """A provider's form (edgegan.graph_form) is the same contract: io_spec, latent rule, pixels, precision."""
+    for base in (contract(), contract(0, "uint8_nhwc"), dataclasses.replace(contract(), latent_rule=LATENT_RULE_NUMPY,
+                                                                           precision="fp16")):
+        form = base.with_graph_form(GRAPH_FORM_CONVTRANSPOSE)
+        assert form.io_spec() == base.io_spec() and dataclasses.replace(form, graph_form=None) == base
+        assert (form.latent_rule, form.output, form.precision) == (base.latent_rule, base.output, base.precision)
+        meta = base.to_metadata()
+        assert KEY_GRAPH_FORM not in meta  # files without a form keep exactly the keys they had
+        assert form.to_metadata() == {**meta, KEY_GRAPH_FORM: "convtranspose"}
+        assert GeneratorContract.from_metadata(form.to_metadata()) == form
+        assert GeneratorContract.from_metadata(meta).graph_form is None  # older files load, recording none
+    newer = contract().with_graph_form("convtranspose-nhwc-fp16")  # a newer export's form: still loads
+    assert GeneratorContract.from_metadata(newer.to_metadata()) == newer
+
+
+@pytest.mark.parametrize("form", ["", " phase"])
+def test_a_graph_form_must_be_a_name(form):
+    with pytest.raises(ContractError, match="graph form .* is not a name"):
+        GeneratorContract.from_metadata({**contract().to_metadata(), KEY_GRAPH_FORM: form})
