@@ -36,7 +36,7 @@ from edgegan.export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, v
 from edgegan.export.staging import ExportOptionError, open_staging
 from edgegan.export.triton_repository import model_name
 from edgegan.export import variants as variant_table
-from edgegan.export.variants import Sources, Variant, make_options
+from edgegan.export.variants import Sources, Variant, VariantError, make_options
 from edgegan.export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract, default_labels, draw_latents
 from edgegan.runtime.errors import EdgeganError
@@ -117,7 +117,9 @@ def _export_variant(variant: Variant, sources: Sources, reference: CachedReferen
     with captured_notes(lambda line: _say(progress, line), variant.name):  # onnxruntime's advice, said once
         built = variant.build(sources, path)
     precision = built.precision or variant.precision
-    contract = dataclasses.replace(sources.contract, precision=precision)
+    if built.contract is not None and built.contract.with_graph_form(None) != sources.contract.with_graph_form(None):
+        raise VariantError(f"{variant.name} would record another contract than generator.onnx's, not only a form")
+    contract = dataclasses.replace(built.contract or sources.contract, precision=precision)
     if built.model is not None:
         set_contract_metadata(built.model, contract)
         _save(built.model, path)

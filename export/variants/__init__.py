@@ -51,7 +51,7 @@ VARIANTS: tuple[Variant, ...] = (
                                  check="edgegan.export.tensorrt_build:check_batch_profile"),)),
     Variant("triton", "triton/{model}", "fp32", MODULE.format("triton"), option="triton", tolerance=None,
             help="Also write a Triton model repository under OUT/triton/.", step="writing the Triton model repository"),
-    Variant("cuda", PROVIDER_FORMS["CUDAExecutionProvider"], "fp32", MODULE.format("cuda"), option="cuda",
+    Variant("cuda", PROVIDER_FORMS["CUDAExecutionProvider"].file, "fp32", MODULE.format("cuda"), option="cuda",
             tolerance="fp32", versus_fp32=True,
             help="Also write generator.cuda.onnx, the plain ConvTranspose form for onnxruntime's CUDA provider "
                  "(a folder loaded with --provider cuda opens it).",

@@ -14,12 +14,11 @@ NHWC is not written into the graph: onnxruntime's CUDA provider converts Conv/Co
 fp16 of this form is `convert_fp16(build(...).model)` (benchmarks/gpu_check.py times it); the shipped fp16
 variant stays the conversion of generator.onnx until the H200 run shows which form it should take.
 
-The form is recorded in the report entry ("graph_form", "for_provider") and in the file's doc_string (onnxruntime's
-`get_modelmeta().description`). Its contract is to record it too: `form_contract` is generator.onnx's contract
-recording edgegan.graph_form = "convtranspose" and nothing else changed (runtime/contract.py with_graph_form), which
-the runtime reads when it opens the file for the CUDA provider (runtime/session.py check_provider_form). Pending: the
-pipeline stamps every variant with generator.onnx's contract until Built carries a variant's own (export/pipeline.py,
-export/variants/variant.py); metadata_props stay exactly the stamped contract's keys, as verify demands of every file.
+The form is recorded in the report entry ("graph_form", "for_provider"), in the file's doc_string (onnxruntime's
+`get_modelmeta().description`) and in its contract: `form_contract` is generator.onnx's contract recording
+edgegan.graph_form = "convtranspose" and nothing else changed (runtime/contract.py with_graph_form), which the
+runtime reads when it opens the file for the CUDA provider (runtime/session.py check_provider_form); metadata_props
+stay exactly that contract's keys, as verify demands of every file.
 """
 from __future__ import annotations
 
@@ -53,7 +52,7 @@ def cuda_form(sources: Sources) -> onnx.ModelProto:
 
 
 def build(sources: Sources, path: Path) -> Built:
-    """cuda_form (the pipeline stamps the fp32 contract, saves and verifies it; the contract to stamp is to be
-    `form_contract(sources.contract)` once Built carries one: see the module's docstring)."""
+    """cuda_form with its contract (the pipeline stamps it at fp32, saves and verifies the file)."""
     model = cuda_form(sources)
-    return Built(model, ops=op_counts(model), extra={"graph_form": GRAPH_FORM, "for_provider": FOR_PROVIDER})
+    return Built(model, ops=op_counts(model), extra={"graph_form": GRAPH_FORM, "for_provider": FOR_PROVIDER},
+                 contract=form_contract(sources.contract))

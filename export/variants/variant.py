@@ -96,6 +96,9 @@ class Built:
     checks: the variant's own checks, for variants verify_variant cannot run (their `tolerance` is None).
     extra: more keys for the variant's report entry.
     precision: the precision when it follows the options rather than the table row (TensorRT's flags).
+    contract: the contract to stamp and verify when the file records more than generator.onnx's (the cuda form's
+        graph form: `GeneratorContract.with_graph_form`, nothing else changed); None: generator.onnx's. Its
+        precision still follows `precision` or the row.
     """
 
     model: onnx.ModelProto | None = None
@@ -103,6 +106,7 @@ class Built:
     checks: list[CheckRecord] = field(default_factory=list)
     extra: dict[str, Any] | None = None
     precision: str | None = None
+    contract: GeneratorContract | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 from edgegan.export.pipeline import export_checkpoint
 from edgegan.export.variants import cuda
 from edgegan.runtime import Generator
+from edgegan.runtime.contract import KEY_GRAPH_FORM
 
 
 @pytest.mark.parametrize("pixels", ["float", "uint8"])
@@ -24,9 +25,11 @@ def test_cuda_form_is_plain_convtranspose_with_the_same_contract(dcgan_cond_ckpt
     shipped = onnx.load(str(tmp_path / pixels / "generator.onnx"))
     form = onnx.load(str(tmp_path / pixels / "generator.cuda.onnx"))
     assert form.doc_string == cuda.DOC
-    assert {p.key: p.value for p in form.metadata_props} == {p.key: p.value for p in shipped.metadata_props}
+    meta = {p.key: p.value for p in shipped.metadata_props}
+    assert {p.key: p.value for p in form.metadata_props} == {**meta, KEY_GRAPH_FORM: "convtranspose"}
     plain, fast = Generator(tmp_path / pixels / "generator.cuda.onnx"), Generator(tmp_path / pixels)
     assert fast.path.name == "generator.onnx"  # the CPU provider keeps the phase form
+    assert plain.contract == fast.contract.with_graph_form("convtranspose")  # read back: the same contract, its form
     np.testing.assert_allclose(plain.sample(8, seed=1).astype(int), fast.sample(8, seed=1).astype(int), atol=1)
 
 
@@ -55,3 +58,22 @@ def test_the_cuda_forms_contract_is_the_shipped_one_recording_its_form():
     assert (cuda.FILE, cuda.GRAPH_FORM) == (PROVIDER_FORMS[cuda.FOR_PROVIDER].file, "convtranspose")
     assert form.io_spec() == shipped.io_spec() and form.with_graph_form(None) == shipped  # nothing else changed
     assert form.to_metadata() == {**shipped.to_metadata(), KEY_GRAPH_FORM: "convtranspose"}
+
+
+def test_a_variant_recording_another_contract_than_a_form_is_refused(dcgan_ckpt, tmp_path, monkeypatch):
+    """A variant may add its graph form to the contract, nothing else: one that would ship another latent size (or
+    pixels, classes...) under generator.onnx's name is an export error, and the folder is not written."""
+    import dataclasses
+
+    from edgegan.export.variants import VariantError
+
+    built = cuda.build
+
+    def drifting(sources, path):
+        out = built(sources, path)
+        return dataclasses.replace(out, contract=dataclasses.replace(out.contract, nz=out.contract.nz + 1))
+
+    monkeypatch.setattr(cuda, "build", drifting)
+    with pytest.raises(VariantError, match="another contract"):
+        export_checkpoint(dcgan_ckpt, tmp_path / "out", cuda=True, progress=False, quality_gate=False)
+    assert not (tmp_path / "out").exists()

@@ -26,7 +26,8 @@ def test_cuda_matches_the_cpu_for_every_form(cuda_export, ort_cuda):
         # fp32 with TF32 off: the contract's fp32 budget (1e-4 on [-1, 1])
         np.testing.assert_allclose(gpu.generate_float(z, 1), cpu.generate_float(z, 1), atol=1e-4)
         assert np.abs(gpu.generate(z, 1).astype(int) - cpu.generate(z, 1).astype(int)).max() <= 1
-    assert Generator(out, provider="cuda").path.name == "generator.cuda.onnx"
+    on_cuda = Generator(out, provider="cuda")
+    assert on_cuda.path.name == "generator.cuda.onnx" and on_cuda.contract.graph_form == "convtranspose"
 
 
 def test_cuda_graph_sessions_per_batch_size_give_the_same_images(cuda_export, ort_cuda):
