@@ -282,17 +282,13 @@ def run_child(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
 
 def machine() -> str:
     """CPU model, SIMD flags, cores and library versions: the line every figure of this file is tied to."""
-    import platform
+    from edgegan.runtime.bench.machine import cpu_summary  # here: the parent measures nothing, its children do
 
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                 platform.processor() or platform.machine())
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    simd = " ".join(sorted(f for f in flags if f.startswith(("avx", "sse4", "amx", "fma"))))
     code = "import numpy, onnxruntime, PIL; print(numpy.__version__, onnxruntime.__version__, PIL.__version__)"
     versions = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
-    return (f"{model}, {os.cpu_count()} CPUs, flags {simd or '?'}; python {sys.version.split()[0]}, "
-            f"numpy {versions[0]}, onnxruntime {versions[1]}, Pillow {versions[2]}" if len(versions) == 3 else model)
+    cpu = cpu_summary()
+    return (f"{cpu}; python {sys.version.split()[0]}, "
+            f"numpy {versions[0]}, onnxruntime {versions[1]}, Pillow {versions[2]}" if len(versions) == 3 else cpu)
 
 
 def pair_ratios(runs: dict[str, list[dict[str, float]]], name: str, base: str, key: str) -> str:

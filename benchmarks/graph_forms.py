@@ -51,6 +51,7 @@ from onnx import shape_inference  # noqa: E402
 from edgegan.export import graph_forms  # noqa: E402
 from edgegan.export.int8 import build_int8, quantize_model  # noqa: E402
 from edgegan.export.onnx import export_generator  # noqa: E402
+from edgegan.runtime.bench.machine import cpu_summary  # noqa: E402
 from edgegan.runtime.contract import GeneratorContract, draw_latents  # noqa: E402
 from edgegan.runtime.files import atomic_write  # noqa: E402
 from edgegan.trainer.config import ModelConfig  # noqa: E402
@@ -209,24 +210,6 @@ def spread(values: list[float]) -> float:
     return float((q[1] - q[0]) / np.median(values))
 
 
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        flags = " ".join(f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f" {f}" in text)
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs ({flags})"
-
-
 # ------------------------------------------------------------------------------------------------- report
 def fmt(x: float, digits: int = 3) -> str:
     return "-" if x is None or x != x else f"{x:.{digits}f}"
@@ -322,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Graph forms: naive export vs exact rewrites vs int8, PyTorch eager beside (benchmarks/graph_forms.py)",
         "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {machine()}",
+        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {cpu_summary()}",
         f"- onnxruntime {ort.__version__}, torch {torch.__version__}, onnx {onnx.__version__}, "
         f"numpy {np.__version__}, python {platform.python_version()}",
         f"- command: `python benchmarks/graph_forms.py {' '.join(sys.argv[1:] if argv is None else argv)}`",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from edgegan.runtime.bench.machine import cpu_info  # noqa: E402
 from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
 from edgegan.runtime.files import atomic_write  # noqa: E402
 from examples_data import ExamplesFashionMNIST  # noqa: E402  (benchmarks/, this script's folder)
@@ -282,11 +282,7 @@ def measure(rows: list[Row], steps: int, rounds: int, warmup: int) -> None:
 def render(rows: list[Row], args, base: TrainConfig, load: tuple[str, str]) -> str:
     plain = next(r for r in rows if r.name == "plain")
     edge = next(r for r in rows if r.name == "edgegan")
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_info()["model"]
     lines = [
         "# Training throughput: edgegan vs a pytorch/examples-style loop",
         "",
