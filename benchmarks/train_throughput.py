@@ -16,7 +16,7 @@ run in the same round.
             bookkeeping: statistics summed on the device, read once every 10 steps. TrainConfig defaults.
   levers    edgegan with one setting changed, each its own row.
 
-Usage: python benchmarks/train_throughput.py [--steps 2] [--rounds 30] [--threads 2] [--no-compile]
+Usage: python -m benchmarks.train_throughput [--steps 2] [--rounds 30] [--threads 2] [--no-compile]
        [--only NAME ...] [--markdown benchmarks/results/train_throughput.md]
 """
 from __future__ import annotations
@@ -30,20 +30,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import torch
+from torch import nn
+
+from benchmarks.examples_data import ExamplesFashionMNIST
+from edgegan.runtime.bench.machine import cpu_info
+from edgegan.runtime.evaluation.datasets import load_images
+from edgegan.runtime.files import atomic_write
+from edgegan.trainer.config import ModelConfig, TrainConfig
+from edgegan.trainer.data import BatchSource
+from edgegan.trainer.step import GANStep, StepStats, resolve_amp
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from edgegan.runtime.bench.machine import cpu_info  # noqa: E402
-from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
-from edgegan.runtime.files import atomic_write  # noqa: E402
-from examples_data import ExamplesFashionMNIST  # noqa: E402  (benchmarks/, this script's folder)
-from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
-from edgegan.trainer.data import BatchSource  # noqa: E402
-from edgegan.trainer.step import GANStep, StepStats, resolve_amp  # noqa: E402
 
 NZ, WIDTH, BATCH, LOG_EVERY = 100, 64, 64, 10
 
