@@ -9,7 +9,7 @@ cached as cold_start.py does:
   imports  `python -X importtime`: median self time per module, the largest of each side and every module only
            the runtime path imports
 
-Usage: python -m benchmarks.cold_start_profile [--repeat 7] [--markdown F] [--keep DIR]
+Usage: python -m benchmarks.probes.cold_start_profile [--repeat 7] [--markdown F] [--keep DIR]
 """
 from __future__ import annotations
 

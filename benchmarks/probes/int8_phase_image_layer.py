@@ -9,7 +9,7 @@ phase a at offset d with kernel tap k = u + 1 - 4d - 2a (stride 2, padding 1, ke
 against the shipped int8 file and fp32, and interleaved medians of the three files at batch 1 and 64, 1 and 2
 threads. Measured verdict (benchmarks/results/int8/README.md): not faster than the shipped file.
 
-Usage: python -m benchmarks.int8_phase_image_layer EXPORT_DIR   (generator.onnx + generator.int8.onnx of a DCGAN
+Usage: python -m benchmarks.probes.int8_phase_image_layer EXPORT_DIR   (generator.onnx + generator.int8.onnx of a DCGAN
 28x28, `edgegan export RUN --int8`); writes generator.int8img.onnx in a temporary folder.
 """
 import sys
@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from benchmarks.int8_ceiling import interleaved_medians, session
+from benchmarks.probes.int8_ceiling import interleaved_medians, session
 
 # (phase, offset) along one axis that some output sub-pixel of a 4x4 block reads; 4 per axis, 16 in 2-D
 SOURCES = [(0, 0), (1, -1), (1, 0), (0, 1)]

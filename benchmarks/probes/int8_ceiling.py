@@ -13,7 +13,7 @@ Two measurements, interleaved in one run so machine load hits both alike:
 Profiles are summed kernel times (`SessionOptions.enable_profiling`), so they leave out the per-call overhead of
 `run`; the wall-time medians of the same sessions, timed without profiling, are printed beside them.
 
-Usage: python -m benchmarks.int8_ceiling MODELS_DIR [--batch 64] [--threads 1] [--runs 30] [--markdown F]
+Usage: python -m benchmarks.probes.int8_ceiling MODELS_DIR [--batch 64] [--threads 1] [--runs 30] [--markdown F]
 (MODELS_DIR holds generator.onnx and generator.int8.onnx, as `edgegan export RUN --int8` writes them.)
 """
 from __future__ import annotations

@@ -23,7 +23,7 @@ Models: DCGAN generators of width 64 (docs/reference_figures.md), nz 100, one ch
 statistics warmed on random batches and the image layer scaled so pre-Tanh values have unit spread (images use
 the [-1, 1] range like a trained G). `--checkpoint RUN|CKPT` uses a trained 28x28 generator instead.
 
-Usage: python -m benchmarks.graph_forms [--rounds 12] [--sizes 28,64] [--batches 1,64] [--threads 1,2]
+Usage: python -m benchmarks.probes.graph_forms [--rounds 12] [--sizes 28,64] [--batches 1,64] [--threads 1,2]
                                         [--checkpoint RUN] [--out benchmarks/results/graph_forms.md] [--quick]
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ import onnxruntime as ort
 import torch
 from onnx import shape_inference
 
-from benchmarks.graph_forms_engines import (
+from benchmarks.probes.graph_forms_engines import (
     PEAK_N,
     Engine,
     ort_engine,
@@ -62,7 +62,7 @@ from edgegan.runtime.files import atomic_write
 from edgegan.trainer.config import ModelConfig
 from edgegan.trainer.models import build_generator
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 NZ, WIDTH = 100, 64
 SEED = 0
@@ -301,12 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     peak_gflops = {t: 2 * PEAK_N**3 / statistics.median(v) / 1e9 for t, v in peaks.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
     lines = [
-        "# Graph forms: naive export vs exact rewrites vs int8, PyTorch eager beside (benchmarks/graph_forms.py)",
+        "# Graph forms: naive export vs exact rewrites vs int8, PyTorch eager beside "
+        "(benchmarks/probes/graph_forms.py)",
         "",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {cpu_summary()}",
         f"- onnxruntime {ort.__version__}, torch {torch.__version__}, onnx {onnx.__version__}, "
         f"numpy {np.__version__}, python {platform.python_version()}",
-        f"- command: `python -m benchmarks.graph_forms {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- command: `python -m benchmarks.probes.graph_forms {' '.join(sys.argv[1:] if argv is None else argv)}`",
         f"- {args.rounds} rounds, every engine of a cell in random order each round (1 warm-up + median of "
         f"{reps_for(1, 28)} runs at batch 1, {reps_for(64, 28)} at batch 64 for 28x28, {reps_for(64, 64)} for "
         f"64x64); tables give the median over rounds",

@@ -7,7 +7,7 @@ calibrated range clipped to a quarter), run verify_variant on every file, and wr
 figures of the 256-image pixel_levels check, the float max error, whether the old rule (max abs error <= 0.05 at
 batches 1, 3, 17) and the new one pass.
 
-Usage: python -m benchmarks.int8_levels CKPT ... [--markdown benchmarks/results/int8/levels.md] [--json F]
+Usage: python -m benchmarks.probes.int8_levels CKPT ... [--markdown benchmarks/results/int8/levels.md] [--json F]
 """
 from __future__ import annotations
 
