@@ -88,3 +88,24 @@ def test_installed_edgegan_ignores_users_files_named_like_its_packages(wheel, tm
     proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert all(str(site) in p for p in proc.stdout.split())
+
+
+# ------------------------------------------------------------------------------------------ the editable install
+IMPORT_ROOTS = ("import json, edgegan, edgegan.runtime, edgegan.export, edgegan.trainer; "
+                "print(json.dumps({m: __import__(m, fromlist=['_']).__file__ for m in %r}))" % (tuple(ROOTS),))
+
+
+@pytest.mark.parametrize("where", ["the repository root", "another folder"])
+def test_every_edgegan_package_comes_from_this_checkout(where, tmp_path):
+    """`edgegan` and each mapped package resolve to this checkout's folders, from its root (where pytest and
+    `python -m benchmarks.NAME` run, with the root on sys.path) and from elsewhere: never half from this checkout and
+    half from another one that is installed editable (the two-checkouts mix a root `edgegan/` folder can cause)."""
+    import json
+
+    cwd = REPO if where == "the repository root" else tmp_path
+    proc = subprocess.run([sys.executable, "-c", IMPORT_ROOTS], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"from {where}: {proc.stderr.strip().splitlines()[-1:]} (run scripts/setup.sh)"
+    files = json.loads(proc.stdout)
+    for name, folder in ROOTS.items():
+        got = Path(files[name]).resolve()  # a strict editable install links; the link's target is the real file
+        assert got == (REPO / folder / "__init__.py").resolve(), f"{name} from {where}: {got}, not this checkout"
