@@ -91,8 +91,8 @@ def test_installed_edgegan_ignores_users_files_named_like_its_packages(wheel, tm
 
 
 # ------------------------------------------------------------------------------------------ the editable install
-IMPORT_ROOTS = ("import json, edgegan, edgegan.runtime, edgegan.export, edgegan.trainer; "
-                "print(json.dumps({m: __import__(m, fromlist=['_']).__file__ for m in %r}))" % (tuple(ROOTS),))
+IMPORT_ROOTS = ("import importlib, json; "
+                f"print(json.dumps({{m: importlib.import_module(m).__file__ for m in {tuple(ROOTS)!r}}}))")
 
 
 @pytest.mark.parametrize("where", ["the repository root", "another folder"])

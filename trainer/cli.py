@@ -9,7 +9,8 @@ import click
 
 from edgegan.runtime.cli_options import EdgeganCommand, Say, batch_size_option, check_json_path, deprecated_alias
 from edgegan.runtime.cli_options import json_option, output_option, quiet_option, threads_option
-from edgegan.trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES, ModelConfig, TrainConfig
+from edgegan.trainer.architectures import ARCHS
+from edgegan.trainer.config import AMP_MODES, DATASETS, DEVICES, LOSSES, ModelConfig, TrainConfig
 
 # Every `edgegan train` default is the config dataclasses' (trainer/config.py), read here, never retyped; an option
 # is the field of the same name (--compile: `compile`), TrainConfig's unless it is one of MODEL_OPTIONS.

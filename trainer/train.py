@@ -275,7 +275,8 @@ def _record_replicas(engine: GANStep, ctx: dist_utils.DistContext, log: Callable
         same = all(d == digests[0] for d in digests)
         log(f"replicas {json.dumps({'identical': same, 'ranks': digests})}")
         if not same:
-            warnings.warn("data-parallel replicas hold different parameters: see train.log", RuntimeWarning)
+            warnings.warn("data-parallel replicas hold different parameters: see train.log", RuntimeWarning,
+                      stacklevel=2)
 
 
 def _save_samples(model: nn.Module, cfg: TrainConfig, path: Path, device: torch.device) -> None:

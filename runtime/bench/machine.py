@@ -68,8 +68,9 @@ def machine_info() -> dict[str, Any]:
     cpu = cpu_info()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     memory = None
-    with contextlib.suppress(OSError, AttributeError):
-        memory = round(int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 2**20, 1)
+    with contextlib.suppress(OSError):  # not Linux: no /proc/meminfo
+        total = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
+        memory = round(int(total.group(1)) / 2**20, 1) if total else None  # KiB -> GiB
     info = {
         "cpu": cpu["model"], "arch": platform.machine(), "board": _board(), "gpus": _nvidia_gpus(),
         "logical_cpus": os.cpu_count(), "usable_cpus": usable,
