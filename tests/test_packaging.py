@@ -32,6 +32,16 @@ def _not_source(folder: str, names: list[str]) -> set[str]:
     return skip
 
 
+def _can_build_here() -> bool:
+    """setuptools here can build a wheel: it has bdist_wheel built in (>= 70.1) or the `wheel` package beside it."""
+    if importlib.util.find_spec("setuptools") is None:
+        return False
+    import setuptools
+
+    version = tuple(int(part) for part in setuptools.__version__.split(".")[:2] if part.isdigit())
+    return version >= (70, 1) or importlib.util.find_spec("wheel") is not None
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
@@ -39,7 +49,7 @@ def wheel(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("source") / "edgegan"
     shutil.copytree(REPO, source, ignore=_not_source)
     cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)]
-    if importlib.util.find_spec("setuptools"):
+    if _can_build_here():
         cmd.append("--no-build-isolation")  # else pip fetches setuptools from the package index
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
     (found,) = out.glob("edgegan-*.whl")
