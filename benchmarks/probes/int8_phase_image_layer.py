@@ -141,8 +141,8 @@ def main() -> None:
         feed = {"z": np.random.default_rng(1).standard_normal((batch, nz)).astype(np.float32)}
         for threads in (1, 2):
             sessions = [session(str(f), threads) for f in files]
-            medians = interleaved_medians({f.name: (lambda s=s: s.run(None, feed)) for f, s in zip(files, sessions)},
-                                          300 if batch == 1 else 30)
+            calls = {f.name: (lambda s=s, feed=feed: s.run(None, feed)) for f, s in zip(files, sessions)}
+            medians = interleaved_medians(calls, 300 if batch == 1 else 30)
             fp32, int8_ms, probe = (medians[f.name] * 1e3 for f in files)
             print(f"batch {batch}, {threads} thread(s): p50 ms fp32 {fp32:.3f}, int8 {int8_ms:.3f}, probe {probe:.3f}; "
                   f"int8 / fp32 {int8_ms / fp32:.3f}, probe / fp32 {probe / fp32:.3f}")
