@@ -20,7 +20,7 @@ the same PNG bytes as "runtime" (checked; the .ort file, optimised at the 'basic
 The model is made here: a DCGAN with non-trivial BatchNorm statistics, exported with `export` when that
 package provides export_checkpoint, else with torch.onnx.export plus the contract metadata.
 
-Usage: python benchmarks/cold_start.py [--repeat 7] [--json F] [--markdown F] [--keep DIR]
+Usage: python -m benchmarks.cold_start [--repeat 7] [--json F] [--markdown F] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -203,11 +203,10 @@ def build_models_in_child(folder: Path) -> dict[str, Path]:
     (A child's ru_maxrss starts from the RSS of the process that forked it; a parent holding torch would make
     every child look like 300+ MiB.)
     """
-    code = ("import json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]); "
-            "from cold_start import build_models; "
+    code = ("import json, sys; from pathlib import Path; "
+            "from benchmarks.cold_start import build_models; "  # `python -c` in REPO: the root is on sys.path
             "print(json.dumps({k: str(v) for k, v in build_models(Path(sys.argv[1])).items()}))")
-    proc = subprocess.run([sys.executable, "-c", code, str(folder), str(Path(__file__).parent)], cwd=REPO,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code, str(folder)], cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"building the models failed:\n{proc.stderr}")
     built = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -252,7 +251,7 @@ def png_path(folder: Path, name: str) -> str:
 def child_env(name: str, pycache: Path) -> dict[str, str]:
     """The children's environment: bytecode cached in `pycache` (as an installed package has it), except the row
     that shows what compiling every module at every start costs."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
     if name == NO_BYTECODE:
@@ -263,7 +262,7 @@ def child_env(name: str, pycache: Path) -> dict[str, str]:
 
 def run_child(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
     """One fresh interpreter: wall seconds from spawn to exit, its own peak RSS (MiB) and phase times."""
-    env = env or dict(os.environ, PYTHONPATH=str(REPO))
+    env = env or dict(os.environ)
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -282,17 +281,13 @@ def run_child(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
 
 def machine() -> str:
     """CPU model, SIMD flags, cores and library versions: the line every figure of this file is tied to."""
-    import platform
+    from edgegan.runtime.bench.machine import cpu_summary  # here: the parent measures nothing, its children do
 
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                 platform.processor() or platform.machine())
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    simd = " ".join(sorted(f for f in flags if f.startswith(("avx", "sse4", "amx", "fma"))))
     code = "import numpy, onnxruntime, PIL; print(numpy.__version__, onnxruntime.__version__, PIL.__version__)"
     versions = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
-    return (f"{model}, {os.cpu_count()} CPUs, flags {simd or '?'}; python {sys.version.split()[0]}, "
-            f"numpy {versions[0]}, onnxruntime {versions[1]}, Pillow {versions[2]}" if len(versions) == 3 else model)
+    cpu = cpu_summary()
+    return (f"{cpu}; python {sys.version.split()[0]}, "
+            f"numpy {versions[0]}, onnxruntime {versions[1]}, Pillow {versions[2]}" if len(versions) == 3 else cpu)
 
 
 def pair_ratios(runs: dict[str, list[dict[str, float]]], name: str, base: str, key: str) -> str:

@@ -30,7 +30,7 @@ On the GPU machine (no internet; /work/shared/gpu/README.md), from the project r
   there:   for each earlier piece: mkdir -p /tmp/ortgpu; cp .carryI/* /tmp/ortgpu/
            with the last piece and .carry-data: source .carry-data/on_device.sh   (joins and checks the pieces,
            installs onnxruntime-gpu into /tmp/site on PYTHONPATH and edgegan editable, sets EDGEGAN_DATA)
-           python benchmarks/gpu_check.py --out $OUT
+           python -m benchmarks.gpu_check --out $OUT
 The script calls onnxruntime.preload_dlls() itself before its first CUDA session.
 """
 from __future__ import annotations
@@ -48,7 +48,6 @@ from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 TARGETS = {1: 1.0, 64: 0.8, 1024: 0.5}  # Generator / torch eager fp32, numpy in/out
 DEVICE_OUTPUT_TARGET = (1024, 0.3)
@@ -256,7 +255,7 @@ def training_rows(data_source: tuple[str, str], steps: int, rounds: int) -> list
     from edgegan.trainer.cuda_step import GraphedGANStep, deterministic
     from edgegan.trainer.data import BatchSource
     from edgegan.trainer.step import GANStep, StepStats
-    from train_throughput import ExamplesDiscriminator, ExamplesGenerator, examples_weights_init
+    from benchmarks.train_throughput import ExamplesDiscriminator, ExamplesGenerator, examples_weights_init
 
     device = torch.device("cuda")
     dataset, data_dir = data_source

@@ -12,7 +12,7 @@ figures (edgegan.export.pixel_levels on 256 images, as the export's pixel_levels
   per-tensor        one weight scale per layer instead of per output channel
   first float       the first layer (reads z) kept float as well as the image layer
 
-Usage: python benchmarks/int8_explain.py RUN|CKPT [--markdown F]
+Usage: python -m benchmarks.int8_explain RUN|CKPT [--markdown F]
 """
 from __future__ import annotations
 
@@ -22,8 +22,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.trained_fixtures.export_core: the export steps without verification
 
 # label -> (build_int8 options, the first layer's z bound: edgegan.export.int8.LATENT_BOUND, 0 = calibration's max)
 OPTIONS = {

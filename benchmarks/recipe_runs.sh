@@ -34,7 +34,7 @@ done
 
 batch() {  # NAME, then time_to_quality.py's arguments
   local name=$1; shift
-  python benchmarks/time_to_quality.py --device "$DEVICE" --threads 1 --seeds 2 --out-dir "$WORK/results" \
+  python -m benchmarks.time_to_quality --device "$DEVICE" --threads 1 --seeds 2 --out-dir "$WORK/results" \
     --name "$name" --keep "$WORK/$name" --log "$WORK/$name.log" "$@" > "$WORK/$name.out" 2>&1 ||
     echo "recipe_runs: $name failed: $(tail -1 "$WORK/$name.out")" >&2
   python - "$WORK/$name" "$WORK/grids/$name" <<'EOF'

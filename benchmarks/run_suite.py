@@ -10,7 +10,7 @@
 3. Write benchmarks/results/<machine>.md (tables + notes), .json (every row) and .png (latency and images/s
    against batch per model).
 
-Usage: python benchmarks/run_suite.py [--duration S | --iters N] [--no-compile] [--only dcgan28,...] [--keep DIR]
+Usage: python -m benchmarks.run_suite [--duration S | --iters N] [--no-compile] [--only dcgan28,...] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 # name -> (arch, image size); width 64 everywhere (docs/reference_figures.md's reference models), nz 100, one channel.
 FAMILIES = {"dcgan28": ("dcgan", 28), "dcgan64": ("dcgan", 64), "gan28": ("gan", 28)}
@@ -82,11 +81,11 @@ def build_family(name: str, work: Path) -> dict:
 
 def build_all(names: list[str], work: Path) -> dict:
     """build_family for each name in a child process (this process stays torch-free until the baseline loads)."""
-    code = ("import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/benchmarks']; "
-            "from run_suite import build_family; "
+    code = ("import json, sys; "
+            "from benchmarks.run_suite import build_family; "  # `python -c` in REPO: the root is on sys.path
             "from pathlib import Path; "
-            "print(json.dumps({n: build_family(n, Path(sys.argv[2])) for n in sys.argv[3].split(',')}))")
-    proc = subprocess.run([sys.executable, "-c", code, str(REPO), str(work), ",".join(names)], cwd=REPO,
+            "print(json.dumps({n: build_family(n, Path(sys.argv[1])) for n in sys.argv[2].split(',')}))")
+    proc = subprocess.run([sys.executable, "-c", code, str(work), ",".join(names)], cwd=REPO,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"building the models failed:\n{proc.stderr[-4000:]}")
@@ -165,7 +164,7 @@ def write_results(results: dict, out: Path, started: float, minutes: float | Non
     out.mkdir(parents=True, exist_ok=True)
     when = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(started))
     parts = [f"# edgegan bench suite: {machine['cpu']}, {machine['usable_cpus']} CPUs", "",
-             f"`python benchmarks/run_suite.py`, {when}" + (f", {minutes:.0f} min" if minutes else "") + ". "
+             f"`python -m benchmarks.run_suite`, {when}" + (f", {minutes:.0f} min" if minutes else "") + ". "
              "Width-64 generators with random weights and warmed BatchNorm statistics (latency does not depend on "
              "training), exported by `export_checkpoint` (fp32, fp16, int8; uint8: `--pixels uint8`; fp32-opt: "
              "`edgegan.export.graph_forms.optimize_fp32` of the fp32 file). Each table is one `run_bench` call: onnxruntime "

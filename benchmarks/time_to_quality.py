@@ -36,7 +36,7 @@ Writes into --out-dir (default benchmarks/results): time_to_quality.md (the tabl
 machine load), time_to_quality.json, ttq_edgegan.png and ttq_plain.png (64 samples, seed 0, of each arm's last
 snapshot). Needs an evaluator: `edgegan evaluator train --dataset fashion-mnist` (or pass --evaluator).
 
-Usage: python benchmarks/time_to_quality.py [--minutes 10 --at 2.5,5,10 | --steps 4000,8000] [--seeds 2]
+Usage: python -m benchmarks.time_to_quality [--minutes 10 --at 2.5,5,10 | --steps 4000,8000] [--seeds 2]
        [-n 10000] [--evaluator E.onnx] [--dataset fashion-mnist|mnist] [--arch dcgan|gan] [--conditional]
        [--ablate ema=false ...] [--ablate lr=0.0005,ema_start=1000 ...] [--plain-workers 2] [--threads N]
        [--device cpu|cuda] [--jobs N] [--data-dir DIR] [--out-dir benchmarks/results] [--keep DIR] [--log FILE]
@@ -59,7 +59,6 @@ from typing import Any, Callable
 from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -69,7 +68,7 @@ import edgegan.trainer.train as train_module  # noqa: E402
 from edgegan.runtime.errors import EdgeganError  # noqa: E402
 from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
 from edgegan.runtime.files import atomic_write  # noqa: E402
-from examples_data import ExamplesFashionMNIST  # noqa: E402  (benchmarks/, this script's folder)
+from benchmarks.examples_data import ExamplesFashionMNIST  # noqa: E402
 from edgegan.trainer.checkpoint import save_checkpoint  # noqa: E402
 from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
 from edgegan.trainer.models import build_discriminator, build_generator  # noqa: E402

@@ -16,14 +16,13 @@ run in the same round.
             bookkeeping: statistics summed on the device, read once every 10 steps. TrainConfig defaults.
   levers    edgegan with one setting changed, each its own row.
 
-Usage: python benchmarks/train_throughput.py [--steps 2] [--rounds 30] [--threads 2] [--no-compile]
+Usage: python -m benchmarks.train_throughput [--steps 2] [--rounds 30] [--threads 2] [--no-compile]
        [--only NAME ...] [--markdown benchmarks/results/train_throughput.md]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,19 +30,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import torch
+from torch import nn
+
+from benchmarks.examples_data import ExamplesFashionMNIST
+from edgegan.runtime.bench.machine import cpu_info
+from edgegan.runtime.evaluation.datasets import load_images
+from edgegan.runtime.files import atomic_write
+from edgegan.trainer.config import ModelConfig, TrainConfig
+from edgegan.trainer.data import BatchSource
+from edgegan.trainer.step import GANStep, StepStats, resolve_amp
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
-from edgegan.runtime.files import atomic_write  # noqa: E402
-from examples_data import ExamplesFashionMNIST  # noqa: E402  (benchmarks/, this script's folder)
-from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
-from edgegan.trainer.data import BatchSource  # noqa: E402
-from edgegan.trainer.step import GANStep, StepStats, resolve_amp  # noqa: E402
 
 NZ, WIDTH, BATCH, LOG_EVERY = 100, 64, 64, 10
 
@@ -282,11 +281,7 @@ def measure(rows: list[Row], steps: int, rounds: int, warmup: int) -> None:
 def render(rows: list[Row], args, base: TrainConfig, load: tuple[str, str]) -> str:
     plain = next(r for r in rows if r.name == "plain")
     edge = next(r for r in rows if r.name == "edgegan")
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_info()["model"]
     lines = [
         "# Training throughput: edgegan vs a pytorch/examples-style loop",
         "",

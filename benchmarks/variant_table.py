@@ -10,7 +10,7 @@ For every variant file in an export folder (`edgegan export RUN --out DIR --fp16
   FID vs fp32 the export quality gate's FID of the variant's images against fp32's (export_report.json; needs
               `--max-fid-delta` at export)
 
-Usage: python benchmarks/variant_table.py EXPORT_DIR [--batch 1,64] [--threads 1,2] [--starts 5] [--duration 2]
+Usage: python -m benchmarks.variant_table EXPORT_DIR [--batch 1,64] [--threads 1,2] [--starts 5] [--duration 2]
            [--json F] [--markdown F]
 """
 from __future__ import annotations
@@ -19,12 +19,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cold_start import RUNTIME, child_env, machine, run_child  # noqa: E402 - a script beside this one
+from benchmarks.cold_start import RUNTIME, child_env, machine, run_child
 
 VARIANTS = {"fp32": "generator.onnx", "fp16": "generator.fp16.onnx", "int8": "generator.int8.onnx",
             "ort": "generator.ort"}

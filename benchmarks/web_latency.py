@@ -1,7 +1,7 @@
 """The web page's in-browser benchmark in headless chromium beside `edgegan bench` on the same machine (README, "In
 the browser and in JavaScript"), and the page's screenshot.
 
-    python benchmarks/web_latency.py MODELS/web --threads 1,2 --batches 1,16,64 --seconds 2 --repeat 3 \
+    python -m benchmarks.web_latency MODELS/web --threads 1,2 --batches 1,16,64 --seconds 2 --repeat 3 \
         --out benchmarks/results/web --screenshot docs/web_page.png
 
 Repeat times, for each thread count in turn (so a change of the machine's load hits every count alike), it opens
@@ -19,14 +19,11 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.cdp import Browser, find_chromium
 from edgegan.runtime.serve import make_server
-
-from tests.web.cdp import Browser, find_chromium
 
 
 def browser_runs(web: Path, threads: list[int], batches: list[int], seconds: float, repeat: int, out: Path,

@@ -32,6 +32,16 @@ def _not_source(folder: str, names: list[str]) -> set[str]:
     return skip
 
 
+def _can_build_here() -> bool:
+    """setuptools here can build a wheel: it has bdist_wheel built in (>= 70.1) or the `wheel` package beside it."""
+    if importlib.util.find_spec("setuptools") is None:
+        return False
+    import setuptools
+
+    version = tuple(int(part) for part in setuptools.__version__.split(".")[:2] if part.isdigit())
+    return version >= (70, 1) or importlib.util.find_spec("wheel") is not None
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
@@ -39,7 +49,7 @@ def wheel(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("source") / "edgegan"
     shutil.copytree(REPO, source, ignore=_not_source)
     cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)]
-    if importlib.util.find_spec("setuptools"):
+    if _can_build_here():
         cmd.append("--no-build-isolation")  # else pip fetches setuptools from the package index
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
     (found,) = out.glob("edgegan-*.whl")
@@ -88,3 +98,24 @@ def test_installed_edgegan_ignores_users_files_named_like_its_packages(wheel, tm
     proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert all(str(site) in p for p in proc.stdout.split())
+
+
+# ------------------------------------------------------------------------------------------ the editable install
+IMPORT_ROOTS = ("import importlib, json; "
+                f"print(json.dumps({{m: importlib.import_module(m).__file__ for m in {tuple(ROOTS)!r}}}))")
+
+
+@pytest.mark.parametrize("where", ["the repository root", "another folder"])
+def test_every_edgegan_package_comes_from_this_checkout(where, tmp_path):
+    """`edgegan` and each mapped package resolve to this checkout's folders, from its root (where pytest and
+    `python -m benchmarks.NAME` run, with the root on sys.path) and from elsewhere: never half from this checkout and
+    half from another one that is installed editable (the two-checkouts mix a root `edgegan/` folder can cause)."""
+    import json
+
+    cwd = REPO if where == "the repository root" else tmp_path
+    proc = subprocess.run([sys.executable, "-c", IMPORT_ROOTS], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"from {where}: {proc.stderr.strip().splitlines()[-1:]} (run scripts/setup.sh)"
+    files = json.loads(proc.stdout)
+    for name, folder in ROOTS.items():
+        got = Path(files[name]).resolve()  # a strict editable install links; the link's target is the real file
+        assert got == (REPO / folder / "__init__.py").resolve(), f"{name} from {where}: {got}, not this checkout"

@@ -1,53 +1,98 @@
 """`edgegan train`: options map one-to-one onto TrainConfig; the work is edgegan.trainer.train.train."""
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import click
 
 from edgegan.runtime.cli_options import EdgeganCommand, Say, batch_size_option, check_json_path, deprecated_alias
 from edgegan.runtime.cli_options import json_option, output_option, quiet_option, threads_option
-from edgegan.trainer.config import AMP_MODES, ARCHS, DATASETS, DEVICES, LOSSES
+from edgegan.trainer.architectures import ARCHS
+from edgegan.trainer.config import AMP_MODES, DATASETS, DEVICES, LOSSES, ModelConfig, TrainConfig
+
+# Every `edgegan train` default is the config dataclasses' (trainer/config.py), read here, never retyped; an option
+# is the field of the same name (--compile: `compile`), TrainConfig's unless it is one of MODEL_OPTIONS.
+_TRAIN = TrainConfig()
+_MODEL = _TRAIN.model
+MODEL_OPTIONS = ("arch", "nz", "image_size", "width")
+
+
+def config_from_options(opts: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig `edgegan train`'s options describe (not validated yet)."""
+    values = dict(opts, compile=opts["compile_"], channels=int(opts["channels"]) if opts["channels"] else None)
+    model = ModelConfig(**{name: values[name] for name in MODEL_OPTIONS})
+    return TrainConfig(model=model, **{f.name: values[f.name] for f in fields(TrainConfig)
+                                       if f.name != "model" and f.name in values})
+
+
+def recipe_default(key: str) -> str:
+    """What a recipe key defaults to, per architecture, read from trainer/recipes.py for the default dataset:
+    "the recipe's: dcgan 0.0005, gan 0.0005" ("gan hinge (conditional: bce)" where conditioning changes it)."""
+    from edgegan.trainer.recipes import BASE, recipe_for
+
+    def value(arch: str, conditional: bool) -> str:
+        got = recipe_for(arch, conditional, _TRAIN.dataset).values.get(key, BASE[key])
+        return format(got, "g") if isinstance(got, float) else str(got)
+
+    parts = []
+    for arch in ARCHS:
+        plain, conditional = value(arch, False), value(arch, True)
+        parts.append(f"{arch} {plain}" + (f" (conditional: {conditional})" if conditional != plain else ""))
+    return "the recipe's: " + ", ".join(parts)
+
+
 
 
 @click.command(cls=EdgeganCommand)
-@click.option("--arch", type=click.Choice(ARCHS), default="dcgan", show_default=True)
-@click.option("--dataset", type=click.Choice(DATASETS), default="fashion-mnist", show_default=True)
-@click.option("--data-dir", type=click.Path(), default=None, help="IDX folder, image tree or .npz file.")
-@click.option("--conditional", is_flag=True, help="Class-conditional G and D (labels from the data).")
-@click.option("--mode-seeking", type=float, default=None,
+@click.option("--arch", type=click.Choice(ARCHS), default=_MODEL.arch, show_default=True)
+@click.option("--dataset", type=click.Choice(DATASETS), default=_TRAIN.dataset, show_default=True)
+@click.option("--data-dir", type=click.Path(), default=_TRAIN.data_dir, help="IDX folder, image tree or .npz file.")
+@click.option("--conditional", is_flag=True, default=_TRAIN.conditional,
+              help="Class-conditional G and D (labels from the data).")
+@click.option("--mode-seeking", type=float, default=_TRAIN.mode_seeking,
               help="Conditional only: weight of the mode-seeking term that keeps G from ignoring z within a class; "
                    "default 1 for dcgan (label joined to z), 0 for gan (conditional BatchNorm).")
-@click.option("--image-size", type=int, default=28, show_default=True, help="28 or a power of two >= 32.")
-@click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Default: as the data is stored.")
-@click.option("--width", type=int, default=64, show_default=True, help="DCGAN ngf=ndf; GAN hidden = 4/8/16 x width.")
-@click.option("--nz", type=int, default=100, show_default=True, help="Latent size.")
-@click.option("--epochs", type=int, default=5, show_default=True)
-@click.option("--max-steps", type=int, default=None, help="Stop after N optimizer steps (overrides --epochs).")
-@batch_size_option(64, "Images per optimizer step.")
-@click.option("--lr", type=float, default=None,
-              help="Adam learning rate (finite, > 0); default: the recipe for --arch (5e-4 for dcgan and gan).")
-@click.option("--lr-d", type=float, default=None, help="D's own learning rate (two time-scale rule); default: --lr.")
-@click.option("--beta1", type=float, default=0.5, show_default=True, help="Adam beta1, in [0, 1).")
-@click.option("--beta2", type=float, default=0.999, show_default=True, help="Adam beta2, in [0, 1).")
-@click.option("--loss", type=click.Choice(LOSSES), default=None, help="Default: the recipe's (bce).")
-@click.option("--ema/--no-ema", default=True, show_default=True, help="Keep an EMA copy of G for samples/export.")
-@click.option("--ema-decay", type=float, default=None, help="In [0, 1); default: the recipe's (0.99 for dcgan and gan).")
-@click.option("--ema-start", type=int, default=None,
-              help="Steps before the EMA starts averaging (it copies G until then); default: the recipe's (0).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--amp", type=click.Choice(AMP_MODES), default="auto", show_default=True,
+@click.option("--image-size", type=int, default=_MODEL.image_size, show_default=True,
+              help="28 or a power of two >= 32.")
+@click.option("--channels", type=click.Choice(["1", "3"]), default=_TRAIN.channels,
+              help="Default: as the data is stored.")
+@click.option("--width", type=int, default=_MODEL.width, show_default=True,
+              help="DCGAN ngf=ndf; GAN hidden = 4/8/16 x width.")
+@click.option("--nz", type=int, default=_MODEL.nz, show_default=True, help="Latent size.")
+@click.option("--epochs", type=int, default=_TRAIN.epochs, show_default=True)
+@click.option("--max-steps", type=int, default=_TRAIN.max_steps,
+              help="Stop after N optimizer steps (overrides --epochs).")
+@batch_size_option(_TRAIN.batch_size, "Images per optimizer step.")
+@click.option("--lr", type=float, default=_TRAIN.lr,
+              help=f"Adam learning rate (finite, > 0); default: {recipe_default('lr')}.")
+@click.option("--lr-d", type=float, default=_TRAIN.lr_d,
+              help="D's own learning rate (two time-scale rule); default: --lr.")
+@click.option("--beta1", type=float, default=_TRAIN.beta1, show_default=True, help="Adam beta1, in [0, 1).")
+@click.option("--beta2", type=float, default=_TRAIN.beta2, show_default=True, help="Adam beta2, in [0, 1).")
+@click.option("--loss", type=click.Choice(LOSSES), default=_TRAIN.loss, help=f"Default: {recipe_default('loss')}.")
+@click.option("--ema/--no-ema", default=_TRAIN.ema, show_default=True, help="Keep an EMA copy of G for samples/export.")
+@click.option("--ema-decay", type=float, default=_TRAIN.ema_decay,
+              help=f"In [0, 1); default: {recipe_default('ema_decay')}.")
+@click.option("--ema-start", type=int, default=_TRAIN.ema_start,
+              help="Steps before the EMA starts averaging (it copies G until then); "
+                   f"default: {recipe_default('ema_start')}.")
+@click.option("--seed", type=int, default=_TRAIN.seed, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default=_TRAIN.device, show_default=True)
+@click.option("--amp", type=click.Choice(AMP_MODES), default=_TRAIN.amp, show_default=True,
               help="Mixed precision: bf16 (CUDA, or CPUs with AVX-512 BF16/AMX) or fp16 (CUDA); auto = bf16 on "
                    "CPUs with AVX-512 BF16/AMX (1.5x training speed measured) and on GPUs with bf16 Tensor Cores, "
                    "off elsewhere.")
 @click.option("--deterministic", is_flag=True,
               help="Bit-reproducible CUDA training, so --resume continues exactly: cuDNN deterministic algorithms, "
                    "no TF32 (cost unmeasured until the H200 run). CPU runs are exact without it.")
-@click.option("--channels-last/--no-channels-last", default=True, show_default=True)
-@click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile G and D.")
-@click.option("--log-every", type=int, default=10, show_default=True)
-@click.option("--checkpoint-every", type=int, default=0, show_default=True, help="Steps; 0 = each epoch and the end.")
+@click.option("--channels-last/--no-channels-last", default=_TRAIN.channels_last, show_default=True)
+@click.option("--compile/--no-compile", "compile_", default=_TRAIN.compile, show_default=True,
+              help="torch.compile G and D.")
+@click.option("--log-every", type=int, default=_TRAIN.log_every, show_default=True)
+@click.option("--checkpoint-every", type=int, default=_TRAIN.checkpoint_every, show_default=True,
+              help="Steps; 0 = each epoch and the end.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), metavar="DIR", help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
 @json_option("the final step's figures (step, losses, images/s, checkpoint)")
@@ -60,19 +105,9 @@ def train(**opts) -> None:
 
     Example: edgegan train --arch dcgan --dataset fashion-mnist --max-steps 200 --out runs/fm
     """
-    from edgegan.trainer.config import ModelConfig, TrainConfig
     from edgegan.trainer.train import train as run_training
 
-    model = ModelConfig(arch=opts["arch"], nz=opts["nz"], image_size=opts["image_size"], width=opts["width"])
-    cfg = TrainConfig(
-        model=model, dataset=opts["dataset"], data_dir=opts["data_dir"], conditional=opts["conditional"],
-        channels=int(opts["channels"]) if opts["channels"] else None, loss=opts["loss"], lr=opts["lr"],
-        lr_d=opts["lr_d"], mode_seeking=opts["mode_seeking"],
-        beta1=opts["beta1"], beta2=opts["beta2"], batch_size=opts["batch_size"], epochs=opts["epochs"], max_steps=opts["max_steps"],
-        ema=opts["ema"], ema_decay=opts["ema_decay"], ema_start=opts["ema_start"], seed=opts["seed"], device=opts["device"], amp=opts["amp"],
-        channels_last=opts["channels_last"], compile=opts["compile_"], log_every=opts["log_every"],
-        checkpoint_every=opts["checkpoint_every"],
-    )
+    cfg = config_from_options(opts)
     try:  # every option is checked here and device/amp in train(), before anything is written
         cfg.validate()
     except ValueError as exc:
@@ -106,7 +141,8 @@ def evaluator() -> None:
 @click.option("--image-size", type=int, default=None, help="Resize to N x N (default: as stored).")
 @click.option("--epochs", type=int, default=3, show_default=True)
 @batch_size_option(128, "Images per optimizer step.")
-@click.option("--lr", type=float, default=3e-3, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine).")
+@click.option("--lr", type=float, default=3e-3, show_default=True,
+              help="Peak learning rate (AdamW, warm-up then cosine).")
 @click.option("--width", type=int, default=32, show_default=True, help="Channels of the first conv stage.")
 @click.option("--feature-dim", type=int, default=128, show_default=True, help="Size of the features FID uses.")
 @click.option("--seed", type=int, default=0, show_default=True)

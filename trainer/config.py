@@ -9,7 +9,8 @@ from typing import Any
 
 from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.evaluation.datasets import DATASETS
-from edgegan.trainer.architectures import ARCHITECTURE_MODULES, ARCHS
+from edgegan.trainer.architectures import ARCHITECTURE_MODULES
+
 LOSSES = ("bce", "hinge", "lsgan")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgegan.runtime.contract import draw_latents
+from edgegan.trainer.sample import generate_images
 
 PER_CLASS = 8  # latents per class: 28 pairs, enough to tell 0.03 from 0.7
 UNCONDITIONAL_N = 32  # latents for an unconditional G: 496 pairs
@@ -99,15 +99,8 @@ def sample_spread(G: nn.Module, nz: int, num_classes: int, device: torch.device 
     """
     k = max(num_classes, 1)
     n = per_class * k if num_classes else UNCONDITIONAL_N
-    z = torch.from_numpy(draw_latents(n, nz, seed)).to(device)
     labels = np.repeat(np.arange(k), per_class) if num_classes else None  # [n]: class 0 x per_class, 1, ...
-    y = torch.from_numpy(labels).to(device) if labels is not None else None
-    was_training = G.training
-    G.eval()
-    try:
-        images = G(z, y).float().cpu()  # [n, C, H, W]
-    finally:
-        G.train(was_training)
+    images = generate_images(G, n, seed, labels, device, nz=nz, num_classes=num_classes)  # [n, C, H, W]
     if not num_classes:
         return [spread(images)]
     return [spread(images[labels == c]) for c in range(k)]

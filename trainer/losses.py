@@ -29,13 +29,15 @@ LOSSES: dict[str, GANLoss] = {
     "bce": GANLoss(d_real=_bce(1.0), d_fake=_bce(0.0), g=_bce(1.0)),
     # Hinge (Lim & Ye 2017; Miyato et al. 2018).
     "hinge": GANLoss(
-        d_real=lambda l: F.relu(1.0 - l).mean(), d_fake=lambda l: F.relu(1.0 + l).mean(), g=lambda l: -l.mean()
+        d_real=lambda logits: F.relu(1.0 - logits).mean(),
+        d_fake=lambda logits: F.relu(1.0 + logits).mean(),
+        g=lambda logits: -logits.mean(),
     ),
     # Least squares (Mao et al. 2017), 0/1 targets; the 1/2 factors of the paper.
     "lsgan": GANLoss(
-        d_real=lambda l: 0.5 * (l - 1.0).pow(2).mean(),
-        d_fake=lambda l: 0.5 * l.pow(2).mean(),
-        g=lambda l: 0.5 * (l - 1.0).pow(2).mean(),
+        d_real=lambda logits: 0.5 * (logits - 1.0).pow(2).mean(),
+        d_fake=lambda logits: 0.5 * logits.pow(2).mean(),
+        g=lambda logits: 0.5 * (logits - 1.0).pow(2).mean(),
     ),
 }
 

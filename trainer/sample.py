@@ -1,4 +1,5 @@
-"""Sampling a trained generator in PyTorch by the contract's latent rule (the reference export is checked against)."""
+"""Sampling a generator in PyTorch by the contract's latent rule: the reference the export is checked against, and
+the one place the trainer runs G on the contract's latents (the grid, the diversity figure, tests)."""
 from __future__ import annotations
 
 import os
@@ -27,20 +28,31 @@ def load_generator(source: str | os.PathLike, use_ema: bool = True, device: str 
     return G.to(device).eval(), cfg, ckpt
 
 
+def contract_inputs(n: int, seed: int | None, nz: int, num_classes: int, labels: np.ndarray | None = None,
+                    device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """G's inputs for n contract latents: z = draw_latents(n, nz, seed) float32 [n, nz] and, when num_classes > 0,
+    y = `labels` or default_labels(n, num_classes) (arange(n) % num_classes) int64 [n]; y is None otherwise."""
+    z = torch.from_numpy(draw_latents(n, nz, seed)).to(device)
+    if not num_classes:
+        return z, None
+    lab = default_labels(n, num_classes) if labels is None else np.asarray(labels, dtype=np.int64)
+    return z, torch.from_numpy(lab).to(device)
+
+
 @torch.no_grad()
 def generate_images(
-    G: nn.Module, n: int, seed: int | None, labels: np.ndarray | None = None, device: str | torch.device = "cpu"
+    G: nn.Module, n: int, seed: int | None, labels: np.ndarray | None = None, device: str | torch.device = "cpu",
+    *, nz: int | None = None, num_classes: int | None = None,
 ) -> np.ndarray:
-    """n images from contract latents draw_latents(n, nz, seed) -> float32 [N, C, H, W] in [-1, 1].
+    """n images from contract latents draw_latents(n, nz, seed) -> float32 [N, C, H, W] in [-1, 1], G in eval mode
+    (its training mode is restored after).
 
-    Conditional generators get `labels` or, when None, arange(n) % num_classes (the contract rule).
+    Conditional generators get `labels` [n] or, when None, arange(n) % num_classes (the contract rule).
+    nz, num_classes: G's, read from G.cfg unless given (a wrapped G, e.g. DDP or a test double, has no cfg).
     """
-    cfg = G.cfg
-    z = torch.from_numpy(draw_latents(n, cfg.nz, seed)).to(device)
-    y = None
-    if cfg.num_classes:
-        lab = default_labels(n, cfg.num_classes) if labels is None else np.asarray(labels, dtype=np.int64)
-        y = torch.from_numpy(lab).to(device)
+    nz = G.cfg.nz if nz is None else nz
+    num_classes = G.cfg.num_classes if num_classes is None else num_classes
+    z, y = contract_inputs(n, seed, nz, num_classes, labels, device)
     was_training = G.training
     G.eval()
     try:

@@ -18,8 +18,8 @@ a whole class, so its weights get a coherent gradient while z's averages out; th
 layer's variance grows and the BatchNorm after it, normalising by batch statistics, shrinks z's share. Measured
 on MNIST (conditional DCGAN, width 32, 1,000 steps): z's share of that variance fell from 0.69 to 0.24 and the
 within-class spread to 0.16 of real images'; with the term z's share stays 0.54-0.68 and the spread 0.94-0.99
-(`python benchmarks/conditional_collapse.py --arms dcgan-joined,dcgan-joined+ms,dcgan-cbn` measures it). The MLP G
-takes its label through ConditionalBatchNorm instead (trainer/models/layers.py).
+(`python -m benchmarks.probes.conditional_collapse --arms dcgan-joined,dcgan-joined+ms,dcgan-cbn` measures it).
+The MLP G takes its label through ConditionalBatchNorm instead (trainer/models/layers.py).
 
 Under DDP (torchrun) G and D are wrapped: D's real half runs under no_sync and its fake half all-reduces both
 halves' gradients (one all-reduce per step); the G step runs through the bare D, whose frozen parameters fire no

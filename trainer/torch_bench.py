@@ -17,8 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from edgegan.runtime.contract import default_labels, draw_latents
-from edgegan.trainer.sample import load_generator
+from edgegan.trainer.sample import contract_inputs, load_generator
 
 # Rows run torch as users run it: with the OpenMP wait policy of the environment (unset: libgomp's default, which
 # spins a while between parallel regions). The policy is read once, when torch's OpenMP starts, so another policy
@@ -116,9 +115,7 @@ class TorchRunner:
             torch.set_num_threads(self.threads)
 
     def prepare(self, batch: int) -> None:
-        z = torch.from_numpy(draw_latents(batch, self.cfg.nz, 0))  # [batch, nz], the runtime rows' latents
-        y = torch.from_numpy(default_labels(batch, self.cfg.num_classes)) if self.cfg.num_classes else None
-        self._args = (z, y)
+        self._args = contract_inputs(batch, 0, self.cfg.nz, self.cfg.num_classes)  # the runtime rows' latents
 
     def run(self) -> None:
         if self.device == "cpu":

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgegan.runtime.contract import default_labels, draw_latents
 from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.files import atomic_write
 from edgegan.runtime.images import save_grid, to_uint8_nhwc
@@ -35,6 +34,7 @@ from edgegan.trainer.recipes import apply_recipe
 from edgegan.trainer.divergence import TrainingDiverged, check_finite, check_weights, first_nonfinite
 from edgegan.trainer.diversity import DiversityMonitor
 from edgegan.trainer.run_folder import RunBusy, RunExists, hold_run, open_out_dir, writing
+from edgegan.trainer.sample import generate_images
 from edgegan.trainer.step import GANStep, StepStats, resolve_amp
 
 __all__ = ["RunBusy", "RunExists", "SAMPLE_GRID_SIZE", "TrainResult", "TrainingDiverged", "train"]
@@ -275,18 +275,14 @@ def _record_replicas(engine: GANStep, ctx: dist_utils.DistContext, log: Callable
         same = all(d == digests[0] for d in digests)
         log(f"replicas {json.dumps({'identical': same, 'ranks': digests})}")
         if not same:
-            warnings.warn("data-parallel replicas hold different parameters: see train.log", RuntimeWarning)
+            warnings.warn("data-parallel replicas hold different parameters: see train.log", RuntimeWarning,
+                      stacklevel=2)
 
 
-@torch.no_grad()
 def _save_samples(model: nn.Module, cfg: TrainConfig, path: Path, device: torch.device) -> None:
     """The fixed-seed grid: contract latents draw_latents(64, nz, sample_seed) [64, nz], default labels."""
-    z = torch.from_numpy(draw_latents(SAMPLE_GRID_SIZE, cfg.model.nz, cfg.sample_seed)).to(device)
-    y = torch.from_numpy(default_labels(SAMPLE_GRID_SIZE, cfg.model.num_classes)).to(device) if cfg.model.num_classes else None
-    was_training = model.training
-    model.eval()
-    images = model(z, y).float().cpu().numpy()  # [64, C, H, W]
-    model.train(was_training)
+    images = generate_images(model, SAMPLE_GRID_SIZE, cfg.sample_seed, device=device, nz=cfg.model.nz,
+                             num_classes=cfg.model.num_classes)  # [64, C, H, W]
     with writing(path, "sample grid"):
         save_grid(to_uint8_nhwc(images), path, nrow=8)
 

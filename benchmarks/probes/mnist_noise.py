@@ -7,7 +7,7 @@ the real test images with the evaluator's features (FID, precision, recall: `edg
 figures: the share of grey pixels (neither background nor stroke: real MNIST is nearly binary, 8.5%) and the share
 of bright pixels with no bright neighbour (salt). Grids go to --out.
 
-Usage: python benchmarks/probes/mnist_noise.py RUN/checkpoints/last.pt [--evaluator E.onnx] [-n 2000]
+Usage: python -m benchmarks.probes.mnist_noise RUN/checkpoints/last.pt [--evaluator E.onnx] [-n 2000]
        [--truncation 1.5,1.0,0.7] [--out DIR]
 Results: benchmarks/results/recipes/mnist_noise.md.
 """

@@ -23,7 +23,11 @@ MEMORY_METHOD = ("VmHWM from /proc/self/status (resident high-water), reset thro
 
 
 # ------------------------------------------------------------------------------------------- the machine
-def _cpuinfo() -> dict[str, Any]:
+def cpu_info() -> dict[str, Any]:
+    """The CPU from /proc/cpuinfo (the one parser of it): model, the SIMD flags of CPU_FLAGS it has, physical cores.
+
+    Where /proc/cpuinfo is absent (not Linux): platform's name for the processor, no flags, cores None.
+    """
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -35,6 +39,13 @@ def _cpuinfo() -> dict[str, Any]:
     present = set(flags.group(1).split()) if flags else set()
     return {"model": model.group(1).strip() if model else (platform.processor() or platform.machine()),
             "flags": [f for f in CPU_FLAGS if f in present], "physical_cores": len(cores) or None}
+
+
+def cpu_summary() -> str:
+    """The CPU in one line for a benchmark's report header, e.g. "AMD EPYC 7B13, 2 logical CPUs, flags avx2 fma"."""
+    cpu = cpu_info()
+    flags = " ".join(cpu["flags"]) or "none tracked"
+    return f"{cpu['model']}, {os.cpu_count()} logical CPUs, flags {flags}"
 
 
 def _version(package: str) -> str | None:
@@ -54,11 +65,12 @@ def machine_info() -> dict[str, Any]:
     """
     import onnxruntime as ort
 
-    cpu = _cpuinfo()
+    cpu = cpu_info()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     memory = None
-    with contextlib.suppress(OSError, AttributeError):
-        memory = round(int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 2**20, 1)
+    with contextlib.suppress(OSError):  # not Linux: no /proc/meminfo
+        total = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
+        memory = round(int(total.group(1)) / 2**20, 1) if total else None  # KiB -> GiB
     info = {
         "cpu": cpu["model"], "arch": platform.machine(), "board": _board(), "gpus": _nvidia_gpus(),
         "logical_cpus": os.cpu_count(), "usable_cpus": usable,

@@ -33,6 +33,7 @@ def test_dcgan_layout_follows_radford():
     d_types = {type(m).__name__ for m in D.modules()}
     assert {"ConvTranspose2d", "BatchNorm2d", "ReLU", "Tanh"} <= g_types
     assert not g_types & {"MaxPool2d", "AvgPool2d", "Linear"}  # no pooling, no hidden fully-connected layers
+    assert {"Conv2d", "BatchNorm2d", "LeakyReLU"} <= d_types and not d_types & {"MaxPool2d", "AvgPool2d"}
     convs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [c.out_channels for c in convs] == [512, 256, 128, 64, 1]  # pytorch/examples' ladder at 64x64
     d_layers = list(D.features)
@@ -108,7 +109,7 @@ def test_conditional_discriminator_starts_unsaturated(arch):
 
 def test_the_registry_is_the_one_list_of_architectures():
     from edgegan.trainer.cli import train as train_command
-    from edgegan.trainer.config import ARCHS
+    from edgegan.trainer.architectures import ARCHS
     from edgegan.trainer.models import ARCHITECTURES
 
     assert ARCHS == tuple(ARCHITECTURES) == ("gan", "dcgan")

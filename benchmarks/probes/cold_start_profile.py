@@ -9,7 +9,7 @@ cached as cold_start.py does:
   imports  `python -X importtime`: median self time per module, the largest of each side and every module only
            the runtime path imports
 
-Usage: python benchmarks/cold_start_profile.py [--repeat 7] [--markdown F] [--keep DIR]
+Usage: python -m benchmarks.probes.cold_start_profile [--repeat 7] [--markdown F] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from cold_start import NZ, build_models_in_child, child_env, machine  # noqa: E402
+from benchmarks.cold_start import NZ, build_models_in_child, child_env, machine
 
 # Each child prints one JSON line: phase name -> seconds, in the order the phases ran.
 RUNTIME_PHASES = """

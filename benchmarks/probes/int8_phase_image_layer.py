@@ -9,7 +9,7 @@ phase a at offset d with kernel tap k = u + 1 - 4d - 2a (stride 2, padding 1, ke
 against the shipped int8 file and fp32, and interleaved medians of the three files at batch 1 and 64, 1 and 2
 threads. Measured verdict (benchmarks/results/int8/README.md): not faster than the shipped file.
 
-Usage: python benchmarks/int8_phase_image_layer.py EXPORT_DIR   (generator.onnx + generator.int8.onnx of a DCGAN
+Usage: python -m benchmarks.probes.int8_phase_image_layer EXPORT_DIR   (generator.onnx + generator.int8.onnx of a DCGAN
 28x28, `edgegan export RUN --int8`); writes generator.int8img.onnx in a temporary folder.
 """
 import sys
@@ -20,8 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from int8_ceiling import interleaved_medians, session  # noqa: E402 - a script beside this one
+from benchmarks.probes.int8_ceiling import interleaved_medians, session
 
 # (phase, offset) along one axis that some output sub-pixel of a 4x4 block reads; 4 per axis, 16 in 2-D
 SOURCES = [(0, 0), (1, -1), (1, 0), (0, 1)]
@@ -142,8 +141,8 @@ def main() -> None:
         feed = {"z": np.random.default_rng(1).standard_normal((batch, nz)).astype(np.float32)}
         for threads in (1, 2):
             sessions = [session(str(f), threads) for f in files]
-            medians = interleaved_medians({f.name: (lambda s=s: s.run(None, feed)) for f, s in zip(files, sessions)},
-                                          300 if batch == 1 else 30)
+            calls = {f.name: (lambda s=s, feed=feed: s.run(None, feed)) for f, s in zip(files, sessions)}
+            medians = interleaved_medians(calls, 300 if batch == 1 else 30)
             fp32, int8_ms, probe = (medians[f.name] * 1e3 for f in files)
             print(f"batch {batch}, {threads} thread(s): p50 ms fp32 {fp32:.3f}, int8 {int8_ms:.3f}, probe {probe:.3f}; "
                   f"int8 / fp32 {int8_ms / fp32:.3f}, probe / fp32 {probe / fp32:.3f}")

@@ -1,4 +1,4 @@
-"""The engines of benchmarks/graph_forms.py: one column each, something that maps latents to images at a given
+"""The engines of benchmarks/probes/graph_forms.py: one column each, something that maps latents to images at a given
 intra-op thread count (onnxruntime sessions under chosen options, PyTorch eager, a MatMul for the peak)."""
 from __future__ import annotations
 

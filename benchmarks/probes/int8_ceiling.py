@@ -13,7 +13,7 @@ Two measurements, interleaved in one run so machine load hits both alike:
 Profiles are summed kernel times (`SessionOptions.enable_profiling`), so they leave out the per-call overhead of
 `run`; the wall-time medians of the same sessions, timed without profiling, are printed beside them.
 
-Usage: python benchmarks/int8_ceiling.py MODELS_DIR [--batch 64] [--threads 1] [--runs 30] [--markdown F]
+Usage: python -m benchmarks.probes.int8_ceiling MODELS_DIR [--batch 64] [--threads 1] [--runs 30] [--markdown F]
 (MODELS_DIR holds generator.onnx and generator.int8.onnx, as `edgegan export RUN --int8` writes them.)
 """
 from __future__ import annotations
@@ -22,7 +22,6 @@ import argparse
 import collections
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -33,18 +32,9 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from edgegan.runtime.bench.machine import cpu_summary
+
 PARTS = ("upsampling Convs", "first layer", "image layer", "rest")
-
-
-def cpu_flags() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    keep = [f for f in flags if f.startswith(("avx", "fma", "amx")) or f in ("vnni",)]
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    return f"{name}, {os.cpu_count()} logical CPUs, flags {' '.join(sorted(keep)) or 'none of avx/fma/amx'}"
 
 
 def session(model: bytes | str, threads: int, profile_prefix: str | None = None) -> ort.InferenceSession:
@@ -168,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ceilings = kernel_ceilings(args.threads, rounds=15)
     parts, wall = profiled_parts(paths, args.batch, args.threads, args.runs)
     lines = [f"# int8 ceiling: onnxruntime {ort.__version__}, {args.threads} thread(s), batch {args.batch}", "",
-             f"Machine: {cpu_flags()}; load average {load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end.", "",
+             f"Machine: {cpu_summary()}; load average {load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end.", "",
              "| matrix product | kernel | ms | GMAC/s | x fp32 |", "| --- | --- | ---: | ---: | ---: |"]
     lines += [f"| {r['shape']} | {r['kernel']} | {r['ms']:.2f} | {r['gmac_s']:.1f} | {r['x_fp32']:.2f} |" for r in ceilings]
     total = {name: sum(p.values()) for name, p in parts.items()}

@@ -19,7 +19,7 @@ Arms (TrainConfig / ModelConfig fields, nothing patched):
   gan-cbn+ms          g_conditioning=cbn,    mode_seeking=1
   gan-joined+ms       g_conditioning=concat, mode_seeking=1
 
-Usage: python benchmarks/conditional_collapse.py [--dataset mnist] [--arms dcgan-joined,dcgan-joined+ms,...]
+Usage: python -m benchmarks.probes.conditional_collapse [--dataset mnist] [--arms dcgan-joined,dcgan-joined+ms,...]
        [--steps 1000] [--every 250] [--width 32] [--threads 1] [--out-dir benchmarks/results/conditional_collapse]
 """
 from __future__ import annotations
@@ -30,19 +30,18 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from edgegan.runtime.evaluation.datasets import load_images
+from edgegan.runtime.files import atomic_write
+from edgegan.runtime.images import save_grid, to_uint8_nhwc
+from edgegan.trainer.config import ModelConfig, TrainConfig
+from edgegan.trainer.data import BatchSource
+from edgegan.trainer.diversity import real_spread, sample_diversity
+from edgegan.trainer.step import GANStep
 
-from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
-from edgegan.runtime.files import atomic_write  # noqa: E402
-from edgegan.runtime.images import save_grid, to_uint8_nhwc  # noqa: E402
-from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
-from edgegan.trainer.data import BatchSource  # noqa: E402
-from edgegan.trainer.diversity import real_spread, sample_diversity  # noqa: E402
-from edgegan.trainer.step import GANStep  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 ARMS = {
     "dcgan-joined": ("dcgan", "concat", 0.0),
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     data.images, data.labels = data.images[index], data.labels[index]
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     rows = [row for arm in arms for row in run_arm(arm, data, args)]
-    command = "python benchmarks/conditional_collapse.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.probes.conditional_collapse " + " ".join(argv if argv is not None else sys.argv[1:])
     text = render(rows, args, command)
     atomic_write(Path(args.out_dir) / "README.md", lambda f: f.write(text), binary=False)
     print(text)

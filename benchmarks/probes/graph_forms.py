@@ -23,7 +23,7 @@ Models: DCGAN generators of width 64 (docs/reference_figures.md), nz 100, one ch
 statistics warmed on random batches and the image layer scaled so pre-Tanh values have unit spread (images use
 the [-1, 1] range like a trained G). `--checkpoint RUN|CKPT` uses a trained 28x28 generator instead.
 
-Usage: python benchmarks/graph_forms.py [--rounds 12] [--sizes 28,64] [--batches 1,64] [--threads 1,2]
+Usage: python -m benchmarks.probes.graph_forms [--rounds 12] [--sizes 28,64] [--batches 1,64] [--threads 1,2]
                                         [--checkpoint RUN] [--out benchmarks/results/graph_forms.md] [--quick]
 """
 from __future__ import annotations
@@ -39,24 +39,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import shape_inference
 
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-import torch  # noqa: E402
-from onnx import shape_inference  # noqa: E402
-
-from edgegan.export import graph_forms  # noqa: E402
-from edgegan.export.int8_quantize import build_int8, quantize_model  # noqa: E402
-from edgegan.export.onnx import export_generator  # noqa: E402
-from edgegan.runtime.contract import GeneratorContract, draw_latents  # noqa: E402
-from edgegan.runtime.files import atomic_write  # noqa: E402
-from edgegan.trainer.config import ModelConfig  # noqa: E402
-from edgegan.trainer.models import build_generator  # noqa: E402
-# The script's own folder is on sys.path when run as `python benchmarks/graph_forms.py`.
-from graph_forms_engines import (  # noqa: E402
+from benchmarks.probes.graph_forms_engines import (
     PEAK_N,
     Engine,
     ort_engine,
@@ -64,6 +53,16 @@ from graph_forms_engines import (  # noqa: E402
     split_engine,
     torch_engine,
 )
+from edgegan.export import graph_forms
+from edgegan.export.int8_quantize import build_int8, quantize_model
+from edgegan.export.onnx import export_generator
+from edgegan.runtime.bench.machine import cpu_summary
+from edgegan.runtime.contract import GeneratorContract, draw_latents
+from edgegan.runtime.files import atomic_write
+from edgegan.trainer.config import ModelConfig
+from edgegan.trainer.models import build_generator
+
+REPO = Path(__file__).resolve().parents[2]
 
 NZ, WIDTH = 100, 64
 SEED = 0
@@ -209,24 +208,6 @@ def spread(values: list[float]) -> float:
     return float((q[1] - q[0]) / np.median(values))
 
 
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        flags = " ".join(f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f" {f}" in text)
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs ({flags})"
-
-
 # ------------------------------------------------------------------------------------------------- report
 def fmt(x: float, digits: int = 3) -> str:
     return "-" if x is None or x != x else f"{x:.{digits}f}"
@@ -320,12 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     peak_gflops = {t: 2 * PEAK_N**3 / statistics.median(v) / 1e9 for t, v in peaks.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
     lines = [
-        "# Graph forms: naive export vs exact rewrites vs int8, PyTorch eager beside (benchmarks/graph_forms.py)",
+        "# Graph forms: naive export vs exact rewrites vs int8, PyTorch eager beside "
+        "(benchmarks/probes/graph_forms.py)",
         "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {machine()}",
+        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {cpu_summary()}",
         f"- onnxruntime {ort.__version__}, torch {torch.__version__}, onnx {onnx.__version__}, "
         f"numpy {np.__version__}, python {platform.python_version()}",
-        f"- command: `python benchmarks/graph_forms.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- command: `python -m benchmarks.probes.graph_forms {' '.join(sys.argv[1:] if argv is None else argv)}`",
         f"- {args.rounds} rounds, every engine of a cell in random order each round (1 warm-up + median of "
         f"{reps_for(1, 28)} runs at batch 1, {reps_for(64, 28)} at batch 64 for 28x28, {reps_for(64, 64)} for "
         f"64x64); tables give the median over rounds",

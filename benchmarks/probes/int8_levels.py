@@ -7,7 +7,7 @@ calibrated range clipped to a quarter), run verify_variant on every file, and wr
 figures of the 256-image pixel_levels check, the float max error, whether the old rule (max abs error <= 0.05 at
 batches 1, 3, 17) and the new one pass.
 
-Usage: python benchmarks/int8_levels.py CKPT ... [--markdown benchmarks/results/int8/levels.md] [--json F]
+Usage: python -m benchmarks.probes.int8_levels CKPT ... [--markdown benchmarks/results/int8/levels.md] [--json F]
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ from pathlib import Path
 
 import onnx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.trained_fixtures: the damage helpers the int8 tests use
 
 
 def files_to_judge(fp32_path: Path, core_path: Path, contract, work: Path,

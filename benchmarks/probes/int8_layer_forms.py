@@ -9,20 +9,16 @@ upsampling_forms: one 2x2 phase Conv 256 -> 128 on a 7x7 map (padded to 8x8) as 
 
 Interleaved medians (int8_ceiling.py's timing); numbers quoted in benchmarks/results/int8/README.md ("Measured and
 not taken").
-Usage: python benchmarks/int8_layer_forms.py [--batch 1,64] [--threads 1]
+Usage: python -m benchmarks.probes.int8_layer_forms [--batch 1,64] [--threads 1]
 """
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from int8_ceiling import interleaved_medians, session  # noqa: E402 - a script beside this one
-
-from edgegan.export.int8_gemm import LEVELS, RESIDUAL_STEPS, ZERO_POINT, integer_gemm  # noqa: E402
+from benchmarks.probes.int8_ceiling import interleaved_medians, session
+from edgegan.export.int8_gemm import LEVELS, RESIDUAL_STEPS, ZERO_POINT, integer_gemm
 
 NZ, FIRST_N = 100, 256 * 7 * 7  # the first layer of a width-64 DCGAN 28x28: [B, 100] -> [B, 256 * 7 * 7]
 CIN, COUT = 256, 128  # the upsampling layer's phase Convs
