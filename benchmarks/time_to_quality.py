@@ -572,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ttq-"))
     work.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/time_to_quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.time_to_quality " + " ".join(argv if argv is not None else sys.argv[1:])
     load_before = _load()
     plan = Plan(unit, marks, budget, work, str(evaluator_path), args.n, args.data_dir, args.plain_workers,
                 args.threads, args.log)

@@ -16,7 +16,7 @@ size; it is a matrix product: Gemm(z, W.reshape(nz, Cout*k*k)) + Reshape to [B, 
 
 On onnxruntime's CPU provider the "phases" form interleaved channels-last wins (see optimize_fp32 for the
 figures): the Transposes to and from NHWC fold into onnxruntime's NCHWc reorders, and the interleave then moves
-whole Cout-float blocks instead of single floats as DepthToSpace does. Measured with benchmarks/graph_forms.py;
+whole Cout-float blocks instead of single floats as DepthToSpace does. Measured with benchmarks/probes/graph_forms.py;
 results in benchmarks/results/graph_forms.md.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ checked after creation and a silent fallback becomes a ProviderError unless the 
 helper reuses `session_options` and `create_session` so every number it reports comes from the same setup.
 onnxruntime is imported inside the functions: `import edgegan.runtime` stays cheap. So are hashlib (its OpenSSL
 load is a few ms of every cold start), platform, tempfile and the cache root: only `optimized_model` and the
-TensorRT chain need them (benchmarks/cold_start_profile.py shows what each import costs).
+TensorRT chain need them (benchmarks/probes/cold_start_profile.py shows what each import costs).
 """
 from __future__ import annotations
 

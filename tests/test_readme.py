@@ -133,7 +133,9 @@ def test_readme_runs_top_to_bottom(tmp_path):
     work = tmp_path / "reader"
     work.mkdir()
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), "EDGEGAN_PROGRESS_SECONDS": "60"}
-    env.update({"EDGEGAN_DATA": str(f.parent) for f in found if f.parent != SYSTEM_DATA})  # found through $EDGEGAN_DATA
+    roots = sorted({str(f.parent) for f in found if f.parent != SYSTEM_DATA})  # found through $EDGEGAN_DATA
+    assert len(roots) <= 1, f"the datasets lie under different roots ({roots}); $EDGEGAN_DATA names one"
+    env.update({"EDGEGAN_DATA": root for root in roots})
     ran = 0
     for block in readme_blocks():
         if block.mark != "run":

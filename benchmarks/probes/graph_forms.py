@@ -13,7 +13,7 @@ Engines
   naive         the plain export (edgegan.export.onnx.export_generator: BN folded, ConvTranspose, opset 18)
   fp32-opt      graph_forms.optimize_fp32(naive)
   int8-ct       quantize_static QDQ of the naive graph (per-channel axis 1): dequantize -> fp32 ConvTranspose
-  int8-subpix   edgegan.export.int8.build_int8 (the sub-pixel form quantized: QLinearConv / QGemm)
+  int8-subpix   edgegan.export.int8_quantize.build_int8 (the sub-pixel form quantized: QLinearConv / QGemm)
   form:*        other exact fp32 arrangements (graph_forms.to_subpixel form/layout/keep-last)
   int8:*        other int8 arrangements (build_int8 form/layout/float layers)
   opt:*         fp32-opt under other onnxruntime session options (optimization level, spinning, execution
@@ -142,7 +142,7 @@ def build_engines(size: int, G: torch.nn.Module, work: Path, full: bool) -> tupl
     engines.append(ort_engine("int8-ct", "main", ct8_path.read_bytes(), "QDQ on the ConvTranspose graph"))
     sub8_path = work / f"int8sub{size}.onnx"
     int8_info = build_int8(naive_path, sub8_path, contract)
-    engines.append(ort_engine("int8-subpix", "main", sub8_path.read_bytes(), "edgegan.export.int8.build_int8"))
+    engines.append(ort_engine("int8-subpix", "main", sub8_path.read_bytes(), "edgegan.export.int8_quantize.build_int8"))
     if full:
         for form in ("crop", "phases"):
             for layout in ("nchw", "nhwc"):

@@ -30,7 +30,7 @@ __all__ = [
     "EVALUATOR_KEYS",
 ]
 
-# --- the evaluator's own contract (trainer/evaluator.py writes it, this module reads it) ----------------------
+# --- the evaluator's own contract (export/evaluator_onnx.py writes it, this module reads it) --------------------
 EVALUATOR_FORMAT = "1"
 INPUT_PIXELS = "pixels"  # uint8 [batch, H, W, C]
 OUTPUT_LOGITS = "logits"  # float32 [batch, K]

@@ -3,7 +3,6 @@ exit 1) instead of skipping, and its CPU-runnable parts (the export forms it tim
 judgement) work."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,18 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = [sys.executable, "-m", "benchmarks.gpu_check"]  # as users run it, from the repository root
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import gpu_check
+
+    return gpu_check
 
 
 def test_help_documents_the_run():
-    result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([*SCRIPT, "--help"], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 0
     for words in ("preload_dlls", "make_carry.sh", "on_device.sh", "/tmp/ortgpu", "/work/shared/gpu/README.md",
                   "FAILS LOUDLY", "<= 0.5x at", "gpu_check.json"):
@@ -33,8 +32,8 @@ def test_without_cuda_it_fails_loudly_in_one_line(tmp_path):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("CUDA is here: the loud failure needs a machine without it")
-    result = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([*SCRIPT, "--out", str(tmp_path)], capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"gpu_check: FAILED: torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is False)"]
@@ -54,8 +53,8 @@ def test_a_missing_cuda_provider_is_named(monkeypatch):
 
 
 def test_bad_options_are_one_line(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--batches", "0,64"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([*SCRIPT, "--batches", "0,64"], capture_output=True, text=True, timeout=60,
+                            cwd=REPO)
     assert result.returncode == 2 and result.stderr.strip() == (
         "gpu_check: --batches '0,64': give positive integers joined by commas")
 

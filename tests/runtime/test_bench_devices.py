@@ -48,7 +48,7 @@ def test_cuda_torch_rows_sit_beside_the_cpu_ones():
         torch_bench.TorchRunner("run", 1, autocast="fp16")
 
 
-def test_a_cuda_row_without_cuda_says_why(tiny_torch_pair):
+def test_a_cuda_row_without_cuda_says_why(tiny_torch_pair):  # noqa: F811 - the imported fixture
     import torch
 
     from edgegan.trainer.torch_bench import TorchRunner

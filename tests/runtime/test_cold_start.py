@@ -19,7 +19,6 @@ import pytest
 from edgegan.runtime import Generator
 from edgegan.runtime.providers import optimized_model, session_options
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def _modules_after(statement: str) -> set[str]:
@@ -56,17 +55,9 @@ def test_pre_optimized_model_gives_the_same_images_and_contract(fixture, request
     assert a.tobytes() == b.tobytes()
 
 
-def _cold_start_module():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import cold_start
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return cold_start
-
-
 def test_cold_start_children_read_cached_bytecode_except_the_no_cache_row(tmp_path, monkeypatch):
-    cold_start = _cold_start_module()
+    from benchmarks import cold_start
+
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     cached = cold_start.child_env("runtime", tmp_path)
     assert "PYTHONDONTWRITEBYTECODE" not in cached and cached["PYTHONPYCACHEPREFIX"] == str(tmp_path)
@@ -75,7 +66,8 @@ def test_cold_start_children_read_cached_bytecode_except_the_no_cache_row(tmp_pa
 
 
 def test_cold_start_pair_ratios_take_the_median_of_each_pair():
-    cold_start = _cold_start_module()
+    from benchmarks import cold_start
+
     runs = {"a": [{"wall_s": 1.0}, {"wall_s": 3.0}, {"wall_s": 2.0}],
             "b": [{"wall_s": 2.0}, {"wall_s": 2.0}, {"wall_s": 4.0}]}
     # pairs: 0.5, 1.5, 0.5 -> median 0.50, range 0.50-1.50 (the ratio of medians would be 1.00)
