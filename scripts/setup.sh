@@ -34,4 +34,7 @@ else
   echo "note: npm not found; the browser/node tests (tests/web) will skip, or fail under CI" >&2
 fi
 "$PYTHON" -m pip install -q "${EDGEGAN_TORCH:-torch==2.13.0}"
-"$PYTHON" -m pip install -q -e ".[all,test]"
+# Strict editable mode: the installed `edgegan` is a tree of links to this checkout's files (build/__editable__.*),
+# which type checkers and editors read; the default mode's import hook hides edgegan.runtime etc. from them.
+# A new module needs this line again (tests/test_packaging.py names any module the tree lacks).
+"$PYTHON" -m pip install -q -e ".[all,test]" --config-settings editable_mode=strict

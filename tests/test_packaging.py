@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # import name -> folder in the checkout (pyproject.toml [tool.setuptools.package-dir])
-ROOTS = {"edgegan": "edgegan", "edgegan.runtime": "runtime", "edgegan.export": "export", "edgegan.trainer": "trainer"}
+ROOTS = {"edgegan": "command", "edgegan.runtime": "runtime", "edgegan.export": "export", "edgegan.trainer": "trainer"}
 
 
 def _not_source(folder: str, names: list[str]) -> set[str]:
@@ -119,3 +119,37 @@ def test_every_edgegan_package_comes_from_this_checkout(where, tmp_path):
     for name, folder in ROOTS.items():
         got = Path(files[name]).resolve()  # a strict editable install links; the link's target is the real file
         assert got == (REPO / folder / "__init__.py").resolve(), f"{name} from {where}: {got}, not this checkout"
+
+
+def _editable_tree() -> Path:
+    """The folder the editable install's .pth file puts on sys.path (strict mode: a tree of links to the checkout)."""
+    import importlib.metadata
+
+    # every edgegan distribution on sys.path (the root's edgegan.egg-info, a build by-product, is one), then the
+    # installed one's .pth
+    pth = [Path(dist.locate_file(f)) for dist in importlib.metadata.distributions(name="edgegan")
+           for f in dist.files or () if f.name.startswith("__editable__") and f.suffix == ".pth"]
+    assert pth, "edgegan is not installed editable: run scripts/setup.sh"
+    lines = [line.strip() for line in pth[0].read_text().splitlines() if line.strip()]
+    hooks = [line for line in lines if line.startswith("import")]
+    assert not hooks, ("edgegan is installed through an import hook mypy and pyright cannot follow: reinstall with "
+                       "`pip install -e . --config-settings editable_mode=strict` (scripts/setup.sh)")
+    (tree,) = lines
+    return Path(tree)
+
+
+def test_editable_install_is_a_tree_type_checkers_read():
+    """A path on sys.path (no import hook) holding edgegan/ with every module of the checkout linked under its
+    import name: what mypy and pyright resolve `edgegan.*` through, to this checkout's files."""
+    tree = _editable_tree() / "edgegan"
+    missing = []
+    for name, folder in ROOTS.items():
+        sub = tree.joinpath(*name.split(".")[1:])
+        for source in (REPO / folder).rglob("*.py"):
+            rel = source.relative_to(REPO / folder)
+            if "__pycache__" in rel.parts:
+                continue
+            linked = sub / rel
+            if not linked.exists() or linked.resolve() != source.resolve():
+                missing.append(f"{name}: {rel}")
+    assert not missing, f"run scripts/setup.sh again (a strict editable install links the files it saw): {missing}"
