@@ -21,15 +21,15 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
     assert any(r.specificity == 0 for r in RECIPES)  # the fallback row
 
 
-@pytest.mark.parametrize("arch, conditional, dataset, name, lr, loss", [
-    ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, "hinge"),
-    ("dcgan", False, "fashion-mnist", "dcgan", 5e-4, "bce"), ("dcgan", True, "mnist", "dcgan", 5e-4, "bce"),
-    ("gan", False, "mnist", "gan-unconditional", 5e-4, "hinge"), ("gan", True, "mnist", "gan", 5e-4, "bce"),
+@pytest.mark.parametrize("arch, conditional, dataset, name, lr, ema_decay, loss", [
+    ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge"),
+    ("dcgan", False, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce"), ("dcgan", True, "mnist", "dcgan", 5e-4, 0.99, "bce"),
+    ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge"), ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce"),
 ])
-def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name, lr, loss):
+def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name, lr, ema_decay, loss):
     cfg = apply_recipe(TrainConfig(model=ModelConfig(arch=arch), dataset=dataset, conditional=conditional))
     assert cfg.recipe["name"] == recipe_for(arch, conditional, dataset).name == name
-    assert cfg.recipe["filled"] == {"lr": lr, "ema_decay": 0.99, "ema_start": 0, "loss": loss}
+    assert cfg.recipe["filled"] == {"lr": lr, "ema_decay": ema_decay, "ema_start": 0, "loss": loss}
 
 
 def test_explicit_values_win_and_a_complete_config_is_left_alone():
