@@ -30,7 +30,7 @@ def config_from_options(opts: dict[str, Any]) -> TrainConfig:
 def recipe_default(key: str) -> str:
     """What a recipe key defaults to, per architecture, read from trainer/recipes.py for the default dataset:
     "the recipe's: dcgan 0.0005, gan 0.0005" ("gan hinge (conditional: bce)" where conditioning changes it)."""
-    from edgegan.trainer.recipes import BASE, recipe_for
+    from edgegan.trainer.recipes import BASE, RECIPES, recipe_for
 
     def value(arch: str, conditional: bool) -> str:
         got = recipe_for(arch, conditional, _TRAIN.dataset).values.get(key, BASE[key])
@@ -40,6 +40,11 @@ def recipe_default(key: str) -> str:
     for arch in ARCHS:
         plain, conditional = value(arch, False), value(arch, True)
         parts.append(f"{arch} {plain}" + (f" (conditional: {conditional})" if conditional != plain else ""))
+    for row in RECIPES:  # rows of one dataset other than the default one: said too, or the help would hide them
+        if row.dataset not in (None, _TRAIN.dataset) and key in row.values:
+            kind = {True: "conditional ", False: "unconditional ", None: ""}[row.conditional]
+            got = row.values[key]
+            parts.append(f"{kind}{row.arch or 'any'} on {row.dataset} {format(got, 'g') if isinstance(got, float) else got}")
     return "the recipe's: " + ", ".join(parts)
 
 
@@ -52,8 +57,8 @@ def recipe_default(key: str) -> str:
 @click.option("--conditional", is_flag=True, default=_TRAIN.conditional,
               help="Class-conditional G and D (labels from the data).")
 @click.option("--mode-seeking", type=float, default=_TRAIN.mode_seeking,
-              help="Conditional only: weight of the mode-seeking term that keeps G from ignoring z within a class; "
-                   "default 1 for dcgan (label joined to z), 0 for gan (conditional BatchNorm).")
+              help="Weight of the mode-seeking term (Mao et al. 2019) that keeps G from ignoring z; default 1 for a "
+                   "conditional dcgan (label joined to z), 0 otherwise; a weight given applies to any model.")
 @click.option("--image-size", type=int, default=_MODEL.image_size, show_default=True,
               help="28 or a power of two >= 32.")
 @click.option("--channels", type=click.Choice(["1", "3"]), default=_TRAIN.channels,
