@@ -5,6 +5,7 @@ One browser per test module: `Browser()` starts `chromium --headless --no-sandbo
 127.0.0.1, `browser.open(url)` gives a `Page` whose `evaluate` runs JavaScript (awaiting promises) and returns the
 value as JSON. Chromium's own binary is found by `find_chromium` (Debian: /usr/bin/chromium).
 """
+
 from __future__ import annotations
 
 import base64
@@ -51,13 +52,15 @@ class Page:
                     raise PageError(f"{method}: {message['error']}")
                 return message["result"]
             if message.get("method") == "Runtime.consoleAPICalled":
-                self.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in
-                                             message["params"]["args"]))
+                self.console.append(
+                    " ".join(str(a.get("value", a.get("description", ""))) for a in message["params"]["args"])
+                )
 
     def evaluate(self, expression: str, timeout: float = 60.0) -> Any:
         """The JSON value of `expression` (a promise is awaited)."""
-        result = self.call("Runtime.evaluate", timeout=timeout, expression=expression, awaitPromise=True,
-                           returnByValue=True)
+        result = self.call(
+            "Runtime.evaluate", timeout=timeout, expression=expression, awaitPromise=True, returnByValue=True
+        )
         if "exceptionDetails" in result:
             details = result["exceptionDetails"]
             raise PageError(details.get("exception", {}).get("description") or details.get("text"))
@@ -86,8 +89,12 @@ class Page:
 
 # Software WebGPU (SwiftShader's Vulkan on the CPU): headless chromium then gives navigator.gpu an adapter, so the
 # page's WebGPU path runs on a machine without a GPU (slowly: it checks the path, not the speed).
-SOFTWARE_WEBGPU = ("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader",
-                   "--use-webgpu-adapter=swiftshader")
+SOFTWARE_WEBGPU = (
+    "--enable-unsafe-webgpu",
+    "--enable-features=Vulkan",
+    "--use-angle=swiftshader",
+    "--use-webgpu-adapter=swiftshader",
+)
 
 
 class Browser:
@@ -95,10 +102,22 @@ class Browser:
         self.timeout = timeout
         self.profile = tempfile.mkdtemp(prefix="edgegan-chromium-")
         self.proc = subprocess.Popen(
-            [binary, *extra_args, "--headless", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
-             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
-             "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                binary,
+                *extra_args,
+                "--headless",
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         end = time.monotonic() + timeout
         lines: list[str] = []
         while time.monotonic() < end:

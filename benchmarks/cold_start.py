@@ -22,6 +22,7 @@ package provides export_checkpoint, else with torch.onnx.export plus the contrac
 
 Usage: python -m benchmarks.cold_start [--repeat 7] [--json F] [--markdown F] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -107,8 +108,9 @@ def build_models(folder: Path) -> dict[str, Path]:
     from edgegan.trainer.models import build_generator
 
     torch.manual_seed(0)
-    cfg = TrainConfig(model=ModelConfig(arch="dcgan", nz=NZ, image_size=SIZE, channels=1, width=WIDTH),
-                      dataset="fashion-mnist")
+    cfg = TrainConfig(
+        model=ModelConfig(arch="dcgan", nz=NZ, image_size=SIZE, channels=1, width=WIDTH), dataset="fashion-mnist"
+    )
     G = build_generator(cfg.model)
     G.train()
     with torch.no_grad():
@@ -137,8 +139,21 @@ def _export_with_pipeline(G, cfg, folder: Path) -> str | None:
     from edgegan.trainer.checkpoint import save_checkpoint
 
     ckpt = folder / "last.pt"
-    save_checkpoint({"config": cfg.to_dict(), "class_names": [], "G": G.state_dict(), "D": {}, "G_ema": None,
-                     "opt_G": {}, "opt_D": {}, "step": 0, "epoch": 0, "rng": {}}, ckpt)
+    save_checkpoint(
+        {
+            "config": cfg.to_dict(),
+            "class_names": [],
+            "G": G.state_dict(),
+            "D": {},
+            "G_ema": None,
+            "opt_G": {},
+            "opt_D": {},
+            "step": 0,
+            "epoch": 0,
+            "rng": {},
+        },
+        ckpt,
+    )
     export_checkpoint(ckpt, folder)
     return "edgegan.export.pipeline.export_checkpoint"
 
@@ -153,8 +168,16 @@ def _export_with_parts(G, onnx_path: Path) -> str | None:
         return None
     from edgegan.runtime.contract import GeneratorContract
 
-    contract = GeneratorContract(arch="dcgan", nz=NZ, num_classes=0, channels=1, height=SIZE, width=SIZE,
-                                 dataset="fashion-mnist", train={"step": 0})
+    contract = GeneratorContract(
+        arch="dcgan",
+        nz=NZ,
+        num_classes=0,
+        channels=1,
+        height=SIZE,
+        width=SIZE,
+        dataset="fashion-mnist",
+        train={"step": 0},
+    )
     model, _ = export_generator(G, contract)
     how = "edgegan.export.onnx.export_generator"
     try:
@@ -174,11 +197,27 @@ def _export_plain(G, onnx_path: Path) -> str:
 
     from edgegan.runtime.contract import GeneratorContract
 
-    torch.onnx.export(G, (torch.zeros(1, NZ),), str(onnx_path), input_names=["z"], output_names=["image"],
-                      dynamic_axes={"z": {0: "batch"}, "image": {0: "batch"}}, opset_version=18, dynamo=False)
+    torch.onnx.export(
+        G,
+        (torch.zeros(1, NZ),),
+        str(onnx_path),
+        input_names=["z"],
+        output_names=["image"],
+        dynamic_axes={"z": {0: "batch"}, "image": {0: "batch"}},
+        opset_version=18,
+        dynamo=False,
+    )
     model = onnx.load(str(onnx_path))
-    contract = GeneratorContract(arch="dcgan", nz=NZ, num_classes=0, channels=1, height=SIZE, width=SIZE,
-                                 dataset="fashion-mnist", train={"step": 0})
+    contract = GeneratorContract(
+        arch="dcgan",
+        nz=NZ,
+        num_classes=0,
+        channels=1,
+        height=SIZE,
+        width=SIZE,
+        dataset="fashion-mnist",
+        train={"step": 0},
+    )
     for key, value in contract.to_metadata().items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -203,9 +242,11 @@ def build_models_in_child(folder: Path) -> dict[str, Path]:
     (A child's ru_maxrss starts from the RSS of the process that forked it; a parent holding torch would make
     every child look like 300+ MiB.)
     """
-    code = ("import json, sys; from pathlib import Path; "
-            "from benchmarks.cold_start import build_models; "  # `python -c` in REPO: the root is on sys.path
-            "print(json.dumps({k: str(v) for k, v in build_models(Path(sys.argv[1])).items()}))")
+    code = (
+        "import json, sys; from pathlib import Path; "
+        "from benchmarks.cold_start import build_models; "  # `python -c` in REPO: the root is on sys.path
+        "print(json.dumps({k: str(v) for k, v in build_models(Path(sys.argv[1])).items()}))"
+    )
     proc = subprocess.run([sys.executable, "-c", code, str(folder)], cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"building the models failed:\n{proc.stderr}")
@@ -214,8 +255,12 @@ def build_models_in_child(folder: Path) -> dict[str, Path]:
 
 
 # Rows that run Generator + save_png with onnxruntime's full optimization: their PNG bytes must equal "runtime"'s.
-SAME_IMAGE = ("runtime, threads=1", "runtime, ORT default options", "runtime, pre-optimized model",
-              "runtime, no bytecode cache")
+SAME_IMAGE = (
+    "runtime, threads=1",
+    "runtime, ORT default options",
+    "runtime, pre-optimized model",
+    "runtime, no bytecode cache",
+)
 NO_BYTECODE = "runtime, no bytecode cache"
 
 
@@ -230,14 +275,18 @@ def scripts(models: dict[str, Path], folder: Path) -> dict[str, str]:
         "runtime": runtime(onnx_model, "", "runtime"),
         "runtime, threads=1": runtime(onnx_model, ", threads=1", "runtime, threads=1"),
         "runtime, ORT default options": runtime(
-            onnx_model, ", session_options=__import__('onnxruntime').SessionOptions()", "runtime, ORT default options"),
+            onnx_model, ", session_options=__import__('onnxruntime').SessionOptions()", "runtime, ORT default options"
+        ),
         "runtime, pre-optimized model": runtime(
-            preopt, ", session_options=session_options(spinning=False, graph_optimization='disable')",
-            "runtime, pre-optimized model"),
+            preopt,
+            ", session_options=session_options(spinning=False, graph_optimization='disable')",
+            "runtime, pre-optimized model",
+        ),
         "runtime, .ort file": runtime(ort_model, "", "runtime, .ort file"),
         NO_BYTECODE: runtime(onnx_model, "", NO_BYTECODE),
-        "torch": TORCH.format(weights=str(models["weights"]), nz=NZ, size=SIZE, width=WIDTH,
-                              png=png_path(folder, "torch")),
+        "torch": TORCH.format(
+            weights=str(models["weights"]), nz=NZ, size=SIZE, width=WIDTH, png=png_path(folder, "torch")
+        ),
         "edgegan sample -n 1": CLI.format(model=onnx_model, png=png_path(folder, "edgegan sample -n 1")),
         "bare onnxruntime": ORT.format(model=onnx_model, nz=NZ, png=png_path(folder, "bare onnxruntime")),
         "python only (floor)": PYTHON,
@@ -264,8 +313,9 @@ def run_child(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
     """One fresh interpreter: wall seconds from spawn to exit, its own peak RSS (MiB) and phase times."""
     env = env or dict(os.environ)
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)  # this child's rusage alone (RUSAGE_CHILDREN would take the max)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -275,8 +325,12 @@ def run_child(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
     if proc.returncode != 0:
         raise RuntimeError(f"child failed ({proc.returncode}):\n{err}")
     phases = json.loads(out.strip().splitlines()[-1])
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024,
-            **phases}  # ru_maxrss is KiB on Linux; CPU time is steadier than wall time on a shared machine
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_mib": usage.ru_maxrss / 1024,
+        **phases,
+    }  # ru_maxrss is KiB on Linux; CPU time is steadier than wall time on a shared machine
 
 
 def machine() -> str:
@@ -286,8 +340,11 @@ def machine() -> str:
     code = "import numpy, onnxruntime, PIL; print(numpy.__version__, onnxruntime.__version__, PIL.__version__)"
     versions = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
     cpu = cpu_summary()
-    return (f"{cpu}; python {sys.version.split()[0]}, "
-            f"numpy {versions[0]}, onnxruntime {versions[1]}, Pillow {versions[2]}" if len(versions) == 3 else cpu)
+    return (
+        f"{cpu}; python {sys.version.split()[0]}, numpy {versions[0]}, onnxruntime {versions[1]}, Pillow {versions[2]}"
+        if len(versions) == 3
+        else cpu
+    )
 
 
 def pair_ratios(runs: dict[str, list[dict[str, float]]], name: str, base: str, key: str) -> str:
@@ -340,24 +397,38 @@ def main(argv: list[str] | None = None) -> dict:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in table.items():
-        lines.append(f"| {name} | {row['wall_s']:.3f} | {row['cpu_s']:.3f} | {row['peak_mib']:.1f} | {row['import']:.3f} | "
-                     f"{row['load']:.3f} | {row['run']:.3f} | {row['png']:.3f} |")
+        lines.append(
+            f"| {name} | {row['wall_s']:.3f} | {row['cpu_s']:.3f} | {row['peak_mib']:.1f} | {row['import']:.3f} | "
+            f"{row['load']:.3f} | {row['run']:.3f} | {row['png']:.3f} |"
+        )
     if "bare onnxruntime" in runs:
         lines.append("")
         for name in (n for n in runs if n.startswith("runtime")):
             ratios = {k: pair_ratios(runs, name, "bare onnxruntime", k) for k in ("wall_s", "cpu_s", "peak_mib")}
-            lines.append(f"{name} / bare onnxruntime: wall {ratios['wall_s']}, CPU {ratios['cpu_s']}, "
-                         f"peak memory {ratios['peak_mib']}")
+            lines.append(
+                f"{name} / bare onnxruntime: wall {ratios['wall_s']}, CPU {ratios['cpu_s']}, "
+                f"peak memory {ratios['peak_mib']}"
+            )
     if identical:
-        lines += ["", "Same PNG bytes as 'runtime': " + ", ".join(f"{n}: {'yes' if same else 'NO'}"
-                                                                 for n, same in identical.items())]
+        lines += [
+            "",
+            "Same PNG bytes as 'runtime': "
+            + ", ".join(f"{n}: {'yes' if same else 'NO'}" for n, same in identical.items()),
+        ]
     text = "\n".join(lines)
     print(text)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text + "\n")
-    result = {"median": table, "runs": runs, "repeat": args.repeat, "exported_by": models["exported_by"],
-              "same_png": identical, "machine": machine(), "load_average": [load_before, load_after]}
+    result = {
+        "median": table,
+        "runs": runs,
+        "repeat": args.repeat,
+        "exported_by": models["exported_by"],
+        "same_png": identical,
+        "machine": machine(),
+        "load_average": [load_before, load_after],
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

@@ -3,6 +3,7 @@
 torchvision.datasets.FashionMNIST (or MNIST) + Compose([ToTensor(), Normalize((0.5,), (0.5,))]): a map-style dataset
 decoding one PIL image per sample, exactly the per-sample work a pytorch/examples user's DataLoader does.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -33,6 +33,7 @@ On the GPU machine (no internet; /work/shared/gpu/README.md), from the project r
            python -m benchmarks.gpu_check --out $OUT
 The script calls onnxruntime.preload_dlls() itself before its first CUDA session.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,10 @@ def check_cuda() -> dict:
         preload()  # CUDA/cuDNN from torch's nvidia packages, before the first CUDA session
     available = ort.get_available_providers()
     if "CUDAExecutionProvider" not in available:
-        raise CheckFailed(f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (available: "
-                          f"{', '.join(available)}): install onnxruntime-gpu (see --help for the carry)")
+        raise CheckFailed(
+            f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (available: "
+            f"{', '.join(available)}): install onnxruntime-gpu (see --help for the carry)"
+        )
     from edgegan.runtime.onnx_bytes import matmul_model
     from edgegan.runtime.providers import provider_chain
 
@@ -88,8 +91,14 @@ def check_cuda() -> dict:
         raise CheckFailed(f"onnxruntime's CUDA provider does not start: {str(exc).splitlines()[0]}") from exc
     if session.get_providers()[0] != "CUDAExecutionProvider":
         raise CheckFailed(f"onnxruntime fell back to {session.get_providers()[0]}: its CUDA libraries did not load")
-    return {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "onnxruntime": ort.__version__, "python": platform.python_version(), "cpu": platform.processor()}
+    return {
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "onnxruntime": ort.__version__,
+        "python": platform.python_version(),
+        "cpu": platform.processor(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- model
@@ -102,8 +111,7 @@ def _training_data(root: Path) -> tuple[str, str]:
 
     rng = np.random.default_rng(0)
     path = root / "random.npz"
-    np.savez(path, images=rng.integers(0, 256, (4096, 28, 28, 1), dtype=np.uint8),
-             labels=np.arange(4096) % 10)
+    np.savez(path, images=rng.integers(0, 256, (4096, 28, 28, 1), dtype=np.uint8), labels=np.arange(4096) % 10)
     return "npz", str(path)
 
 
@@ -115,8 +123,15 @@ def train_briefly(root: Path, steps: int, notes: list[str]) -> Path:
     from edgegan.trainer.train import train
 
     dataset, data_dir = _training_data(root)
-    cfg = TrainConfig(model=ModelConfig(arch="dcgan", nz=100, image_size=28, width=64), dataset=dataset,
-                      data_dir=data_dir, batch_size=TRAIN_BATCH, max_steps=steps, log_every=50, device="cuda")
+    cfg = TrainConfig(
+        model=ModelConfig(arch="dcgan", nz=100, image_size=28, width=64),
+        dataset=dataset,
+        data_dir=data_dir,
+        batch_size=TRAIN_BATCH,
+        max_steps=steps,
+        log_every=50,
+        device="cuda",
+    )
     try:
         train(cfg, root / "run", progress=False)
         return root / "run"
@@ -147,8 +162,13 @@ def export_forms(source: Path, root: Path) -> dict[str, Path]:
     set_contract_metadata(fp16, replace(contract, precision="fp16"))
     extra = root / "generator.cuda.fp16.onnx"  # outside the export: not a shipped, verified file
     onnx.save(fp16, str(extra))
-    return {"folder": out, "phase fp32": out / "generator.onnx", "cuda fp32": out / "generator.cuda.onnx",
-            "phase fp16": out / "generator.fp16.onnx", "cuda fp16": extra}
+    return {
+        "folder": out,
+        "phase fp32": out / "generator.onnx",
+        "cuda fp32": out / "generator.cuda.onnx",
+        "phase fp16": out / "generator.fp16.onnx",
+        "cuda fp16": extra,
+    }
 
 
 # --------------------------------------------------------------------------------------------------- timing
@@ -160,7 +180,7 @@ def interleaved(calls: dict[str, Callable[[], object]], rounds: int, min_s: floa
     times: dict[str, list[float]] = {name: [] for name in calls}
     for r in range(rounds):
         names = list(calls)
-        names = names[r % len(names):] + names[:r % len(names)]  # who goes first rotates
+        names = names[r % len(names) :] + names[: r % len(names)]  # who goes first rotates
         for name in names:
             start = time.perf_counter()
             while True:
@@ -196,19 +216,25 @@ def inference_rows(forms: dict[str, Path], source: Path, batches: list[int], rou
 
     made = {
         "Generator fp32 (default: cuda form)": lambda: Generator(forms["folder"], provider="cuda", batch_size=top),
-        "Generator fp32 cuda form + CUDA graph": lambda: Generator(forms["cuda fp32"], provider="cuda",
-                                                                   batch_size=top, cuda=graph),
+        "Generator fp32 cuda form + CUDA graph": lambda: Generator(
+            forms["cuda fp32"], provider="cuda", batch_size=top, cuda=graph
+        ),
         "Generator fp16 cuda form": lambda: Generator(forms["cuda fp16"], provider="cuda", batch_size=top),
-        "Generator fp16 cuda form + CUDA graph": lambda: Generator(forms["cuda fp16"], provider="cuda",
-                                                                   batch_size=top, cuda=graph),
-        "Generator fp32 phase form (generator.onnx)": lambda: Generator(forms["phase fp32"], provider="cuda",
-                                                                        batch_size=top),
-        "Generator fp16 phase form (generator.fp16.onnx)": lambda: Generator(forms["phase fp16"], provider="cuda",
-                                                                             batch_size=top),
+        "Generator fp16 cuda form + CUDA graph": lambda: Generator(
+            forms["cuda fp16"], provider="cuda", batch_size=top, cuda=graph
+        ),
+        "Generator fp32 phase form (generator.onnx)": lambda: Generator(
+            forms["phase fp32"], provider="cuda", batch_size=top
+        ),
+        "Generator fp16 phase form (generator.fp16.onnx)": lambda: Generator(
+            forms["phase fp16"], provider="cuda", batch_size=top
+        ),
         "Generator fp32 cuda form, device output (DLPack)": lambda: Generator(
-            forms["cuda fp32"], provider="cuda", batch_size=top, output="dlpack"),
+            forms["cuda fp32"], provider="cuda", batch_size=top, output="dlpack"
+        ),
         "Generator fp16 cuda form, device output (DLPack)": lambda: Generator(
-            forms["cuda fp16"], provider="cuda", batch_size=top, output="dlpack"),
+            forms["cuda fp16"], provider="cuda", batch_size=top, output="dlpack"
+        ),
     }
     gens = {name: g for name, make in made.items() if (g := attempt(name, make, load_errors)) is not None}
     rows = []
@@ -222,13 +248,17 @@ def inference_rows(forms: dict[str, Path], source: Path, batches: list[int], rou
             with torch.inference_mode(), cast:
                 return G(torch.from_numpy(z).to("cuda"), y).float().cpu().numpy()  # .cpu() waits: synchronised
 
-        calls: dict[str, Callable[[], object]] = {"torch eager fp32": torch_call,
-                                                  "torch autocast fp16": lambda: torch_call(torch.float16)}
+        calls: dict[str, Callable[[], object]] = {
+            "torch eager fp32": torch_call,
+            "torch autocast fp16": lambda: torch_call(torch.float16),
+        }
         default = gens.get("Generator fp32 (default: cuda form)")
         if default is not None:
-            calls["Generator fp32 (default: cuda form), generate_float"] = lambda g=default: g.generate_float(z, labels)
+            calls["Generator fp32 (default: cuda form), generate_float"] = lambda g=default, z=z, labels=labels: (
+                g.generate_float(z, labels)
+            )
         # onnxruntime's Run returns when its stream has finished, so a device output is complete on return too
-        calls.update({name: (lambda g=g: g.generate(z, labels)) for name, g in gens.items()})
+        calls.update({name: (lambda g=g, z=z, labels=labels: g.generate(z, labels)) for name, g in gens.items()})
         errors = dict(load_errors)
         for name in list(calls):  # one first call each: a configuration that fails here is recorded, not timed
             if attempt(name, calls[name], errors) is None and name in errors:
@@ -236,12 +266,24 @@ def inference_rows(forms: dict[str, Path], source: Path, batches: list[int], rou
         figures = interleaved(calls, rounds, min_s, warmup=3)
         base = figures["torch eager fp32"]["p50_ms"]
         for name, f in figures.items():
-            rows.append({"batch": batch, "engine": name, **f, "ratio": f["p50_ms"] / base, "error": None,
-                         "output": "device uint8" if "device output" in name else
-                         "float32 host" if name.startswith("torch") or name.endswith("generate_float") else
-                         "uint8 host"})
-        rows += [{"batch": batch, "engine": name, "p50_ms": None, "ratio": None, "output": None, "error": error}
-                 for name, error in errors.items()]
+            rows.append(
+                {
+                    "batch": batch,
+                    "engine": name,
+                    **f,
+                    "ratio": f["p50_ms"] / base,
+                    "error": None,
+                    "output": "device uint8"
+                    if "device output" in name
+                    else "float32 host"
+                    if name.startswith("torch") or name.endswith("generate_float")
+                    else "uint8 host",
+                }
+            )
+        rows += [
+            {"batch": batch, "engine": name, "p50_ms": None, "ratio": None, "output": None, "error": error}
+            for name, error in errors.items()
+        ]
     return rows
 
 
@@ -250,18 +292,23 @@ def training_rows(data_source: tuple[str, str], steps: int, rounds: int) -> list
     import torch
     from torch import nn
 
+    from benchmarks.train_throughput import ExamplesDiscriminator, ExamplesGenerator, examples_weights_init
     from edgegan.runtime.evaluation.datasets import load_images
     from edgegan.trainer.config import ModelConfig, TrainConfig
     from edgegan.trainer.cuda_step import GraphedGANStep, deterministic
     from edgegan.trainer.data import BatchSource
     from edgegan.trainer.step import GANStep, StepStats
-    from benchmarks.train_throughput import ExamplesDiscriminator, ExamplesGenerator, examples_weights_init
 
     device = torch.device("cuda")
     dataset, data_dir = data_source
     data = load_images(dataset, "train", data_dir=data_dir, image_size=28, progress=False)
-    base = TrainConfig(model=ModelConfig(arch="dcgan", nz=100, image_size=28, width=64, channels=1),
-                       dataset=dataset, batch_size=TRAIN_BATCH, seed=0, device="cuda")
+    base = TrainConfig(
+        model=ModelConfig(arch="dcgan", nz=100, image_size=28, width=64, channels=1),
+        dataset=dataset,
+        batch_size=TRAIN_BATCH,
+        seed=0,
+        device="cuda",
+    )
 
     class Plain:
         """pytorch/examples' loop body on images already on the GPU (a random batch sliced per step), eager fp32,
@@ -273,7 +320,7 @@ def training_rows(data_source: tuple[str, str], steps: int, rounds: int) -> list
             self.D = ExamplesDiscriminator().to(device).apply(examples_weights_init)
             self.oG = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
             self.oD = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-            self.x = (torch.from_numpy(data.images[:8192]).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1)
+            self.x = torch.from_numpy(data.images[:8192]).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
             self.loss = nn.BCELoss()
 
         def run(self, n: int) -> None:
@@ -338,10 +385,18 @@ def training_rows(data_source: tuple[str, str], steps: int, rounds: int) -> list
     figures = measure(loops)
     deterministic()  # process-wide, so last: its cost against the same graph step measured above
     figures["edgegan CUDA-graph step (amp auto), --deterministic"] = measure(
-        {"det": Edge(GraphedGANStep, fitted(base))})["det"]
+        {"det": Edge(GraphedGANStep, fitted(base))}
+    )["det"]
     plain = figures["plain loop (eager fp32, data on the GPU)"]
-    return [{"engine": name, "images_per_s": v, "vs_plain": v / plain,
-             "amp": "bf16/off per device" if "auto" in name else "off"} for name, v in figures.items()]
+    return [
+        {
+            "engine": name,
+            "images_per_s": v,
+            "vs_plain": v / plain,
+            "amp": "bf16/off per device" if "auto" in name else "off",
+        }
+        for name, v in figures.items()
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -359,19 +414,37 @@ def judge(rows: list[dict], train: list[dict], batches: list[int]) -> list[dict]
     out = []
     for batch, limit in TARGETS.items():
         if batch in batches:
-            out.append(_target(f"Generator numpy in/out / torch eager fp32, batch {batch}", f"<= {limit}",
-                               ratio("Generator fp32 (default: cuda form)", batch), lambda v, lim=limit: v <= lim))
+            out.append(
+                _target(
+                    f"Generator numpy in/out / torch eager fp32, batch {batch}",
+                    f"<= {limit}",
+                    ratio("Generator fp32 (default: cuda form)", batch),
+                    lambda v, lim=limit: v <= lim,
+                )
+            )
     batch, limit = DEVICE_OUTPUT_TARGET
     if batch in batches:
-        out.append(_target(f"device output / torch eager fp32, batch {batch}", f"<= {limit}",
-                           ratio("Generator fp32 cuda form, device output (DLPack)", batch), lambda v: v <= limit))
+        out.append(
+            _target(
+                f"device output / torch eager fp32, batch {batch}",
+                f"<= {limit}",
+                ratio("Generator fp32 cuda form, device output (DLPack)", batch),
+                lambda v: v <= limit,
+            )
+        )
     for batch in [b for b in batches if b >= 64]:
         fp16, fp32 = ratio("Generator fp16 cuda form", batch), ratio("Generator fp32 (default: cuda form)", batch)
         value = fp16 / fp32 if fp16 is not None and fp32 is not None else None
         out.append(_target(f"fp16 / fp32 latency (cuda form), batch {batch}", "< 1", value, lambda v: v < 1))
     step = next((r for r in train if r["engine"] == "edgegan CUDA-graph step (amp auto)"), {})
-    out.append(_target(f"CUDA training / plain loop, batch {TRAIN_BATCH}", f">= {TRAIN_TARGET}",
-                       step.get("vs_plain"), lambda v: v >= TRAIN_TARGET))
+    out.append(
+        _target(
+            f"CUDA training / plain loop, batch {TRAIN_BATCH}",
+            f">= {TRAIN_TARGET}",
+            step.get("vs_plain"),
+            lambda v: v >= TRAIN_TARGET,
+        )
+    )
     return out
 
 
@@ -381,19 +454,30 @@ def _num(value: float | None, digits: int) -> str:
 
 def markdown(result: dict) -> str:
     m = result["machine"]
-    lines = [f"# GPU check ({m['gpu']}, torch {m['torch']} CUDA {m['cuda']}, onnxruntime {m['onnxruntime']})", "",
-             f"{result['created']}; model: {result['model']}; medians of synchronised calls, interleaved.",
-             *[f"Note: {n}" for n in result.get("notes", [])], "",
-             "| target | limit | measured | met |", "| --- | --- | ---: | --- |"]
-    lines += [f"| {t['target']} | {t['limit']} | {_num(t['value'], 2)} | {'yes' if t['met'] else 'NO'} |"
-              for t in result["targets"]]
-    lines += ["", "| batch | engine | output | p50 ms | / torch eager fp32 |",
-              "| ---: | --- | --- | ---: | ---: |"]
+    lines = [
+        f"# GPU check ({m['gpu']}, torch {m['torch']} CUDA {m['cuda']}, onnxruntime {m['onnxruntime']})",
+        "",
+        f"{result['created']}; model: {result['model']}; medians of synchronised calls, interleaved.",
+        *[f"Note: {n}" for n in result.get("notes", [])],
+        "",
+        "| target | limit | measured | met |",
+        "| --- | --- | ---: | --- |",
+    ]
+    lines += [
+        f"| {t['target']} | {t['limit']} | {_num(t['value'], 2)} | {'yes' if t['met'] else 'NO'} |"
+        for t in result["targets"]
+    ]
+    lines += ["", "| batch | engine | output | p50 ms | / torch eager fp32 |", "| ---: | --- | --- | ---: | ---: |"]
     for r in result["inference"]:
         ratio = _num(r["ratio"], 2) if r["error"] is None else "failed: " + r["error"]
         lines.append(f"| {r['batch']} | {r['engine']} | {r['output'] or '-'} | {_num(r['p50_ms'], 3)} | {ratio} |")
-    lines += ["", f"Training, batch {TRAIN_BATCH}:", "", "| engine | images/s | / plain loop |",
-              "| --- | ---: | ---: |"]
+    lines += [
+        "",
+        f"Training, batch {TRAIN_BATCH}:",
+        "",
+        "| engine | images/s | / plain loop |",
+        "| --- | ---: | ---: |",
+    ]
     for r in result["training"]:
         ratio = _num(r["vs_plain"], 2) if not r.get("error") else "failed: " + r["error"]
         lines.append(f"| {r['engine']} | {_num(r['images_per_s'], 0)} | {ratio} |")
@@ -401,17 +485,25 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, default=None, help="a trained run folder or checkpoint (default: train "
-                        "one briefly here)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--run", type=Path, default=None, help="a trained run folder or checkpoint (default: train one briefly here)"
+    )
     parser.add_argument("--train-steps", type=int, default=300, help="steps of the brief training (default 300)")
     parser.add_argument("--batches", default="1,64,1024", help="batch sizes timed (default 1,64,1024)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--min-seconds", type=float, default=0.1, help="least time per engine per round")
     parser.add_argument("--train-timing-steps", type=int, default=50, help="training steps per round (default 50)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "gpu_check",
-                        help="folder for gpu_check.json and gpu_check.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "benchmarks" / "results" / "gpu_check",
+        help="folder for gpu_check.json and gpu_check.md",
+    )
     args = parser.parse_args(argv)
     try:
         batches = [int(b) for b in args.batches.split(",")]
@@ -435,14 +527,26 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 training = training_rows(_training_data(root), args.train_timing_steps, args.rounds)
             except Exception as exc:  # noqa: BLE001 - keep the inference figures of this run; say why
-                training = [{"engine": "training", "images_per_s": None, "vs_plain": None,
-                             "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]}]
+                training = [
+                    {
+                        "engine": "training",
+                        "images_per_s": None,
+                        "vs_plain": None,
+                        "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300],
+                    }
+                ]
     except CheckFailed as exc:
         print(f"gpu_check: FAILED: {exc}", file=sys.stderr)
         return 1
-    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "machine": machine,
-              "model": str(args.run) if args.run else f"DCGAN 28x28 width 64 trained {args.train_steps} steps here",
-              "seconds": time.perf_counter() - started, "notes": notes, "inference": inference, "training": training}
+    result = {
+        "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "machine": machine,
+        "model": str(args.run) if args.run else f"DCGAN 28x28 width 64 trained {args.train_steps} steps here",
+        "seconds": time.perf_counter() - started,
+        "notes": notes,
+        "inference": inference,
+        "training": training,
+    }
     result["targets"] = judge(inference, training, batches)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(result, indent=2) + "\n")

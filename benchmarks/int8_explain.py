@@ -14,6 +14,7 @@ figures (edgegan.export.pixel_levels on 256 images, as the export's pixel_levels
 
 Usage: python -m benchmarks.int8_explain RUN|CKPT [--markdown F]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,6 @@ import dataclasses
 import sys
 import tempfile
 from pathlib import Path
-
 
 # label -> (build_int8 options, the first layer's z bound: edgegan.export.int8.LATENT_BOUND, 0 = calibration's max)
 OPTIONS = {
@@ -37,8 +37,8 @@ OPTIONS = {
 def explain(source: Path, options: dict[str, tuple[dict, float | None]]) -> str:
     from edgegan.export import int8_quantize as int8
     from edgegan.export.check_records import TOLERANCES
-    from edgegan.export.int8_quantize import build_int8
     from edgegan.export.int8_explain import format_layer_errors, layer_errors
+    from edgegan.export.int8_quantize import build_int8
     from edgegan.export.verify import verify_variant
     from tests.trained_fixtures import export_core
 
@@ -57,18 +57,29 @@ def explain(source: Path, options: dict[str, tuple[dict, float | None]]) -> str:
             finally:
                 int8.LATENT_BOUND = shipped
             if label == "default":
-                out += ["Per layer, default build (error in int8 steps of each tensor, 256 latents):", "",
-                        format_layer_errors(layer_errors(core, path, contract)), ""]
+                out += [
+                    "Per layer, default build (error in int8 steps of each tensor, 256 latents):",
+                    "",
+                    format_layer_errors(layer_errors(core, path, contract)),
+                    "",
+                ]
             result = verify_variant(path, contract, reference, tolerance=TOLERANCES["int8"], batches=(17,))
             levels = next(r for r in result.records if r.name == "pixel_levels")
             f = {k: v["value"] for k, v in levels.figures.items()}
-            rows.append(f"| {label} | {f['p999']:.0f} | {100 * f['share_over_k']:.3f}% | {f['worst_image_mean']:.2f} | "
-                        f"{f['max']:.0f} | {f['mean']:.3f} | {levels.max_err:.3f} | {path.stat().st_size / 1e6:.2f} |")
+            rows.append(
+                f"| {label} | {f['p999']:.0f} | {100 * f['share_over_k']:.3f}% | {f['worst_image_mean']:.2f} | "
+                f"{f['max']:.0f} | {f['mean']:.3f} | {levels.max_err:.3f} | {path.stat().st_size / 1e6:.2f} |"
+            )
             print(rows[-1], flush=True)
         k = TOLERANCES["int8"].levels.k
-        out += ["Image-level figures per build option (256 images vs PyTorch):", "",
-                f"| build | p99.9 lvl | share > {k} lvl | worst image mean | max lvl | mean lvl | float max err | MB |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|", *rows, ""]
+        out += [
+            "Image-level figures per build option (256 images vs PyTorch):",
+            "",
+            f"| build | p99.9 lvl | share > {k} lvl | worst image mean | max lvl | mean lvl | float max err | MB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+        ]
     return "\n".join(out)
 
 

@@ -12,6 +12,7 @@
 
 Usage: python -m benchmarks.run_suite [--duration S | --iters N] [--no-compile] [--only dcgan28,...] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,17 +42,30 @@ def build_family(name: str, work: Path) -> dict:
 
     arch, size = FAMILIES[name]
     torch.manual_seed(0)
-    cfg = TrainConfig(model=ModelConfig(arch=arch, nz=100, image_size=size, channels=1, width=64),
-                      dataset="fashion-mnist")
+    cfg = TrainConfig(
+        model=ModelConfig(arch=arch, nz=100, image_size=size, channels=1, width=64), dataset="fashion-mnist"
+    )
     G, D = build_generator(cfg.model), build_discriminator(cfg.model)
     G.train()
     with torch.no_grad():
         for _ in range(3):
             G(torch.randn(64, cfg.model.nz))  # BatchNorm running stats away from 0/1
     run = work / "runs" / name
-    save_checkpoint({"config": cfg.to_dict(), "class_names": [], "G": G.state_dict(), "D": D.state_dict(),
-                     "G_ema": None, "opt_G": {}, "opt_D": {}, "step": 0, "epoch": 0, "rng": {}},
-                    run / "checkpoints" / "last.pt")
+    save_checkpoint(
+        {
+            "config": cfg.to_dict(),
+            "class_names": [],
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "G_ema": None,
+            "opt_G": {},
+            "opt_D": {},
+            "step": 0,
+            "epoch": 0,
+            "rng": {},
+        },
+        run / "checkpoints" / "last.pt",
+    )
     models, failed = {}, {}
     out = work / "models" / name
     try:
@@ -81,12 +95,15 @@ def build_family(name: str, work: Path) -> dict:
 
 def build_all(names: list[str], work: Path) -> dict:
     """build_family for each name in a child process (this process stays torch-free until the baseline loads)."""
-    code = ("import json, sys; "
-            "from benchmarks.run_suite import build_family; "  # `python -c` in REPO: the root is on sys.path
-            "from pathlib import Path; "
-            "print(json.dumps({n: build_family(n, Path(sys.argv[1])) for n in sys.argv[2].split(',')}))")
-    proc = subprocess.run([sys.executable, "-c", code, str(work), ",".join(names)], cwd=REPO,
-                          capture_output=True, text=True)
+    code = (
+        "import json, sys; "
+        "from benchmarks.run_suite import build_family; "  # `python -c` in REPO: the root is on sys.path
+        "from pathlib import Path; "
+        "print(json.dumps({n: build_family(n, Path(sys.argv[1])) for n in sys.argv[2].split(',')}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(work), ",".join(names)], cwd=REPO, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise SystemExit(f"building the models failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -109,7 +126,9 @@ def plot_suite(results: dict, path: Path) -> Path:
         for row in results[name]["standard"]["rows"]:
             if row.get("p50_ms") is None:
                 continue
-            variant = row["engine"] if row["engine"].startswith("torch") else results[name]["variant_of"].get(row["model"])
+            variant = (
+                row["engine"] if row["engine"].startswith("torch") else results[name]["variant_of"].get(row["model"])
+            )
             lines.setdefault(f"{variant} {row['threads']}t", []).append(row)
         colors = matplotlib.colormaps["tab20"].colors
         for i, (label, rows) in enumerate(sorted(lines.items())):
@@ -117,7 +136,9 @@ def plot_suite(results: dict, path: Path) -> Path:
             style = "--" if rows[0]["engine"].startswith("torch") else "-"
             batches = [r["batch"] for r in rows]
             ax_lat.plot(batches, [r["p50_ms"] for r in rows], style, marker="o", label=label, color=colors[i % 20])
-            ax_thr.plot(batches, [r["images_per_s"] for r in rows], style, marker="o", label=label, color=colors[i % 20])
+            ax_thr.plot(
+                batches, [r["images_per_s"] for r in rows], style, marker="o", label=label, color=colors[i % 20]
+            )
         for ax, ylabel in ((ax_lat, "p50 latency (ms)"), (ax_thr, "images / s")):
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
@@ -129,8 +150,9 @@ def plot_suite(results: dict, path: Path) -> Path:
             ax.grid(True, which="both", alpha=0.3)
         ax_thr.legend(fontsize=7, ncol=2, loc="best")
     machine = next(iter(results.values()))["standard"]["machine"]
-    fig.suptitle(f"edgegan bench suite: {machine['cpu']}, {machine['usable_cpus']} CPUs "
-                 f"(solid: onnxruntime, dashed: PyTorch)")
+    fig.suptitle(
+        f"edgegan bench suite: {machine['cpu']}, {machine['usable_cpus']} CPUs (solid: onnxruntime, dashed: PyTorch)"
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     try:
         return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
@@ -144,12 +166,17 @@ def _ratio_summary(result: dict, variant_of: dict) -> list[str]:
         if row["engine"] != "onnxruntime" or row.get("ratio") is None:
             continue
         share = f", {100 * row['peak_share']:.0f}% of peak" if row.get("peak_share") else ""
-        useful = f" ({100 * row['useful_peak_share']:.0f}% on the ConvTranspose work)" \
-            if row.get("useful_peak_share") and abs(row["useful_peak_share"] - (row.get("peak_share") or 0)) > 0.005 else ""
+        useful = (
+            f" ({100 * row['useful_peak_share']:.0f}% on the ConvTranspose work)"
+            if row.get("useful_peak_share") and abs(row["useful_peak_share"] - (row.get("peak_share") or 0)) > 0.005
+            else ""
+        )
         lo, hi = row.get("ratio_rounds") or (None, None)
         spread = f" [rounds {lo:.2f}-{hi:.2f}]" if lo is not None else ""
-        lines.append(f"{variant_of.get(row['model'], row['model'])}, {row['threads']} thr, batch {row['batch']}: "
-                     f"{row['ratio']:.2f} of torch eager{spread}{share}{useful}")
+        lines.append(
+            f"{variant_of.get(row['model'], row['model'])}, {row['threads']} thr, batch {row['batch']}: "
+            f"{row['ratio']:.2f} of torch eager{spread}{share}{useful}"
+        )
     return lines
 
 
@@ -163,24 +190,37 @@ def write_results(results: dict, out: Path, started: float, minutes: float | Non
     slug = machine_slug(machine)
     out.mkdir(parents=True, exist_ok=True)
     when = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(started))
-    parts = [f"# edgegan bench suite: {machine['cpu']}, {machine['usable_cpus']} CPUs", "",
-             f"`python -m benchmarks.run_suite`, {when}" + (f", {minutes:.0f} min" if minutes else "") + ". "
-             "Width-64 generators with random weights and warmed BatchNorm statistics (latency does not depend on "
-             "training), exported by `export_checkpoint` (fp32, fp16, int8; uint8: `--pixels uint8`; fp32-opt: "
-             "`edgegan.export.graph_forms.optimize_fp32` of the fp32 file). Each table is one `run_bench` call: onnxruntime "
-             "and PyTorch rows timed interleaved in the same process.", "",
-             f"![latency and images/s against batch]({slug}.png)", ""]
+    parts = [
+        f"# edgegan bench suite: {machine['cpu']}, {machine['usable_cpus']} CPUs",
+        "",
+        f"`python -m benchmarks.run_suite`, {when}" + (f", {minutes:.0f} min" if minutes else "") + ". "
+        "Width-64 generators with random weights and warmed BatchNorm statistics (latency does not depend on "
+        "training), exported by `export_checkpoint` (fp32, fp16, int8; uint8: `--pixels uint8`; fp32-opt: "
+        "`edgegan.export.graph_forms.optimize_fp32` of the fp32 file). Each table is one `run_bench` call: onnxruntime "
+        "and PyTorch rows timed interleaved in the same process.",
+        "",
+        f"![latency and images/s against batch]({slug}.png)",
+        "",
+    ]
     for name, res in results.items():
         if res["failed"]:
-            parts += [f"**{name}: variants left out** (their export failed): "
-                      + "; ".join(f"{k}: `{v}`" for k, v in res["failed"].items()), ""]
-        parts += [to_markdown(res["standard"], f"{name}: standard profile (1 and 2 threads)"),
-                  "Ratios, onnxruntime / torch eager p50:", ""]
+            parts += [
+                f"**{name}: variants left out** (their export failed): "
+                + "; ".join(f"{k}: `{v}`" for k, v in res["failed"].items()),
+                "",
+            ]
+        parts += [
+            to_markdown(res["standard"], f"{name}: standard profile (1 and 2 threads)"),
+            "Ratios, onnxruntime / torch eager p50:",
+            "",
+        ]
         parts += [f"- {line}" for line in _ratio_summary(res["standard"], res["variant_of"])] + [""]
         if "edge" in res:
             parts += [to_markdown(res["edge"], f"{name}: edge profile (1 thread pinned to one core)"), ""]
     md = atomic_write(out / f"{slug}.md", lambda f: f.write("\n".join(parts)), binary=False)
-    js = atomic_write(out / f"{slug}.json", lambda f: f.write(json.dumps(results, indent=2, default=str) + "\n"), binary=False)
+    js = atomic_write(
+        out / f"{slug}.json", lambda f: f.write(json.dumps(results, indent=2, default=str) + "\n"), binary=False
+    )
     png = plot_suite(results, out / f"{slug}.png")
     print(f"[suite] wrote {md}, {js}, {png}", file=sys.stderr)
 
@@ -221,14 +261,21 @@ def main(argv: list[str] | None = None) -> dict:
             variant_of = {path: variant for variant, path in models.items()}
             variant_of[built[name]["run"]] = "torch"
             log(f"{name}: standard profile ({', '.join(models)})")
-            standard = run_bench(list(models.values()), batches=(1, 8, 64), threads=(1, 2), torch=built[name]["run"],
-                                 log=log, **timing)
+            standard = run_bench(
+                list(models.values()), batches=(1, 8, 64), threads=(1, 2), torch=built[name]["run"], log=log, **timing
+            )
             results[name] = {"standard": standard, "variant_of": variant_of, "failed": built[name]["failed"]}
             if not args.no_edge:
                 log(f"{name}: edge profile (1 thread pinned to core {min(os.sched_getaffinity(0))})")
-                results[name]["edge"] = run_bench(list(models.values()), batches=(1, 8, 64), threads=(1,),
-                                                  pin_core=min(os.sched_getaffinity(0)), torch=built[name]["run"],
-                                                  log=log, **timing)
+                results[name]["edge"] = run_bench(
+                    list(models.values()),
+                    batches=(1, 8, 64),
+                    threads=(1,),
+                    pin_core=min(os.sched_getaffinity(0)),
+                    torch=built[name]["run"],
+                    log=log,
+                    **timing,
+                )
 
     write_results(results, args.out, started=started, minutes=(time.time() - started) / 60)
     return results

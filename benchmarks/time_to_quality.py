@@ -41,6 +41,7 @@ Usage: python -m benchmarks.time_to_quality [--minutes 10 --at 2.5,5,10 | --step
        [--ablate ema=false ...] [--ablate lr=0.0005,ema_start=1000 ...] [--plain-workers 2] [--threads N]
        [--device cpu|cuda] [--jobs N] [--data-dir DIR] [--out-dir benchmarks/results] [--keep DIR] [--log FILE]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,9 +54,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,10 +67,10 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import edgegan.trainer.train as train_module  # noqa: E402
+from benchmarks.examples_data import ExamplesFashionMNIST  # noqa: E402
 from edgegan.runtime.errors import EdgeganError  # noqa: E402
 from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
 from edgegan.runtime.files import atomic_write  # noqa: E402
-from benchmarks.examples_data import ExamplesFashionMNIST  # noqa: E402
 from edgegan.trainer.checkpoint import save_checkpoint  # noqa: E402
 from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
 from edgegan.trainer.models import build_discriminator, build_generator  # noqa: E402
@@ -173,8 +175,9 @@ def run_plain(arm: Arm, clock: Clock, workers: int, data_dir: str | None) -> Non
     device = torch.device("cuda" if cfg.device == "cuda" else "cpu")
     torch.manual_seed(cfg.seed)
     data = load_images(cfg.dataset, "train", data_dir, progress=False)
-    loader = torch.utils.data.DataLoader(ExamplesFashionMNIST(data.images, data.labels), batch_size=BATCH, shuffle=True,
-                                         num_workers=workers)
+    loader = torch.utils.data.DataLoader(
+        ExamplesFashionMNIST(data.images, data.labels), batch_size=BATCH, shuffle=True, num_workers=workers
+    )
     netG, netD = build_generator(cfg.model).to(device), build_discriminator(cfg.model).to(device)  # examples' init
     criterion = nn.BCELoss()
     optimizerD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -222,8 +225,9 @@ def run_plain(arm: Arm, clock: Clock, workers: int, data_dir: str | None) -> Non
 
 
 # ------------------------------------------------------------------------------------------------ scoring
-def score(arm: Arm, which: str, snap: Snapshot, work: Path, evaluator: str | None, n: int, data_dir: str | None,
-          floor: bool) -> dict[str, Any]:
+def score(
+    arm: Arm, which: str, snap: Snapshot, work: Path, evaluator: str | None, n: int, data_dir: str | None, floor: bool
+) -> dict[str, Any]:
     """Export one snapshot (checkpoint -> generator.onnx) and score it with edgegan.runtime.evaluation.quality.evaluate."""
     from edgegan.export.pipeline import export_checkpoint
     from edgegan.runtime.evaluation.quality import evaluate
@@ -231,21 +235,50 @@ def score(arm: Arm, which: str, snap: Snapshot, work: Path, evaluator: str | Non
     state = snap.states[which]
     folder = work / "snapshots" / f"{_slug(arm.name)}_seed{arm.seed}_{which}_{snap.mark:g}"
     cfg = TrainConfig.from_dict((arm.trained_cfg or arm.cfg).to_dict())
-    ckpt = {"config": cfg.to_dict(), "class_names": list(cfg.class_names), "G": state, "D": {}, "G_ema": None, "opt_G": {}, "opt_D": {},
-            "step": snap.step, "epoch": 0, "rng": {}}
+    ckpt = {
+        "config": cfg.to_dict(),
+        "class_names": list(cfg.class_names),
+        "G": state,
+        "D": {},
+        "G_ema": None,
+        "opt_G": {},
+        "opt_D": {},
+        "step": snap.step,
+        "epoch": 0,
+        "rng": {},
+    }
     save_checkpoint(ckpt, folder / "snapshot.pt")
     export_checkpoint(folder / "snapshot.pt", folder / "model", use_ema=False, progress=False, force=True)
-    report = evaluate(folder / "model" / "generator.onnx", cfg.dataset, data_dir=data_dir, n=n, evaluator=evaluator,
-                      seed=0, floor=floor, threads=torch.get_num_threads())  # the arm's share of the CPUs (--jobs)
-    return {"arm": arm.name, "seed": arm.seed, "generator": which, "mark": snap.mark, "elapsed_s": snap.elapsed,
-            "step": snap.step, "images_per_s": snap.step * arm.cfg.batch_size / snap.elapsed,
-            **report.metrics, "coverage": report.coverage["entropy"], "confidence": report.coverage["confidence"],
-            # conditional models: labels drawn as asked, and the weakest class (README's quality targets)
-            "label_accuracy": report.coverage.get("label_accuracy"),
-            "min_class_recall": min((c["recall"] for c in report.per_class.get("classes", [])
-                                     if c.get("recall") is not None), default=None),
-            "per_class_recall": {str(c["class"]): c.get("recall") for c in report.per_class.get("classes", [])},
-            "model": str(folder / "model" / "generator.onnx"), "_report": report}
+    report = evaluate(
+        folder / "model" / "generator.onnx",
+        cfg.dataset,
+        data_dir=data_dir,
+        n=n,
+        evaluator=evaluator,
+        seed=0,
+        floor=floor,
+        threads=torch.get_num_threads(),
+    )  # the arm's share of the CPUs (--jobs)
+    return {
+        "arm": arm.name,
+        "seed": arm.seed,
+        "generator": which,
+        "mark": snap.mark,
+        "elapsed_s": snap.elapsed,
+        "step": snap.step,
+        "images_per_s": snap.step * arm.cfg.batch_size / snap.elapsed,
+        **report.metrics,
+        "coverage": report.coverage["entropy"],
+        "confidence": report.coverage["confidence"],
+        # conditional models: labels drawn as asked, and the weakest class (README's quality targets)
+        "label_accuracy": report.coverage.get("label_accuracy"),
+        "min_class_recall": min(
+            (c["recall"] for c in report.per_class.get("classes", []) if c.get("recall") is not None), default=None
+        ),
+        "per_class_recall": {str(c["class"]): c.get("recall") for c in report.per_class.get("classes", [])},
+        "model": str(folder / "model" / "generator.onnx"),
+        "_report": report,
+    }
 
 
 def save_samples(model: str, path: Path) -> None:
@@ -278,9 +311,14 @@ def summarize(rows: list[dict]) -> list[dict]:
         groups.setdefault((r["arm"], r["generator"], r["mark"]), []).append(r)
     out = []
     for (arm, which, mark), members in groups.items():
-        entry = {"arm": arm, "generator": which, "mark": mark, "seeds": [m["seed"] for m in members],
-                 "step": round(float(np.mean([m["step"] for m in members]))),
-                 "images_per_s": float(np.mean([m["images_per_s"] for m in members]))}
+        entry = {
+            "arm": arm,
+            "generator": which,
+            "mark": mark,
+            "seeds": [m["seed"] for m in members],
+            "step": round(float(np.mean([m["step"] for m in members]))),
+            "images_per_s": float(np.mean([m["images_per_s"] for m in members])),
+        }
         for key in METRICS + CONDITIONAL_METRICS:
             if any(m.get(key) is None for m in members):
                 continue  # conditional figures of an unconditional model
@@ -305,27 +343,45 @@ def verdicts(summary: list[dict], unit: str) -> list[str]:
             if 2 * mark in plain:
                 target = plain[2 * mark]
                 ok = row["fid"] <= target["fid"]
-                lines.append(f"{'met' if ok else 'NOT met'}: defaults at {mark:g} steps FID {row['fid']:.2f} "
-                             f"(±{row['fid_spread']:.2f}) vs plain at {2 * mark:g} steps {target['fid']:.2f} "
-                             f"(±{target['fid_spread']:.2f})")
+                lines.append(
+                    f"{'met' if ok else 'NOT met'}: defaults at {mark:g} steps FID {row['fid']:.2f} "
+                    f"(±{row['fid_spread']:.2f}) vs plain at {2 * mark:g} steps {target['fid']:.2f} "
+                    f"(±{target['fid_spread']:.2f})"
+                )
         last = max(set(plain) & set(edge), default=None)
         if last is not None:
             ratio = edge[last]["fid"] / plain[last]["fid"]
-            lines.append(f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}: at {last:g} steps defaults / plain FID = "
-                         f"{ratio:.2f} (target <= {TARGET_RATIO})")
+            lines.append(
+                f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}: at {last:g} steps defaults / plain FID = "
+                f"{ratio:.2f} (target <= {TARGET_RATIO})"
+            )
         return lines
     target = plain[max(plain)]
     reached = [r for m, r in sorted(edge.items()) if r["fid"] <= target["fid"]]
-    return [f"edgegan (EMA) reaches the plain loop's {target['mark']:g}-minute FID ({target['fid']:.3f}) at the "
-            f"{reached[0]['mark']:g}-minute mark" if reached else
-            f"edgegan (EMA) does not reach the plain loop's {target['mark']:g}-minute FID ({target['fid']:.3f})"]
+    return [
+        f"edgegan (EMA) reaches the plain loop's {target['mark']:g}-minute FID ({target['fid']:.3f}) at the "
+        f"{reached[0]['mark']:g}-minute mark"
+        if reached
+        else f"edgegan (EMA) does not reach the plain loop's {target['mark']:g}-minute FID ({target['fid']:.3f})"
+    ]
 
 
-def render(rows: list[dict], floor: dict, arms: list[Arm], args, evaluator: dict, loads: tuple[str, str],
-           command: str, unit: str) -> str:
+def render(
+    rows: list[dict],
+    floor: dict,
+    arms: list[Arm],
+    args,
+    evaluator: dict,
+    loads: tuple[str, str],
+    command: str,
+    unit: str,
+) -> str:
     dataset = arms[0].cfg.dataset
-    budget = (f"the same {args.minutes:g}-minute wall-clock budget per arm" if unit == "min"
-              else f"snapshots by step count (batch {BATCH})")
+    budget = (
+        f"the same {args.minutes:g}-minute wall-clock budget per arm"
+        if unit == "min"
+        else f"snapshots by step count (batch {BATCH})"
+    )
     at = "at (min)" if unit == "min" else "at (steps)"
     conditional = arms[0].cfg.conditional
     lines = [
@@ -351,8 +407,11 @@ def render(rows: list[dict], floor: dict, arms: list[Arm], args, evaluator: dict
             f"| {r['arm']} | {r['generator']} | {r['mark']:g} | {r['step']} | {r['fid']:.2f} ± {r['fid_spread']:.2f} | "
             f"{r['kid_mean']:.3f} ± {r['kid_mean_spread']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | "
             f"{r['coverage']:.3f} |"
-            + (f" {r.get('label_accuracy', float('nan')):.3f} | {r.get('min_class_recall', float('nan')):.3f} |"
-               if conditional else "")
+            + (
+                f" {r.get('label_accuracy', float('nan')):.3f} | {r.get('min_class_recall', float('nan')):.3f} |"
+                if conditional
+                else ""
+            )
         )
     if "fid" in floor:
         lines.append(
@@ -438,16 +497,28 @@ def run_arm(arm: Arm, plan: Plan, floor: bool) -> dict[str, Any]:
         for which in ("ema", "raw"):
             if which not in snap.states or (which == "raw" and arm.name != "edgegan" and "ema" in snap.states):
                 continue  # ablation arms: only what they would ship
-            row = score(arm, which, snap, plan.work, plan.evaluator, plan.n, plan.data_dir,
-                        floor=floor and not floor_figures)
+            row = score(
+                arm, which, snap, plan.work, plan.evaluator, plan.n, plan.data_dir, floor=floor and not floor_figures
+            )
             report = row.pop("_report")
             if floor and not floor_figures:
                 floor_figures = {**report.floor, "reference_n": report.reference["n"]}
             rows.append(row)
-    result = {"arm": {"name": arm.name, "kind": arm.kind, "seed": arm.seed, "changes": arm.changes,
-                      "steps": arm.total_steps, "seconds": arm.seconds, "final_losses": arm.final_losses,
-                      "unit": plan.unit, "marks": plan.marks},
-              "rows": rows, "floor": floor_figures}
+    result = {
+        "arm": {
+            "name": arm.name,
+            "kind": arm.kind,
+            "seed": arm.seed,
+            "changes": arm.changes,
+            "steps": arm.total_steps,
+            "seconds": arm.seconds,
+            "final_losses": arm.final_losses,
+            "unit": plan.unit,
+            "marks": plan.marks,
+        },
+        "rows": rows,
+        "floor": floor_figures,
+    }
     path = _arm_file(plan, arm)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_text(path, json.dumps(result, indent=2) + "\n")
@@ -495,8 +566,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per arm (wall-clock mode)")
     parser.add_argument("--at", default="2.5,5,10", help="snapshot marks in minutes (comma separated)")
-    parser.add_argument("--steps", default=None,
-                        help="steps mode: snapshot at these step counts (e.g. 4000,8000); --minutes/--at unused")
+    parser.add_argument(
+        "--steps",
+        default=None,
+        help="steps mode: snapshot at these step counts (e.g. 4000,8000); --minutes/--at unused",
+    )
     parser.add_argument("--seeds", type=int, default=1, help="seeds per arm (seed, seed+1, ...)")
     parser.add_argument("-n", type=int, default=10000, help="images per FID")
     parser.add_argument("--dataset", default="fashion-mnist", choices=DATASETS)
@@ -507,19 +581,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", default=None, help="append progress lines to this file too")
     parser.add_argument("--evaluator", default=None, help="evaluator .onnx (default: the cached one of --dataset)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
-                        help="extra edgegan arm with TrainConfig fields changed (repeatable)")
+    parser.add_argument(
+        "--ablate",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="extra edgegan arm with TrainConfig fields changed (repeatable)",
+    )
     parser.add_argument("--no-plain", action="store_true", help="skip the plain loop (ablations only)")
-    parser.add_argument("--no-defaults", action="store_true",
-                        help="skip the defaults' arm (ablations measured earlier against them)")
+    parser.add_argument(
+        "--no-defaults", action="store_true", help="skip the defaults' arm (ablations measured earlier against them)"
+    )
     parser.add_argument("--plain-workers", type=int, default=2, help="plain loop DataLoader workers (examples: 2)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per arm (default: torch's; with --jobs N, CPUs / N)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads per arm (default: torch's; with --jobs N, CPUs / N)"
+    )
     parser.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--name", default="time_to_quality", help="stem of the .md/.json written into --out-dir")
-    parser.add_argument("--keep", default=None,
-                        help="keep runs, snapshots and per-arm results in this folder (a rerun resumes from it)")
+    parser.add_argument(
+        "--keep", default=None, help="keep runs, snapshots and per-arm results in this folder (a rerun resumes from it)"
+    )
     args = parser.parse_args(argv)
     if args.steps:
         unit, marks = "step", sorted(int(m) for m in args.steps.split(","))
@@ -551,18 +633,41 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeganError as exc:
         raise SystemExit(f"time_to_quality: {exc}") from None
     ev = Evaluator(evaluator_path)
-    evaluator = {"path": str(evaluator_path), "feature_dim": ev.info.feature_dim,
-                 "test_accuracy": ev.info.test_accuracy, "sha256": ev.digest}
+    evaluator = {
+        "path": str(evaluator_path),
+        "feature_dim": ev.info.feature_dim,
+        "test_accuracy": ev.info.test_accuracy,
+        "sha256": ev.digest,
+    }
     arms: list[Arm] = []
     for seed in range(args.seed, args.seed + args.seeds):
         model = ModelConfig(arch=args.arch)
-        base = TrainConfig(model=model, dataset=args.dataset, data_dir=args.data_dir, seed=seed, device=args.device,
-                           conditional=args.conditional)
+        base = TrainConfig(
+            model=model,
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            seed=seed,
+            device=args.device,
+            conditional=args.conditional,
+        )
         if not args.no_defaults:
             arms.append(Arm("edgegan", "edgegan", base, seed=seed))
         if not args.no_plain and not args.conditional:  # pytorch/examples' loop has no labels
-            arms.append(Arm("plain", "plain", TrainConfig(model=model, dataset=args.dataset, data_dir=args.data_dir,
-                                                          seed=seed, ema=False, device=args.device), seed=seed))
+            arms.append(
+                Arm(
+                    "plain",
+                    "plain",
+                    TrainConfig(
+                        model=model,
+                        dataset=args.dataset,
+                        data_dir=args.data_dir,
+                        seed=seed,
+                        ema=False,
+                        device=args.device,
+                    ),
+                    seed=seed,
+                )
+            )
         for changes in ablations:
             cfg = TrainConfig.from_dict(base.to_dict())
             for key, value in changes.items():
@@ -574,8 +679,18 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.time_to_quality " + " ".join(argv if argv is not None else sys.argv[1:])
     load_before = _load()
-    plan = Plan(unit, marks, budget, work, str(evaluator_path), args.n, args.data_dir, args.plain_workers,
-                args.threads, args.log)
+    plan = Plan(
+        unit,
+        marks,
+        budget,
+        work,
+        str(evaluator_path),
+        args.n,
+        args.data_dir,
+        args.plain_workers,
+        args.threads,
+        args.log,
+    )
     try:
         results = run_arms(arms, plan, args.jobs)
         load_after = _load()
@@ -587,21 +702,57 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for arm_name, png in (("edgegan", "ttq_edgegan.png"), ("plain", "ttq_plain.png")):
-            last = [r for r in rows if r["arm"] == arm_name and r["seed"] == args.seed
-                    and r["generator"] == ("ema" if arm_name == "edgegan" else "raw")]
+            last = [
+                r
+                for r in rows
+                if r["arm"] == arm_name
+                and r["seed"] == args.seed
+                and r["generator"] == ("ema" if arm_name == "edgegan" else "raw")
+            ]
             if last:
                 save_samples(last[-1]["model"], out / png)
         text = render(rows, floor, arms, args, evaluator, (load_before, load_after), command, unit)
         _write_text(out / f"{args.name}.md", text)
-        _write_text(out / f"{args.name}.json", json.dumps(
-            {"command": command, "unit": unit, "minutes": args.minutes if unit == "min" else None, "marks": marks,
-             "seeds": args.seeds, "dataset": args.dataset, "n": args.n, "evaluator": evaluator,
-             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                         "threads": torch.get_num_threads(), "load_before": load_before, "load_after": load_after},
-             "arms": [{"name": a.name, "kind": a.kind, "seed": a.seed, "changes": a.changes, "steps": a.total_steps,
-                       "seconds": a.seconds, "final_losses": a.final_losses} for a in arms],
-             "floor": floor, "summary": summarize(rows),
-             "rows": [{k: v for k, v in r.items() if k != "model"} for r in rows]}, indent=2) + "\n")
+        _write_text(
+            out / f"{args.name}.json",
+            json.dumps(
+                {
+                    "command": command,
+                    "unit": unit,
+                    "minutes": args.minutes if unit == "min" else None,
+                    "marks": marks,
+                    "seeds": args.seeds,
+                    "dataset": args.dataset,
+                    "n": args.n,
+                    "evaluator": evaluator,
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "platform": platform.platform(),
+                        "torch": torch.__version__,
+                        "threads": torch.get_num_threads(),
+                        "load_before": load_before,
+                        "load_after": load_after,
+                    },
+                    "arms": [
+                        {
+                            "name": a.name,
+                            "kind": a.kind,
+                            "seed": a.seed,
+                            "changes": a.changes,
+                            "steps": a.total_steps,
+                            "seconds": a.seconds,
+                            "final_losses": a.final_losses,
+                        }
+                        for a in arms
+                    ],
+                    "floor": floor,
+                    "summary": summarize(rows),
+                    "rows": [{k: v for k, v in r.items() if k != "model"} for r in rows],
+                },
+                indent=2,
+            )
+            + "\n",
+        )
         print(text)
     finally:
         if not args.keep:

@@ -19,6 +19,7 @@ run in the same round.
 Usage: python -m benchmarks.train_throughput [--steps 2] [--rounds 30] [--threads 2] [--no-compile]
        [--only NAME ...] [--markdown benchmarks/results/train_throughput.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -54,11 +55,16 @@ class ExamplesGenerator(nn.Module):
     def __init__(self, nz: int = NZ, ngf: int = WIDTH):
         super().__init__()
         self.main = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 4, 7, 1, 0, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
+            nn.ConvTranspose2d(nz, ngf * 4, 7, 1, 0, bias=False),
+            nn.BatchNorm2d(ngf * 4),
+            nn.ReLU(True),
             # state size. (ngf*4) x 7 x 7
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 2),
+            nn.ReLU(True),
             # state size. (ngf*2) x 14 x 14
-            nn.ConvTranspose2d(ngf * 2, 1, 4, 2, 1, bias=False), nn.Tanh(),
+            nn.ConvTranspose2d(ngf * 2, 1, 4, 2, 1, bias=False),
+            nn.Tanh(),
             # state size. 1 x 28 x 28
         )
 
@@ -72,11 +78,15 @@ class ExamplesDiscriminator(nn.Module):
     def __init__(self, ndf: int = WIDTH):
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(1, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(1, ndf, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
             # state size. (ndf) x 14 x 14
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 2),
+            nn.LeakyReLU(0.2, inplace=True),
             # state size. (ndf*2) x 7 x 7
-            nn.Conv2d(ndf * 2, 1, 7, 1, 0, bias=False), nn.Sigmoid(),
+            nn.Conv2d(ndf * 2, 1, 7, 1, 0, bias=False),
+            nn.Sigmoid(),
         )
 
     def forward(self, x):
@@ -227,20 +237,33 @@ def build_rows(data, device: torch.device, compile_: bool, base: TrainConfig) ->
     flip_amp = "off" if amp == "bf16" else "bf16"
     rows = [
         Row("plain", "pytorch/examples-style loop (baseline)", lambda: PlainLoop(data.images, data.labels, device)),
-        Row("edgegan", f"edgegan defaults (channels_last={base.channels_last}, amp={base.amp} -> {amp}, fused Adam, "
-            "D frozen in G step, EMA, syncs every 10 steps)", edge("defaults")),
-        Row("channels_last", f"edgegan, channels_last={not base.channels_last}",
-            edge("", {"channels_last": not base.channels_last})),
+        Row(
+            "edgegan",
+            f"edgegan defaults (channels_last={base.channels_last}, amp={base.amp} -> {amp}, fused Adam, "
+            "D frozen in G step, EMA, syncs every 10 steps)",
+            edge("defaults"),
+        ),
+        Row(
+            "channels_last",
+            f"edgegan, channels_last={not base.channels_last}",
+            edge("", {"channels_last": not base.channels_last}),
+        ),
         Row("amp", f"edgegan, amp={flip_amp}", edge("", {"amp": flip_amp})),
-        Row("amp_channels_last", f"edgegan, amp={flip_amp} and channels_last={not base.channels_last}",
-            edge("", {"amp": flip_amp, "channels_last": not base.channels_last})),
+        Row(
+            "amp_channels_last",
+            f"edgegan, amp={flip_amp} and channels_last={not base.channels_last}",
+            edge("", {"amp": flip_amp, "channels_last": not base.channels_last}),
+        ),
         Row("adam_foreach", "edgegan, foreach Adam instead of fused", edge("", adam="foreach")),
         Row("adam_loop", "edgegan, per-tensor (for-loop) Adam instead of fused", edge("", adam="for-loop")),
         Row("d_unfrozen", "edgegan, D not frozen in the G step", edge("", freeze_d=False)),
         Row("sync_each_step", "edgegan, statistics read back every step", edge("", sync_every_step=True)),
         Row("no_ema", "edgegan, EMA off", edge("", {"ema": False})),
-        Row("dataloader", "edgegan step fed by the plain loop's DataLoader",
-            lambda: DataLoaderEdgeganLoop(data, base, device)),
+        Row(
+            "dataloader",
+            "edgegan step fed by the plain loop's DataLoader",
+            lambda: DataLoaderEdgeganLoop(data, base, device),
+        ),
     ]
     if compile_:
         rows.append(Row("compile", "edgegan, torch.compile(G, D) (inductor)", edge("", {"compile": True})))
@@ -264,7 +287,7 @@ def measure(rows: list[Row], steps: int, rounds: int, warmup: int) -> None:
         print(f"  {row.name}: set up and warmed up in {row.setup_s:.1f} s", file=sys.stderr)
     live = [r for r in rows if r.error is None]
     for k in range(rounds):
-        order = live[k % len(live):] + live[: k % len(live)]  # rotate who goes first
+        order = live[k % len(live) :] + live[: k % len(live)]  # rotate who goes first
         block, cpu = {}, {}
         for row in order:
             c0, t0 = time.process_time(), time.perf_counter()
@@ -274,8 +297,10 @@ def measure(rows: list[Row], steps: int, rounds: int, warmup: int) -> None:
             row.times.append(block[row.name])
             row.cpu.append(cpu[row.name])
             row.ratios.append(block["plain"] / block[row.name])
-        print(f"  round {k + 1}/{rounds}: " + ", ".join(f"{r.name} {steps * BATCH / block[r.name]:.0f}" for r in live),
-              file=sys.stderr)
+        print(
+            f"  round {k + 1}/{rounds}: " + ", ".join(f"{r.name} {steps * BATCH / block[r.name]:.0f}" for r in live),
+            file=sys.stderr,
+        )
 
 
 def render(rows: list[Row], args, base: TrainConfig, load: tuple[str, str]) -> str:
@@ -305,8 +330,10 @@ def render(rows: list[Row], args, base: TrainConfig, load: tuple[str, str]) -> s
         best = args.steps * BATCH / min(row.times)
         cpu_ratio = statistics.median(p / c for p, c in zip(plain.cpu, row.cpu))
         setup = f" (setup + warm-up {row.setup_s:.0f} s)" if row.setup_s > 30 or row.name == "compile" else ""
-        lines.append(f"| {row.what}{setup} | {ips:.0f} | {best:.0f} | {ratio:.2f}x | {lo:.2f}–{hi:.2f} | {cpu_ratio:.2f}x "
-                     f"| {vs_edge:.2f}x |")
+        lines.append(
+            f"| {row.what}{setup} | {ips:.0f} | {best:.0f} | {ratio:.2f}x | {lo:.2f}–{hi:.2f} | {cpu_ratio:.2f}x "
+            f"| {vs_edge:.2f}x |"
+        )
     plain_ips = [args.steps * BATCH / t for t in plain.times]
     spread = [statistics.pstdev(r.times) / statistics.mean(r.times) for r in rows if r.times and len(r.times) > 1]
     lines += [
@@ -323,7 +350,9 @@ def render(rows: list[Row], args, base: TrainConfig, load: tuple[str, str]) -> s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=2, help="steps per block (short blocks: load shifts less within a round)")
+    parser.add_argument(
+        "--steps", type=int, default=2, help="steps per block (short blocks: load shifts less within a round)"
+    )
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=10, help="steps each configuration runs before timing")
     parser.add_argument("--threads", type=int, default=2)
@@ -337,8 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     data = load_images("fashion-mnist", "train", data_dir=args.data_dir, progress=False)
-    base = TrainConfig(model=ModelConfig(arch="dcgan", nz=NZ, image_size=28, width=WIDTH, channels=1),
-                       dataset="fashion-mnist", batch_size=BATCH, device=args.device)
+    base = TrainConfig(
+        model=ModelConfig(arch="dcgan", nz=NZ, image_size=28, width=WIDTH, channels=1),
+        dataset="fashion-mnist",
+        batch_size=BATCH,
+        device=args.device,
+    )
     rows = build_rows(data, device, args.compile, base)
     if args.only:
         rows = [r for r in rows if r.name in {"plain", "edgegan", *args.only}]

@@ -13,6 +13,7 @@ For every variant file in an export folder (`edgegan export RUN --out DIR --fp16
 Usage: python -m benchmarks.variant_table EXPORT_DIR [--batch 1,64] [--threads 1,2] [--starts 5] [--duration 2]
            [--json F] [--markdown F]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,12 @@ from pathlib import Path
 
 from benchmarks.cold_start import RUNTIME, child_env, machine, run_child
 
-VARIANTS = {"fp32": "generator.onnx", "fp16": "generator.fp16.onnx", "int8": "generator.int8.onnx",
-            "ort": "generator.ort"}
+VARIANTS = {
+    "fp32": "generator.onnx",
+    "fp16": "generator.fp16.onnx",
+    "int8": "generator.int8.onnx",
+    "ort": "generator.ort",
+}
 
 
 def cold_starts(files: dict[str, Path], starts: int) -> dict[str, dict[str, float]]:
@@ -33,20 +38,26 @@ def cold_starts(files: dict[str, Path], starts: int) -> dict[str, dict[str, floa
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in files}
     with tempfile.TemporaryDirectory(prefix="edgegan-variants-") as tmp:
         pycache = Path(tmp) / "pycache"
-        codes = {name: RUNTIME.format(model=str(path), options="", png=str(Path(tmp) / f"{name}.png"))
-                 for name, path in files.items()}
+        codes = {
+            name: RUNTIME.format(model=str(path), options="", png=str(Path(tmp) / f"{name}.png"))
+            for name, path in files.items()
+        }
         for name, code in codes.items():  # warm-up: fills the bytecode cache, as an installed package has it
             run_child(code, child_env(name, pycache))
         for _ in range(starts):
             for name, code in codes.items():
                 runs[name].append(run_child(code, child_env(name, pycache)))
-    return {name: {"wall_s": statistics.median(r["wall_s"] for r in rs),
-                   "load_s": statistics.median(r["load"] for r in rs),
-                   "peak_mib": statistics.median(r["peak_mib"] for r in rs)} for name, rs in runs.items()}
+    return {
+        name: {
+            "wall_s": statistics.median(r["wall_s"] for r in rs),
+            "load_s": statistics.median(r["load"] for r in rs),
+            "peak_mib": statistics.median(r["peak_mib"] for r in rs),
+        }
+        for name, rs in runs.items()
+    }
 
 
-def latencies(files: dict[str, Path], batches: tuple[int, ...], threads: tuple[int, ...],
-              duration: float) -> dict:
+def latencies(files: dict[str, Path], batches: tuple[int, ...], threads: tuple[int, ...], duration: float) -> dict:
     """run_bench over every file at once (interleaved rounds): {"rows": ..., "machine": ...}."""
     from edgegan.runtime.bench.harness import run_bench
 
@@ -57,10 +68,16 @@ def from_report(export_dir: Path) -> dict[str, dict]:
     """Per variant: max/mean error vs PyTorch and the quality gate's FID vs fp32 (None where not measured)."""
     report = json.loads((export_dir / "export_report.json").read_text())
     gate = (report.get("quality_gate") or {}).get("variants", {})
-    return {name: {"max_err": v.get("max_err"), "mean_err": v.get("mean_err"), "error_unit": v.get("error_unit"),
-                   "fid_vs_fp32": (gate.get(name) or {}).get("fid_vs_fp32", 0.0 if name == "fp32" else None),
-                   "step": report["contract"]["train"]["step"]}
-            for name, v in report["variants"].items()}
+    return {
+        name: {
+            "max_err": v.get("max_err"),
+            "mean_err": v.get("mean_err"),
+            "error_unit": v.get("error_unit"),
+            "fid_vs_fp32": (gate.get(name) or {}).get("fid_vs_fp32", 0.0 if name == "fp32" else None),
+            "step": report["contract"]["train"]["step"],
+        }
+        for name, v in report["variants"].items()
+    }
 
 
 def table(result: dict) -> str:
@@ -71,8 +88,13 @@ def table(result: dict) -> str:
     head += [f"{t} thr, batch {b}: p50 ms (x fp32)" for t, b in keys] + ["max / mean err vs torch", "FID vs fp32"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, v in rows.items():
-        cells = [name, v["file"], f"{v['size_bytes'] / 1e6:.2f} MB ({v['size_x']:.2f})",
-                 f"{v['cold']['wall_s']:.2f} ({v['cold']['load_s']:.3f})", f"{v['cold']['peak_mib']:.0f}"]
+        cells = [
+            name,
+            v["file"],
+            f"{v['size_bytes'] / 1e6:.2f} MB ({v['size_x']:.2f})",
+            f"{v['cold']['wall_s']:.2f} ({v['cold']['load_s']:.3f})",
+            f"{v['cold']['peak_mib']:.0f}",
+        ]
         for t, b in keys:
             lat = v["latency"].get(f"{t}x{b}")
             cells.append(f"{lat['p50_ms']:.2f} ({lat['x_fp32']:.2f})" if lat else "-")
@@ -112,11 +134,26 @@ def main(argv: list[str] | None = None) -> dict:
                 mine, base = p50.get((path.name, t, b)), p50.get((files["fp32"].name, t, b))
                 if mine and base:
                     latency[f"{t}x{b}"] = {"p50_ms": mine, "x_fp32": mine / base}
-        variants[name] = {"file": path.name, "size_bytes": path.stat().st_size, "size_x": path.stat().st_size / fp32_size,
-                          "cold": cold[name], "latency": latency, **quality.get(name, {})}
-    result = {"machine": machine(), "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-              "batches": list(batches), "threads": list(threads), "starts": args.starts, "duration_s": args.duration,
-              "export_dir": str(args.export_dir), "variants": variants, "bench_rows": bench["rows"]}
+        variants[name] = {
+            "file": path.name,
+            "size_bytes": path.stat().st_size,
+            "size_x": path.stat().st_size / fp32_size,
+            "cold": cold[name],
+            "latency": latency,
+            **quality.get(name, {}),
+        }
+    result = {
+        "machine": machine(),
+        "loadavg_start": load_start,
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        "batches": list(batches),
+        "threads": list(threads),
+        "starts": args.starts,
+        "duration_s": args.duration,
+        "export_dir": str(args.export_dir),
+        "variants": variants,
+        "bench_rows": bench["rows"],
+    }
     text = table(result)
     print(text)
     print(f"machine: {result['machine']}; load average {load_start} -> {result['loadavg_end']}")

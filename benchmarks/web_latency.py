@@ -12,6 +12,7 @@ the same batches and threads (OUT/cpu.json, 10 interleaved rounds), merges every
 of the browser's p50s over the repeats. Needs chromium, websocket-client and onnxruntime-web in the page (export
 with --web-runtime).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,9 @@ from benchmarks.cdp import Browser, find_chromium
 from edgegan.runtime.serve import make_server
 
 
-def browser_runs(web: Path, threads: list[int], batches: list[int], seconds: float, repeat: int, out: Path,
-                 screenshot: Path | None) -> list[Path]:
+def browser_runs(
+    web: Path, threads: list[int], batches: list[int], seconds: float, repeat: int, out: Path, screenshot: Path | None
+) -> list[Path]:
     server = make_server(web, "127.0.0.1", 0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
@@ -38,8 +40,10 @@ def browser_runs(web: Path, threads: list[int], batches: list[int], seconds: flo
             page = browser.open(f"{url}?threads={n}")
             page.evaluate("window.edgegan.ready")
             load = list(os.getloadavg())
-            result = page.evaluate(f"edgegan.bench({{batches: {json.dumps(batches)}, seconds: {seconds}, "
-                                   "providers: ['wasm']})", timeout=600)
+            result = page.evaluate(
+                f"edgegan.bench({{batches: {json.dumps(batches)}, seconds: {seconds}, providers: ['wasm']}})",
+                timeout=600,
+            )
             assert all(r["error"] is None for r in result["rows"]), result["rows"]
             # The page cannot read the machine's load; this script can, and the report prints it beside the run.
             result["machine"].update(loadavg=load, loadavg_end=list(os.getloadavg()))
@@ -47,10 +51,12 @@ def browser_runs(web: Path, threads: list[int], batches: list[int], seconds: flo
             path.write_text(json.dumps(result, indent=2) + "\n")
             written.append(path)
             if screenshot is not None and n == threads[-1] and r == repeat - 1:
-                page.evaluate("edgegan.showBench(edgegan.state.lastBench);"
-                              "document.getElementById('label').value = '7';"
-                              "document.getElementById('count').value = '16';"
-                              "document.getElementById('draw').click(); true")
+                page.evaluate(
+                    "edgegan.showBench(edgegan.state.lastBench);"
+                    "document.getElementById('label').value = '7';"
+                    "document.getElementById('count').value = '16';"
+                    "document.getElementById('draw').click(); true"
+                )
                 page.wait_for("document.getElementById('status').textContent.startsWith('drawing: done')")
                 page.screenshot(screenshot, width=900, height=1000)
             page.close()
@@ -62,6 +68,7 @@ def browser_runs(web: Path, threads: list[int], batches: list[int], seconds: flo
 
 def summary(cpu: Path, runs: list[Path]) -> str:
     """Markdown: CPU p50 (edgegan bench) beside the browser's median p50 over the repeats, per model/batch/threads."""
+
     def key(row: dict) -> tuple:
         return Path(row["model"]).name, row["batch"], row["threads"]
 
@@ -70,15 +77,20 @@ def summary(cpu: Path, runs: list[Path]) -> str:
     for run in runs:
         for row in json.loads(run.read_text())["rows"]:
             browser.setdefault(key(row), []).append(row["p50_ms"])
-    lines = [("| model | batch | threads | `edgegan bench` p50 ms | chromium WASM p50 ms (median, range) "
-              "| WASM / native |"),
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        ("| model | batch | threads | `edgegan bench` p50 ms | chromium WASM p50 ms (median, range) | WASM / native |"),
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for k in sorted(browser):
         times = sorted(browser[k])
         median = statistics.median(times)
         cpu_ms = native.get(k)
-        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {cpu_ms:.3f} | {median:.2f} ({times[0]:.2f}-{times[-1]:.2f}) | "
-                     f"{median / cpu_ms:.1f}x |" if cpu_ms else f"| {k[0]} | {k[1]} | {k[2]} | - | {median:.2f} | - |")
+        lines.append(
+            f"| {k[0]} | {k[1]} | {k[2]} | {cpu_ms:.3f} | {median:.2f} ({times[0]:.2f}-{times[-1]:.2f}) | "
+            f"{median / cpu_ms:.1f}x |"
+            if cpu_ms
+            else f"| {k[0]} | {k[1]} | {k[2]} | - | {median:.2f} | - |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -99,10 +111,37 @@ def main() -> None:
     manifest = json.loads((args.web / "manifest.json").read_text())
     models = [str(args.web.parent / m["file"]) for m in manifest["models"]]
     cpu = args.out / "cpu.json"
-    subprocess.run(["edgegan", "bench", *models, "--batch-sizes", args.batches, "--threads", args.threads,
-                    "--duration", str(args.seconds), "--json", str(cpu), "-q"], check=True)
-    subprocess.run(["edgegan", "bench-report", str(cpu), *map(str, runs), "--markdown", str(args.out / "report.md"),
-                    "--json", str(args.out / "report.json"), "-q"], check=True)
+    subprocess.run(
+        [
+            "edgegan",
+            "bench",
+            *models,
+            "--batch-sizes",
+            args.batches,
+            "--threads",
+            args.threads,
+            "--duration",
+            str(args.seconds),
+            "--json",
+            str(cpu),
+            "-q",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            "edgegan",
+            "bench-report",
+            str(cpu),
+            *map(str, runs),
+            "--markdown",
+            str(args.out / "report.md"),
+            "--json",
+            str(args.out / "report.json"),
+            "-q",
+        ],
+        check=True,
+    )
     (args.out / "summary.md").write_text(summary(cpu, runs))
     print((args.out / "summary.md").read_text())
 

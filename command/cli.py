@@ -1,5 +1,6 @@
 """`edgegan` click group. Each subcommand lives in its package's cli.py and is imported only when invoked,
 so `edgegan sample|bench|eval` work in an install without torch (click's "lazily loading subcommands")."""
+
 from __future__ import annotations
 
 import importlib
@@ -16,19 +17,29 @@ COMMANDS = {
     "export": ("edgegan.export.cli:export", "Export a checkpoint to a verified generator.onnx and variants."),
     "sample": ("edgegan.runtime.cli:sample", "Sample images from generator.onnx (numpy + onnxruntime only)."),
     "bench": ("edgegan.runtime.bench.cli:bench", "Latency table for generator.onnx files, torch baseline beside it."),
-    "bench-report": ("edgegan.runtime.bench.report_cli:bench_report",
-                     "Merge `edgegan bench --json` runs from several machines: one table and plot, ratios to a baseline."),
-    "eval": ("edgegan.runtime.evaluation.cli:evaluate",
-             "FID, KID, coverage, precision/recall of a generator (torch-free)."),
-    "serve": ("edgegan.runtime.serve_cli:serve",
-              "Serve an exported web page (OUT/web) on 127.0.0.1 with the headers WASM threads need."),
+    "bench-report": (
+        "edgegan.runtime.bench.report_cli:bench_report",
+        "Merge `edgegan bench --json` runs from several machines: one table and plot, ratios to a baseline.",
+    ),
+    "eval": (
+        "edgegan.runtime.evaluation.cli:evaluate",
+        "FID, KID, coverage, precision/recall of a generator (torch-free).",
+    ),
+    "serve": (
+        "edgegan.runtime.serve_cli:serve",
+        "Serve an exported web page (OUT/web) on 127.0.0.1 with the headers WASM threads need.",
+    ),
     "evaluator": ("edgegan.trainer.cli:evaluator", "Train the domain classifier that `edgegan eval` scores with."),
 }
 
 
 # Packages that only the extras install -> the extra that brings them.
 OPTIONAL_DEPENDENCIES = {
-    "torch": "train", "onnx": "export", "onnxscript": "export", "matplotlib": "plot", "tritonclient": "triton",
+    "torch": "train",
+    "onnx": "export",
+    "onnxscript": "export",
+    "matplotlib": "plot",
+    "tritonclient": "triton",
 }
 
 
@@ -40,7 +51,7 @@ def _missing_extra(command: str, exc: ModuleNotFoundError) -> click.ClickExcepti
 
 
 def _os_error(exc: OSError) -> click.ClickException:
-    """"No space left on device: /path/the/user/named" (atomic writes re-raise naming the target, not a temp file)."""
+    """ "No space left on device: /path/the/user/named" (atomic writes re-raise naming the target, not a temp file)."""
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.filename is None:
         return click.ClickException(reason)

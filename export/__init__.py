@@ -2,6 +2,7 @@
 
 Imports torch and onnx; the runtime never imports this package. Entry point: edgegan.export.pipeline.export_checkpoint.
 """
+
 from __future__ import annotations
 
 __all__ = ["export_checkpoint"]

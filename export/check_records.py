@@ -1,5 +1,6 @@
 """What verification yields and judges by: one CheckRecord per check, the tolerance table each precision is judged
 by, and the typed errors failed records raise (ShapeError for the graph's form, AtolError for its numbers)."""
+
 from __future__ import annotations
 
 import math
@@ -43,10 +44,22 @@ class Tolerance:
 #: one activation range clipped to 1/4) exceeds at least one of p99.9 24, 0.08%, 2.0.
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(vs_torch_max=1e-4, vs_torch_mean=None, batch_invariance=1e-5, reference=1e-4, range_slack=1e-6),
-    "fp16": Tolerance(vs_torch_max=1e-2, vs_torch_mean=2e-3, batch_invariance=1e-3, reference=1e-2, range_slack=1e-3,
-                      levels=LevelBudget(p999=2, k=16, share_over_k=1e-4, worst_image_mean=0.5)),
-    "int8": Tolerance(vs_torch_max=5e-2, vs_torch_mean=1e-2, batch_invariance=1e-2, reference=5e-2,
-                      range_slack=8e-3, levels=LevelBudget(p999=24, k=16, share_over_k=8e-4, worst_image_mean=2.0)),
+    "fp16": Tolerance(
+        vs_torch_max=1e-2,
+        vs_torch_mean=2e-3,
+        batch_invariance=1e-3,
+        reference=1e-2,
+        range_slack=1e-3,
+        levels=LevelBudget(p999=2, k=16, share_over_k=1e-4, worst_image_mean=0.5),
+    ),
+    "int8": Tolerance(
+        vs_torch_max=5e-2,
+        vs_torch_mean=1e-2,
+        batch_invariance=1e-2,
+        reference=5e-2,
+        range_slack=8e-3,
+        levels=LevelBudget(p999=24, k=16, share_over_k=8e-4, worst_image_mean=2.0),
+    ),
 }
 UINT8_LEVEL_SLACK = 1  # two runtimes may round a value sitting on .5 differently: one level
 ALL_VARIANTS = "*"  # the key of an --atol/--rtol given without VARIANT=
@@ -76,8 +89,9 @@ def parse_tolerances(values: Sequence[str] | float | Mapping[str, float] | None,
         except ValueError:
             value = -1.0
         if not (math.isfinite(value) and value >= 0):
-            raise ToleranceOptionError(f"{option} {text!r}: give a number >= 0 for every variant, or VARIANT=NUMBER "
-                                       "(e.g. int8=0.08)")
+            raise ToleranceOptionError(
+                f"{option} {text!r}: give a number >= 0 for every variant, or VARIANT=NUMBER (e.g. int8=0.08)"
+            )
         if key in found:
             raise ToleranceOptionError(f"{option} is given twice for {'every variant' if key == '*' else key}")
         found[key] = value
@@ -88,12 +102,15 @@ def check_tolerance_names(overrides: Mapping[str, float], option: str, verified:
     """Refuse an override naming a variant that this export does not verify (a typo, or a variant not asked for)."""
     for name in overrides:
         if name != ALL_VARIANTS and name not in verified:
-            raise ToleranceOptionError(f"{option} {name}=...: this export verifies {', '.join(verified)}; {name!r} is "
-                                       "not one of them (ask for the variant, or fix the name)")
+            raise ToleranceOptionError(
+                f"{option} {name}=...: this export verifies {', '.join(verified)}; {name!r} is "
+                "not one of them (ask for the variant, or fix the name)"
+            )
 
 
-def resolve_tolerance(variant: str, row: str, atol: Mapping[str, float],
-                      rtol: Mapping[str, float]) -> tuple[Tolerance, dict[str, Any]]:
+def resolve_tolerance(
+    variant: str, row: str, atol: Mapping[str, float], rtol: Mapping[str, float]
+) -> tuple[Tolerance, dict[str, Any]]:
     """The tolerance `variant` is judged by: TOLERANCES[row], with --atol replacing every max-error budget of its
     numeric checks (vs PyTorch, vs generator.onnx, batch invariance, onnx.reference) and --rtol added. Either flag
     puts a lossy row back on the float rule (its level budget is dropped): the user's number is what is judged.
@@ -135,8 +152,11 @@ class CheckRecord:
         failed = [describe(f) for f in (self.figures or {}).values() if not f["passed"]]
         if failed:  # the figures say it all; the full detail stays in the report
             return f"{self.name}: {'; '.join(failed)}"
-        figures = "" if self.max_err is None or self.tolerance is None else \
-            f" (max err {self.max_err:.3g} > tolerance {self.tolerance:.3g} {self.unit})"
+        figures = (
+            ""
+            if self.max_err is None or self.tolerance is None
+            else f" (max err {self.max_err:.3g} > tolerance {self.tolerance:.3g} {self.unit})"
+        )
         return f"{self.name}{figures}: {self.detail}"
 
     def to_dict(self) -> dict[str, Any]:

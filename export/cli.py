@@ -5,6 +5,7 @@ The variants' flags (--fp16 ... --web) and their parameters (--trt-batch, --web-
 command reads them from the variant table (edgegan.export.variants.VARIANTS) each time its parameters are asked
 for, so a new row is a new flag, and the values reach export_checkpoint as its variant keywords.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,7 +18,7 @@ from edgegan.runtime.cli_options import EdgeganCommand, Say, check_json_path, js
 VARIANTS_AFTER = "opset"  # the variant flags are listed after this option in --help
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def variant_flags(variants: tuple) -> tuple[click.Option, ...]:
     """The click options of a variant table: per row its flag, then its parameters (one set per table)."""
     options: list[click.Option] = []
@@ -25,8 +26,15 @@ def variant_flags(variants: tuple) -> tuple[click.Option, ...]:
         options.append(click.Option([variant.flag, variant.option], is_flag=True, help=variant.help))
         for param in variant.params:
             shown = param.cli_default is not None
-            options.append(click.Option([param.flag, param.name], default=param.cli_default if shown else param.default,
-                                        show_default=shown, metavar=param.metavar, help=param.help))
+            options.append(
+                click.Option(
+                    [param.flag, param.name],
+                    default=param.cli_default if shown else param.default,
+                    show_default=shown,
+                    metavar=param.metavar,
+                    help=param.help,
+                )
+            )
     return tuple(options)
 
 
@@ -77,42 +85,106 @@ def variant_values(given: dict[str, Any]) -> dict[str, Any]:
 
 @click.command("export", cls=VariantTableCommand)
 @click.argument("source", metavar="RUN|CKPT", type=click.Path(exists=True, path_type=str))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Export folder (generator.onnx, variants, export_report.json).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Export folder (generator.onnx, variants, export_report.json).",
+)
 @click.option("--opset", default=18, show_default=True, type=click.IntRange(13, None), help="ONNX opset.")
-@click.option("--pixels", type=click.Choice(["float", "uint8"]), default="float", show_default=True,
-              help="Output float32 NCHW in [-1, 1], or uint8 NHWC with the scaling folded into the graph.")
-@click.option("--optimize/--no-optimize", default=True, show_default=True,
-              help="Ship generator.onnx in the exact phase-convolution form (faster on CPU) or as torch exported it.")
+@click.option(
+    "--pixels",
+    type=click.Choice(["float", "uint8"]),
+    default="float",
+    show_default=True,
+    help="Output float32 NCHW in [-1, 1], or uint8 NHWC with the scaling folded into the graph.",
+)
+@click.option(
+    "--optimize/--no-optimize",
+    default=True,
+    show_default=True,
+    help="Ship generator.onnx in the exact phase-convolution form (faster on CPU) or as torch exported it.",
+)
 @click.option("--no-ema", is_flag=True, help="Export the raw generator instead of its EMA weights.")
-@click.option("--force", is_flag=True,
-              help="Replace OUT as a whole (every file in it, not only an earlier export), swapped in once the new "
-                   "export is complete. Without it OUT may hold other files, but none the export writes.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace OUT as a whole (every file in it, not only an earlier export), swapped in once the new "
+    "export is complete. Without it OUT may hold other files, but none the export writes.",
+)
 @json_option("the report (as OUT/export_report.json)", bare_flag=True)
 @quiet_option()
-@click.option("--atol", multiple=True, metavar="F|VARIANT=F",
-              help="Max absolute error every numeric check allows (vs PyTorch, vs generator.onnx, batch invariance, "
-                   "onnx.reference), instead of the precision's own; repeatable per variant, e.g. --atol int8=0.08. "
-                   "Recorded in the report.")
-@click.option("--rtol", multiple=True, metavar="F|VARIANT=F",
-              help="Relative part: a value passes when |out - ref| <= atol + rtol * |ref| [default: 0].")
-@click.option("--no-quality-gate", is_flag=True,
-              help="Skip the quality gate even when an evaluator is cached (the report says so).")
-@click.option("--evaluator", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Evaluator .onnx for the quality gate [default: ~/.cache/edgegan/evaluators/DATASET.onnx].")
-@click.option("--max-fid-delta", type=float, default=None, metavar="F",
-              help="Fail when a variant's FID against the fp32 model's images exceeds F.")
-@click.option("--gate-n", type=click.IntRange(4, None), default=2000, show_default=True,
-              help="Images per variant the quality gate scores.")
-@click.option("--min-recall", type=click.FloatRange(0, 1), default=None, metavar="R",
-              help="Fail when the model's recall against the real test images (conditional: any class's) is below "
-                   "R; a collapsed generator scores ~0.")
-@click.option("--data-dir", type=click.Path(), default=None,
-              help="Real data for --min-recall [default: the run's --data-dir].")
-def export(source: str, out_dir: str, opset: int, pixels: str, no_ema: bool, force: bool, json_path: str | None,
-           quiet: bool, atol: tuple[str, ...], rtol: tuple[str, ...], no_quality_gate: bool, evaluator: str | None,
-           max_fid_delta: float | None, gate_n: int, optimize: bool, min_recall: float | None,
-           data_dir: str | None, **table_flags: Any) -> None:
+@click.option(
+    "--atol",
+    multiple=True,
+    metavar="F|VARIANT=F",
+    help="Max absolute error every numeric check allows (vs PyTorch, vs generator.onnx, batch invariance, "
+    "onnx.reference), instead of the precision's own; repeatable per variant, e.g. --atol int8=0.08. "
+    "Recorded in the report.",
+)
+@click.option(
+    "--rtol",
+    multiple=True,
+    metavar="F|VARIANT=F",
+    help="Relative part: a value passes when |out - ref| <= atol + rtol * |ref| [default: 0].",
+)
+@click.option(
+    "--no-quality-gate",
+    is_flag=True,
+    help="Skip the quality gate even when an evaluator is cached (the report says so).",
+)
+@click.option(
+    "--evaluator",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Evaluator .onnx for the quality gate [default: ~/.cache/edgegan/evaluators/DATASET.onnx].",
+)
+@click.option(
+    "--max-fid-delta",
+    type=float,
+    default=None,
+    metavar="F",
+    help="Fail when a variant's FID against the fp32 model's images exceeds F.",
+)
+@click.option(
+    "--gate-n",
+    type=click.IntRange(4, None),
+    default=2000,
+    show_default=True,
+    help="Images per variant the quality gate scores.",
+)
+@click.option(
+    "--min-recall",
+    type=click.FloatRange(0, 1),
+    default=None,
+    metavar="R",
+    help="Fail when the model's recall against the real test images (conditional: any class's) is below "
+    "R; a collapsed generator scores ~0.",
+)
+@click.option(
+    "--data-dir", type=click.Path(), default=None, help="Real data for --min-recall [default: the run's --data-dir]."
+)
+def export(
+    source: str,
+    out_dir: str,
+    opset: int,
+    pixels: str,
+    no_ema: bool,
+    force: bool,
+    json_path: str | None,
+    quiet: bool,
+    atol: tuple[str, ...],
+    rtol: tuple[str, ...],
+    no_quality_gate: bool,
+    evaluator: str | None,
+    max_fid_delta: float | None,
+    gate_n: int,
+    optimize: bool,
+    min_recall: float | None,
+    data_dir: str | None,
+    **table_flags: Any,
+) -> None:
     """Export a run's (or checkpoint's) generator to a verified generator.onnx plus the variants asked for.
 
     Every file is verified before it is moved into OUT; the checks, errors, sizes and operator counts go to
@@ -135,10 +207,23 @@ def export(source: str, out_dir: str, opset: int, pixels: str, no_ema: bool, for
     from edgegan.export.report import format_table
 
     report = export_checkpoint(
-        source, out_dir, opset=opset, pixels=pixels, use_ema=not no_ema, force=force, progress=not quiet,
-        evaluator=evaluator, max_fid_delta=max_fid_delta, gate_n=gate_n, optimize=optimize,
-        min_recall=min_recall, data_dir=data_dir, atol=list(atol) or None, rtol=list(rtol) or None,
-        quality_gate=not no_quality_gate, **options,
+        source,
+        out_dir,
+        opset=opset,
+        pixels=pixels,
+        use_ema=not no_ema,
+        force=force,
+        progress=not quiet,
+        evaluator=evaluator,
+        max_fid_delta=max_fid_delta,
+        gate_n=gate_n,
+        optimize=optimize,
+        min_recall=min_recall,
+        data_dir=data_dir,
+        atol=list(atol) or None,
+        rtol=list(rtol) or None,
+        quality_gate=not no_quality_gate,
+        **options,
     )
     say = Say(quiet, json_path)
     say.result(format_table(report))

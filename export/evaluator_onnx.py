@@ -22,6 +22,7 @@ Example:
     >>> round(result.info.test_accuracy, 2)                                     # doctest: +SKIP
     0.91
 """
+
 from __future__ import annotations
 
 import os
@@ -79,9 +80,13 @@ def evaluator_io(image_shape: tuple[int, int, int], num_classes: int, feature_di
     """The evaluator's graph signature: pixels uint8 [batch, H, W, C] -> logits float32 [batch, K], features
     float32 [batch, D]."""
     h, w, c = image_shape
-    return IOSpec((TensorSpec(INPUT_PIXELS, "uint8", (BATCH_AXIS, h, w, c)),),
-                  (TensorSpec(OUTPUT_LOGITS, "float32", (BATCH_AXIS, num_classes)),
-                   TensorSpec(OUTPUT_FEATURES, "float32", (BATCH_AXIS, feature_dim))))
+    return IOSpec(
+        (TensorSpec(INPUT_PIXELS, "uint8", (BATCH_AXIS, h, w, c)),),
+        (
+            TensorSpec(OUTPUT_LOGITS, "float32", (BATCH_AXIS, num_classes)),
+            TensorSpec(OUTPUT_FEATURES, "float32", (BATCH_AXIS, feature_dim)),
+        ),
+    )
 
 
 def evaluator_path(out: str | os.PathLike | None, dataset: str) -> Path:
@@ -101,15 +106,23 @@ def export_graph(module: PixelsEvaluator, image_shape: tuple[int, int, int]) -> 
     """ONNX graph of the evaluator module (BatchNorm folded, batch axis dynamic), no metadata yet."""
     folded = PixelsEvaluator(fold_batchnorm(module.net)[0]).eval()
     example = torch.zeros(EXPORT_BATCH, *image_shape, dtype=torch.uint8)  # [B, H, W, C]
-    model, _ = export_module(folded, (example,), [INPUT_PIXELS], [OUTPUT_LOGITS, OUTPUT_FEATURES],
-                             opset=EVALUATOR_OPSET, what="the evaluator")
+    model, _ = export_module(
+        folded,
+        (example,),
+        [INPUT_PIXELS],
+        [OUTPUT_LOGITS, OUTPUT_FEATURES],
+        opset=EVALUATOR_OPSET,
+        what="the evaluator",
+    )
     return model
 
 
 def _run(session, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(logits [N, K], features [N, D]) of the exported graph in onnxruntime: what `edgegan eval` will see."""
-    parts = [session.run([OUTPUT_LOGITS, OUTPUT_FEATURES], {INPUT_PIXELS: images[i:i + ACCURACY_CHUNK]})
-             for i in range(0, len(images), ACCURACY_CHUNK)]
+    parts = [
+        session.run([OUTPUT_LOGITS, OUTPUT_FEATURES], {INPUT_PIXELS: images[i : i + ACCURACY_CHUNK]})
+        for i in range(0, len(images), ACCURACY_CHUNK)
+    ]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -129,8 +142,9 @@ def check_vs_torch(session, module: PixelsEvaluator, images: np.ndarray, n: int)
         ok = ok and bool(np.isfinite(err).all() and (err <= tol + EVALUATOR_RTOL * np.abs(w)).all())
         worst, mean = max(worst, float(err.max())), max(mean, float(err.mean()))
         parts.append(f"{name} max err {err.max():.3g}")
-    return CheckRecord(f"vs_torch_batch{n}", ok, worst, mean, tol,
-                       f"{n} real images; {', '.join(parts)}; rtol {EVALUATOR_RTOL:g}")
+    return CheckRecord(
+        f"vs_torch_batch{n}", ok, worst, mean, tol, f"{n} real images; {', '.join(parts)}; rtol {EVALUATOR_RTOL:g}"
+    )
 
 
 def check_metadata(meta: dict[str, str], info: EvaluatorInfo) -> CheckRecord:
@@ -139,12 +153,14 @@ def check_metadata(meta: dict[str, str], info: EvaluatorInfo) -> CheckRecord:
     problems += [f"unexpected key {k}" for k in sorted(set(meta) - set(expected))]
     if not problems:
         EvaluatorInfo.from_metadata(meta, "the exported evaluator")  # raises QualityError (guard_check records it)
-    return CheckRecord("metadata", not problems, detail="; ".join(problems) or f"{len(expected)} evaluator keys",
-                       kind="structure")
+    return CheckRecord(
+        "metadata", not problems, detail="; ".join(problems) or f"{len(expected)} evaluator keys", kind="structure"
+    )
 
 
-def export_evaluator(trained: TrainedEvaluator, out: str | os.PathLike | None = None,
-                     started: float | None = None) -> EvaluatorResult:
+def export_evaluator(
+    trained: TrainedEvaluator, out: str | os.PathLike | None = None, started: float | None = None
+) -> EvaluatorResult:
     """Export a trained evaluator, verify it, measure its accuracy on the file itself, and write it atomically.
 
     Args:
@@ -173,9 +189,16 @@ def export_evaluator(trained: TrainedEvaluator, out: str | os.PathLike | None = 
         logit_err = max(r.max_err or 0.0 for r in records)
         h, w, c = trained.image_shape
         info = EvaluatorInfo(
-            dataset=trained.cfg.dataset, channels=c, height=h, width=w, num_classes=trained.num_classes,
-            class_names=list(trained.class_names), feature_layer=FEATURE_LAYER, feature_dim=feature_dim,
-            test_accuracy=accuracy, train={**trained.provenance(), "onnx_max_logit_err": logit_err},
+            dataset=trained.cfg.dataset,
+            channels=c,
+            height=h,
+            width=w,
+            num_classes=trained.num_classes,
+            class_names=list(trained.class_names),
+            feature_layer=FEATURE_LAYER,
+            feature_dim=feature_dim,
+            test_accuracy=accuracy,
+            train={**trained.provenance(), "onnx_max_logit_err": logit_err},
         )
         del model.metadata_props[:]
         onnx.helper.set_model_props(model, info.to_metadata())
@@ -183,9 +206,11 @@ def export_evaluator(trained: TrainedEvaluator, out: str | os.PathLike | None = 
         onnx.save_model(model, str(final))
         found, inputs, outputs, meta = interface_from_onnx(final)
         spec = evaluator_io(trained.image_shape, trained.num_classes, feature_dim)
-        structure = [guard_check("onnx_checker", "structure", partial(check_onnx_checker, final)),
-                     check_interface(found, inputs, outputs, spec),
-                     guard_check("metadata", "structure", partial(check_metadata, meta, info))]
+        structure = [
+            guard_check("onnx_checker", "structure", partial(check_onnx_checker, final)),
+            check_interface(found, inputs, outputs, spec),
+            guard_check("metadata", "structure", partial(check_metadata, meta, info)),
+        ]
         records = [*structure, *records]
         raise_for_records("evaluator", records)
         data = final.read_bytes()
@@ -194,8 +219,9 @@ def export_evaluator(trained: TrainedEvaluator, out: str | os.PathLike | None = 
     return EvaluatorResult(path, info, seconds, trained.steps, trained.train_accuracy, records)
 
 
-def train_and_export_evaluator(cfg: EvaluatorConfig, out: str | os.PathLike | None = None,
-                               progress: bool = True) -> EvaluatorResult:
+def train_and_export_evaluator(
+    cfg: EvaluatorConfig, out: str | os.PathLike | None = None, progress: bool = True
+) -> EvaluatorResult:
     """`edgegan evaluator train`: the output path checked first, then train_evaluator, then export_evaluator."""
     started = time.perf_counter()
     cfg.validate()

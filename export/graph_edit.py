@@ -10,6 +10,7 @@ keeps the value_info of initializers (15-18 entries more on the conftest exports
 val_N, so it still needs our stem_N allocator to keep today's names; and onnx_ir is no dependency pyproject
 declares (it arrives through recent onnxscript). Ours writes the graphs we shipped, byte for byte.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -75,7 +76,7 @@ class EditableGraph:
         # Protobuf hands out fresh wrappers, so nodes are matched by their outputs (unique in a valid graph).
         nodes = list(self.graph.node)
         index = next(i for i, n in enumerate(nodes) if list(n.output) == list(old.output))
-        nodes[index:index + 1] = new
+        nodes[index : index + 1] = new
         del self.graph.node[:]
         self.graph.node.extend(nodes)
 
@@ -155,8 +156,7 @@ def inferred_shapes(model: onnx.ModelProto) -> dict[str, list]:
         t = info.type.tensor_type
         if not t.HasField("shape"):
             continue
-        shapes[info.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                             for d in t.shape.dim]
+        shapes[info.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
     for init in graph.initializer:
         shapes[init.name] = list(init.dims)
     return shapes

@@ -19,6 +19,7 @@ figures): the Transposes to and from NHWC fold into onnxruntime's NCHWc reorders
 whole Cout-float blocks instead of single floats as DepthToSpace does. Measured with benchmarks/probes/graph_forms.py;
 results in benchmarks/results/graph_forms.md.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,15 @@ from edgegan.export.graph_edit import (
 from edgegan.export.subpixel import LAYOUTS, SUBPIXEL_FORMS, convtranspose_to_subpixel, subpixel_kernels
 
 __all__ = [
-    "IMAGE_LAYER_CHANNELS", "LAYOUTS", "SUBPIXEL_FORMS", "convtranspose_to_subpixel", "first_layer_to_gemm",
-    "hoist_activations", "optimize_fp32", "subpixel_kernels", "to_subpixel",
+    "IMAGE_LAYER_CHANNELS",
+    "LAYOUTS",
+    "SUBPIXEL_FORMS",
+    "convtranspose_to_subpixel",
+    "first_layer_to_gemm",
+    "hoist_activations",
+    "optimize_fp32",
+    "subpixel_kernels",
+    "to_subpixel",
 ]
 
 _LAYOUT_OPS = ("Reshape", "DepthToSpace", "Slice")
@@ -77,17 +85,35 @@ def first_layer_to_gemm(model: onnx.ModelProto) -> onnx.ModelProto:
         new: list[onnx.NodeProto] = []
         if flat is None:  # x [B, Cin, 1, 1] -> [B, Cin]
             flat = g.fresh("gemm_in")
-            new.append(helper.make_node(
-                "Reshape", [node.input[0], g.add_init("shape", np.array([-1, cin], np.int64))], [flat],
-                name=g.fresh("gemm_in_reshape")))
+            new.append(
+                helper.make_node(
+                    "Reshape",
+                    [node.input[0], g.add_init("shape", np.array([-1, cin], np.int64))],
+                    [flat],
+                    name=g.fresh("gemm_in_reshape"),
+                )
+            )
         gemm_out = g.fresh("gemm_out")  # [B, Cout*kH*kW]
-        new.append(helper.make_node(
-            "Gemm", [flat, g.add_init("gemm_w", w.reshape(cin, cout * kh * kw)),
-                     g.add_init("gemm_b", np.repeat(b, kh * kw))],
-            [gemm_out], name=g.fresh((node.name or "convtranspose") + "_gemm")))
-        new.append(helper.make_node(
-            "Reshape", [gemm_out, g.add_init("shape", np.array([-1, cout, kh, kw], np.int64))],
-            [node.output[0]], name=g.fresh("gemm_out_reshape")))
+        new.append(
+            helper.make_node(
+                "Gemm",
+                [
+                    flat,
+                    g.add_init("gemm_w", w.reshape(cin, cout * kh * kw)),
+                    g.add_init("gemm_b", np.repeat(b, kh * kw)),
+                ],
+                [gemm_out],
+                name=g.fresh((node.name or "convtranspose") + "_gemm"),
+            )
+        )
+        new.append(
+            helper.make_node(
+                "Reshape",
+                [gemm_out, g.add_init("shape", np.array([-1, cout, kh, kw], np.int64))],
+                [node.output[0]],
+                name=g.fresh("gemm_out_reshape"),
+            )
+        )
         g.replace(node, new)
     g.remove_unused()
     return model
@@ -131,8 +157,7 @@ def hoist_activations(model: onnx.ModelProto) -> onnx.ModelProto:
             if len(g.consumers(src)) != 1 or g.is_graph_output(src) or src in g.inits:
                 continue
             # x -> layout -> act -> y   becomes   x -> act -> layout -> y
-            moved_act = helper.make_node(act.op_type, [src], [g.fresh(act.op_type.lower() + "_early")],
-                                         name=act.name)
+            moved_act = helper.make_node(act.op_type, [src], [g.fresh(act.op_type.lower() + "_early")], name=act.name)
             moved_act.attribute.extend(act.attribute)
             moved_layout = onnx.NodeProto()
             moved_layout.CopyFrom(layout)
@@ -147,8 +172,9 @@ def hoist_activations(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 # ------------------------------------------------------------------------------------------- public API
-def to_subpixel(model: onnx.ModelProto, form: str = "phases", layout: str = "nhwc",
-                min_out_channels: int = IMAGE_LAYER_CHANNELS) -> onnx.ModelProto:
+def to_subpixel(
+    model: onnx.ModelProto, form: str = "phases", layout: str = "nhwc", min_out_channels: int = IMAGE_LAYER_CHANNELS
+) -> onnx.ModelProto:
     """The form export/int8_quantize.py quantizes: first layer as Gemm, stride-2 ConvTransposes as sub-pixel
     Convs (which the CPU provider runs as QLinearConv once quantized; it has no int8 ConvTranspose).
 

@@ -3,6 +3,7 @@
 Calibration follows the generator contract: latents `draw_latents(n, nz, seed)` and, for a conditional model,
 labels `default_labels(n, num_classes)`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,9 +26,9 @@ class ContractCalibration(CalibrationDataReader):
         labels = default_labels(samples, contract.num_classes) if contract.conditional else None
         self._batches = []
         for start in range(0, samples, batch):
-            feed = {INPUT_LATENT: z[start:start + batch]}
+            feed = {INPUT_LATENT: z[start : start + batch]}
             if labels is not None:
-                feed[INPUT_LABEL] = labels[start:start + batch]
+                feed[INPUT_LABEL] = labels[start : start + batch]
             self._batches.append(feed)
         self._next = 0
 
@@ -41,7 +42,9 @@ class ContractCalibration(CalibrationDataReader):
         self._next = 0
 
 
-def tensor_ranges(model: onnx.ModelProto, names: list[str], reader: ContractCalibration) -> dict[str, tuple[float, float]]:
+def tensor_ranges(
+    model: onnx.ModelProto, names: list[str], reader: ContractCalibration
+) -> dict[str, tuple[float, float]]:
     """(min, max) of each named float tensor over all calibration batches, from one fp32 pass; both include 0.
 
     Args:

@@ -14,6 +14,7 @@ names: both are run on the same contract latents with those tensors exposed. Per
 The error is cumulative (each layer gets its input from the int8 layers before it), so the layer where `grows`
 jumps is the one to act on (keep it float, calibrate its range differently, per-channel scales).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,9 +55,17 @@ def _run(model: bytes, feeds: dict[str, np.ndarray], names: list[str]) -> dict[s
     return dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in inputs})))
 
 
-def layer_errors(core_fp32: str | Path, int8_path: str | Path, contract: GeneratorContract, *, n: int = EXPLAIN_N,
-                 seed: int = EXPLAIN_SEED, form: str = DEFAULT_FORM, layout: str = DEFAULT_LAYOUT,
-                 image_layer_float: bool = True) -> list[dict[str, Any]]:
+def layer_errors(
+    core_fp32: str | Path,
+    int8_path: str | Path,
+    contract: GeneratorContract,
+    *,
+    n: int = EXPLAIN_N,
+    seed: int = EXPLAIN_SEED,
+    form: str = DEFAULT_FORM,
+    layout: str = DEFAULT_LAYOUT,
+    image_layer_float: bool = True,
+) -> list[dict[str, Any]]:
     """Per weighted layer of the sub-pixel float model: its output's range and the int8 file's error on it.
 
     Args:
@@ -70,15 +79,19 @@ def layer_errors(core_fp32: str | Path, int8_path: str | Path, contract: Generat
         One dict per layer in graph order: layer, op, tensor, range, err_p999 and err_max (in int8 steps of the
         tensor), err_mean, grows (err_p999 / the previous layer's).
     """
-    fp32 = to_subpixel(onnx.load(core_fp32), form, layout,
-                       min_out_channels=IMAGE_LAYER_CHANNELS if image_layer_float else 1)
+    fp32 = to_subpixel(
+        onnx.load(core_fp32), form, layout, min_out_channels=IMAGE_LAYER_CHANNELS if image_layer_float else 1
+    )
     int8 = onnx.load(int8_path)
     # quantize_static fuses a Conv with the Relu after it (the int8 Conv writes the Relu's output name) and the
     # integer first layer keeps its Gemm's output name: the int8 node of the same name says which tensor to compare.
     int8_out = {node.name: node.output[0] for node in int8.graph.node}
     in_fp32 = {o for node in fp32.graph.node for o in node.output}
-    layers = [(node.name, node.op_type, int8_out.get(node.name, node.output[0])) for node in fp32.graph.node
-              if node.op_type in WEIGHTED]
+    layers = [
+        (node.name, node.op_type, int8_out.get(node.name, node.output[0]))
+        for node in fp32.graph.node
+        if node.op_type in WEIGHTED
+    ]
     in_int8 = {o for node in int8.graph.node for o in node.output}
     layers = [layer for layer in layers if layer[2] in in_fp32 and layer[2] in in_int8]
     # A fused Conv's float output still holds the negatives its Relu removed: the next layer sees the tensor after
@@ -97,19 +110,32 @@ def layer_errors(core_fp32: str | Path, int8_path: str | Path, contract: Generat
         span = float(np.abs(r).max()) or 1.0
         err = np.abs(g - r) / (span / 127.5)  # in steps of a u8 grid over [-span, span]
         p999 = float(np.percentile(err, 99.9))
-        rows.append({"layer": layer, "op": op, "tensor": tensor, "range": span, "err_p999": p999,
-                     "err_max": float(err.max()), "err_mean": float(err.mean()),
-                     "grows": p999 / previous if previous else None})
+        rows.append(
+            {
+                "layer": layer,
+                "op": op,
+                "tensor": tensor,
+                "range": span,
+                "err_p999": p999,
+                "err_max": float(err.max()),
+                "err_mean": float(err.mean()),
+                "grows": p999 / previous if previous else None,
+            }
+        )
         previous = p999 or None
     return rows
 
 
 def format_layer_errors(rows: list[dict[str, Any]]) -> str:
     """The per-layer figures as a markdown table."""
-    lines = ["| layer | op | max abs | err p99.9 (steps) | err max (steps) | err mean | grows |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| layer | op | max abs | err p99.9 (steps) | err max (steps) | err mean | grows |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         grows = "-" if r["grows"] is None else f"{r['grows']:.2f}x"
-        lines.append(f"| {r['layer']} | {r['op']} | {r['range']:.3g} | {r['err_p999']:.2f} | {r['err_max']:.2f} | "
-                     f"{r['err_mean']:.3f} | {grows} |")
+        lines.append(
+            f"| {r['layer']} | {r['op']} | {r['range']:.3g} | {r['err_p999']:.2f} | {r['err_max']:.2f} | "
+            f"{r['err_mean']:.3f} | {grows} |"
+        )
     return "\n".join(lines)

@@ -18,6 +18,7 @@ Shapes: x [B, K] float (z, or z joined to a label embedding), W [K, N] (N = Cout
     y  = (q1 - 64) Wq * s1 sw + (q2 - 64) Wq * (s1 / 126) sw + b       two MatMulIntegers (int32), float [B, N]
 with Wq = round(W / sw) s8, sw = max|W[:, n]| / 127 per output column.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -93,7 +94,9 @@ def integer_gemm(model: onnx.ModelProto, node_name: str, input_absmax: float, pa
         raise ValueError(f"{node_name!r} is not a Gemm with constant weights this rewrite handles")
     x, w, b = operands
     if w.shape[0] > MAX_K:
-        raise ValueError(f"{node_name!r} has {w.shape[0]} inputs: more than {MAX_K} could overflow int32")  # never for a latent
+        raise ValueError(
+            f"{node_name!r} has {w.shape[0]} inputs: more than {MAX_K} could overflow int32"
+        )  # never for a latent
     wq, sw = quantize_columns(w)
     s1 = np.float32(max(input_absmax, 1e-8) / LEVELS)
     steps = [s1, np.float32(s1 / RESIDUAL_STEPS)][:passes]
@@ -114,23 +117,35 @@ def integer_gemm(model: onnx.ModelProto, node_name: str, input_absmax: float, pa
         s = const(f"_s{k}", step)
         new.append(helper.make_node("QuantizeLinear", [source, s, zp], [f"{p}_q{k}"], name=f"{p}_quantize{k}"))
         if k + 1 < len(steps):  # the residual of this pass's rounding feeds the next pass: x - DQ(q)
-            new += [helper.make_node("DequantizeLinear", [f"{p}_q{k}", s, zp], [f"{p}_dq{k}"], name=f"{p}_dequantize{k}"),
-                    helper.make_node("Sub", [source, f"{p}_dq{k}"], [f"{p}_r{k}"], name=f"{p}_residual{k}")]
+            new += [
+                helper.make_node("DequantizeLinear", [f"{p}_q{k}", s, zp], [f"{p}_dq{k}"], name=f"{p}_dequantize{k}"),
+                helper.make_node("Sub", [source, f"{p}_dq{k}"], [f"{p}_r{k}"], name=f"{p}_residual{k}"),
+            ]
             source = f"{p}_r{k}"
-        new.append(helper.make_node("MatMulInteger", [f"{p}_q{k}", w_name, zp, w_zp], [f"{p}_acc{k}"],
-                                    name=f"{p}_matmul{k}"))  # int32 [B, N]
+        new.append(
+            helper.make_node("MatMulInteger", [f"{p}_q{k}", w_name, zp, w_zp], [f"{p}_acc{k}"], name=f"{p}_matmul{k}")
+        )  # int32 [B, N]
         acc.append(f"{p}_acc{k}")
     # Float from here: onnxruntime's int32 Mul/Add are scalar loops (measured 3.5 ms each at batch 64, float 0.5).
     terms = []
     for k, (name, step) in enumerate(zip(acc, steps)):
-        new += [helper.make_node("Cast", [name], [f"{p}_accf{k}"], to=TensorProto.FLOAT, name=f"{p}_cast{k}"),
-                helper.make_node("Mul", [f"{p}_accf{k}", const(f"_scale{k}", (step * sw).astype(np.float32))],
-                                 [f"{p}_y{k}"], name=f"{p}_scale{k}")]  # [N] per-column scales
+        new += [
+            helper.make_node("Cast", [name], [f"{p}_accf{k}"], to=TensorProto.FLOAT, name=f"{p}_cast{k}"),
+            helper.make_node(
+                "Mul",
+                [f"{p}_accf{k}", const(f"_scale{k}", (step * sw).astype(np.float32))],
+                [f"{p}_y{k}"],
+                name=f"{p}_scale{k}",
+            ),
+        ]  # [N] per-column scales
         terms.append(f"{p}_y{k}")
     if len(terms) == 2:  # Add, not Sum: onnxruntime's broadcasting Sum measured 7x slower than Add here
         new.append(helper.make_node("Add", terms, [f"{p}_sum"], name=f"{p}_sum"))
-    new.append(helper.make_node("Add", [f"{p}_sum" if len(terms) == 2 else terms[0], const("_b", b)],
-                                [node.output[0]], name=f"{p}_bias"))
+    new.append(
+        helper.make_node(
+            "Add", [f"{p}_sum" if len(terms) == 2 else terms[0], const("_b", b)], [node.output[0]], name=f"{p}_bias"
+        )
+    )
     graph.node.remove(node)
     for offset, item in enumerate(new):
         graph.node.insert(index + offset, item)

@@ -8,6 +8,7 @@ Convs, the first layer a Gemm), whose Convs run as QLinearConv on u8 activations
 28x28), becomes an exact u8 x u8 integer Gemm with z kept to ~6e-5 (export/int8_gemm.py says why not QGemm).
 By default only the image layer stays float; build_int8 names every float layer left, with the reason.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,10 @@ from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, 
 
 from edgegan.export.graph_forms import IMAGE_LAYER_CHANNELS, LAYOUTS, SUBPIXEL_FORMS, to_subpixel
 from edgegan.export.int8_calibration import (  # noqa: F401 - ContractCalibration is part of this module's API
-    CALIBRATION_BATCH, ContractCalibration, shared_concat_ranges, tensor_ranges,
+    CALIBRATION_BATCH,
+    ContractCalibration,
+    shared_concat_ranges,
+    tensor_ranges,
 )
 from edgegan.export.int8_gemm import gemm_operands, integer_gemm
 from edgegan.runtime.contract import KEY_PRECISION, GeneratorContract
@@ -71,10 +75,18 @@ def final_layer_nodes(model: onnx.ModelProto) -> list[str]:
     return found
 
 
-def quantize_model(model: onnx.ModelProto, contract: GeneratorContract, out_path: Path, *,
-                   calibration_samples: int = CALIBRATION_SAMPLES, calibration_seed: int = 1234,
-                   per_channel: bool = True, keep_float: list[str] | None = None, method: str = "MinMax",
-                   percentile: float = 99.999) -> None:
+def quantize_model(
+    model: onnx.ModelProto,
+    contract: GeneratorContract,
+    out_path: Path,
+    *,
+    calibration_samples: int = CALIBRATION_SAMPLES,
+    calibration_seed: int = 1234,
+    per_channel: bool = True,
+    keep_float: list[str] | None = None,
+    method: str = "MinMax",
+    percentile: float = 99.999,
+) -> None:
     """quantize_static in QDQ format: u8 activations, s8 weights (per output channel when `per_channel`).
 
     Args:
@@ -104,7 +116,9 @@ def quantize_model(model: onnx.ModelProto, contract: GeneratorContract, out_path
         src = Path(tmp) / "fp32.onnx"
         onnx.save(model, src)
         quantize_static(
-            src, out_path, reader,
+            src,
+            out_path,
+            reader,
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,  # u8 x s8 is the VNNI / AVX2 fast path of MLAS
             weight_type=QuantType.QInt8,
@@ -127,11 +141,20 @@ def first_layer_nodes(model: onnx.ModelProto) -> list[str]:
     return []
 
 
-def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *,
-               calibration_samples: int = CALIBRATION_SAMPLES,
-               calibration_seed: int = 1234, per_channel: bool = True, form: str = DEFAULT_FORM,
-               layout: str = DEFAULT_LAYOUT, float_layers: tuple[str, ...] = DEFAULT_FLOAT_LAYERS,
-               method: str = "MinMax", first_layer_passes: int = FIRST_LAYER_PASSES) -> dict[str, Any]:
+def build_int8(
+    fp32_path: Path,
+    out_path: Path,
+    contract: GeneratorContract,
+    *,
+    calibration_samples: int = CALIBRATION_SAMPLES,
+    calibration_seed: int = 1234,
+    per_channel: bool = True,
+    form: str = DEFAULT_FORM,
+    layout: str = DEFAULT_LAYOUT,
+    float_layers: tuple[str, ...] = DEFAULT_FLOAT_LAYERS,
+    method: str = "MinMax",
+    first_layer_passes: int = FIRST_LAYER_PASSES,
+) -> dict[str, Any]:
     """Build `generator.int8.onnx` from the fp32 export: sub-pixel form, int8 weights, atomic write.
 
     The defaults are the measured best on onnxruntime's CPU provider (benchmarks/results/int8/README.md; the
@@ -173,12 +196,19 @@ def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *,
     if calibration_samples <= 0:
         raise Int8Error(f"calibration samples must be positive, got {calibration_samples}")
     unknown = set(float_layers) - {"first", "last"}
-    if unknown or form not in SUBPIXEL_FORMS or layout not in LAYOUTS or method not in CALIBRATION_METHODS \
-            or first_layer_passes not in (1, 2):
-        raise Int8Error(f"bad int8 option: form {form!r} (one of {SUBPIXEL_FORMS}), layout {layout!r} "
-                        f"(one of {LAYOUTS}), float_layers {tuple(float_layers)!r} (first, last), "
-                        f"method {method!r} (one of {CALIBRATION_METHODS}), "
-                        f"first_layer_passes {first_layer_passes!r} (1 or 2)")
+    if (
+        unknown
+        or form not in SUBPIXEL_FORMS
+        or layout not in LAYOUTS
+        or method not in CALIBRATION_METHODS
+        or first_layer_passes not in (1, 2)
+    ):
+        raise Int8Error(
+            f"bad int8 option: form {form!r} (one of {SUBPIXEL_FORMS}), layout {layout!r} "
+            f"(one of {LAYOUTS}), float_layers {tuple(float_layers)!r} (first, last), "
+            f"method {method!r} (one of {CALIBRATION_METHODS}), "
+            f"first_layer_passes {first_layer_passes!r} (1 or 2)"
+        )
     try:
         fp32 = onnx.load(fp32_path)
     except Exception as exc:  # noqa: BLE001 - missing file, not protobuf, truncated: all the user's to fix
@@ -202,9 +232,16 @@ def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *,
     tmp = Path(tmp_name)
     try:
         # quantize_static leaves the first layer float too; it becomes an integer Gemm right after.
-        quantize_model(model, contract, tmp, calibration_samples=calibration_samples,
-                       calibration_seed=calibration_seed, per_channel=per_channel,
-                       keep_float=[*reasons, *integer_first], method=method)
+        quantize_model(
+            model,
+            contract,
+            tmp,
+            calibration_samples=calibration_samples,
+            calibration_seed=calibration_seed,
+            per_channel=per_channel,
+            keep_float=[*reasons, *integer_first],
+            method=method,
+        )
         quantized = onnx.load(tmp)
         first_info = _rewrite_first_layer(quantized, model, integer_first, reader, first_layer_passes)
         _set_metadata(quantized, fp32, contract)
@@ -220,10 +257,14 @@ def build_int8(fp32_path: Path, out_path: Path, contract: GeneratorContract, *,
         counts[ops[name]] = counts.get(ops[name], 0) + 1
     return {
         "form": f"sub-pixel {form}/{layout}: stride-2 ConvTranspose -> 2x2 Conv(s) + phase interleave; "
-                "first layer Gemm" + ("; image layer kept as ConvTranspose" if keep_last_ct else ""),
+        "first layer Gemm" + ("; image layer kept as ConvTranspose" if keep_last_ct else ""),
         "format": "QDQ, u8 activations, s8 weights" + (", per-channel" if per_channel else ", per-tensor"),
-        "calibration": {"method": method, "samples": calibration_samples, "seed": calibration_seed,
-                        "latents": "draw_latents(n, nz, seed)" + (", default_labels" if contract.conditional else "")},
+        "calibration": {
+            "method": method,
+            "samples": calibration_samples,
+            "seed": calibration_seed,
+            "latents": "draw_latents(n, nz, seed)" + (", default_labels" if contract.conditional else ""),
+        },
         "quantized_ops": counts,
         "first_layer": first_info,
         "float_ops": [f"{name} ({ops.get(name, '?')}): {reason}" for name, reason in reasons.items()],
@@ -236,13 +277,21 @@ def _last_reason(model: onnx.ModelProto, name: str) -> str:
     sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
     node = next(n for n in model.graph.node if n.name == name)
     weights = sizes.get(node.input[1], 0) if len(node.input) > 1 else 0
-    total = sum(sizes[n.input[1]] for n in model.graph.node if n.op_type in _WEIGHTED and len(n.input) > 1
-                and n.input[1] in sizes)
-    why = ("no int8 ConvTranspose kernel on the CPU provider and, as a sub-pixel Conv, its few output channels "
-           "measured slower (benchmarks/results/int8/README.md)" if node.op_type == "ConvTranspose" else
-           "float_layers keeps it")
-    return (f"image layer ({weights:,} weights, {100 * weights / max(total, 1):.1f}% of the model): {why}; in float "
-            "the image gets no u8 grid before Tanh")
+    total = sum(
+        sizes[n.input[1]]
+        for n in model.graph.node
+        if n.op_type in _WEIGHTED and len(n.input) > 1 and n.input[1] in sizes
+    )
+    why = (
+        "no int8 ConvTranspose kernel on the CPU provider and, as a sub-pixel Conv, its few output channels "
+        "measured slower (benchmarks/results/int8/README.md)"
+        if node.op_type == "ConvTranspose"
+        else "float_layers keeps it"
+    )
+    return (
+        f"image layer ({weights:,} weights, {100 * weights / max(total, 1):.1f}% of the model): {why}; in float "
+        "the image gets no u8 grid before Tanh"
+    )
 
 
 def _integer_gemm_nodes(model: onnx.ModelProto, first: list[str], reasons: dict[str, str]) -> list[str]:
@@ -257,8 +306,9 @@ def _integer_gemm_nodes(model: onnx.ModelProto, first: list[str], reasons: dict[
     return handled
 
 
-def _rewrite_first_layer(quantized: onnx.ModelProto, fp32: onnx.ModelProto, names: list[str],
-                         reader: ContractCalibration, passes: int) -> dict[str, Any] | None:
+def _rewrite_first_layer(
+    quantized: onnx.ModelProto, fp32: onnx.ModelProto, names: list[str], reader: ContractCalibration, passes: int
+) -> dict[str, Any] | None:
     """Replace the float first-layer Gemm(s) of the quantized model by integer Gemms calibrated on `fp32`."""
     if not names:
         return None
@@ -268,9 +318,12 @@ def _rewrite_first_layer(quantized: onnx.ModelProto, fp32: onnx.ModelProto, name
     for name in names:
         lo, hi = ranges[inputs[name]]
         done[name] = integer_gemm(quantized, name, max(-lo, hi, LATENT_BOUND), passes)
-    return {"form": "MatMulInteger: u8 input on a 7-bit grid (zero point 64) x s8 weights (per-column scales), "
-                    "float output",
-            "passes": passes, "nodes": done}
+    return {
+        "form": "MatMulInteger: u8 input on a 7-bit grid (zero point 64) x s8 weights (per-column scales), "
+        "float output",
+        "passes": passes,
+        "nodes": done,
+    }
 
 
 def _set_metadata(model: onnx.ModelProto, fp32: onnx.ModelProto, contract: GeneratorContract) -> None:
@@ -288,7 +341,10 @@ def _quantized_op_counts(model: onnx.ModelProto) -> dict[str, int]:
     dq_outputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     counts: dict[str, int] = {}
     for node in model.graph.node:
-        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and len(node.input) > 1 \
-                and node.input[1] in dq_outputs:
+        if (
+            node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")
+            and len(node.input) > 1
+            and node.input[1] in dq_outputs
+        ):
             counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts

@@ -6,6 +6,7 @@ any model above the IR version of the onnx it was built with: onnx 1.23 (IR 14) 
 pyproject allows a range of both, so no table of versions stays right: the installed onnxruntime is asked, once,
 by loading a one-node model. Imports onnx and onnxruntime only (no torch), so runtime tests may use it too.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,7 +19,7 @@ from onnx import TensorProto, helper
 _OLDEST_IR = 3
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ort_max_ir_version() -> int:
     """The highest IR version, at most onnx.IR_VERSION, whose models the installed onnxruntime loads.
 
@@ -29,8 +30,12 @@ def ort_max_ir_version() -> int:
         RuntimeError: onnxruntime refused the probe model for another reason than its IR version.
     """
     value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "ir_probe", [value],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "ir_probe",
+        [value],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     for ir in range(onnx.IR_VERSION, _OLDEST_IR - 1, -1):
         probe.ir_version = ir

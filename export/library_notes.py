@@ -7,6 +7,7 @@ it gets is torch.onnx's, already shape-inferred and BatchNorm-folded (export/onn
 records logged on the root logger (or reaching it) and Python warnings are collected instead of printed; on exit
 the known advice is dropped and every other message becomes one line, each distinct message once.
 """
+
 from __future__ import annotations
 
 import contextlib

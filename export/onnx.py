@@ -12,6 +12,7 @@ rounding and leaves a graph of ConvTranspose/Gemm + activations only. torch.nn.u
 This is the one BatchNorm folding: the TorchScript fallback exporter would keep BatchNormalization nodes, and the
 pipeline checks the fold against the unfolded G in PyTorch, so export/graph_forms.py folds nothing itself.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -81,7 +82,8 @@ def _fold_pair(layer: nn.Module, bn: nn.Module) -> nn.Module | None:
         # fuse_conv_bn_weights takes gamma 1, beta 0 then, and a Linear weight [out, in] scales along dim 0.
         fused = copy.deepcopy(layer)
         fused.weight, fused.bias = fuse_conv_bn_weights(
-            layer.weight, layer.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)
+            layer.weight, layer.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+        )
         return fused
     return None
 
@@ -161,28 +163,45 @@ def _quiet_exporter():
             lg.setLevel(level)
 
 
-def _export_dynamo(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], outputs: list[str],
-                   opset: int) -> onnx.ModelProto:
+def _export_dynamo(
+    module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], outputs: list[str], opset: int
+) -> onnx.ModelProto:
     """torch.export-based exporter (torch.onnx.export(dynamo=True)) with a symbolic `batch` dimension."""
     batch = torch.export.Dim(BATCH_AXIS, min=1)
     dynamic = {name: {0: batch} for name in names}
     with _quiet_exporter():
         program = torch.onnx.export(
-            module, args, dynamo=True, verbose=False, input_names=names, output_names=outputs,
-            dynamic_shapes=dynamic, opset_version=opset, optimize=True, report=False,
+            module,
+            args,
+            dynamo=True,
+            verbose=False,
+            input_names=names,
+            output_names=outputs,
+            dynamic_shapes=dynamic,
+            opset_version=opset,
+            optimize=True,
+            report=False,
         )
     return program.model_proto
 
 
-def _export_torchscript(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], outputs: list[str],
-                        opset: int) -> onnx.ModelProto:
+def _export_torchscript(
+    module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], outputs: list[str], opset: int
+) -> onnx.ModelProto:
     """The older TorchScript exporter, used only when the dynamo exporter fails."""
     buffer = io.BytesIO()
     axes = {name: {0: BATCH_AXIS} for name in [*names, *outputs]}
     with _quiet_exporter():
         torch.onnx.export(
-            module, args, buffer, dynamo=False, input_names=names, output_names=outputs,
-            dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
+            module,
+            args,
+            buffer,
+            dynamo=False,
+            input_names=names,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
         )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -236,20 +255,24 @@ def append_uint8_tail(model: onnx.ModelProto) -> onnx.ModelProto:
         node.output[:] = [src if o == OUTPUT_IMAGE else o for o in node.output]
         node.input[:] = [src if i == OUTPUT_IMAGE else i for i in node.input]
     p = TAIL_PREFIX
-    graph.initializer.extend([
-        onnx.numpy_helper.from_array(np.array(1.0, np.float32), p + "one"),
-        onnx.numpy_helper.from_array(np.array(127.5, np.float32), p + "half_range"),
-        onnx.numpy_helper.from_array(np.array(0.0, np.float32), p + "lo"),
-        onnx.numpy_helper.from_array(np.array(255.0, np.float32), p + "hi"),
-    ])
-    graph.node.extend([
-        helper.make_node("Add", [src, p + "one"], [p + "shifted"], name=p + "add"),  # [B, C, H, W] in [0, 2]
-        helper.make_node("Mul", [p + "shifted", p + "half_range"], [p + "scaled"], name=p + "mul"),  # [0, 255]
-        helper.make_node("Round", [p + "scaled"], [p + "rounded"], name=p + "round"),
-        helper.make_node("Clip", [p + "rounded", p + "lo", p + "hi"], [p + "clipped"], name=p + "clip"),
-        helper.make_node("Cast", [p + "clipped"], [p + "nchw"], name=p + "cast", to=TensorProto.UINT8),
-        helper.make_node("Transpose", [p + "nchw"], [OUTPUT_IMAGE], name=p + "nhwc", perm=[0, 2, 3, 1]),
-    ])
+    graph.initializer.extend(
+        [
+            onnx.numpy_helper.from_array(np.array(1.0, np.float32), p + "one"),
+            onnx.numpy_helper.from_array(np.array(127.5, np.float32), p + "half_range"),
+            onnx.numpy_helper.from_array(np.array(0.0, np.float32), p + "lo"),
+            onnx.numpy_helper.from_array(np.array(255.0, np.float32), p + "hi"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Add", [src, p + "one"], [p + "shifted"], name=p + "add"),  # [B, C, H, W] in [0, 2]
+            helper.make_node("Mul", [p + "shifted", p + "half_range"], [p + "scaled"], name=p + "mul"),  # [0, 255]
+            helper.make_node("Round", [p + "scaled"], [p + "rounded"], name=p + "round"),
+            helper.make_node("Clip", [p + "rounded", p + "lo", p + "hi"], [p + "clipped"], name=p + "clip"),
+            helper.make_node("Cast", [p + "clipped"], [p + "nchw"], name=p + "cast", to=TensorProto.UINT8),
+            helper.make_node("Transpose", [p + "nchw"], [OUTPUT_IMAGE], name=p + "nhwc", perm=[0, 2, 3, 1]),
+        ]
+    )
     dims = out.type.tensor_type.shape.dim
     c, h, w = (d.dim_value for d in dims[1:4])
     del graph.output[:]
@@ -257,8 +280,15 @@ def append_uint8_tail(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str], outputs: list[str], *,
-                  opset: int, what: str = "the generator") -> tuple[onnx.ModelProto, ExportInfo]:
+def export_module(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    inputs: list[str],
+    outputs: list[str],
+    *,
+    opset: int,
+    what: str = "the generator",
+) -> tuple[onnx.ModelProto, ExportInfo]:
     """Export an eval-mode module with dim 0 of every input and output dynamic and named `batch`.
 
     Tries torch.onnx.export(dynamo=True) with dynamic_shapes first and falls back to the TorchScript exporter
@@ -313,13 +343,14 @@ def export_generator(
     """
     module = _ContractModule(fold_batchnorm(generator)[0] if fold_bn else generator, contract.conditional)
     module.eval()  # both exporters trace inference: BatchNorm on running statistics, whatever G's mode
-    model, info = export_module(module, _example_inputs(contract), _input_names(contract), [OUTPUT_IMAGE],
-                                opset=opset)
+    model, info = export_module(module, _example_inputs(contract), _input_names(contract), [OUTPUT_IMAGE], opset=opset)
     set_contract_metadata(model, contract)
     return model, info
 
 
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:
     """op_type -> count over the main graph; ops of other domains are prefixed with their domain."""
-    counts = Counter(f"{n.domain}.{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type for n in model.graph.node)
+    counts = Counter(
+        f"{n.domain}.{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type for n in model.graph.node
+    )
     return dict(sorted(counts.items()))

@@ -13,6 +13,7 @@ Example:
     >>> report["variants"]["fp32"]["max_err"] <= 1e-4  # doctest: +SKIP
     True
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,13 +21,15 @@ import datetime as _dt
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnx
 import torch
 
+from edgegan.export import variants as variant_table
 from edgegan.export.check_records import Tolerance, check_tolerance_names, parse_tolerances, resolve_tolerance
 from edgegan.export.graph_forms import optimize_fp32
 from edgegan.export.library_notes import captured_notes
@@ -35,7 +38,6 @@ from edgegan.export.quality_gate import GATE_N, plan_gate, raise_if_failed, run_
 from edgegan.export.report import REPORT_FORMAT, REPORT_NAME, tolerance_table, variant_entry, versions
 from edgegan.export.staging import ExportOptionError, open_staging
 from edgegan.export.triton_repository import model_name
-from edgegan.export import variants as variant_table
 from edgegan.export.variants import Sources, Variant, VariantError, make_options
 from edgegan.export.verify import CachedReference, CheckRecord, VariantVerification, raise_for_records, verify_variant
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, GeneratorContract
@@ -87,17 +89,31 @@ def _fold_record(G: torch.nn.Module, folded: torch.nn.Module, count: int, contra
         return generate_images(model, 17, 0, nz=contract.nz, num_classes=contract.num_classes)
 
     err = np.abs(images(G) - images(folded))
-    return CheckRecord("batchnorm_fold", bool(err.max() <= FOLD_TOLERANCE), float(err.max()), float(err.mean()),
-                       FOLD_TOLERANCE, f"{count} BatchNorm layers folded into the layer before them (PyTorch, eval mode)")
+    return CheckRecord(
+        "batchnorm_fold",
+        bool(err.max() <= FOLD_TOLERANCE),
+        float(err.max()),
+        float(err.mean()),
+        FOLD_TOLERANCE,
+        f"{count} BatchNorm layers folded into the layer before them (PyTorch, eval mode)",
+    )
 
 
 def _save(model: onnx.ModelProto, path: Path) -> None:
     onnx.save_model(model, str(path))
 
 
-def _verify(name: str, path: Path, contract: GeneratorContract, reference: CachedReference, progress: bool, *,
-            first: list[CheckRecord] = (), baseline: VariantVerification | None = None,
-            tolerance: str | Tolerance | None = None) -> VariantVerification:
+def _verify(
+    name: str,
+    path: Path,
+    contract: GeneratorContract,
+    reference: CachedReference,
+    progress: bool,
+    *,
+    first: list[CheckRecord] = (),
+    baseline: VariantVerification | None = None,
+    tolerance: str | Tolerance | None = None,
+) -> VariantVerification:
     """verify_variant with `first` records put ahead of its own; raises ShapeError / AtolError on a failed check."""
     _say(progress, f"verifying {path.name}")
     result = verify_variant(path, contract, reference, variant=name, baseline=baseline, tolerance=tolerance)
@@ -106,8 +122,15 @@ def _verify(name: str, path: Path, contract: GeneratorContract, reference: Cache
     return result
 
 
-def _export_variant(variant: Variant, sources: Sources, reference: CachedReference, base: VariantVerification,
-                    opset: int, progress: bool, tolerances: tuple[dict, dict]) -> dict[str, Any]:
+def _export_variant(
+    variant: Variant,
+    sources: Sources,
+    reference: CachedReference,
+    base: VariantVerification,
+    opset: int,
+    progress: bool,
+    tolerances: tuple[dict, dict],
+) -> dict[str, Any]:
     """Build one variant in the staging folder, stamp and save its graph, verify it and return its report entry.
 
     tolerances: the --atol and --rtol overrides ({variant or "*": value})."""
@@ -129,17 +152,35 @@ def _export_variant(variant: Variant, sources: Sources, reference: CachedReferen
         raise_for_records(variant.name, built.checks)
     else:
         tol, used = resolve_tolerance(variant.name, variant.tolerance, *tolerances)
-        verification = _verify(variant.name, path, contract, reference, progress, tolerance=tol,
-                               baseline=base if variant.versus_fp32 else None)
-    return variant_entry(verification, file=file, path=path, precision=precision, output=contract.output,
-                         opset=opset if variant.has_opset else None, ops=built.ops,
-                         extra={**(built.extra or {}), **({"tolerance": used} if used else {})}, checks=built.checks)
+        verification = _verify(
+            variant.name,
+            path,
+            contract,
+            reference,
+            progress,
+            tolerance=tol,
+            baseline=base if variant.versus_fp32 else None,
+        )
+    return variant_entry(
+        verification,
+        file=file,
+        path=path,
+        precision=precision,
+        output=contract.output,
+        opset=opset if variant.has_opset else None,
+        ops=built.ops,
+        extra={**(built.extra or {}), **({"tolerance": used} if used else {})},
+        checks=built.checks,
+    )
 
 
 def _recorded(options: Any) -> dict[str, Any]:
     """The variant options as the report records them (tuples as JSON lists)."""
-    return {f.name: list(value) if isinstance(value, tuple) else value
-            for f in dataclasses.fields(options) for value in [getattr(options, f.name)]}
+    return {
+        f.name: list(value) if isinstance(value, tuple) else value
+        for f in dataclasses.fields(options)
+        for value in [getattr(options, f.name)]
+    }
 
 
 def _check_options(opset: int, pixels: str) -> None:
@@ -258,8 +299,9 @@ def export_checkpoint(
     # --out is checked (owned files, symlinks, writable) and the staging folder made before the long work.
     model = model_name(out_dir)
     owned = (FP32_NAME, REPORT_NAME, *(name for variant in table for name in variant.files(model)))
-    staging = open_staging(out_dir, force=force, owned=owned, keep=_protected(source),
-                           reads=_reads(source, evaluator, data_dir))
+    staging = open_staging(
+        out_dir, force=force, owned=owned, keep=_protected(source), reads=_reads(source, evaluator, data_dir)
+    )
     for note in staging.notes:
         _say(progress, note)
     stage, work = staging.stage, staging.work
@@ -269,8 +311,9 @@ def export_checkpoint(
         contract = checkpoint_contract(cfg, ckpt, ema, PIXEL_FORMS[pixels])
         # A bad evaluator, or real data that --min-recall cannot read, fails before any export work.
         real_data = data_dir if data_dir is not None else cfg.data_dir
-        gate = plan_gate(evaluator, contract, max_fid_delta, gate_n, min_recall=min_recall, data_dir=real_data,
-                         skip=not quality_gate)
+        gate = plan_gate(
+            evaluator, contract, max_fid_delta, gate_n, min_recall=min_recall, data_dir=real_data, skip=not quality_gate
+        )
         # What the checkpoint and the gate named (the default evaluator, the run's data folder) is read too.
         staging.check_reads([("the evaluator", gate.evaluator.path)] if gate.evaluator is not None else [])
         staging.check_reads([("the data folder", real_data)] if min_recall is not None and real_data else [])
@@ -290,14 +333,31 @@ def export_checkpoint(
         fp32_tol, fp32_used = resolve_tolerance("fp32", "fp32", *tolerances)
         base = _verify("fp32", fp32_path, contract, reference, progress, first=[fold_check], tolerance=fp32_tol)
         variants: dict[str, dict[str, Any]] = {
-            "fp32": variant_entry(base, file=FP32_NAME, path=fp32_path, precision="fp32", output=contract.output,
-                                  opset=info.opset, ops=op_counts(fp32), extra={"tolerance": fp32_used}),
+            "fp32": variant_entry(
+                base,
+                file=FP32_NAME,
+                path=fp32_path,
+                precision="fp32",
+                output=contract.output,
+                opset=info.opset,
+                ops=op_counts(fp32),
+                extra={"tolerance": fp32_used},
+            ),
         }
-        sources = Sources(fp32=fp32, core=core, contract=contract, stage=stage, work=work, out_dir=out_dir,
-                          options=options, written={"fp32": fp32_path})
+        sources = Sources(
+            fp32=fp32,
+            core=core,
+            contract=contract,
+            stage=stage,
+            work=work,
+            out_dir=out_dir,
+            options=options,
+            written={"fp32": fp32_path},
+        )
         for variant in asked:
-            variants[variant.name] = _export_variant(variant, sources, reference, base, info.opset, progress,
-                                                     tolerances)
+            variants[variant.name] = _export_variant(
+                variant, sources, reference, base, info.opset, progress, tolerances
+            )
 
         _say(progress, "quality gate: scoring each variant against fp32" if gate.evaluator else "quality gate skipped")
         gate_result = run_gate(gate, stage, variants, FP32_NAME)
@@ -313,12 +373,22 @@ def export_checkpoint(
             "exporter": info.to_dict(),
             "batchnorm_folded": folded_count,
             "graph_form": "edgegan.export.graph_forms.optimize_fp32" if optimize else "as exported",
-            "options": {"opset": opset, **_recorded(options), "pixels": pixels, "use_ema": use_ema,
-                        "evaluator": str(evaluator) if evaluator is not None else None,
-                        "max_fid_delta": max_fid_delta, "gate_n": gate_n, "optimize": optimize,
-                        "min_recall": min_recall, "atol": tolerances[0] or None, "rtol": tolerances[1] or None,
-                        "quality_gate": quality_gate, "force": force,
-                        "data_dir": str(data_dir) if data_dir is not None else None},
+            "options": {
+                "opset": opset,
+                **_recorded(options),
+                "pixels": pixels,
+                "use_ema": use_ema,
+                "evaluator": str(evaluator) if evaluator is not None else None,
+                "max_fid_delta": max_fid_delta,
+                "gate_n": gate_n,
+                "optimize": optimize,
+                "min_recall": min_recall,
+                "atol": tolerances[0] or None,
+                "rtol": tolerances[1] or None,
+                "quality_gate": quality_gate,
+                "force": force,
+                "data_dir": str(data_dir) if data_dir is not None else None,
+            },
             "tolerances": tolerance_table(),
             "versions": versions(),
             "variants": variants,
@@ -335,4 +405,3 @@ def export_checkpoint(
         raise error from exc
     finally:
         staging.close()
-

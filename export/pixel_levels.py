@@ -16,6 +16,7 @@ layer or a clipped calibration range moves thousands of pixels by tens of levels
 (tests/export/test_int8_quantize.py); the budgets are in edgegan.export.check_records.TOLERANCES, measured on the trained
 fixtures (benchmarks/results/int8/levels.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -79,13 +80,19 @@ def judge(figures: dict[str, float], budget: LevelBudget, judged: tuple[str, ...
     for name, value in figures.items():
         limit = limits.get(name) if name in judged else None
         label, unit = _LABELS.get(name, (f"{name} level error", "levels"))
-        result[name] = {"label": label.format(k=budget.k), "value": value, "limit": limit, "unit": unit,
-                        "passed": bool(limit is None or value <= limit)}
+        result[name] = {
+            "label": label.format(k=budget.k),
+            "value": value,
+            "limit": limit,
+            "unit": unit,
+            "passed": bool(limit is None or value <= limit),
+        }
     return result
 
 
 def describe(figure: dict[str, Any]) -> str:
     """'share of pixels more than 8 levels off 1.2% > limit 0.5%': one figure, for details and error lines."""
+
     def fmt(v: float) -> str:
         return f"{100 * v:.3g}%" if figure["unit"] == "share" else f"{v:.3g}"
 

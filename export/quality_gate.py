@@ -18,6 +18,7 @@ runtime/evaluation/per_class.py). A collapsed generator scores ~0; real images a
 The evaluator is the one passed (`--evaluator`), else the default for the model's dataset
 (edgegan.runtime.evaluation.quality.default_evaluator_path); without one the report says the gate was skipped and why.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,13 +52,23 @@ class GatePlan:
     n: int
     seed: int
     min_recall: float | None = None
-    reference: Any | None = None  # edgegan.runtime.evaluation.quality.FeatureSet of the real images (only with min_recall)
+    reference: Any | None = (
+        None  # edgegan.runtime.evaluation.quality.FeatureSet of the real images (only with min_recall)
+    )
     reference_info: dict[str, Any] | None = None  # dataset, split, n, source
 
 
-def plan_gate(evaluator: str | os.PathLike | None, contract: GeneratorContract, max_fid_delta: float | None,
-              n: int = GATE_N, seed: int = GATE_SEED, *, min_recall: float | None = None,
-              data_dir: str | os.PathLike | None = None, skip: bool = False) -> GatePlan:
+def plan_gate(
+    evaluator: str | os.PathLike | None,
+    contract: GeneratorContract,
+    max_fid_delta: float | None,
+    n: int = GATE_N,
+    seed: int = GATE_SEED,
+    *,
+    min_recall: float | None = None,
+    data_dir: str | os.PathLike | None = None,
+    skip: bool = False,
+) -> GatePlan:
     """Find and check the evaluator (and, for min_recall, load the real data) before any export work, so a bad
     option fails at once.
 
@@ -78,7 +89,12 @@ def plan_gate(evaluator: str | os.PathLike | None, contract: GeneratorContract, 
         QualityGateError: a given evaluator is missing or does not fit the generator's images, or a limit was
             asked for but no evaluator (or, for min_recall, no real data) can be found, or bad n / limits.
     """
-    from edgegan.runtime.evaluation.quality import Evaluator, QualityError, default_evaluator_path, how_to_make_evaluator
+    from edgegan.runtime.evaluation.quality import (
+        Evaluator,
+        QualityError,
+        default_evaluator_path,
+        how_to_make_evaluator,
+    )
 
     if max_fid_delta is not None and not max_fid_delta >= 0:
         raise QualityGateError(f"--max-fid-delta must be a number >= 0, got {max_fid_delta}")
@@ -86,20 +102,24 @@ def plan_gate(evaluator: str | os.PathLike | None, contract: GeneratorContract, 
         raise QualityGateError(f"--min-recall must be a number in [0, 1], got {min_recall}")
     if n <= 3:
         raise QualityGateError(f"the quality gate needs more than 3 images per variant, got {n}")
-    limits = [flag for flag, value in (("--max-fid-delta", max_fid_delta), ("--min-recall", min_recall))
-              if value is not None]
+    limits = [
+        flag for flag, value in (("--max-fid-delta", max_fid_delta), ("--min-recall", min_recall)) if value is not None
+    ]
     if skip:
         if limits:
-            raise QualityGateError(f"{SKIPPED_BY_OPTION} switches off the gate that {' and '.join(limits)} "
-                                   "ask for: give one or the other")
+            raise QualityGateError(
+                f"{SKIPPED_BY_OPTION} switches off the gate that {' and '.join(limits)} ask for: give one or the other"
+            )
         return GatePlan(None, SKIPPED_BY_OPTION, None, n, seed)
     dataset = contract.dataset or "unknown"
     path = Path(evaluator).expanduser() if evaluator is not None else default_evaluator_path(dataset)
     if evaluator is None and not path.is_file():
         reason = f"no evaluator: {path} does not exist; {how_to_make_evaluator(dataset)}"
         if limits:
-            raise QualityGateError(f"{' and '.join(limits)} need{'s' if len(limits) == 1 else ''} an evaluator to "
-                                   f"score the images, and there is {reason}")
+            raise QualityGateError(
+                f"{' and '.join(limits)} need{'s' if len(limits) == 1 else ''} an evaluator to "
+                f"score the images, and there is {reason}"
+            )
         return GatePlan(None, reason, max_fid_delta, n, seed)
     try:
         loaded = Evaluator(path)
@@ -124,14 +144,17 @@ def _real_reference(evaluator, dataset: str, data_dir: str | os.PathLike | None)
         evaluator.check_images(data.images.shape, f"the {dataset} {split} images")
     except (DataError, QualityError) as exc:
         first = str(exc).splitlines()[0]
-        raise QualityGateError(f"--min-recall scores the model against real {dataset!r} images, which cannot be "
-                               f"read ({first}); pass --data-dir, or drop --min-recall") from exc
+        raise QualityGateError(
+            f"--min-recall scores the model against real {dataset!r} images, which cannot be "
+            f"read ({first}); pass --data-dir, or drop --min-recall"
+        ) from exc
     reference = reference_features(evaluator, data.images, dataset, split)
     return reference, {"dataset": dataset, "split": split, "n": len(reference), "source": data.source}
 
 
-def _recall_check(plan: GatePlan, contract_labels: np.ndarray | None, features: np.ndarray, probs: np.ndarray,
-                  class_names: list[str]) -> dict[str, Any]:
+def _recall_check(
+    plan: GatePlan, contract_labels: np.ndarray | None, features: np.ndarray, probs: np.ndarray, class_names: list[str]
+) -> dict[str, Any]:
     """The fp32 model's recall (and precision) against the real reference, overall and, for a conditional
     model whose classes are the evaluator's, per class."""
     from edgegan.runtime.evaluation.metrics import PR_NEIGHBOURS, precision_recall
@@ -141,14 +164,28 @@ def _recall_check(plan: GatePlan, contract_labels: np.ndarray | None, features: 
     precision, recall = precision_recall(ref.features, features, PR_NEIGHBOURS, real_radii=ref.radii)
     per_class = None
     if contract_labels is not None:
-        figures = per_class_figures(ref.features, ref.probs, features, probs, contract_labels, class_names,
-                                    seed=plan.seed)
-        per_class = [{"class": r["class"], "name": r["name"], "n": r["n"], "recall": r["recall"],
-                      "precision": r["precision"], "diversity": r["diversity"]} for r in figures["classes"]]
+        figures = per_class_figures(
+            ref.features, ref.probs, features, probs, contract_labels, class_names, seed=plan.seed
+        )
+        per_class = [
+            {
+                "class": r["class"],
+                "name": r["name"],
+                "n": r["n"],
+                "recall": r["recall"],
+                "precision": r["precision"],
+                "diversity": r["diversity"],
+            }
+            for r in figures["classes"]
+        ]
     low = [r for r in per_class or [] if r["recall"] is not None and r["recall"] < plan.min_recall]
     return {
-        "min_recall": plan.min_recall, "reference": plan.reference_info, "precision": precision, "recall": recall,
-        "per_class": per_class, "failed_classes": [r["class"] for r in low],
+        "min_recall": plan.min_recall,
+        "reference": plan.reference_info,
+        "precision": precision,
+        "recall": recall,
+        "per_class": per_class,
+        "failed_classes": [r["class"] for r in low],
         "passed": recall >= plan.min_recall and not low,
     }
 
@@ -180,8 +217,8 @@ def run_gate(plan: GatePlan, stage: Path, variants: dict[str, dict[str, Any]], f
     base: tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray] | None = None  # made on first use
     recall = None
     if plan.min_recall is not None:  # the fp32 model against real data: its images, features and classes
-        from edgegan.runtime.generator import Generator
         from edgegan.runtime.evaluation.quality import label_mismatch
+        from edgegan.runtime.generator import Generator
 
         gen = Generator(stage / fp32_file, provider="cpu")
         base_images = gen.sample(plan.n, seed=plan.seed)  # uint8 [n, H, W, C], the contract's labels
@@ -204,9 +241,12 @@ def run_gate(plan: GatePlan, stage: Path, variants: dict[str, dict[str, Any]], f
             results[name] = {"skipped": True, "reason": "the Triton repository serves generator.onnx itself"}
             continue
         if not path.is_file() or path.suffix.lower() not in SCORED_SUFFIXES:
-            results[name] = {"skipped": True, "reason": f"{entry['file']} is not an ONNX/ORT file the CPU runtime "
-                             f"runs here; score it where it runs with `edgegan eval {entry['file']} --dataset "
-                             f"{ev.info.dataset} --provider tensorrt`"}
+            results[name] = {
+                "skipped": True,
+                "reason": f"{entry['file']} is not an ONNX/ORT file the CPU runtime "
+                f"runs here; score it where it runs with `edgegan eval {entry['file']} --dataset "
+                f"{ev.info.dataset} --provider tensorrt`",
+            }
             continue
         if base is None:  # the fp32 model's images, features [n, D] statistics and predicted classes [n]
             base_images = _images(stage / fp32_file, plan.n, plan.seed)
@@ -224,8 +264,13 @@ def run_gate(plan: GatePlan, stage: Path, variants: dict[str, dict[str, Any]], f
         }
     return {
         "skipped": False,
-        "evaluator": {"path": str(ev.path), "sha256": ev.digest, "dataset": ev.info.dataset,
-                      "test_accuracy": ev.info.test_accuracy, "feature_dim": ev.info.feature_dim},
+        "evaluator": {
+            "path": str(ev.path),
+            "sha256": ev.digest,
+            "dataset": ev.info.dataset,
+            "test_accuracy": ev.info.test_accuracy,
+            "feature_dim": ev.info.feature_dim,
+        },
         "n": plan.n,
         "seed": plan.seed,
         "max_fid_delta": plan.max_fid_delta,
@@ -242,28 +287,42 @@ def raise_if_failed(gate: dict[str, Any]) -> None:
     lines = []
     failed = [(name, r) for name, r in gate["variants"].items() if not r.get("passed", True)]
     if failed:
-        lines.append(f"quality gate failed: FID against the fp32 model's images ({gate['n']} images, seed "
-                     f"{gate['seed']}) exceeds --max-fid-delta {gate['max_fid_delta']:g}:")
+        lines.append(
+            f"quality gate failed: FID against the fp32 model's images ({gate['n']} images, seed "
+            f"{gate['seed']}) exceeds --max-fid-delta {gate['max_fid_delta']:g}:"
+        )
         for name, r in failed:
-            lines.append(f"  - {name}: FID {r['fid_vs_fp32']:.4g}, class agreement {r['class_agreement']:.1%}, "
-                         f"mean pixel difference {r['mean_abs_levels']:.2f} levels")
+            lines.append(
+                f"  - {name}: FID {r['fid_vs_fp32']:.4g}, class agreement {r['class_agreement']:.1%}, "
+                f"mean pixel difference {r['mean_abs_levels']:.2f} levels"
+            )
     recall = gate.get("recall")
     if recall is not None and not recall["passed"]:
         ref = recall["reference"]
-        lines.append(f"quality gate failed: the model's recall against {ref['n']} real {ref['dataset']} "
-                     f"{ref['split']} images ({gate['n']} generated, seed {gate['seed']}) is below --min-recall "
-                     f"{recall['min_recall']:g}:")
+        lines.append(
+            f"quality gate failed: the model's recall against {ref['n']} real {ref['dataset']} "
+            f"{ref['split']} images ({gate['n']} generated, seed {gate['seed']}) is below --min-recall "
+            f"{recall['min_recall']:g}:"
+        )
         lines.append(f"  - all classes: recall {recall['recall']:.3f}, precision {recall['precision']:.3f}")
         for r in recall["per_class"] or []:
             if r["class"] in recall["failed_classes"]:
                 diversity = "-" if r["diversity"] is None else f"{r['diversity']:.2f}"
-                lines.append(f"  - class {r['class']} ({r['name']}): recall {r['recall']:.3f}, diversity {diversity} "
-                             "of real")
-        lines.append("  a recall near 0 with a diversity near 0 is mode collapse: the generator ignores z "
-                     "(`edgegan eval` shows every class)")
-    lines.append("Nothing was written to the output folder. "
-                 + ("Drop that variant, or raise --max-fid-delta if the figure is acceptable." if failed else
-                    "Train further or fix the collapse, or lower --min-recall if the figure is acceptable."))
+                lines.append(
+                    f"  - class {r['class']} ({r['name']}): recall {r['recall']:.3f}, diversity {diversity} of real"
+                )
+        lines.append(
+            "  a recall near 0 with a diversity near 0 is mode collapse: the generator ignores z "
+            "(`edgegan eval` shows every class)"
+        )
+    lines.append(
+        "Nothing was written to the output folder. "
+        + (
+            "Drop that variant, or raise --max-fid-delta if the figure is acceptable."
+            if failed
+            else "Train further or fix the collapse, or lower --min-recall if the figure is acceptable."
+        )
+    )
     raise QualityGateError("\n".join(lines))
 
 
@@ -274,21 +333,26 @@ def format_gate(gate: dict[str, Any] | None) -> str:
     if gate.get("skipped"):
         return f"quality gate: skipped ({gate['reason']})"
     limit = f", limit {gate['max_fid_delta']:g}" if gate.get("max_fid_delta") is not None else ""
-    lines = [f"quality gate: FID vs fp32 on {gate['n']} images{limit} "
-             f"(evaluator {Path(gate['evaluator']['path']).name})"]
+    lines = [
+        f"quality gate: FID vs fp32 on {gate['n']} images{limit} (evaluator {Path(gate['evaluator']['path']).name})"
+    ]
     recall = gate.get("recall")
     if recall is not None:
         worst = min((r["recall"] for r in recall["per_class"] or [] if r["recall"] is not None), default=None)
         per = f", lowest class {worst:.3f}" if worst is not None else ""
-        lines.append(f"  fp32 vs real {recall['reference']['dataset']} {recall['reference']['split']}: recall "
-                     f"{recall['recall']:.3f}{per}, limit {recall['min_recall']:g} "
-                     f"{'ok' if recall['passed'] else 'FAILED'}")
+        lines.append(
+            f"  fp32 vs real {recall['reference']['dataset']} {recall['reference']['split']}: recall "
+            f"{recall['recall']:.3f}{per}, limit {recall['min_recall']:g} "
+            f"{'ok' if recall['passed'] else 'FAILED'}"
+        )
     for name, r in gate["variants"].items():
         if r.get("skipped"):
             lines.append(f"  {name}: skipped ({r['reason']})")
         else:
-            lines.append(f"  {name}: FID {r['fid_vs_fp32']:.4g}, class agreement {r['class_agreement']:.1%}, "
-                         f"mean |diff| {r['mean_abs_levels']:.3f} levels {'ok' if r['passed'] else 'FAILED'}")
+            lines.append(
+                f"  {name}: FID {r['fid_vs_fp32']:.4g}, class agreement {r['class_agreement']:.1%}, "
+                f"mean |diff| {r['mean_abs_levels']:.3f} levels {'ok' if r['passed'] else 'FAILED'}"
+            )
     if not gate["variants"]:
         lines.append("  (no variants besides fp32 to score)")
     return "\n".join(lines)

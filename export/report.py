@@ -1,5 +1,6 @@
 """export_report.json: one entry per variant (file, checks with figures, error, size, opset, operator counts),
 plus the contract, the source checkpoint and library versions; and the same as a text table for the CLI."""
+
 from __future__ import annotations
 
 import platform
@@ -105,22 +106,25 @@ def format_table(report: dict[str, Any]) -> str:
     for name, entry in report["variants"].items():
         checks = entry["checks"]
         passed = sum(1 for c in checks if c["passed"])
-        rows.append((
-            name,
-            entry["file"],
-            f"{passed}/{len(checks)} " + ("ok" if entry["passed"] else "FAILED"),
-            _err(entry["max_err"], entry.get("error_unit")),
-            _err(entry["mean_err"], entry.get("error_unit")),
-            _size(entry["size_bytes"]),
-            _ops(entry["ops"]),
-        ))
+        rows.append(
+            (
+                name,
+                entry["file"],
+                f"{passed}/{len(checks)} " + ("ok" if entry["passed"] else "FAILED"),
+                _err(entry["max_err"], entry.get("error_unit")),
+                _err(entry["mean_err"], entry.get("error_unit")),
+                _size(entry["size_bytes"]),
+                _ops(entry["ops"]),
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     lines = [" | ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     for name, entry in report["variants"].items():
         if entry.get("pixel_levels"):
-            lines.append(f"{name} pixel levels vs torch: "
-                         + "; ".join(describe(f) for f in entry["pixel_levels"].values()))
+            lines.append(
+                f"{name} pixel levels vs torch: " + "; ".join(describe(f) for f in entry["pixel_levels"].values())
+            )
     exporter = report["exporter"]
     lines.append("")
     lines.append(

@@ -17,6 +17,7 @@ Rules (the README's "Reliability" section says the same to users):
 - An OSError that says the disk is full or read-only (or access denied on our paths) becomes ExportWriteError,
   naming --out as the user wrote it, never a staging file.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -27,9 +28,9 @@ import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.files import fsync_path
@@ -99,6 +100,7 @@ def _rename_noreplace(src: Path, dst: Path) -> None:
 
 # --- checks --------------------------------------------------------------------------------------------------------
 
+
 def _listed(names: list[str]) -> str:
     shown = ", ".join(names[:MAX_LISTED])
     return shown + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
@@ -155,15 +157,26 @@ def check_reads(out: Path, shown: str, reads: Iterable[tuple[str, str | os.PathL
         if real is None:
             continue
         if _inside(real, out):
-            raise OutFolderError(f"--force replaces --out {shown} as a whole, and it holds {what} {path} that this "
-                                 "export reads: choose another --out")
+            raise OutFolderError(
+                f"--force replaces --out {shown} as a whole, and it holds {what} {path} that this "
+                "export reads: choose another --out"
+            )
         if _inside(out, real):
-            raise OutFolderError(f"--force replaces --out {shown} as a whole, and it lies inside {what} {path} that "
-                                 "this export reads: choose another --out")
+            raise OutFolderError(
+                f"--force replaces --out {shown} as a whole, and it lies inside {what} {path} that "
+                "this export reads: choose another --out"
+            )
 
 
-def check_out(out: Path, shown: str, *, force: bool, owned: Iterable[str], keep: Iterable[str | os.PathLike],
-              reads: Iterable[tuple[str, str | os.PathLike]] = ()) -> None:
+def check_out(
+    out: Path,
+    shown: str,
+    *,
+    force: bool,
+    owned: Iterable[str],
+    keep: Iterable[str | os.PathLike],
+    reads: Iterable[tuple[str, str | os.PathLike]] = (),
+) -> None:
     """Raise OutFolderError when the export must not write to out (see the module docstring)."""
     if not out.exists():
         return
@@ -171,19 +184,24 @@ def check_out(out: Path, shown: str, *, force: bool, owned: Iterable[str], keep:
         raise OutFolderError(f"--out {shown} is a file; give a folder for the export")
     links = symlinks_in(out)
     if links:
-        raise OutFolderError(f"--out {shown} holds symlinks ({_listed(links)}); an export never writes or deletes "
-                             "through a symlink: remove them or choose another --out")
+        raise OutFolderError(
+            f"--out {shown} holds symlinks ({_listed(links)}); an export never writes or deletes "
+            "through a symlink: remove them or choose another --out"
+        )
     if force:
         for path in keep:
             if _inside(Path(path).resolve(), out):
-                raise OutFolderError(f"--force replaces --out {shown} as a whole, and it holds {path}: "
-                                     "choose another --out")
+                raise OutFolderError(
+                    f"--force replaces --out {shown} as a whole, and it holds {path}: choose another --out"
+                )
         check_reads(out, shown, reads)
         return
     present = owned_present(out, owned)
     if present:
-        raise OutFolderError(f"--out {shown} already holds {_listed(present)}; pass --force to replace the folder "
-                             "as a whole, or choose another --out")
+        raise OutFolderError(
+            f"--out {shown} already holds {_listed(present)}; pass --force to replace the folder "
+            "as a whole, or choose another --out"
+        )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -229,15 +247,18 @@ def clean_stale(out: Path) -> list[str]:
 
 def _write_error(exc: OSError, shown: str, ours: Iterable[Path]) -> ExportWriteError | None:
     named = [Path(os.path.abspath(f)) for f in (exc.filename, exc.filename2) if isinstance(f, (str, os.PathLike))]
-    if exc.errno in DISK_REFUSED or (exc.errno in ACCESS_REFUSED and any(
-            _inside(path, folder) for path in named for folder in ours)):
+    if exc.errno in DISK_REFUSED or (
+        exc.errno in ACCESS_REFUSED and any(_inside(path, folder) for path in named for folder in ours)
+    ):
         code = errno.errorcode.get(exc.errno, str(exc.errno))
-        return ExportWriteError(f"cannot write the export to --out {shown}: {exc.strerror or exc} ({code}); "
-                                f"{shown} is as it was")
+        return ExportWriteError(
+            f"cannot write the export to --out {shown}: {exc.strerror or exc} ({code}); {shown} is as it was"
+        )
     return None
 
 
 # --- the staging folder --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Staging:
@@ -310,8 +331,10 @@ class Staging:
                     moved.append(pair)
         except FileExistsError as exc:
             self._move_out(moved)
-            raise OutFolderError(f"--out {self.shown} gained {Path(exc.filename).name} during the export; nothing "
-                                 "was moved in: run again, with --force to replace the folder as a whole") from exc
+            raise OutFolderError(
+                f"--out {self.shown} gained {Path(exc.filename).name} during the export; nothing "
+                "was moved in: run again, with --force to replace the folder as a whole"
+            ) from exc
         except BaseException:
             self._move_out(moved)
             raise
@@ -340,8 +363,14 @@ class Staging:
                     break
 
 
-def open_staging(out_dir: str | os.PathLike, *, force: bool, owned: Iterable[str],
-                 keep: Iterable[str | os.PathLike] = (), reads: Iterable[tuple[str, str | os.PathLike]] = ()) -> Staging:
+def open_staging(
+    out_dir: str | os.PathLike,
+    *,
+    force: bool,
+    owned: Iterable[str],
+    keep: Iterable[str | os.PathLike] = (),
+    reads: Iterable[tuple[str, str | os.PathLike]] = (),
+) -> Staging:
     """Check --out and create the staging folder beside it, before any long work.
 
     Args:
@@ -376,7 +405,8 @@ def open_staging(out_dir: str | os.PathLike, *, force: bool, owned: Iterable[str
             except OSError:
                 break
         raise _write_error(exc, shown, (out.parent,)) or ExportWriteError(
-            f"cannot write the export to --out {shown}: {exc.strerror or exc}") from exc
+            f"cannot write the export to --out {shown}: {exc.strerror or exc}"
+        ) from exc
     staging = Staging(out=out, shown=shown, force=force, owned=owned, scratch=scratch, notes=notes, created=created)
     try:
         (scratch / STAGE_NAME).mkdir()
@@ -385,8 +415,10 @@ def open_staging(out_dir: str | os.PathLike, *, force: bool, owned: Iterable[str
             folders = {out} | {(out / name).parent for name in owned if (out / name).parent.is_dir()}
             denied = [f for f in sorted(folders) if not os.access(f, os.W_OK | os.X_OK)]
             if denied:
-                raise ExportWriteError(f"cannot write the export to --out {shown}: permission denied on "
-                                       f"{_listed([str(f) for f in denied])}")
+                raise ExportWriteError(
+                    f"cannot write the export to --out {shown}: permission denied on "
+                    f"{_listed([str(f) for f in denied])}"
+                )
     except OSError as exc:
         staging.close()
         error = _write_error(exc, shown, (scratch,))

@@ -18,6 +18,7 @@ Two arrangements are exact (docs/reference_figures.md's 3x3 Conv + DepthToSpace 
 - "phases": four 2x2 Convs with asymmetric pads (top/left 1 for phase 0, bottom/right 1 for phase 1), each
   HxW x Cout: exactly 1x the work, then Concat + DepthToSpace.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -56,8 +57,16 @@ def subpixel_kernels(w: np.ndarray) -> np.ndarray:
     return k
 
 
-def _subpixel_nodes(g: EditableGraph, node: onnx.NodeProto, w: np.ndarray, b: np.ndarray, form: str,
-                    act: onnx.NodeProto | None, layout: str, hw: tuple[int, int] | None) -> list[onnx.NodeProto]:
+def _subpixel_nodes(
+    g: EditableGraph,
+    node: onnx.NodeProto,
+    w: np.ndarray,
+    b: np.ndarray,
+    form: str,
+    act: onnx.NodeProto | None,
+    layout: str,
+    hw: tuple[int, int] | None,
+) -> list[onnx.NodeProto]:
     """Nodes computing `node` (a stride-2 k4 p1 ConvTranspose over x [B, Cin, H, W]) in a sub-pixel form.
 
     `act`, when given, is an elementwise activation that consumed the ConvTranspose alone: it is applied right
@@ -82,8 +91,13 @@ def _subpixel_nodes(g: EditableGraph, node: onnx.NodeProto, w: np.ndarray, b: np
         return g.add_init(stem + "_i64", np.array(values, np.int64))
 
     def conv(weight: np.ndarray, bias: np.ndarray, kernel: int, pads: list[int]) -> str:
-        y = add("Conv", [x, g.add_init(stem + "_w", weight), g.add_init(stem + "_b", bias)],
-                kernel_shape=[kernel, kernel], pads=pads, strides=[1, 1])
+        y = add(
+            "Conv",
+            [x, g.add_init(stem + "_w", weight), g.add_init(stem + "_b", bias)],
+            kernel_shape=[kernel, kernel],
+            pads=pads,
+            strides=[1, 1],
+        )
         if act is None:
             return y
         node_act = helper.make_node(act.op_type, [y], [g.fresh(stem + "_act")], name=g.fresh(stem + "_act_node"))
@@ -130,15 +144,16 @@ def _subpixel_nodes(g: EditableGraph, node: onnx.NodeProto, w: np.ndarray, b: np
         big = np.zeros((4 * cout, w.shape[0], 3, 3), np.float32)
         for ry, rx in itertools.product(range(2), repeat=2):
             block = (ry * 2 + rx) * cout
-            big[block:block + cout, :, ry:ry + 2, rx:rx + 2] = k[ry, rx]
+            big[block : block + cout, :, ry : ry + 2, rx : rx + 2] = k[ry, rx]
         add("DepthToSpace", [conv(big, np.tile(b, 4), 3, [1, 1, 1, 1])], out, blocksize=2, mode="DCR")
     else:
         raise ValueError(f"unknown sub-pixel form {form!r}; choose one of {SUBPIXEL_FORMS}")
     return nodes
 
 
-def convtranspose_to_subpixel(model: onnx.ModelProto, form: str = "crop", layout: str = "nchw",
-                              min_out_channels: int = 1) -> onnx.ModelProto:
+def convtranspose_to_subpixel(
+    model: onnx.ModelProto, form: str = "crop", layout: str = "nchw", min_out_channels: int = 1
+) -> onnx.ModelProto:
     """Rewrite each stride-2, kernel-4, padding-1 ConvTranspose as sub-pixel Conv(s) + interleave.
 
     Args:
@@ -176,8 +191,7 @@ def convtranspose_to_subpixel(model: onnx.ModelProto, form: str = "crop", layout
         node_layout = layout if (hw is not None and form != "3x3") else "nchw"
         consumers = g.consumers(node.output[0])
         act = None
-        if (len(consumers) == 1 and consumers[0].op_type in ACTIVATIONS and
-                not g.is_graph_output(node.output[0])):
+        if len(consumers) == 1 and consumers[0].op_type in ACTIVATIONS and not g.is_graph_output(node.output[0]):
             act = consumers[0]
         new = _subpixel_nodes(g, node, *wb, form, act, node_layout, hw)
         if act is not None:

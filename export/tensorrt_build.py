@@ -10,12 +10,14 @@ The batch profile (min, opt, max) is checked in one place, `check_batch_profile`
 the contract's io_spec with its batch axis set to min, opt and max (a pure function, tested without TensorRT).
 Failures raise the runtime's TensorRTError (edgegan.runtime.tensorrt_backend): one class for TensorRT trouble.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from edgegan.export.staging import ExportOptionError
 from edgegan.runtime.contract import BATCH_AXIS, GeneratorContract
@@ -81,8 +83,10 @@ def optimization_profile(contract: GeneratorContract, batch: Sequence[int]) -> d
         batch (1, 16, 64): {"z": {"min": [1, 16], "opt": [16, 16], "max": [64, 16]}, "label": {"min": [1], ...}}.
     """
     sizes = dict(zip(("min", "opt", "max"), check_batch_profile(batch)))
-    return {spec.name: {key: [n if dim == BATCH_AXIS else int(dim) for dim in spec.shape] for key, n in sizes.items()}
-            for spec in contract.io_spec().inputs}
+    return {
+        spec.name: {key: [n if dim == BATCH_AXIS else int(dim) for dim in spec.shape] for key, n in sizes.items()}
+        for spec in contract.io_spec().inputs
+    }
 
 
 def build_engine(
@@ -136,8 +140,10 @@ def build_engine(
         used_flags.append("INT8")
     names = {network.get_input(i).name for i in range(network.num_inputs)}
     if names != set(shapes):
-        raise TensorRTError(f"TensorRT parsed inputs {sorted(names)} from {Path(onnx_path).name}; the contract "
-                            f"asks for {sorted(shapes)}")
+        raise TensorRTError(
+            f"TensorRT parsed inputs {sorted(names)} from {Path(onnx_path).name}; the contract "
+            f"asks for {sorted(shapes)}"
+        )
     profile = builder.create_optimization_profile()
     for name, shape in shapes.items():
         profile.set_shape(name, tuple(shape["min"]), tuple(shape["opt"]), tuple(shape["max"]))

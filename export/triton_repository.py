@@ -6,6 +6,7 @@ int64 [batch] in the graph; Triton needs at least one dim per item, so it is dec
 (Triton's idiom for per-item scalars). check_repository parses the written config with Triton's own protobuf and
 compares it with the same io_spec().
 """
+
 from __future__ import annotations
 
 import importlib
@@ -94,8 +95,13 @@ def write_repository(
     shutil.copyfile(onnx_path, model_dir / "1" / "model.onnx")
     (model_dir / "config.pbtxt").write_text(config_text(name, contract, max_batch_size))
     digest = file_sha256(model_dir / "1" / "model.onnx")
-    return {"model": name, "config": f"{name}/config.pbtxt", "model_file": f"{name}/1/model.onnx",
-            "max_batch_size": max_batch_size, "sha256": digest}
+    return {
+        "model": name,
+        "config": f"{name}/config.pbtxt",
+        "model_file": f"{name}/1/model.onnx",
+        "max_batch_size": max_batch_size,
+        "sha256": digest,
+    }
 
 
 def load_model_config_pb2() -> ModuleType | None:
@@ -150,23 +156,43 @@ def _config_problems(cfg: Any, name: str, contract: GeneratorContract, max_batch
     return problems
 
 
-def check_repository(config_path: Path, onnx_path: Path, model_file: Path, name: str, contract: GeneratorContract,
-                     max_batch_size: int) -> list[CheckRecord]:
+def check_repository(
+    config_path: Path, onnx_path: Path, model_file: Path, name: str, contract: GeneratorContract, max_batch_size: int
+) -> list[CheckRecord]:
     """The repository's model is byte-identical to generator.onnx, and Triton's own protobuf parses the config
     into the fields the contract implies (a skipped record when tritonclient is not installed)."""
     same = file_sha256(onnx_path) == file_sha256(model_file)
-    records = [CheckRecord("model_file", same, kind="structure",
-                           detail="1/model.onnx is generator.onnx" if same else "1/model.onnx differs from generator.onnx")]
+    records = [
+        CheckRecord(
+            "model_file",
+            same,
+            kind="structure",
+            detail="1/model.onnx is generator.onnx" if same else "1/model.onnx differs from generator.onnx",
+        )
+    ]
     if load_model_config_pb2() is None:
-        records.append(CheckRecord("config_parses", True, kind="structure", skipped=True,
-                                   detail="tritonclient not installed: config.pbtxt not parsed"))
+        records.append(
+            CheckRecord(
+                "config_parses",
+                True,
+                kind="structure",
+                skipped=True,
+                detail="tritonclient not installed: config.pbtxt not parsed",
+            )
+        )
         return records
     try:
         cfg = parse_config(config_path)
     except Exception as exc:  # noqa: BLE001 - a parse error is a failed check, reported with the rest
         return [*records, CheckRecord("config_parses", False, kind="structure", detail=str(exc)[:500])]
     problems = _config_problems(cfg, name, contract, max_batch_size)
-    records.append(CheckRecord("config_parses", not problems, kind="structure",
-                               detail="; ".join(problems) or "Triton's ModelConfig protobuf parses config.pbtxt; "
-                                                             "name, platform, batching, inputs and outputs match"))
+    records.append(
+        CheckRecord(
+            "config_parses",
+            not problems,
+            kind="structure",
+            detail="; ".join(problems)
+            or "Triton's ModelConfig protobuf parses config.pbtxt; name, platform, batching, inputs and outputs match",
+        )
+    )
     return records

@@ -26,14 +26,16 @@ float rule.
 The first three live in export/verify_structure.py; CheckRecord, the tolerance table and the errors in
 export/check_records.py (importable from here too).
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnx
@@ -52,6 +54,13 @@ from edgegan.export.check_records import (
     raise_for_records,
 )
 from edgegan.export.pixel_levels import describe, judge, level_errors, level_figures
+from edgegan.export.verify_structure import (
+    check_interface,
+    check_metadata,
+    check_onnx_checker,
+    interface_from_onnx,
+    interface_from_session,
+)
 from edgegan.runtime.contract import (
     INPUT_LABEL,
     INPUT_LATENT,
@@ -63,17 +72,22 @@ from edgegan.runtime.contract import (
     to_uint8_nhwc,
 )
 from edgegan.runtime.providers import session_options
-from edgegan.export.verify_structure import (
-    check_interface,
-    check_metadata,
-    check_onnx_checker,
-    interface_from_onnx,
-    interface_from_session,
-)
 
-__all__ = ["TOLERANCES", "UINT8_LEVEL_SLACK", "AtolError", "CachedReference", "CheckRecord", "ReferenceFn",
-           "ShapeError", "Tolerance", "VariantVerification", "VerificationError", "make_session", "raise_for_records",
-           "verify_variant"]
+__all__ = [
+    "TOLERANCES",
+    "UINT8_LEVEL_SLACK",
+    "AtolError",
+    "CachedReference",
+    "CheckRecord",
+    "ReferenceFn",
+    "ShapeError",
+    "Tolerance",
+    "VariantVerification",
+    "VerificationError",
+    "make_session",
+    "raise_for_records",
+    "verify_variant",
+]
 
 #: (z float32 [N, nz], labels int64 [N] | None) -> PyTorch images float32 [N, C, H, W]
 ReferenceFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -164,8 +178,9 @@ def _inputs(contract: GeneratorContract, n: int, seed: int) -> dict[str, np.ndar
     return feeds
 
 
-def _compare_float(out: np.ndarray, ref: np.ndarray, tol_max: float, tol_mean: float | None,
-                   rtol: float = 0.0) -> tuple[bool, float, float, str]:
+def _compare_float(
+    out: np.ndarray, ref: np.ndarray, tol_max: float, tol_mean: float | None, rtol: float = 0.0
+) -> tuple[bool, float, float, str]:
     """Every value within tol_max + rtol * |ref| (Polygraphy's rule; rtol 0: absolute), the mean within tol_mean."""
     if out.shape != ref.shape:
         return False, float("inf"), float("inf"), f"shape {out.shape} != expected {ref.shape}"
@@ -180,8 +195,9 @@ def _compare_float(out: np.ndarray, ref: np.ndarray, tol_max: float, tol_mean: f
     return ok, mx, mean, detail + (f"; rtol {rtol:g}" if rtol else "")
 
 
-def _compare_uint8(out: np.ndarray, ref_float: np.ndarray, tol: float,
-                   rtol: float = 0.0) -> tuple[bool, float, float, str]:
+def _compare_uint8(
+    out: np.ndarray, ref_float: np.ndarray, tol: float, rtol: float = 0.0
+) -> tuple[bool, float, float, str]:
     """uint8 NHWC output vs PyTorch float NCHW: pass where some float within `tol` (+ rtol * |ref|) of PyTorch's
     rounds to it.
 
@@ -203,7 +219,9 @@ def _run(session, feeds: dict[str, np.ndarray], chunk: int = 64) -> np.ndarray:
     names = {i.name for i in session.get_inputs()}
     feeds = {k: v for k, v in feeds.items() if k in names}
     n = len(next(iter(feeds.values())))
-    parts = [session.run([OUTPUT_IMAGE], {k: v[i:i + chunk] for k, v in feeds.items()})[0] for i in range(0, n, chunk)]
+    parts = [
+        session.run([OUTPUT_IMAGE], {k: v[i : i + chunk] for k, v in feeds.items()})[0] for i in range(0, n, chunk)
+    ]
     return np.concatenate(parts)
 
 
@@ -224,16 +242,18 @@ def _reference_opset(model):
     has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
     if opset is None or opset >= 19 or not has_qdq:
         return model, ""
-    return version_converter.convert_version(model, 19), f" (Q/DQ graph lifted from opset {opset} to 19 for onnx.reference)"
-
+    return version_converter.convert_version(
+        model, 19
+    ), f" (Q/DQ graph lifted from opset {opset} to 19 for onnx.reference)"
 
 
 # ---------------------------------------------------------------------------------------------------------
 # the numeric checks: each takes the Subject (and what it varies over) and returns one CheckRecord
 
 
-def _levels_vs_torch(name: str, out: np.ndarray, ref: np.ndarray, tol: Tolerance, uint8: bool,
-                     judged: tuple[str, ...]) -> CheckRecord:
+def _levels_vs_torch(
+    name: str, out: np.ndarray, ref: np.ndarray, tol: Tolerance, uint8: bool, judged: tuple[str, ...]
+) -> CheckRecord:
     """A lossy file's images vs PyTorch's, judged by the level figures in `judged` (the others recorded)."""
     budget = tol.levels
     figures = judge(level_figures(level_errors(out, ref), budget.k), budget, judged)
@@ -245,8 +265,9 @@ def _levels_vs_torch(name: str, out: np.ndarray, ref: np.ndarray, tol: Tolerance
         mx, mean, unit = float(err.max()), float(err.mean()), "abs"
         float_part = f"; float max err {mx:.3g}, mean {mean:.3g} (recorded, not judged)"
     ok = bool(all(f["passed"] for f in figures.values()) and np.isfinite(mx))
-    return CheckRecord(name, ok, mx, mean, None, f"{len(out)} images in levels: {shown}{float_part}", unit=unit,
-                       figures=figures)
+    return CheckRecord(
+        name, ok, mx, mean, None, f"{len(out)} images in levels: {shown}{float_part}", unit=unit, figures=figures
+    )
 
 
 def _vs_torch_record(name: str, out: np.ndarray, ref: np.ndarray, tol: Tolerance, uint8: bool) -> CheckRecord:
@@ -261,16 +282,26 @@ def _vs_torch_record(name: str, out: np.ndarray, ref: np.ndarray, tol: Tolerance
     return CheckRecord(name, ok, mx, mean, tol.vs_torch_max, detail)
 
 
-def _levels_record(name: str, out: np.ndarray, ref: np.ndarray, slack: int, detail: str,
-                   same_form: bool = True) -> CheckRecord:
+def _levels_record(
+    name: str, out: np.ndarray, ref: np.ndarray, slack: int, detail: str, same_form: bool = True
+) -> CheckRecord:
     """The one uint8 comparison of two runs' pixels: passes when no pixel is more than `slack` levels apart."""
     levels = np.abs(out.astype(np.int32) - ref.astype(np.int32))
     ok = same_form and int(levels.max()) <= slack
     return CheckRecord(name, ok, float(levels.max()), float(levels.mean()), slack, detail, unit="levels")
 
 
-def _agreement(subject: Subject, name: str, out: np.ndarray, ref: np.ndarray, tol_max: float,
-               tol_mean: float | None, slack: int, what: str, same_form: bool = True) -> CheckRecord:
+def _agreement(
+    subject: Subject,
+    name: str,
+    out: np.ndarray,
+    ref: np.ndarray,
+    tol_max: float,
+    tol_mean: float | None,
+    slack: int,
+    what: str,
+    same_form: bool = True,
+) -> CheckRecord:
     """Two runs that should compute the same images: uint8 within `slack` levels, float within tol_max/mean."""
     if subject.uint8:
         return _levels_record(name, out, ref, slack, what, same_form)
@@ -293,8 +324,9 @@ def check_pixel_levels(subject: Subject) -> CheckRecord:
     ref = subject.reference(feeds[INPUT_LATENT], feeds.get(INPUT_LABEL))
     if not (out.dtype == np.uint8 or np.isfinite(out).all()):
         return CheckRecord("pixel_levels", False, float("inf"), float("inf"), None, "non-finite values in the output")
-    return _levels_vs_torch("pixel_levels", out, ref, subject.tol, subject.uint8,
-                            ("p999", "share_over_k", "worst_image_mean"))
+    return _levels_vs_torch(
+        "pixel_levels", out, ref, subject.tol, subject.uint8, ("p999", "share_over_k", "worst_image_mean")
+    )
 
 
 def check_batch_invariance(subject: Subject, n: int) -> CheckRecord:
@@ -302,9 +334,17 @@ def check_batch_invariance(subject: Subject, n: int) -> CheckRecord:
     if n not in subject.outputs:
         raise RuntimeError(f"no batch-{n} output to compare (see vs_torch_batch{n})")
     feeds = subject.feeds[n]
-    alone = np.concatenate([_run(subject.session, {k: v[i:i + 1] for k, v in feeds.items()}) for i in range(n)])
-    return _agreement(subject, "batch_invariance", alone, subject.outputs[n], subject.tol.batch_invariance, None,
-                      UINT8_LEVEL_SLACK, f"{n} images run alone vs in one batch of {n}")
+    alone = np.concatenate([_run(subject.session, {k: v[i : i + 1] for k, v in feeds.items()}) for i in range(n)])
+    return _agreement(
+        subject,
+        "batch_invariance",
+        alone,
+        subject.outputs[n],
+        subject.tol.batch_invariance,
+        None,
+        UINT8_LEVEL_SLACK,
+        f"{n} images run alone vs in one batch of {n}",
+    )
 
 
 def check_output_range(subject: Subject) -> CheckRecord:
@@ -318,8 +358,14 @@ def check_output_range(subject: Subject) -> CheckRecord:
     finite = bool(np.isfinite(flat).all())
     excess = float(np.max(np.abs(flat[np.isfinite(flat)]), initial=0.0) - 1.0)
     slack = subject.tol.range_slack
-    return CheckRecord("output_range", finite and excess <= slack, max(excess, 0.0), None, slack,
-                       f"min {flat.min():.4f}, max {flat.max():.4f}, finite: {finite}; declared [-1, 1]")
+    return CheckRecord(
+        "output_range",
+        finite and excess <= slack,
+        max(excess, 0.0),
+        None,
+        slack,
+        f"min {flat.min():.4f}, max {flat.max():.4f}, finite: {finite}; declared [-1, 1]",
+    )
 
 
 def check_labels_full_range(subject: Subject) -> CheckRecord:
@@ -343,17 +389,28 @@ def check_reference_evaluator(subject: Subject) -> CheckRecord:
     if n not in subject.outputs:
         raise RuntimeError(f"no onnxruntime output at batch {n} to compare (see vs_torch_batch{n})")
     model = onnx.load(str(subject.path))
-    feeds = {k: v for k, v in _inputs(subject.contract, n, VERIFY_SEED + n).items()
-             if k in {i.name for i in model.graph.input}}
+    feeds = {
+        k: v
+        for k, v in _inputs(subject.contract, n, VERIFY_SEED + n).items()
+        if k in {i.name for i in model.graph.input}
+    }
     model, note = _reference_opset(model)
     out = np.asarray(ReferenceEvaluator(model).run([OUTPUT_IMAGE], feeds)[0])
     ort_out = subject.outputs[n]
     # uint8: the precision's float budget in pixel levels (fp32: 1 level; int8: requantization rounding in
     # onnxruntime's integer kernels vs the reference's float Q/DQ lands a few levels apart).
     slack = max(UINT8_LEVEL_SLACK, math.ceil(subject.tol.reference * 127.5))
-    return _agreement(subject, "reference_evaluator", out, ort_out, subject.tol.reference, None, slack,
-                      f"onnx.reference vs onnxruntime at batch {n}{note}",
-                      same_form=out.dtype == np.uint8 and out.shape == ort_out.shape)
+    return _agreement(
+        subject,
+        "reference_evaluator",
+        out,
+        ort_out,
+        subject.tol.reference,
+        None,
+        slack,
+        f"onnx.reference vs onnxruntime at batch {n}{note}",
+        same_form=out.dtype == np.uint8 and out.shape == ort_out.shape,
+    )
 
 
 def check_vs_fp32_onnx(subject: Subject, baseline: VariantVerification) -> CheckRecord:
@@ -364,8 +421,16 @@ def check_vs_fp32_onnx(subject: Subject, baseline: VariantVerification) -> Check
     out = np.concatenate([subject.outputs[n].ravel() for n in shared])
     base = np.concatenate([baseline.outputs[n].ravel() for n in shared])
     tol = subject.tol
-    return _agreement(subject, "vs_fp32_onnx", out, base, tol.vs_torch_max, tol.vs_torch_mean, UINT8_LEVEL_SLACK,
-                      f"against {baseline.path.name} at batches {shared}")
+    return _agreement(
+        subject,
+        "vs_fp32_onnx",
+        out,
+        base,
+        tol.vs_torch_max,
+        tol.vs_torch_mean,
+        UINT8_LEVEL_SLACK,
+        f"against {baseline.path.name} at batches {shared}",
+    )
 
 
 def verify_variant(
@@ -402,13 +467,23 @@ def verify_variant(
     try:
         session = make_session(path)
     except Exception as exc:  # noqa: BLE001 - nothing below can run; say why once
-        result.records.append(CheckRecord("onnxruntime_load", False, kind="structure",
-                                          detail=f"onnxruntime cannot load {path.name}: {exc}"[:500]))
+        result.records.append(
+            CheckRecord(
+                "onnxruntime_load", False, kind="structure", detail=f"onnxruntime cannot load {path.name}: {exc}"[:500]
+            )
+        )
         return result
     found, inputs, outputs, meta = interface_from_onnx(path) if is_onnx else interface_from_session(session)
     tol = tolerance if isinstance(tolerance, Tolerance) else TOLERANCES[tolerance or contract.precision]
-    subject = Subject(path, session, contract, tol, reference, result,
-                      feeds={n: _inputs(contract, n, VERIFY_SEED + n) for n in batches})
+    subject = Subject(
+        path,
+        session,
+        contract,
+        tol,
+        reference,
+        result,
+        feeds={n: _inputs(contract, n, VERIFY_SEED + n) for n in batches},
+    )
     checks: list[tuple[str, str, Callable[[], CheckRecord]]] = [
         ("interface", "structure", partial(check_interface, found, inputs, outputs, contract.io_spec())),
         ("metadata", "structure", partial(check_metadata, meta, contract)),

@@ -1,6 +1,7 @@
 """The structural checks of an exported file: the ONNX checker, the graph's interface against an IOSpec
 (GeneratorContract.io_spec()), and its metadata against the contract (edgegan.export.verify runs them; the
 evaluator's export, edgegan.export.evaluator_onnx, runs the first two)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,14 @@ from edgegan.runtime.contract import GeneratorContract, IOSpec
 from edgegan.runtime.errors import EdgeganError
 
 _ONNX_DTYPES = {1: "float32", 10: "float16", 7: "int64", 2: "uint8", 3: "int8", 6: "int32"}
-_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
-               "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32"}
+_ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+    "tensor(int32)": "int32",
+}
 #: (name -> (dtype, dims), input names, output names, metadata_props) as a file declares them
 Interface = tuple[dict[str, tuple[str, list]], list[str], list[str], dict[str, str]]
 
@@ -47,8 +54,9 @@ def interface_from_session(session) -> Interface:
     return found, [v.name for v in session.get_inputs()], [v.name for v in session.get_outputs()], meta
 
 
-def check_interface(found: dict[str, tuple[str, list]], inputs: list[str], outputs: list[str],
-                    spec: IOSpec) -> CheckRecord:
+def check_interface(
+    found: dict[str, tuple[str, list]], inputs: list[str], outputs: list[str], spec: IOSpec
+) -> CheckRecord:
     """Names, order, dtypes and shapes (batch axis named) against an IOSpec: a generator's contract.io_spec(),
     or the evaluator's (export/evaluator_onnx.py)."""
     problems = []

@@ -22,6 +22,7 @@ Example:
     >>> from edgegan.runtime import Generator
     >>> images = Generator("models/fm/generator.onnx").sample(16, seed=0)   # uint8 [16, H, W, C]
 """
+
 from __future__ import annotations
 
 import importlib

@@ -15,14 +15,16 @@ sample alike); only the batch size changes name (`--batch-sizes`), because `--ba
 Old spellings keep working for one release as hidden aliases (`deprecated_alias`), with a note on stderr; they need
 the command to be an `EdgeganCommand`, which applies them before the command runs.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import click
 
@@ -33,7 +35,7 @@ _ALIASES = "edgegan.aliases"  # ctx.meta key: target parameter -> (old spelling,
 
 
 class CommaList(click.ParamType):
-    """"1,8,64" -> (1, 8, 64): positive integers (or, given `choices`, names from it), no repeats, checked when
+    """ "1,8,64" -> (1, 8, 64): positive integers (or, given `choices`, names from it), no repeats, checked when
     the options are parsed, so a typo is a usage error before any work."""
 
     name = "list"
@@ -53,8 +55,12 @@ class CommaList(click.ParamType):
         if self.choices is not None:
             unknown = [t for t in items if t not in self.choices]
             if not items or unknown:
-                self.fail(f"unknown {self.noun} {', '.join(unknown) or repr(value)}; choose from "
-                          f"{', '.join(self.choices)} (comma-separated)", param, ctx)
+                self.fail(
+                    f"unknown {self.noun} {', '.join(unknown) or repr(value)}; choose from "
+                    f"{', '.join(self.choices)} (comma-separated)",
+                    param,
+                    ctx,
+                )
             return tuple(dict.fromkeys(items))
         if not items or not all(re.fullmatch(r"\d+", t) and int(t) > 0 for t in items):
             self.fail(f"{flag} takes positive integers separated by commas (e.g. 1,8,64), got {value!r}", param, ctx)
@@ -79,19 +85,36 @@ def json_option(what: str, bare_flag: bool = False) -> Callable:
     """--json FILE; `what` says what goes in it. bare_flag: also accept `--json` without a value (export's old
     flag, printing to stdout) for one release."""
     old_form = {"is_flag": False, "flag_value": _BARE_JSON, "callback": _bare_json_is_stdout} if bare_flag else {}
-    return click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-                        metavar="FILE", help=f"Write {what} as JSON to FILE ('-': stdout, and nothing else there).",
-                        **old_form)
+    return click.option(
+        "--json",
+        "json_path",
+        type=click.Path(dir_okay=False, allow_dash=True),
+        default=None,
+        metavar="FILE",
+        help=f"Write {what} as JSON to FILE ('-': stdout, and nothing else there).",
+        **old_form,
+    )
 
 
 def provider_option(**kwargs: Any) -> Callable:
-    return click.option("--provider", type=click.Choice(PROVIDERS), default="cpu", show_default=True,
-                        help="Execution provider (auto: the best one available).", **kwargs)
+    return click.option(
+        "--provider",
+        type=click.Choice(PROVIDERS),
+        default="cpu",
+        show_default=True,
+        help="Execution provider (auto: the best one available).",
+        **kwargs,
+    )
 
 
 def threads_option(engine: str = "onnxruntime") -> Callable:
-    return click.option("--threads", type=click.IntRange(1, None), default=None, metavar="N",
-                        help=f"{engine} intra-op threads [default: one per core].")
+    return click.option(
+        "--threads",
+        type=click.IntRange(1, None),
+        default=None,
+        metavar="N",
+        help=f"{engine} intra-op threads [default: one per core].",
+    )
 
 
 def batch_size_option(default: int, help: str = "Images per run of the model.") -> Callable:
@@ -99,8 +122,15 @@ def batch_size_option(default: int, help: str = "Images per run of the model.") 
 
 
 def output_option(help: str, **kwargs: Any) -> Callable:
-    return click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                        metavar="FILE", help=help, **kwargs)
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE",
+        help=help,
+        **kwargs,
+    )
 
 
 def deprecated_alias(old: str, target: str, new: str, **kwargs: Any) -> Callable:
@@ -132,8 +162,14 @@ class EdgeganCommand(click.Command):
             return super().invoke(ctx)
 
 
-def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
-                 line: str | None = None) -> None:
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
     """A warning raised while a command runs, as one "Warning: ..." line on stderr (even with -q: warnings are
     what -q keeps), instead of Python's "file:line: Category: message" and the source line."""
     text = " ".join(str(message).split())

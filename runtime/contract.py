@@ -3,11 +3,13 @@
 This module is the single home of the rule that ties trainer, export and runtime together, so one seed gives
 the same picture from a checkpoint, from `generator.onnx` and from each of its variants. numpy only.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,8 +52,16 @@ GRAPH_FORM_PHASE = "phase"  # stride-2 ConvTransposes as 2x2 phase convolutions 
 GRAPH_FORM_CONVTRANSPOSE = "convtranspose"  # torch's plain ConvTranspose, BatchNorm folded: one cuDNN kernel a layer
 GRAPH_FORMS = (GRAPH_FORM_PHASE, GRAPH_FORM_CONVTRANSPOSE)
 REQUIRED_KEYS = (
-    KEY_FORMAT, KEY_ARCH, KEY_NZ, KEY_NUM_CLASSES, KEY_CLASS_NAMES, KEY_IMAGE, KEY_OUTPUT, KEY_PRECISION,
-    KEY_DATASET, KEY_TRAIN,
+    KEY_FORMAT,
+    KEY_ARCH,
+    KEY_NZ,
+    KEY_NUM_CLASSES,
+    KEY_CLASS_NAMES,
+    KEY_IMAGE,
+    KEY_OUTPUT,
+    KEY_PRECISION,
+    KEY_DATASET,
+    KEY_TRAIN,
 )
 
 
@@ -60,7 +70,12 @@ class ContractError(EdgeganError, ValueError):
 
 
 # numpy dtype name -> the type string onnxruntime's NodeArg.type reports for it.
-ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)", "uint8": "tensor(uint8)"}
+ORT_TYPES = {
+    "float32": "tensor(float)",
+    "float16": "tensor(float16)",
+    "int64": "tensor(int64)",
+    "uint8": "tensor(uint8)",
+}
 
 
 @dataclass(frozen=True)
@@ -194,18 +209,19 @@ class GeneratorContract:
             **({KEY_GRAPH_FORM: self.graph_form} if self.graph_form is not None else {}),
         }
 
-    def with_graph_form(self, form: str | None) -> "GeneratorContract":
+    def with_graph_form(self, form: str | None) -> GeneratorContract:
         """This contract recording the graph form `form` (None: none): every other field, so io_spec, latents and
         pixels, stays as it is."""
         return replace(self, graph_form=form)
 
     @classmethod
-    def from_metadata(cls, meta: Mapping[str, str]) -> "GeneratorContract":
+    def from_metadata(cls, meta: Mapping[str, str]) -> GeneratorContract:
         """Parse and check metadata; raises ContractError naming every missing or bad key."""
         missing = [k for k in REQUIRED_KEYS if k not in meta]
         if missing:
             raise ContractError(
-                "not an edgegan generator: metadata is missing " + ", ".join(missing)
+                "not an edgegan generator: metadata is missing "
+                + ", ".join(missing)
                 + " (export it with `edgegan export`)"
             )
         if meta[KEY_FORMAT] != FORMAT_VERSION:
@@ -250,8 +266,10 @@ class GeneratorContract:
         if self.precision not in PRECISIONS:
             problems.append(f"unknown precision {self.precision!r} (expected one of {PRECISIONS})")
         if self.latent_rule not in LATENT_RULES:
-            problems.append(f"unknown latent rule {self.latent_rule!r} (this runtime knows {', '.join(LATENT_RULES)}; "
-                            "a newer edgegan wrote it)")
+            problems.append(
+                f"unknown latent rule {self.latent_rule!r} (this runtime knows {', '.join(LATENT_RULES)}; "
+                "a newer edgegan wrote it)"
+            )
         if self.graph_form is not None and (not self.graph_form or self.graph_form != self.graph_form.strip()):
             problems.append(f"graph form {self.graph_form!r} is not a name (e.g. {', '.join(GRAPH_FORMS)})")
         if problems:

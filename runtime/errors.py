@@ -3,6 +3,7 @@
 The `edgegan` command turns these into a one-line message and exit status 1; anything else is a bug and keeps
 its traceback.
 """
+
 from __future__ import annotations
 
 

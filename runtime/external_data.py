@@ -14,6 +14,7 @@ everything else is protobuf). A protobuf .onnx whose bytes 4-8 read "ORTM" (the 
 = "ORTM" puts it there) is still parsed as protobuf by onnxruntime, so it is scanned like any other .onnx. Only
 files onnxruntime parses as ORT format (a flatbuffer whose initializers are inline and name no file) skip the scan.
 """
+
 from __future__ import annotations
 
 import mmap
@@ -109,7 +110,7 @@ def _fields(buf: mmap.mmap | bytes, start: int, end: int):
 
 
 def _text(buf: mmap.mmap | bytes, span: tuple[int, int]) -> str:
-    return bytes(buf[span[0]:span[1]]).decode("utf-8", "replace")
+    return bytes(buf[span[0] : span[1]]).decode("utf-8", "replace")
 
 
 def _tensor(buf: mmap.mmap | bytes, start: int, end: int) -> ExternalTensor | None:
@@ -152,7 +153,7 @@ def _scan(buf: mmap.mmap | bytes) -> list[ExternalTensor]:
 _FORMAT_KEY = "session.load_model_format"  # onnxruntime_session_options_config_keys.h: "ORT" or "ONNX"
 
 
-def parsed_as_ort_format(path: str | os.PathLike, options: "ort.SessionOptions | None" = None) -> bool:
+def parsed_as_ort_format(path: str | os.PathLike, options: ort.SessionOptions | None = None) -> bool:
     """Whether `onnxruntime.InferenceSession(path, options)` parses the file as ORT format rather than protobuf.
 
     onnxruntime (InferenceSession::Load of a path) takes the session config "session.load_model_format" when it is
@@ -177,7 +178,7 @@ def _config_entry(options: Any, key: str) -> str:
         return ""
 
 
-def find_external_data(path: str | os.PathLike, options: "ort.SessionOptions | None" = None) -> list[ExternalTensor]:
+def find_external_data(path: str | os.PathLike, options: ort.SessionOptions | None = None) -> list[ExternalTensor]:
     """Every tensor in an ONNX file that keeps its bytes outside the file (an empty list for a clean model).
 
     Args:
@@ -240,7 +241,7 @@ def _where(model: Path, location: str) -> str:
     return "in a separate file"
 
 
-def check_model_file(path: str | os.PathLike, options: "ort.SessionOptions | None" = None) -> None:
+def check_model_file(path: str | os.PathLike, options: ort.SessionOptions | None = None) -> None:
     """Refuse a model that keeps any tensor in an external file, before onnxruntime reads it.
 
     `edgegan export` writes every weight inside generator.onnx, so external data is never needed, and refusing

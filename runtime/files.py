@@ -4,14 +4,16 @@ A crash or Ctrl-C mid-write leaves the previous file intact; output paths are ch
 them. An output goes only to a new path or over a regular file: a device node (/dev/null as root), a FIFO, a
 socket, a symlink or a folder at the path is refused, by `check_writable` before the work and again by
 `atomic_write` just before its rename (which would replace the node, not write into it)."""
+
 from __future__ import annotations
 
 import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from edgegan.runtime.errors import EdgeganError
 
@@ -39,8 +41,14 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-_KINDS = ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISLNK, "a symlink"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def check_replaceable(path: str | os.PathLike, what: str = "output") -> None:

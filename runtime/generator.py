@@ -14,6 +14,7 @@ Example:
     >>> result.images.shape, result.latents.shape, result.labels[:3], result.seed  # doctest: +SKIP
     ((16, 28, 28, 1), (16, 100), array([7, 7, 7]), 0)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,8 @@ import numpy as np
 
 from edgegan.runtime.contract import (
     INPUT_LABEL,
-    LATENT_RULE,
     INPUT_LATENT,
+    LATENT_RULE,
     OUTPUT_UINT8_NHWC,
     ContractError,
     GeneratorContract,
@@ -62,9 +63,24 @@ if TYPE_CHECKING:
 
 # Names other code imports from here; they live in the modules above (re-exported so those imports keep working).
 __all__ = [
-    "Generator", "SampleResult", "GeneratorInputError", "MemoryLimitError", "ModelFileError", "ModelOutputError",
-    "ContractError", "ProviderError", "read_contract", "truncated_latents", "slerp", "available_memory", "check_memory",
-    "MODEL_SUFFIXES", "MEMORY_HINT", "check_signature", "load_session", "resolve_model_path",
+    "Generator",
+    "SampleResult",
+    "GeneratorInputError",
+    "MemoryLimitError",
+    "ModelFileError",
+    "ModelOutputError",
+    "ContractError",
+    "ProviderError",
+    "read_contract",
+    "truncated_latents",
+    "slerp",
+    "available_memory",
+    "check_memory",
+    "MODEL_SUFFIXES",
+    "MEMORY_HINT",
+    "check_signature",
+    "load_session",
+    "resolve_model_path",
 ]
 
 
@@ -117,7 +133,7 @@ class Generator:
         threads: int | None = None,
         batch_size: int = 64,
         allow_fallback: bool = False,
-        session_options: "ort.SessionOptions | None" = None,
+        session_options: ort.SessionOptions | None = None,
         io_binding: bool | None = None,
         cuda: CudaOptions | None = None,
         output: str = "numpy",
@@ -140,8 +156,10 @@ class Generator:
                     f"{self.path.name} is a TensorRT engine; load it with provider='tensorrt' (or 'auto')"
                 )
             if self.device_output:
-                raise ProviderError(f"{self.path.name} is a TensorRT engine: output='dlpack' needs an onnxruntime "
-                                    "session (load generator.onnx on 'cuda')")
+                raise ProviderError(
+                    f"{self.path.name} is a TensorRT engine: output='dlpack' needs an onnxruntime "
+                    "session (load generator.onnx on 'cuda')"
+                )
             engine = TensorRTEngine(self.path)
             self._runner: SessionRunner | TensorRTEngine = engine
             self.contract: GeneratorContract = engine.contract
@@ -158,9 +176,18 @@ class Generator:
             if self.path.suffix.lower() == ".onnx":
                 check_label_tables(self.path, self.contract)  # a label past the table: refused now, not at run
             # Device output binds every buffer; uint8 pixels of a float model are then made where they are.
-            self._runner = open_runner(self.path, session, fallback, self.contract,
-                                       True if self.device_output else io_binding, provider, options,
-                                       allow_fallback, cuda, device_pixels=True if self.device_output else None)
+            self._runner = open_runner(
+                self.path,
+                session,
+                fallback,
+                self.contract,
+                True if self.device_output else io_binding,
+                provider,
+                options,
+                allow_fallback,
+                cuda,
+                device_pixels=True if self.device_output else None,
+            )
         limit = self._runner.max_batch
         self.batch_size = min(batch_size, limit) if limit else batch_size
 
@@ -190,7 +217,7 @@ class Generator:
 
     @property
     def precision(self) -> str:
-        """"fp32", "fp16" or "int8", from the metadata."""
+        """ "fp32", "fp16" or "int8", from the metadata."""
         return self.contract.precision
 
     @property
@@ -275,20 +302,26 @@ class Generator:
             )
         return part
 
-    def _batches(self, n: int, latents: Callable[[int, int], np.ndarray], index: np.ndarray | None,
-                 pixels: bool) -> Iterator[np.ndarray]:
+    def _batches(
+        self, n: int, latents: Callable[[int, int], np.ndarray], index: np.ndarray | None, pixels: bool
+    ) -> Iterator[np.ndarray]:
         """Images 0..n-1, batch_size at a time: latents(start, stop) is called once per batch, in order."""
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
             if self.device_output:  # this batch as its own device value
-                yield self._collect_device(stop - start, lambda a, b: latents(start + a, start + b),
-                                           label_slice(self.contract, index, start, stop), pixels)
+                yield self._collect_device(
+                    stop - start,
+                    lambda a, b, start=start: latents(start + a, start + b),
+                    label_slice(self.contract, index, start, stop),
+                    pixels,
+                )
                 continue
             part = self._run(latents(start, stop), label_slice(self.contract, index, start, stop), pixels)
             yield to_uint8_nhwc(part) if pixels and part.dtype != np.uint8 else part
 
-    def _collect_device(self, n: int, latents: Callable[[int, int], np.ndarray], index: np.ndarray | None,
-                        pixels: bool) -> Any:
+    def _collect_device(
+        self, n: int, latents: Callable[[int, int], np.ndarray], index: np.ndarray | None, pixels: bool
+    ) -> Any:
         """output="dlpack": images 0..n-1 into one OrtValue on the provider's device, each batch bound straight at
         its rows (no copy between batches, none to the host): uint8 [n, H, W, C] or float32 [n, C, H, W]."""
         shape, dtype = self._expected_output(n, pixels)
@@ -302,8 +335,9 @@ class Generator:
             self._runner.run_into(feeds, target, start, pixels and self.output != OUTPUT_UINT8_NHWC)
         return target
 
-    def _collect(self, n: int, latents: Callable[[int, int], np.ndarray], index: np.ndarray | None,
-                 pixels: bool) -> np.ndarray:
+    def _collect(
+        self, n: int, latents: Callable[[int, int], np.ndarray], index: np.ndarray | None, pixels: bool
+    ) -> np.ndarray:
         if self.device_output:
             return self._collect_device(n, latents, index, pixels)
         shape, dtype = self._expected_output(n, pixels)
@@ -448,11 +482,16 @@ class Generator:
             `sample(n, seed, labels, truncation)`.
         """
         n, seed, index = self._check_sample(n, seed, labels, truncation)
-        check_memory(self.memory_needed(n, truncation, hold=False), f"{n} images of {self._size_text()}",
-                     "ask for fewer images, or pass truncation=None (truncation draws all n latents first)")
+        check_memory(
+            self.memory_needed(n, truncation, hold=False),
+            f"{n} images of {self._size_text()}",
+            "ask for fewer images, or pass truncation=None (truncation draws all n latents first)",
+        )
         return self._batches(n, self._latent_source(n, seed, truncation), index, pixels=True)
 
-    def _check_sample(self, n: Any, seed: Any, labels: Any, truncation: Any) -> tuple[int, int | None, np.ndarray | None]:
+    def _check_sample(
+        self, n: Any, seed: Any, labels: Any, truncation: Any
+    ) -> tuple[int, int | None, np.ndarray | None]:
         n = check_count(n)
         seed = check_seed(seed)
         if truncation is not None:

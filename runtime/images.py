@@ -3,6 +3,7 @@
 
 Each file is written atomically, in the format its suffix names (IMAGE_FORMATS; any other suffix is refused before
 any work); numpy + Pillow (imported when a picture is written)."""
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,19 @@ from edgegan.runtime.files import OutputPathError, atomic_write, check_free_spac
 from edgegan.runtime.latents import check_count
 from edgegan.runtime.memory import MEMORY_HINT, check_memory
 
-__all__ = ["to_uint8_nhwc", "make_grid", "save_png", "save_image", "save_grid", "save_npy_batches", "npy_bytes",
-           "sample_to_files", "image_format", "IMAGE_FORMATS", "MAX_GRID_IMAGES"]
+__all__ = [
+    "to_uint8_nhwc",
+    "make_grid",
+    "save_png",
+    "save_image",
+    "save_grid",
+    "save_npy_batches",
+    "npy_bytes",
+    "sample_to_files",
+    "image_format",
+    "IMAGE_FORMATS",
+    "MAX_GRID_IMAGES",
+]
 
 MAX_GRID_IMAGES = 1024  # images in the grid when the images also stream to a .npy file (all N are in the file)
 # suffix -> Pillow format. JPEG at quality 95 (grayscale stays "L"); WebP lossless, so its pixels are the PNG's.
@@ -36,8 +48,10 @@ def image_format(path: str | os.PathLike, what: str = "picture") -> str:
     """
     suffix = Path(path).suffix.lower()
     if suffix not in IMAGE_FORMATS:
-        raise OutputPathError(f"cannot write {what} {path}: {suffix or 'a name without a suffix'} is not a picture "
-                              f"format edgegan writes; end the name in {', '.join(IMAGE_FORMATS)}")
+        raise OutputPathError(
+            f"cannot write {what} {path}: {suffix or 'a name without a suffix'} is not a picture "
+            f"format edgegan writes; end the name in {', '.join(IMAGE_FORMATS)}"
+        )
     fmt = IMAGE_FORMATS[suffix]
     if fmt == "WEBP":
         from PIL import features
@@ -115,8 +129,9 @@ def npy_bytes(shape: tuple[int, ...]) -> int:
     return len(_npy_header(shape)) + math.prod(shape)
 
 
-def save_npy_batches(batches: Iterable[np.ndarray], path: str | os.PathLike, shape: tuple[int, ...],
-                     keep: int = 0) -> tuple[Path, np.ndarray]:
+def save_npy_batches(
+    batches: Iterable[np.ndarray], path: str | os.PathLike, shape: tuple[int, ...], keep: int = 0
+) -> tuple[Path, np.ndarray]:
     """Write uint8 batches as one .npy file of `shape` ([N, H, W, C]), atomically, holding one batch at a time.
 
     The file is byte for byte what np.save writes for the concatenated array, so np.load reads it back.
@@ -158,10 +173,18 @@ def _grid_bytes(n: int, h: int, w: int, c: int, padding: int = 2) -> int:
     return 2 * (rows * (h + padding) + padding) * (cols * (w + padding) + padding) * c
 
 
-def sample_to_files(generator: Any, n: int, *, seed: int | None = 0, labels: Any = None,
-                    truncation: float | None = None, grid: str | os.PathLike | None = None,
-                    npy: str | os.PathLike | None = None, nrow: int | None = None,
-                    progress: bool = False) -> tuple[list[Path], int]:
+def sample_to_files(
+    generator: Any,
+    n: int,
+    *,
+    seed: int | None = 0,
+    labels: Any = None,
+    truncation: float | None = None,
+    grid: str | os.PathLike | None = None,
+    npy: str | os.PathLike | None = None,
+    nrow: int | None = None,
+    progress: bool = False,
+) -> tuple[list[Path], int]:
     """Sample n images into a grid picture and/or a uint8 [N, H, W, C] .npy file (`edgegan sample`).
 
     Memory and disk space are checked before the first image is made. Without `npy` all n images are held and
@@ -186,14 +209,20 @@ def sample_to_files(generator: Any, n: int, *, seed: int | None = 0, labels: Any
         image_format(grid, "grid")  # a suffix Pillow cannot write is refused before any image is made
     h, w, c = generator.image_shape
     if npy is None:
-        check_memory(generator.memory_needed(n, truncation) + _grid_bytes(n, h, w, c),
-                     f"{n} images of {h}x{w}x{c} and their grid", MEMORY_HINT)
+        check_memory(
+            generator.memory_needed(n, truncation) + _grid_bytes(n, h, w, c),
+            f"{n} images of {h}x{w}x{c} and their grid",
+            MEMORY_HINT,
+        )
         images = generator.sample(n, seed=seed, labels=labels, truncation=truncation)  # uint8 [n, H, W, C]
         return [save_grid(images, grid, nrow=nrow)], n
     keep = min(n, MAX_GRID_IMAGES) if grid is not None else 0
     check_free_space(npy, npy_bytes((n, h, w, c)), "npy file")
-    check_memory(keep * h * w * c + _grid_bytes(keep, h, w, c), f"the grid's {keep} images of {h}x{w}x{c}",
-                 "leave out the grid (-o)")
+    check_memory(
+        keep * h * w * c + _grid_bytes(keep, h, w, c),
+        f"the grid's {keep} images of {h}x{w}x{c}",
+        "leave out the grid (-o)",
+    )
     from edgegan.runtime.progress import Progress
 
     with Progress(total=n, unit="image", desc=f"sample {Path(npy).name}", quiet=not progress) as bar:

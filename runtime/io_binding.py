@@ -22,6 +22,7 @@ to ordinary host memory, and `HostMemory.reason` says why.
 Everything here runs on the CPU provider as well (device "cpu"), which is how the tests prove the binding, the
 buffer reuse and the cache on machines without a GPU. numpy + onnxruntime only.
 """
+
 from __future__ import annotations
 
 import threading
@@ -48,11 +49,12 @@ def tensor_shape(spec: TensorSpec, batch: int) -> list[int]:
     return [batch if d == BATCH_AXIS else int(d) for d in spec.shape]
 
 
-def _empty(spec: TensorSpec, batch: int, device: str, device_id: int) -> "ort.OrtValue":
+def _empty(spec: TensorSpec, batch: int, device: str, device_id: int) -> ort.OrtValue:
     import onnxruntime as ort
 
-    return ort.OrtValue.ortvalue_from_shape_and_type(tensor_shape(spec, batch), np.dtype(spec.dtype).type, device,
-                                                     device_id)
+    return ort.OrtValue.ortvalue_from_shape_and_type(
+        tensor_shape(spec, batch), np.dtype(spec.dtype).type, device, device_id
+    )
 
 
 class HostMemory:
@@ -67,7 +69,7 @@ class HostMemory:
     get_ep_devices), or one without a shared allocator for it.
     """
 
-    def __init__(self, memory_info: "ort.OrtMemoryInfo | None" = None, reason: str = "ordinary host memory"):
+    def __init__(self, memory_info: ort.OrtMemoryInfo | None = None, reason: str = "ordinary host memory"):
         self.memory_info, self.reason = memory_info, reason
 
     @property
@@ -77,7 +79,7 @@ class HostMemory:
     def refuse(self, reason: str) -> None:
         self.memory_info, self.reason = None, reason
 
-    def allocate(self, shape: list[int], dtype: type) -> "ort.OrtValue | None":
+    def allocate(self, shape: list[int], dtype: type) -> ort.OrtValue | None:
         """A page-locked buffer of `shape` and numpy `dtype`, or None (ordinary host memory from now on)."""
         info = self.memory_info
         if info is None:
@@ -110,8 +112,16 @@ class BoundBatch:
         fixed_output: the output stays at its own device buffer (a CUDA graph's session): no host binding.
     """
 
-    def __init__(self, session: "ort.InferenceSession", spec: IOSpec, batch: int, device: str = "cpu",
-                 device_id: int = 0, host: HostMemory | None = None, fixed_output: bool = False):
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        spec: IOSpec,
+        batch: int,
+        device: str = "cpu",
+        device_id: int = 0,
+        host: HostMemory | None = None,
+        fixed_output: bool = False,
+    ):
         self.session, self.spec, self.batch = session, spec, batch
         self.device, self.device_id = device, device_id
         self.host = host if host is not None else HostMemory()
@@ -119,7 +129,7 @@ class BoundBatch:
         self.lock = threading.Lock()
         self.runs = 0
         self.pinned = False  # whether the last copy back this entry served came from page-locked memory
-        self._host: dict[str, "ort.OrtValue"] = {}  # page-locked buffers by use ("image", "pixels"), made once
+        self._host: dict[str, ort.OrtValue] = {}  # page-locked buffers by use ("image", "pixels"), made once
         self.binding = session.io_binding()
         self.inputs = {t.name: _empty(t, batch, device, device_id) for t in spec.inputs}  # e.g. z [b, nz]
         for name, value in self.inputs.items():
@@ -128,9 +138,9 @@ class BoundBatch:
         self.output = _empty(self.output_spec, batch, device, device_id)  # image [b, C, H, W] or [b, H, W, C]
         self.binding.bind_ortvalue_output(self.output_spec.name, self.output)
         self._bound_to: int | str | None = None  # the caller's address, "host" (the pinned buffer), or None (own)
-        self.pixels: "ort.OrtValue | None" = None  # the PixelTail's uint8 [b, H, W, C] device buffer, made on first use
+        self.pixels: ort.OrtValue | None = None  # the PixelTail's uint8 [b, H, W, C] device buffer, made on first use
 
-    def host_buffer(self, use: str, shape: list[int], dtype: type) -> "ort.OrtValue | None":
+    def host_buffer(self, use: str, shape: list[int], dtype: type) -> ort.OrtValue | None:
         """This batch's page-locked buffer for `use` ("image": the model's output, "pixels": the PixelTail's),
         made on first use; None where there is no page-locked memory (`host`: none is offered for the CPU
         provider, whose outputs are host memory already)."""
@@ -150,7 +160,7 @@ class BoundBatch:
             self.binding.bind_ortvalue_output(self.output_spec.name, self.output)
             self._bound_to = None
 
-    def run(self, feeds: Mapping[str, np.ndarray], into: int | None = None, host: bool = False) -> "ort.OrtValue":
+    def run(self, feeds: Mapping[str, np.ndarray], into: int | None = None, host: bool = False) -> ort.OrtValue:
         """Copy the host `feeds` into the bound inputs and run.
 
         Args:
@@ -179,8 +189,14 @@ class BoundBatch:
             elif target == "host":
                 self.binding.bind_ortvalue_output(spec.name, pinned)
             else:
-                self.binding.bind_output(spec.name, self.device, self.device_id, np.dtype(spec.dtype).type,
-                                         tensor_shape(spec, self.batch), into)
+                self.binding.bind_output(
+                    spec.name,
+                    self.device,
+                    self.device_id,
+                    np.dtype(spec.dtype).type,
+                    tensor_shape(spec, self.batch),
+                    into,
+                )
             self._bound_to = target
         self.pinned = pinned is not None  # before the run: a caller that sees it fail knows what it tried
         self.session.run_with_iobinding(self.binding)
@@ -200,10 +216,16 @@ class BindingCache:
         host: page-locked host memory for the copy back (HostMemory); None: ordinary host memory.
     """
 
-    def __init__(self, session: "ort.InferenceSession", spec: IOSpec, device: str = "cpu", device_id: int = 0,
-                 capacity: int = DEFAULT_CAPACITY,
-                 open_session: Callable[[], "ort.InferenceSession"] | None = None,
-                 host: HostMemory | None = None):
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        spec: IOSpec,
+        device: str = "cpu",
+        device_id: int = 0,
+        capacity: int = DEFAULT_CAPACITY,
+        open_session: Callable[[], ort.InferenceSession] | None = None,
+        host: HostMemory | None = None,
+    ):
         if capacity < 1:
             raise ValueError(f"the binding cache needs room for at least one batch size, got {capacity}")
         self.session, self.spec, self.device, self.device_id = session, spec, device, device_id
@@ -233,8 +255,9 @@ class BindingCache:
         # Made outside the cache lock: a CUDA-graph entry opens a session (the same batch made twice by two threads
         # at once is harmless: one wins below).
         session = self.open_session() if self.open_session is not None else self.session
-        made = BoundBatch(session, self.spec, batch, self.device, self.device_id, self.host,
-                          fixed_output=self.per_batch_sessions)
+        made = BoundBatch(
+            session, self.spec, batch, self.device, self.device_id, self.host, fixed_output=self.per_batch_sessions
+        )
         with self._lock:
             found = self._entries.setdefault(batch, made)
             self._entries.move_to_end(batch)
@@ -253,15 +276,16 @@ class PixelTail:
         image: (C, H, W).
     """
 
-    def __init__(self, session: "ort.InferenceSession", image: tuple[int, int, int], device: str = "cpu",
-                 device_id: int = 0):
+    def __init__(
+        self, session: ort.InferenceSession, image: tuple[int, int, int], device: str = "cpu", device_id: int = 0
+    ):
         self.session, self.image, self.device, self.device_id = session, image, device, device_id
 
     @staticmethod
     def model(image: tuple[int, int, int]) -> bytes:
         return pixel_tail_model(*image)
 
-    def run(self, source: "ort.OrtValue", batch: int, into: "int | ort.OrtValue") -> None:
+    def run(self, source: ort.OrtValue, batch: int, into: int | ort.OrtValue) -> None:
         """Read `batch` float images at `source` (on the device) and write their uint8 pixels `into`: an address
         on the device, or an OrtValue (a `buffer`: on the device, or page-locked host memory). A binding per
         call: two binds, cheaper than any copy they save."""
@@ -274,7 +298,7 @@ class PixelTail:
             binding.bind_ortvalue_output("pixels", into)
         self.session.run_with_iobinding(binding)
 
-    def buffer(self, entry: BoundBatch, host: bool = False) -> "ort.OrtValue":
+    def buffer(self, entry: BoundBatch, host: bool = False) -> ort.OrtValue:
         """The entry's uint8 [b, H, W, C] pixel buffer, allocated once: with `host` (the pixels are coming
         back) its page-locked one where there is one (`entry.pinned` says), else its own on the device."""
         c, h, w = self.image
@@ -285,6 +309,7 @@ class PixelTail:
         if entry.pixels is None:
             import onnxruntime as ort
 
-            entry.pixels = ort.OrtValue.ortvalue_from_shape_and_type([entry.batch, h, w, c], np.uint8, self.device,
-                                                                     self.device_id)
+            entry.pixels = ort.OrtValue.ortvalue_from_shape_and_type(
+                [entry.batch, h, w, c], np.uint8, self.device, self.device_id
+            )
         return entry.pixels

@@ -1,11 +1,12 @@
 """Class labels (indices or class names) -> int64 label arrays, checked against a model's contract (numpy only);
 and the model's own label tables checked against the class count its metadata declares."""
+
 from __future__ import annotations
 
 import mmap
 import os
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from edgegan.runtime.errors import GeneratorInputError
 
 __all__ = ["Label", "parse_labels", "label_slice", "label_index", "label_tables", "check_label_tables"]
 
-Label = Union[int, str, np.integer]
+Label = int | str | np.integer
 
 
 def parse_labels(contract: GeneratorContract, labels: Any, n: int) -> np.ndarray | None:

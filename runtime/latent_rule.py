@@ -15,6 +15,7 @@ Rule, per entry (i, e) and attempt a (a = 0 without truncation):
     z     = Wichura's AS241 PPND7 inverse normal CDF at p = q + 0.5, in float32 (`_ppnd7`)
 Truncation t: an entry with |z| > float32(t) takes attempt a + 1, until |z| <= float32(t).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +41,7 @@ _SPLIT, _CENTRE, _SHIFT = _F(0.425), _F(0.180625), _F(1.6)
 _HALF, _ONE, _TWO = _F(0.5), _F(1.0), _F(2.0)
 _SQRT_HALF, _LN2 = _F(0.70710678), _F(0.693147180559945)
 _INV = tuple(_F(1.0 / k) for k in (9, 7, 5, 3))  # the atanh series of ln: 1/9, 1/7, 1/5, 1/3
-_Q_OFFSET, _Q_SCALE = _F(8388607.5), _F(2.0 ** -24)
+_Q_OFFSET, _Q_SCALE = _F(8388607.5), _F(2.0**-24)
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -57,7 +58,7 @@ def mix64(x: np.ndarray) -> np.ndarray:
 
 def check_rule_seed(seed: int) -> int:
     """The rule's seeds are 0 <= seed < 2**64 (a JavaScript caller passes them as BigInt or a safe integer)."""
-    if not 0 <= int(seed) < 2 ** 64:
+    if not 0 <= int(seed) < 2**64:
         from edgegan.runtime.errors import GeneratorInputError
 
         raise GeneratorInputError(f"seed must be in [0, 2**64) for latent rule {RULE}, got {seed}")
@@ -66,7 +67,7 @@ def check_rule_seed(seed: int) -> int:
 
 def _image_keys(seed: int, start: int, stop: int) -> np.ndarray:
     """K_i for images start..stop-1: uint64 [stop - start]."""
-    key = mix64(np.array([(check_rule_seed(seed) + GAMMA) % 2 ** 64], np.uint64))
+    key = mix64(np.array([(check_rule_seed(seed) + GAMMA) % 2**64], np.uint64))
     with np.errstate(over="ignore"):
         keys = np.arange(start + 1, stop + 1, dtype=np.uint64) * _U64(GAMMA) + key  # [n]
     return mix64(keys)

@@ -1,6 +1,7 @@
 """Truncated and interpolated latents, and the checks of a Generator's counts, seeds, truncation and latents.
 
 The plain latent rule itself is the contract's `draw_latents`; numpy only."""
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,15 @@ from edgegan.runtime.errors import GeneratorInputError
 from edgegan.runtime.latent_rule import rule_truncated
 from edgegan.runtime.sample_result import fresh_seed
 
-__all__ = ["truncated_latents", "slerp", "check_count", "check_seed", "check_truncation", "check_latents",
-           "MIN_TRUNCATION"]
+__all__ = [
+    "truncated_latents",
+    "slerp",
+    "check_count",
+    "check_seed",
+    "check_truncation",
+    "check_latents",
+    "MIN_TRUNCATION",
+]
 
 MIN_TRUNCATION = 0.01
 
@@ -83,8 +91,12 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
 
 def check_truncation(truncation: Any) -> float:
     """A truncation threshold as a float >= MIN_TRUNCATION, else GeneratorInputError."""
-    if isinstance(truncation, bool) or not isinstance(truncation, (int, float, np.floating)) \
-            or not math.isfinite(truncation) or truncation < MIN_TRUNCATION:
+    if (
+        isinstance(truncation, bool)
+        or not isinstance(truncation, (int, float, np.floating))
+        or not math.isfinite(truncation)
+        or truncation < MIN_TRUNCATION
+    ):
         raise GeneratorInputError(
             f"truncation must be a finite number >= {MIN_TRUNCATION} (e.g. 0.5 to 1.0), got {truncation!r}"
         )

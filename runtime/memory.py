@@ -1,4 +1,5 @@
 """Refuse up front work that would not fit in the memory available now (Linux's MemAvailable; stdlib only)."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ bench's peak matrix product (runtime/bench/runners.py) and the uint8 pixel tail 
 float generator (runtime/io_binding.py), so a CUDA caller copies uint8 NHWC back instead of float NCHW (4x fewer
 bytes). Only the protobuf fields those graphs use are written; field numbers are onnx.proto's (IR version 8).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,8 +57,9 @@ def node(op: str, inputs: list[str], outputs: list[str], name: str, **attrs: int
     return body
 
 
-def model(nodes: list[bytes], inputs: list[bytes], outputs: list[bytes], initializers: list[bytes], name: str,
-          opset: int) -> bytes:
+def model(
+    nodes: list[bytes], inputs: list[bytes], outputs: list[bytes], initializers: list[bytes], name: str, opset: int
+) -> bytes:
     """ModelProto{ir_version 8, opset_import{"" opset}, graph{node, name, initializer, input, output}}."""
     graph = b"".join(field(1, n) for n in nodes) + field(2, name)
     graph += b"".join(field(5, t) for t in initializers)
@@ -78,12 +80,23 @@ def pixel_tail_model(channels: int, height: int, width: int) -> bytes:
         node("Transpose", ["nchw"], ["pixels"], "nhwc", perm=[0, 2, 3, 1]),  # [B, H, W, C]
     ]
     inits = [scalar("one", 1.0), scalar("half_range", 127.5), scalar("lo", 0.0), scalar("hi", 255.0)]
-    return model(nodes, [value_info("x", FLOAT, [BATCH, channels, height, width])],
-                 [value_info("pixels", UINT8, [BATCH, height, width, channels])], inits, "edgegan_pixel_tail", 13)
+    return model(
+        nodes,
+        [value_info("x", FLOAT, [BATCH, channels, height, width])],
+        [value_info("pixels", UINT8, [BATCH, height, width, channels])],
+        inits,
+        "edgegan_pixel_tail",
+        13,
+    )
 
 
 def matmul_model(n: int) -> bytes:
     """C = MatMul(A [n, n], B [n, n]) in float32: the bench's peak (opset 17)."""
-    return model([node("MatMul", ["A", "B"], ["C"], "matmul")],
-                 [value_info("A", FLOAT, [n, n]), value_info("B", FLOAT, [n, n])],
-                 [value_info("C", FLOAT, [n, n])], [], "peak", 17)
+    return model(
+        [node("MatMul", ["A", "B"], ["C"], "matmul")],
+        [value_info("A", FLOAT, [n, n]), value_info("B", FLOAT, [n, n])],
+        [value_info("C", FLOAT, [n, n])],
+        [],
+        "peak",
+        17,
+    )

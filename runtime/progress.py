@@ -30,13 +30,15 @@ A plain line looks like (figures after the comma come from set_postfix, floats w
     train fm: 120/470 step (26%), 12.3 step/s, eta 0:28, loss_g=0.7102, img_s=1234
     train fm: done 470/470 step in 38s, 12.4 step/s, loss_g=0.6931, img_s=1240
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
 import time
-from typing import Any, Callable, Iterator, TextIO
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 from edgegan.runtime.errors import EdgeganError
 
@@ -60,8 +62,10 @@ def progress_interval() -> float:
     except ValueError:
         value = -1.0
     if not value >= 0 or value == float("inf"):  # also refuses nan
-        raise EdgeganError(f"{INTERVAL_ENV}={raw!r}: give the seconds between progress lines, a number >= 0 "
-                           f"(default {DEFAULT_INTERVAL:g})")
+        raise EdgeganError(
+            f"{INTERVAL_ENV}={raw!r}: give the seconds between progress lines, a number >= 0 "
+            f"(default {DEFAULT_INTERVAL:g})"
+        )
     return value
 
 
@@ -106,10 +110,21 @@ def _figure(value: Any) -> str:
 class Progress:
     """A progress display: tqdm on a TTY, plain lines every `interval` seconds elsewhere. See the module docstring."""
 
-    def __init__(self, total: float | None, unit: str = "it", desc: str = "", *, quiet: bool = False,
-                 initial: float = 0, stream: TextIO | None = None, interval: float | None = None,
-                 leave: bool = True, tty: bool | None = None, rate: bool = True,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        total: float | None,
+        unit: str = "it",
+        desc: str = "",
+        *,
+        quiet: bool = False,
+        initial: float = 0,
+        stream: TextIO | None = None,
+        interval: float | None = None,
+        leave: bool = True,
+        tty: bool | None = None,
+        rate: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.total, self.unit, self.desc, self.quiet, self.show_rate = total, unit, desc, quiet, rate
         self.n = self._initial = initial
         self.stream = stream if stream is not None else sys.stderr
@@ -125,8 +140,17 @@ class Progress:
 
             scale = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}
             shape = {} if rate else {"bar_format": "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"}
-            self._bar = tqdm(total=total, initial=initial, unit=unit, desc=desc or None, file=self.stream,
-                             dynamic_ncols=True, leave=leave, **scale, **shape)
+            self._bar = tqdm(
+                total=total,
+                initial=initial,
+                unit=unit,
+                desc=desc or None,
+                file=self.stream,
+                dynamic_ncols=True,
+                leave=leave,
+                **scale,
+                **shape,
+            )
 
     # ------------------------------------------------------------------------------------------------ counting
     def update(self, n: float = 1) -> None:
@@ -178,13 +202,18 @@ class Progress:
         """The plain line for the count so far (the final one when `final`)."""
         elapsed = self._clock() - self._start
         rate = (self.n - self._initial) / elapsed if elapsed > 0 else None
-        count = _amount(self.n, self.unit) if self.total is None else \
-            f"{_amount(self.n, self.unit)}/{_amount(self.total, self.unit)}"
+        count = (
+            _amount(self.n, self.unit)
+            if self.total is None
+            else f"{_amount(self.n, self.unit)}/{_amount(self.total, self.unit)}"
+        )
         unit = "" if self.unit == "B" else f" {self.unit}"
         parts = [f"{self.desc}: " if self.desc else ""]
         if final:
-            parts.append(f"{'done' if self._done() or self.total is None else 'stopped at'} {count}{unit} "
-                         f"in {_duration(elapsed)}")
+            parts.append(
+                f"{'done' if self._done() or self.total is None else 'stopped at'} {count}{unit} "
+                f"in {_duration(elapsed)}"
+            )
         else:
             pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
             parts.append(f"{count}{unit}{pct}")
@@ -207,7 +236,7 @@ class Progress:
         elif not self.quiet:
             self._print(self.line(final=True))
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -9,13 +9,15 @@ onnxruntime is imported inside the functions: `import edgegan.runtime` stays che
 load is a few ms of every cold start), platform, tempfile and the cache root: only `optimized_model` and the
 TensorRT chain need them (benchmarks/probes/cold_start_profile.py shows what each import costs).
 """
+
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from edgegan.runtime.errors import EdgeganError
 
@@ -95,8 +97,9 @@ def cuda_provider_options(options: CudaOptions | None = None) -> dict[str, str]:
     """
     options = options or CudaOptions()
     if options.conv_algo_search not in CONV_ALGO_SEARCH:
-        raise ProviderError(f"unknown cuDNN algorithm search {options.conv_algo_search!r}; choose one of "
-                            f"{', '.join(CONV_ALGO_SEARCH)}")
+        raise ProviderError(
+            f"unknown cuDNN algorithm search {options.conv_algo_search!r}; choose one of {', '.join(CONV_ALGO_SEARCH)}"
+        )
     if options.device_id < 0:
         raise ProviderError(f"CUDA device id must be >= 0, got {options.device_id}")
     flag = {True: "1", False: "0"}
@@ -146,8 +149,10 @@ def pinned_memory_info(execution_provider: str, device_id: int = 0, ort_module: 
             info = ep_device.memory_info(kinds.HOST_ACCESSIBLE)
             if info is not None and getattr(info, "device_id", device_id) == device_id:
                 return info, f"page-locked host memory of {name} device {device_id}"
-    return None, (f"no {execution_provider} device of onnxruntime {version} offers host-accessible memory for "
-                  f"device {device_id} (devices listed: {', '.join(d.ep_name for d in listed) or 'none'})")
+    return None, (
+        f"no {execution_provider} device of onnxruntime {version} offers host-accessible memory for "
+        f"device {device_id} (devices listed: {', '.join(d.ep_name for d in listed) or 'none'})"
+    )
 
 
 def session_options(
@@ -156,7 +161,7 @@ def session_options(
     spinning: bool | None = None,
     memory_arena: bool = True,
     log_level: int = 3,
-) -> "ort.SessionOptions":
+) -> ort.SessionOptions:
     """Build onnxruntime SessionOptions the same way for sampling and benchmarking.
 
     Args:
@@ -246,7 +251,7 @@ def provider_chain(execution_provider: str, cuda: CudaOptions | None = None) -> 
     return [execution_provider]
 
 
-def check_provider(session: "ort.InferenceSession", asked: str, allow_fallback: bool = False) -> str | None:
+def check_provider(session: ort.InferenceSession, asked: str, allow_fallback: bool = False) -> str | None:
     """Compare the provider that runs with the one asked for.
 
     Args:
@@ -276,10 +281,10 @@ def check_provider(session: "ort.InferenceSession", asked: str, allow_fallback: 
 def create_session(
     path: str | os.PathLike,
     provider: str = "cpu",
-    options: "ort.SessionOptions | None" = None,
+    options: ort.SessionOptions | None = None,
     allow_fallback: bool = False,
     cuda: CudaOptions | None = None,
-) -> tuple["ort.InferenceSession", str | None]:
+) -> tuple[ort.InferenceSession, str | None]:
     """Create an InferenceSession on the requested provider and check that it really runs there.
 
     Args:
@@ -317,14 +322,14 @@ def create_session(
     return session, fallback
 
 
-def output_device(session: "ort.InferenceSession") -> str:
+def output_device(session: ort.InferenceSession) -> str:
     """Where the running provider leaves outputs: "cuda" for CUDA/TensorRT, else "cpu"."""
     return DEVICE_PROVIDERS.get(session.get_providers()[0], "cpu")
 
 
 def run_io_binding(
-    session: "ort.InferenceSession", feeds: Mapping[str, "np.ndarray"], output: str, device: str = "cpu"
-) -> "np.ndarray":
+    session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], output: str, device: str = "cpu"
+) -> np.ndarray:
     """One run through IO binding: inputs copied host -> device once, output kept on `device`, copied back once.
 
     A binding is built per call because IO binding objects are not thread-safe (session.run is); this keeps a

@@ -4,6 +4,7 @@ diffusers' pipelines return a small output dataclass (`pipe(...).images`) rather
 ours, with the inputs kept beside the pixels: `generator.generate(r.latents, r.labels)` and
 `generator.sample(len(r), r.seed, r.labels, r.truncation)` both give `r.images` again. numpy only.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ headers (Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: 
 `http.server` does not send, and a secure context: http://127.0.0.1 (the default host) is one; a phone opening
 http://LAN-ADDRESS is not, so there the page runs WASM on one thread (SIMD still on). Standard library only.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,8 +21,13 @@ ISOLATION_HEADERS = {
     "Cross-Origin-Embedder-Policy": "require-corp",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
-TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
-         ".onnx": "application/octet-stream", ".json": "application/json"}
+TYPES = {
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".wasm": "application/wasm",
+    ".onnx": "application/octet-stream",
+    ".json": "application/json",
+}
 
 
 class ServeError(EdgeganError, OSError):
@@ -42,8 +48,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(folder: str | Path, host: str = "127.0.0.1", port: int = 8000,
-                quiet: bool = False) -> http.server.ThreadingHTTPServer:
+def make_server(
+    folder: str | Path, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False
+) -> http.server.ThreadingHTTPServer:
     """An HTTP server of `folder` (not started: call serve_forever); port 0 picks a free port (server_address).
 
     Raises:
@@ -52,8 +59,10 @@ def make_server(folder: str | Path, host: str = "127.0.0.1", port: int = 8000,
     folder = Path(folder)
     missing = [n for n in ("index.html", "manifest.json") if not (folder / n).is_file()]
     if missing:
-        raise ServeError(f"{folder} is not an edgegan web page (no {', '.join(missing)}): export one with "
-                         "`edgegan export RUN --out OUT --web`, then `edgegan serve OUT/web`")
+        raise ServeError(
+            f"{folder} is not an edgegan web page (no {', '.join(missing)}): export one with "
+            "`edgegan export RUN --out OUT --web`, then `edgegan serve OUT/web`"
+        )
     handler = functools.partial(_Handler, directory=str(folder))
     try:
         server = http.server.ThreadingHTTPServer((host, port), handler)

@@ -1,9 +1,11 @@
 """`edgegan serve`: a thin click command over runtime/serve.py's make_server."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+
 from edgegan.runtime.cli_options import (
     EdgeganCommand,
     Say,
@@ -15,8 +17,12 @@ from edgegan.runtime.cli_options import (
 
 @click.command("serve", cls=EdgeganCommand)
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; 0.0.0.0 lets a phone on the same network open the page.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 lets a phone on the same network open the page.",
+)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
 @json_option("where it serves ({url, host, port, folder}), once listening")
 @quiet_option("No request log.")
@@ -36,8 +42,10 @@ def serve(folder: Path, host: str, port: int, json_path: str | None, quiet: bool
     say = Say(quiet, json_path)
     say.result(f"serving {folder} at {url} (Ctrl+C stops)")
     if everywhere:
-        say.result(f"on a phone on this network: http://THIS-MACHINE'S-LAN-ADDRESS:{bound_port}/ (plain http there is "
-                   "not a secure context: WASM runs on one thread)")
+        say.result(
+            f"on a phone on this network: http://THIS-MACHINE'S-LAN-ADDRESS:{bound_port}/ (plain http there is "
+            "not a secure context: WASM runs on one thread)"
+        )
     say.json({"url": url, "host": bound_host, "port": bound_port, "folder": str(folder)}, json_path)
     try:
         server.serve_forever()

@@ -3,6 +3,7 @@
 numpy + onnxruntime only (onnxruntime through runtime/providers.py). The TensorRT backend reads an engine's
 contract through these functions too, from the generator.onnx beside it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,8 +46,17 @@ from edgegan.runtime.providers import (
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-__all__ = ["MODEL_SUFFIXES", "PROVIDER_FORMS", "ProviderForm", "resolve_model_path", "check_provider_form",
-           "check_signature", "read_contract", "load_session", "SessionRunner"]
+__all__ = [
+    "MODEL_SUFFIXES",
+    "PROVIDER_FORMS",
+    "ProviderForm",
+    "resolve_model_path",
+    "check_provider_form",
+    "check_signature",
+    "read_contract",
+    "load_session",
+    "SessionRunner",
+]
 
 MODEL_SUFFIXES = (".onnx", ".ort", ".plan")
 
@@ -144,8 +154,10 @@ def check_signature(inputs: Sequence[Any], outputs: Sequence[Any], contract: Gen
     if out_names != spec.output_names:
         problems.append(f"outputs are {out_names}, expected {spec.output_names}")
     output_note = f" (edgegan.output={contract.output})"  # the key that decides the image's form
-    for role, args, wanted, note in (("input", inputs, spec.inputs, ""),
-                                     ("output", outputs, spec.outputs, output_note)):
+    for role, args, wanted, note in (
+        ("input", inputs, spec.inputs, ""),
+        ("output", outputs, spec.outputs, output_note),
+    ):
         by_name = {t.name: t for t in wanted}
         for arg in args:
             problem = _tensor_problem(role, arg, by_name[arg.name], note) if arg.name in by_name else None
@@ -155,7 +167,7 @@ def check_signature(inputs: Sequence[Any], outputs: Sequence[Any], contract: Gen
         raise ContractError("not an edgegan generator: " + "; ".join(problems))
 
 
-def read_contract(session: "ort.InferenceSession") -> GeneratorContract:
+def read_contract(session: ort.InferenceSession) -> GeneratorContract:
     """Read the contract from a session's metadata (no onnx import) and check its inputs and outputs.
 
     Args:
@@ -172,9 +184,13 @@ def read_contract(session: "ort.InferenceSession") -> GeneratorContract:
     return contract
 
 
-def load_session(path: str | os.PathLike, provider: str = "cpu", options: "ort.SessionOptions | None" = None,
-                 allow_fallback: bool = False,
-                 cuda: CudaOptions | None = None) -> tuple["ort.InferenceSession", str | None]:
+def load_session(
+    path: str | os.PathLike,
+    provider: str = "cpu",
+    options: ort.SessionOptions | None = None,
+    allow_fallback: bool = False,
+    cuda: CudaOptions | None = None,
+) -> tuple[ort.InferenceSession, str | None]:
     """`providers.create_session` (same arguments), load failures (not ONNX, corrupt file) made ModelFileError.
 
     The file is scanned first (runtime/external_data.py): a model that keeps tensors in another file is refused
@@ -215,11 +231,18 @@ class SessionRunner:
 
     max_batch: int | None = None
 
-    def __init__(self, session: "ort.InferenceSession", fallback: str | None, io_binding: bool | None,
-                 contract: GeneratorContract | None = None,
-                 open_session: Callable[[], "ort.InferenceSession"] | None = None,
-                 tail_session: "ort.InferenceSession | None" = None, device_id: int = 0,
-                 capacity: int = DEFAULT_CAPACITY, host: HostMemory | None = None):
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        fallback: str | None,
+        io_binding: bool | None,
+        contract: GeneratorContract | None = None,
+        open_session: Callable[[], ort.InferenceSession] | None = None,
+        tail_session: ort.InferenceSession | None = None,
+        device_id: int = 0,
+        capacity: int = DEFAULT_CAPACITY,
+        host: HostMemory | None = None,
+    ):
         self.session = session
         self.fallback = fallback
         self.device = output_device(session)
@@ -227,8 +250,7 @@ class SessionRunner:
         self.io_binding = (self.device != "cpu") if io_binding is None else io_binding
         self.cache = None
         if self.io_binding and contract is not None:
-            self.cache = BindingCache(session, contract.io_spec(), self.device, device_id, capacity, open_session,
-                                      host)
+            self.cache = BindingCache(session, contract.io_spec(), self.device, device_id, capacity, open_session, host)
         self.tail = None
         if tail_session is not None and contract is not None and contract.output != OUTPUT_UINT8_NHWC:
             self.tail = PixelTail(tail_session, contract.image_shape_nchw, self.device, device_id)
@@ -279,7 +301,7 @@ class SessionRunner:
             # a view of the reused buffer (CPU, page-locked) becomes the caller's own array
             return array.copy() if array.ctypes.data == out.data_ptr() else array
 
-    def _run_back(self, entry: BoundBatch, feeds: dict[str, np.ndarray], pixels: bool) -> "ort.OrtValue":
+    def _run_back(self, entry: BoundBatch, feeds: dict[str, np.ndarray], pixels: bool) -> ort.OrtValue:
         """One run whose output is coming back to the host: the OrtValue holding it (page-locked where there is
         such memory, `entry.pinned` says)."""
         if pixels and self.device_pixels:
@@ -290,14 +312,13 @@ class SessionRunner:
             return buffer
         return entry.run(feeds, host=True)
 
-    def device_buffer(self, shape: Sequence[int], dtype: Any) -> "ort.OrtValue":
+    def device_buffer(self, shape: Sequence[int], dtype: Any) -> ort.OrtValue:
         """A new OrtValue of `shape` and numpy `dtype` where this session's outputs live."""
         import onnxruntime as ort
 
-        return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype).type, self.device,
-                                                         self.device_id)
+        return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype).type, self.device, self.device_id)
 
-    def run_into(self, feeds: dict[str, np.ndarray], target: "ort.OrtValue", start: int, pixels: bool = False) -> None:
+    def run_into(self, feeds: dict[str, np.ndarray], target: ort.OrtValue, start: int, pixels: bool = False) -> None:
         """One batch written straight into rows [start, start + b) of `target` (a `device_buffer`): the images
         never leave the device. pixels: the float output through the PixelTail into a uint8 target."""
         if self.cache is None:
@@ -310,15 +331,26 @@ class SessionRunner:
             if pixels and self.tail is not None:
                 self.tail.run(entry.run(feeds), batch, address)
             elif self.cache.per_batch_sessions:
-                raise ProviderError("float images cannot be written to a caller's buffer from a CUDA graph (its "
-                                    "output address is fixed at capture); load with cuda_graph off")
+                raise ProviderError(
+                    "float images cannot be written to a caller's buffer from a CUDA graph (its "
+                    "output address is fixed at capture); load with cuda_graph off"
+                )
             else:
                 entry.run(feeds, into=address)
 
 
-def open_runner(path: Path, session: "ort.InferenceSession", fallback: str | None, contract: GeneratorContract,
-                io_binding: bool | None, provider: str, options: "ort.SessionOptions | None",
-                allow_fallback: bool, cuda: CudaOptions | None, device_pixels: bool | None = None) -> SessionRunner:
+def open_runner(
+    path: Path,
+    session: ort.InferenceSession,
+    fallback: str | None,
+    contract: GeneratorContract,
+    io_binding: bool | None,
+    provider: str,
+    options: ort.SessionOptions | None,
+    allow_fallback: bool,
+    cuda: CudaOptions | None,
+    device_pixels: bool | None = None,
+) -> SessionRunner:
     """The Generator's SessionRunner for a loaded session: a session per batch size when the CUDA graph is on,
     and the PixelTail session on the same provider where the float -> uint8 step should run on the device
     (device_pixels None: where outputs live on a device)."""
@@ -329,8 +361,10 @@ def open_runner(path: Path, session: "ort.InferenceSession", fallback: str | Non
     on_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
     open_session = None
     if on_cuda and cuda.cuda_graph and io_binding is False:
-        raise ProviderError("the CUDA graph replays fixed buffers, which need IO binding: drop io_binding=False or "
-                            "load with CudaOptions(cuda_graph=False)")
+        raise ProviderError(
+            "the CUDA graph replays fixed buffers, which need IO binding: drop io_binding=False or "
+            "load with CudaOptions(cuda_graph=False)"
+        )
     if on_cuda and cuda.cuda_graph:
         open_session = lambda: load_session(path, provider, options, allow_fallback, cuda)[0]  # noqa: E731
     tail = None
@@ -338,11 +372,15 @@ def open_runner(path: Path, session: "ort.InferenceSession", fallback: str | Non
     if wants_tail and contract.output != OUTPUT_UINT8_NHWC:
         running = session.get_providers()[0]
         plain = dataclasses.replace(cuda, cuda_graph=False)  # six elementwise nodes: nothing to capture
-        tail = ort.InferenceSession(PixelTail.model(contract.image_shape_nchw), options,
-                                    providers=provider_chain(running, plain))
+        tail = ort.InferenceSession(
+            PixelTail.model(contract.image_shape_nchw), options, providers=provider_chain(running, plain)
+        )
         check_provider(tail, running)
     if io_binding is None and (open_session is not None or tail is not None):
         io_binding = True
-    host = HostMemory(*pinned_memory_info(session.get_providers()[0], cuda.device_id)) if cuda.pinned_output \
+    host = (
+        HostMemory(*pinned_memory_info(session.get_providers()[0], cuda.device_id))
+        if cuda.pinned_output
         else HostMemory(None, "CudaOptions(pinned_output=False)")
+    )
     return SessionRunner(session, fallback, io_binding, contract, open_session, tail, cuda.device_id, host=host)

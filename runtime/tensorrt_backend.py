@@ -9,6 +9,7 @@ Device memory comes from onnxruntime-gpu's OrtValue (the GPU runtime this packag
 pycuda/cupy/torch is needed; the engine runs on the default CUDA stream, so the copy back after it is ordered.
 `tensorrt` is imported only when an engine is loaded.
 """
+
 from __future__ import annotations
 
 import os
@@ -88,8 +89,7 @@ def check_engine_tensors(names: list[str], input_names: list[str], contract: Gen
     output_names = [n for n in names if n not in input_names]
     if sorted(input_names) != sorted(spec.input_names) or sorted(output_names) != sorted(spec.output_names):
         raise TensorRTError(
-            f"engine tensors {names} do not match the contract (inputs {spec.input_names}, "
-            f"outputs {spec.output_names})"
+            f"engine tensors {names} do not match the contract (inputs {spec.input_names}, outputs {spec.output_names})"
         )
 
 
@@ -104,7 +104,9 @@ def _import_tensorrt() -> Any:
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise TensorRTError("running a .plan engine needs onnxruntime-gpu for device memory: pip install onnxruntime-gpu")
+        raise TensorRTError(
+            "running a .plan engine needs onnxruntime-gpu for device memory: pip install onnxruntime-gpu"
+        )
     return tensorrt
 
 
@@ -133,12 +135,15 @@ class TensorRTEngine:
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(data)
         if self.engine is None:
-            raise TensorRTError(f"TensorRT could not deserialize {self.path} (built by another TensorRT version or GPU?)")
+            raise TensorRTError(
+                f"TensorRT could not deserialize {self.path} (built by another TensorRT version or GPU?)"
+            )
         self.context = self.engine.create_execution_context()
         self._lock = threading.Lock()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        check_engine_tensors(names, [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT],
-                             self.contract)
+        check_engine_tensors(
+            names, [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT], self.contract
+        )
         self._types = {n: _NUMPY_TYPES.get(self.engine.get_tensor_dtype(n).name, np.float32) for n in names}
         # Largest batch the engine's first optimization profile accepts: [min, opt, max] shapes of z.
         self.max_batch = int(self.engine.get_tensor_profile_shape(INPUT_LATENT, 0)[2][0])

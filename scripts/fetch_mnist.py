@@ -15,6 +15,7 @@ were), 1 otherwise, with the reason on stderr.
 
 Usage: python scripts/fetch_mnist.py [--dest DIR] [--index URL]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,9 @@ def present(dest: Path) -> bool:
 
 def sdist_url(index: str) -> str:
     """The sdist's URL from the index's JSON simple API (PEP 691), checked against its published hash."""
-    request = urllib.request.Request(f"{index.rstrip('/')}/{PROJECT}/",
-                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    request = urllib.request.Request(
+        f"{index.rstrip('/')}/{PROJECT}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         listing = json.load(response)
     for entry in listing.get("files", []):

@@ -15,6 +15,7 @@ Usage:
     python scripts/make_fixtures.py [--only NAME ...] [--work DIR] [--threads 2]
 writes tests/fixtures/NAME.pt and tests/fixtures/fixtures.json (recipe, steps, CPU and wall seconds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,15 +48,34 @@ class Fixture:
 # 1e-3 the weights reach a trained model's ranges sooner (docs/reference_figures.md: FID 27 at 4,080 steps, better than the
 # defaults at 8,160), which keeps the CPU time affordable. Widths 32 for the MNIST fixtures keep the files small.
 RECIPES = (
-    Fixture("fm_dcgan", "fashion-mnist", "dcgan", 2811, 64,
-            train={"lr": 1e-3, "ema_decay": 0.99},
-            why="DCGAN at the default width trained 3 epochs: the old int8 max-error check (0.05) refused it"),
-    Fixture("mnist_cdcgan", "mnist", "dcgan", 2000, 32, conditional=True,
-            train={"lr": 5e-4, "ema_decay": 0.99},
-            why="class-conditional DCGAN (label embedding joined to z)"),
-    Fixture("mnist_gan", "mnist", "gan", 2000, 32,
-            train={"lr": 5e-4, "ema_decay": 0.99},
-            why="MLP GAN (Linear + BatchNorm generator)"),
+    Fixture(
+        "fm_dcgan",
+        "fashion-mnist",
+        "dcgan",
+        2811,
+        64,
+        train={"lr": 1e-3, "ema_decay": 0.99},
+        why="DCGAN at the default width trained 3 epochs: the old int8 max-error check (0.05) refused it",
+    ),
+    Fixture(
+        "mnist_cdcgan",
+        "mnist",
+        "dcgan",
+        2000,
+        32,
+        conditional=True,
+        train={"lr": 5e-4, "ema_decay": 0.99},
+        why="class-conditional DCGAN (label embedding joined to z)",
+    ),
+    Fixture(
+        "mnist_gan",
+        "mnist",
+        "gan",
+        2000,
+        32,
+        train={"lr": 5e-4, "ema_decay": 0.99},
+        why="MLP GAN (Linear + BatchNorm generator)",
+    ),
 )
 
 
@@ -68,21 +88,43 @@ def train_one(fx: Fixture, work: Path, threads: int) -> dict[str, Any]:
 
     torch.set_num_threads(threads)
     cfg = TrainConfig(
-        model=ModelConfig(arch=fx.arch, nz=100, image_size=28, width=fx.width), dataset=fx.dataset,
-        data_dir=str(DATA / fx.dataset), conditional=fx.conditional, max_steps=fx.steps, batch_size=64,
-        seed=0, device="cpu", amp="off", log_every=50, **fx.train,
+        model=ModelConfig(arch=fx.arch, nz=100, image_size=28, width=fx.width),
+        dataset=fx.dataset,
+        data_dir=str(DATA / fx.dataset),
+        conditional=fx.conditional,
+        max_steps=fx.steps,
+        batch_size=64,
+        seed=0,
+        device="cpu",
+        amp="off",
+        log_every=50,
+        **fx.train,
     )
     run = work / fx.name
     cpu0, wall0 = time.process_time(), time.perf_counter()
     result = train(cfg, run, resume=(run / "checkpoints" / "last.pt").exists(), progress=True)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     ckpt = write_fixture(run / "checkpoints" / "last.pt", fx.name)
-    return {"file": f"{fx.name}.pt", "why": fx.why, "arch": fx.arch, "dataset": fx.dataset,
-            "conditional": fx.conditional, "width": fx.width, "steps": int(ckpt["step"]), "batch_size": 64,
-            "seed": 0, "amp": "off", "torch_threads": threads, **fx.train,
-            "command": _command(fx), "cpu_seconds": round(cpu), "wall_seconds": round(wall),
-            "images_per_second": round(result.images_per_second), "torch": torch.__version__,
-            "bytes": (FIXTURES / f"{fx.name}.pt").stat().st_size}
+    return {
+        "file": f"{fx.name}.pt",
+        "why": fx.why,
+        "arch": fx.arch,
+        "dataset": fx.dataset,
+        "conditional": fx.conditional,
+        "width": fx.width,
+        "steps": int(ckpt["step"]),
+        "batch_size": 64,
+        "seed": 0,
+        "amp": "off",
+        "torch_threads": threads,
+        **fx.train,
+        "command": _command(fx),
+        "cpu_seconds": round(cpu),
+        "wall_seconds": round(wall),
+        "images_per_second": round(result.images_per_second),
+        "torch": torch.__version__,
+        "bytes": (FIXTURES / f"{fx.name}.pt").stat().st_size,
+    }
 
 
 def write_fixture(source: Path, name: str) -> dict[str, Any]:
@@ -92,17 +134,28 @@ def write_fixture(source: Path, name: str) -> dict[str, Any]:
     ckpt = load_checkpoint(source)
     ema = {k: v.contiguous() for k, v in ckpt["G_ema"].items()}  # one storage, saved once under both keys
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    save_checkpoint({"config": ckpt["config"], "class_names": ckpt.get("class_names", []), "G": ema,
-                     "G_ema": ema, "step": ckpt["step"], "epoch": ckpt["epoch"]}, FIXTURES / f"{name}.pt")
+    save_checkpoint(
+        {
+            "config": ckpt["config"],
+            "class_names": ckpt.get("class_names", []),
+            "G": ema,
+            "G_ema": ema,
+            "step": ckpt["step"],
+            "epoch": ckpt["epoch"],
+        },
+        FIXTURES / f"{name}.pt",
+    )
     return ckpt
 
 
 def _command(fx: Fixture) -> str:
     """The equivalent `edgegan train` line (the script runs the same function with threads pinned)."""
     extra = " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in fx.train.items())
-    return (f"edgegan train --arch {fx.arch} --dataset {fx.dataset} --data-dir {DATA / fx.dataset}"
-            f"{' --conditional' if fx.conditional else ''} --width {fx.width} --max-steps {fx.steps} {extra} "
-            "--seed 0 --device cpu --amp off --out RUN")
+    return (
+        f"edgegan train --arch {fx.arch} --dataset {fx.dataset} --data-dir {DATA / fx.dataset}"
+        f"{' --conditional' if fx.conditional else ''} --width {fx.width} --max-steps {fx.steps} {extra} "
+        "--seed 0 --device cpu --amp off --out RUN"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

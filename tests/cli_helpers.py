@@ -1,5 +1,6 @@
 """What the CLI tests share: run a command in-process, the one-line error they expect, a tiny training's
 arguments, and a file that fills up like a full disk."""
+
 from __future__ import annotations
 
 import errno
@@ -30,8 +31,23 @@ def one_line(result, *fragments, code: int = 1, error_prefix: bool = False) -> N
 
 def tiny_args(npz, out, *extra):
     """`edgegan train` on a tiny .npz with a width-8 DCGAN: milliseconds a step."""
-    return ("train", "--dataset", "npz", "--data-dir", npz, "--width", "8", "--nz", "16", "--batch-size", "16",
-            "--quiet", "--out", out, *extra)
+    return (
+        "train",
+        "--dataset",
+        "npz",
+        "--data-dir",
+        npz,
+        "--width",
+        "8",
+        "--nz",
+        "16",
+        "--batch-size",
+        "16",
+        "--quiet",
+        "--out",
+        out,
+        *extra,
+    )
 
 
 class FullDisk(io.RawIOBase):

@@ -3,6 +3,7 @@
 M = 1 is a generator that ignores z (every image of a class is the same image, with the right label: the collapse
 issue 9 reported); M = 100 draws real images, as varied as the data. Built with onnx.helper, no torch.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,17 +47,34 @@ def build_bank_generator(path: Path, images: np.ndarray, num_classes: int) -> Pa
     index = "within"
     if num_classes:
         inputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]))
-        nodes += [helper.make_node("Mul", ["label", "m"], ["offset"]),
-                  helper.make_node("Add", ["offset", "within"], ["idx"])]
+        nodes += [
+            helper.make_node("Mul", ["label", "m"], ["offset"]),
+            helper.make_node("Add", ["offset", "within"], ["idx"]),
+        ]
         index = "idx"
-    nodes += [helper.make_node("Gather", ["bank", index], ["flat"], axis=0),
-              helper.make_node("Reshape", ["flat", "shape"], ["image"])]
+    nodes += [
+        helper.make_node("Gather", ["bank", index], ["flat"], axis=0),
+        helper.make_node("Reshape", ["flat", "shape"], ["image"]),
+    ]
     out = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, SIZE, SIZE])
-    model = helper.make_model(helper.make_graph(nodes, "bank", inputs, [out], inits),
-                              opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
-    contract = GeneratorContract(arch="bank", nz=NZ, num_classes=num_classes, channels=1, height=SIZE, width=SIZE,
-                                 class_names=CLASS_NAMES[:num_classes] if num_classes else [], output="float_nchw",
-                                 precision="fp32", dataset="npz", train={"step": 0})
+    model = helper.make_model(
+        helper.make_graph(nodes, "bank", inputs, [out], inits),
+        opset_imports=[helper.make_opsetid("", 18)],
+        ir_version=9,
+    )
+    contract = GeneratorContract(
+        arch="bank",
+        nz=NZ,
+        num_classes=num_classes,
+        channels=1,
+        height=SIZE,
+        width=SIZE,
+        class_names=CLASS_NAMES[:num_classes] if num_classes else [],
+        output="float_nchw",
+        precision="fp32",
+        dataset="npz",
+        train={"step": 0},
+    )
     helper.set_model_props(model, contract.to_metadata())
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)

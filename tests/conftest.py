@@ -36,5 +36,8 @@ def evaluator_onnx(shapes_npz, tmp_path_factory) -> Path:
 
 # The real trained fixtures (tests/fixtures/, scripts/make_fixtures.py): checkpoint paths, for every test folder.
 from tests.trained_fixtures import (  # noqa: E402,F401 - imported to register the pytest fixtures
-    fm_dcgan_checkpoint, mnist_cdcgan_checkpoint, mnist_gan_checkpoint, trained_checkpoint,
+    fm_dcgan_checkpoint,
+    mnist_cdcgan_checkpoint,
+    mnist_gan_checkpoint,
+    trained_checkpoint,
 )

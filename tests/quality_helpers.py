@@ -3,6 +3,7 @@
 The data: 16x16 grey images of three shapes (horizontal bar, vertical bar, square) at random places with noise,
 saved as an .npz dataset with a train and a test split. A width-4 evaluator learns them in a few dozen steps.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,11 +23,11 @@ def shapes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     for i, label in enumerate(labels):
         a, b = rng.integers(2, SIZE - 6, 2)
         if label == 0:
-            images[i, a:a + 3, 1:SIZE - 1] += 200
+            images[i, a : a + 3, 1 : SIZE - 1] += 200
         elif label == 1:
-            images[i, 1:SIZE - 1, b:b + 3] += 200
+            images[i, 1 : SIZE - 1, b : b + 3] += 200
         else:
-            images[i, a:a + 6, b:b + 6] += 200
+            images[i, a : a + 6, b : b + 6] += 200
     return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
 
 
@@ -35,8 +36,14 @@ def make_npz(path: Path, n_train: int = 300, n_test: int = 150) -> Path:
     images, labels = shapes(n_train, 0)
     test_images, test_labels = shapes(n_test, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, images=images, labels=labels, test_images=test_images, test_labels=test_labels,
-             class_names=np.array(CLASS_NAMES))
+    np.savez(
+        path,
+        images=images,
+        labels=labels,
+        test_images=test_images,
+        test_labels=test_labels,
+        class_names=np.array(CLASS_NAMES),
+    )
     return path
 
 
@@ -45,8 +52,18 @@ def train_tiny_evaluator(npz: Path, out: Path, steps: int = 60) -> Path:
     from edgegan.export.evaluator_onnx import train_and_export_evaluator
     from edgegan.trainer.evaluator_training import EvaluatorConfig
 
-    cfg = EvaluatorConfig(dataset="npz", data_dir=str(npz), epochs=20, batch_size=32, width=4, feature_dim=16,
-                          max_steps=steps, lr=1e-2, dropout=0.0, threads=1)
+    cfg = EvaluatorConfig(
+        dataset="npz",
+        data_dir=str(npz),
+        epochs=20,
+        batch_size=32,
+        width=4,
+        feature_dim=16,
+        max_steps=steps,
+        lr=1e-2,
+        dropout=0.0,
+        threads=1,
+    )
     return train_and_export_evaluator(cfg, out, progress=False).path
 
 
@@ -62,10 +79,22 @@ class Warmup:
 
 
 def make_checkpoint(
-    path: Path, *, arch: str = "gan", num_classes: int = 0, image_size: int = SIZE, channels: int = 1, nz: int = 8,
-    width: int = 8, ema: bool = False, seed: int = 0, weight_scale: float = 10.0,
-    class_names: list[str] = CLASS_NAMES, perturb_norms: bool = False, warmup: Warmup = Warmup(),
-    step: int = 1, epoch: int = 0,
+    path: Path,
+    *,
+    arch: str = "gan",
+    num_classes: int = 0,
+    image_size: int = SIZE,
+    channels: int = 1,
+    nz: int = 8,
+    width: int = 8,
+    ema: bool = False,
+    seed: int = 0,
+    weight_scale: float = 10.0,
+    class_names: list[str] = CLASS_NAMES,
+    perturb_norms: bool = False,
+    warmup: Warmup = Warmup(),
+    step: int = 1,
+    epoch: int = 0,
 ) -> Path:
     """Save an edgegan checkpoint of a freshly built G and D whose G has non-trivial BatchNorm statistics.
 
@@ -86,9 +115,14 @@ def make_checkpoint(
 
     torch.manual_seed(seed)
     names = list(class_names[:num_classes])
-    cfg = TrainConfig(model=ModelConfig(arch=arch, nz=nz, image_size=image_size, channels=channels,
-                                        num_classes=num_classes, width=width),
-                      dataset="npz", class_names=names, seed=seed)
+    cfg = TrainConfig(
+        model=ModelConfig(
+            arch=arch, nz=nz, image_size=image_size, channels=channels, num_classes=num_classes, width=width
+        ),
+        dataset="npz",
+        class_names=names,
+        seed=seed,
+    )
     G, D = build_generator(cfg.model), build_discriminator(cfg.model)
     with torch.no_grad():
         for module in G.modules() if perturb_norms else ():
@@ -110,7 +144,17 @@ def make_checkpoint(
     G_ema = None
     if ema:
         G_ema = {k: (v * 0.9 if v.is_floating_point() else v).clone() for k, v in G.state_dict().items()}
-    state = {"config": cfg.to_dict(), "class_names": names, "G": G.state_dict(), "D": D.state_dict(),
-             "G_ema": G_ema, "opt_G": {}, "opt_D": {}, "step": step, "epoch": epoch, "rng": {}}
+    state = {
+        "config": cfg.to_dict(),
+        "class_names": names,
+        "G": G.state_dict(),
+        "D": D.state_dict(),
+        "G_ema": G_ema,
+        "opt_G": {},
+        "opt_D": {},
+        "step": step,
+        "epoch": epoch,
+        "rng": {},
+    }
     save_checkpoint(state, path)
     return path

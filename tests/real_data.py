@@ -6,6 +6,7 @@ test, so it is read at import). Without the data a test skips with the reason, s
 neither the data nor internet (a GPU machine's image); under CI (`CI` set to anything but "", "0" or "false") it
 fails instead, because CI installs the data and a skip there would hide a broken setup.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,6 +42,8 @@ def real_dataset(name: str, files: tuple[str, ...] = ("train-images-idx3-ubyte.g
     """The dataset's folder; where it is absent, `missing` (a skip, or a failure under CI)."""
     found = find_dataset(name, files)
     if found is None:
-        missing(f"real {name} is not installed in {SYSTEM_DATA / name} nor $EDGEGAN_DATA: run scripts/setup.sh "
-                f"(apt-get install dataset-{name})")
+        missing(
+            f"real {name} is not installed in {SYSTEM_DATA / name} nor $EDGEGAN_DATA: run scripts/setup.sh "
+            f"(apt-get install dataset-{name})"
+        )
     return found

@@ -17,8 +17,11 @@ main(sys.argv[1:], prog_name="edgegan")
 
 @pytest.mark.parametrize(
     "args,extra",
-    [(["train", "--max-steps", "1", "--out", "OUT"], "train"), (["export", "RUN", "--out", "OUT"], "export"),
-     (["evaluator", "train", "--dataset", "fashion-mnist"], "train")],
+    [
+        (["train", "--max-steps", "1", "--out", "OUT"], "train"),
+        (["export", "RUN", "--out", "OUT"], "export"),
+        (["evaluator", "train", "--dataset", "fashion-mnist"], "train"),
+    ],
 )
 def test_missing_extra_is_a_message_not_a_traceback(tmp_path, args, extra):
     args = [str(tmp_path / a) if a in ("OUT", "RUN") else a for a in args]
@@ -29,8 +32,17 @@ def test_missing_extra_is_a_message_not_a_traceback(tmp_path, args, extra):
     assert f"pip install 'edgegan[{extra}]'" in done.stderr
 
 
-@pytest.mark.parametrize("args", [["train", "--help"], ["evaluator", "--help"], ["evaluator", "train", "--help"],
-                                  ["export", "--help"], ["sample", "--help"], ["serve", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--help"],
+        ["evaluator", "--help"],
+        ["evaluator", "train", "--help"],
+        ["export", "--help"],
+        ["sample", "--help"],
+        ["serve", "--help"],
+    ],
+)
 def test_every_help_works_without_torch_or_onnx(args):
     """--help is the first thing a runtime-only user types: the architecture names come from a torch-free table."""
     done = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, timeout=60)

@@ -2,6 +2,7 @@
 
 Reads every command's click parameters (nothing runs), then checks the old spellings still work as hidden
 aliases and that the fixes error messages suggest are commands that parse."""
+
 from __future__ import annotations
 
 import re
@@ -32,8 +33,12 @@ COMMANDS_BY_NAME = _commands()
 
 
 def _options(command: click.Command, visible: bool = True) -> dict[str, click.Option]:
-    return {flag: p for p in command.params if isinstance(p, click.Option) and (p.hidden != visible)
-            for flag in (*p.opts, *p.secondary_opts)}
+    return {
+        flag: p
+        for p in command.params
+        if isinstance(p, click.Option) and (p.hidden != visible)
+        for flag in (*p.opts, *p.secondary_opts)
+    }
 
 
 def test_every_command_is_listed():
@@ -61,8 +66,9 @@ def test_same_name_same_idea(name):
         assert isinstance(options["--batch-sizes"].type, CommaList) and options["--batch-sizes"].type.choices is None
     if "--threads" in options:  # intra-op threads: one count, or in bench a comma list of counts
         kind = options["--threads"].type
-        assert (isinstance(kind, click.IntRange) and kind.min == 1) or (isinstance(kind, CommaList)
-                                                                         and kind.choices is None)
+        assert (isinstance(kind, click.IntRange) and kind.min == 1) or (
+            isinstance(kind, CommaList) and kind.choices is None
+        )
     if "--provider" in options:  # validated against the one list, as a choice or a comma list of choices
         kind = options["--provider"].type
         assert tuple(kind.choices) == PROVIDERS
@@ -74,8 +80,10 @@ def test_same_name_same_idea(name):
     assert isinstance(command, EdgeganCommand)  # hidden aliases are applied
 
 
-@pytest.mark.parametrize("name, old, new", [("bench", "--batch", "--batch-sizes"), ("sample", "--out", "--output"),
-                                            ("evaluator train", "--out", "--output")])
+@pytest.mark.parametrize(
+    "name, old, new",
+    [("bench", "--batch", "--batch-sizes"), ("sample", "--out", "--output"), ("evaluator train", "--out", "--output")],
+)
 def test_old_spellings_are_hidden_aliases(name, old, new):
     hidden = _options(COMMANDS_BY_NAME[name], visible=False)
     assert old in hidden and new in _options(COMMANDS_BY_NAME[name])
@@ -100,13 +108,16 @@ def test_alias_sets_the_new_parameter_in_either_order():
     assert both.exit_code == 2 and "give only --batch-sizes" in both.output
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--provider", "gpu"], "unknown provider gpu; choose from cpu, cuda, tensorrt, auto"),
-    (["--provider", "cpu,gpu"], "unknown provider gpu"),
-    (["--batch-sizes", "1,0"], "--batch-sizes takes positive integers"),
-    (["--batch", "x"], "--batch takes positive integers"),
-    (["--threads", "two"], "--threads takes positive integers"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--provider", "gpu"], "unknown provider gpu; choose from cpu, cuda, tensorrt, auto"),
+        (["--provider", "cpu,gpu"], "unknown provider gpu"),
+        (["--batch-sizes", "1,0"], "--batch-sizes takes positive integers"),
+        (["--batch", "x"], "--batch takes positive integers"),
+        (["--threads", "two"], "--threads takes positive integers"),
+    ],
+)
 def test_bench_lists_are_checked_as_they_are_parsed(args, fragment, tmp_path):
     result = CliRunner().invoke(main, ["bench", str(tmp_path / "none.onnx"), *args])
     assert result.exit_code == 2 and fragment in result.output and "Traceback" not in result.output
@@ -133,6 +144,8 @@ def test_evaluator_suggestions_are_commands_that_parse(dataset, tmp_path):
 
 
 def test_evaluator_train_output_folder_must_exist(tmp_path):
-    result = CliRunner().invoke(main, ["evaluator", "train", "--dataset", "npz", "--data-dir", str(tmp_path),
-                                       "-o", str(tmp_path / "no" / "e.onnx")])
+    result = CliRunner().invoke(
+        main,
+        ["evaluator", "train", "--dataset", "npz", "--data-dir", str(tmp_path), "-o", str(tmp_path / "no" / "e.onnx")],
+    )
     assert result.exit_code == 1 and "does not exist" in result.output and not (tmp_path / "no").exists()

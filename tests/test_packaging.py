@@ -4,6 +4,7 @@
 The wheel is built from this checkout (setuptools, no network when setuptools is installed) and unzipped onto a
 child process's path, which is what `pip install` of that wheel puts in site-packages.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -25,8 +26,13 @@ def _not_source(folder: str, names: list[str]) -> set[str]:
     """What the copy leaves out: build outputs, virtual environments and npm packages (tests/web's, ~450 MB) anywhere;
     the user's runs/models only at the top (trainer/models/ is
     the architecture registry)."""
-    skip = {n for n in names if n in {".git", "build", "dist", "__pycache__", ".pytest_cache", ".venv", "node_modules"}
-            or n.endswith(".egg-info") or n.startswith(".carry")}
+    skip = {
+        n
+        for n in names
+        if n in {".git", "build", "dist", "__pycache__", ".pytest_cache", ".venv", "node_modules"}
+        or n.endswith(".egg-info")
+        or n.startswith(".carry")
+    }
     if Path(folder) == REPO:
         skip |= {n for n in names if n in {"runs", "models"}}
     return skip
@@ -73,8 +79,9 @@ def test_wheel_installs_only_the_edgegan_namespace(wheel):
 
 
 def test_wheel_ships_every_sub_package(wheel):
-    shipped = {str(Path(n).parent).replace("/", ".") for n in zipfile.ZipFile(wheel).namelist()
-               if n.endswith("/__init__.py")}
+    shipped = {
+        str(Path(n).parent).replace("/", ".") for n in zipfile.ZipFile(wheel).namelist() if n.endswith("/__init__.py")
+    }
     missing = _checkout_packages() - shipped
     assert not missing, f"add these to pyproject.toml [tool.setuptools] packages: {sorted(missing)}"
     assert "edgegan/py.typed" in zipfile.ZipFile(wheel).namelist()
@@ -89,20 +96,24 @@ def test_installed_edgegan_ignores_users_files_named_like_its_packages(wheel, tm
         (work / f"{name}.py").write_text(f"raise ImportError('the user file {name}.py was imported')\n")
     env = {**os.environ, "PYTHONPATH": str(site)}
     for args in (["--help"], ["sample", "--help"], ["eval", "--help"], ["bench", "--help"]):
-        proc = subprocess.run([sys.executable, "-m", "edgegan", *args], cwd=work, env=env, capture_output=True,
-                              text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgegan", *args], cwd=work, env=env, capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == 0, (args, proc.stderr)
         assert "user file" not in proc.stderr
-    code = ("import edgegan, edgegan.runtime, sys; from edgegan.runtime import Generator; "
-            "print(edgegan.__file__, edgegan.runtime.__file__)")
+    code = (
+        "import edgegan, edgegan.runtime, sys; from edgegan.runtime import Generator; "
+        "print(edgegan.__file__, edgegan.runtime.__file__)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert all(str(site) in p for p in proc.stdout.split())
 
 
 # ------------------------------------------------------------------------------------------ the editable install
-IMPORT_ROOTS = ("import importlib, json; "
-                f"print(json.dumps({{m: importlib.import_module(m).__file__ for m in {tuple(ROOTS)!r}}}))")
+IMPORT_ROOTS = (
+    f"import importlib, json; print(json.dumps({{m: importlib.import_module(m).__file__ for m in {tuple(ROOTS)!r}}}))"
+)
 
 
 @pytest.mark.parametrize("where", ["the repository root", "another folder"])
@@ -127,13 +138,19 @@ def _editable_tree() -> Path:
 
     # every edgegan distribution on sys.path (the root's edgegan.egg-info, a build by-product, is one), then the
     # installed one's .pth
-    pth = [Path(dist.locate_file(f)) for dist in importlib.metadata.distributions(name="edgegan")
-           for f in dist.files or () if f.name.startswith("__editable__") and f.suffix == ".pth"]
+    pth = [
+        Path(dist.locate_file(f))
+        for dist in importlib.metadata.distributions(name="edgegan")
+        for f in dist.files or ()
+        if f.name.startswith("__editable__") and f.suffix == ".pth"
+    ]
     assert pth, "edgegan is not installed editable: run scripts/setup.sh"
     lines = [line.strip() for line in pth[0].read_text().splitlines() if line.strip()]
     hooks = [line for line in lines if line.startswith("import")]
-    assert not hooks, ("edgegan is installed through an import hook mypy and pyright cannot follow: reinstall with "
-                       "`pip install -e . --config-settings editable_mode=strict` (scripts/setup.sh)")
+    assert not hooks, (
+        "edgegan is installed through an import hook mypy and pyright cannot follow: reinstall with "
+        "`pip install -e . --config-settings editable_mode=strict` (scripts/setup.sh)"
+    )
     (tree,) = lines
     return Path(tree)
 

@@ -8,6 +8,7 @@ sizes shrunk so the whole README runs in minutes (the rewrites are `_tiny` below
 training stops after a dozen steps of a narrow model, evaluators train on a subset, `eval` scores 256 images,
 `sample` draws at most 16, `bench` times two calls.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,7 +69,7 @@ def readme_blocks() -> list[Block]:
             end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
             before = lines[start - 1].strip() if start else ""
             mark = MARK.match(before)
-            blocks.append(Block(start + 1, lang, lines[start + 1:end], mark.group(1) if mark else None))
+            blocks.append(Block(start + 1, lang, lines[start + 1 : end], mark.group(1) if mark else None))
             i = end + 1
         else:
             i += 1
@@ -85,14 +86,14 @@ def _set(args: list[str], option: str, value: str) -> list[str]:
     """args with `option VALUE` replaced (or appended)."""
     if option in args:
         i = args.index(option)
-        return args[:i] + [option, value] + args[i + 2:]
+        return args[:i] + [option, value] + args[i + 2 :]
     return args + [option, value]
 
 
 def _drop(args: list[str], option: str) -> list[str]:
     if option in args:
         i = args.index(option)
-        return args[:i] + args[i + 2:]
+        return args[:i] + args[i + 2 :]
     return args
 
 
@@ -100,8 +101,11 @@ def _tiny(command: str) -> list[str]:
     """One README command -> the argv the test runs: same command, shrunk sizes, this interpreter."""
     args = shlex.split(command, comments=True)
     if args[0] == "python":
-        args = [sys.executable, str(REPO / args[1]), *args[2:]] if args[1].startswith(("scripts/", "benchmarks/")) \
+        args = (
+            [sys.executable, str(REPO / args[1]), *args[2:]]
+            if args[1].startswith(("scripts/", "benchmarks/"))
             else [sys.executable, *args[1:]]
+        )
         return args
     assert args[0] == "edgegan", command
     args = [sys.executable, "-m", "edgegan", *args[1:]]
@@ -132,10 +136,16 @@ def test_readme_runs_top_to_bottom(tmp_path):
     found = [real_dataset(name) for name in ("fashion-mnist", "mnist")]  # absent: a skip, or a failure under CI
     work = tmp_path / "reader"
     work.mkdir()
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), "EDGEGAN_PROGRESS_SECONDS": "60"}
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        "EDGEGAN_PROGRESS_SECONDS": "60",
+    }
     roots = sorted({str(f.parent) for f in found if f.parent != SYSTEM_DATA})  # found through $EDGEGAN_DATA
     assert len(roots) <= 1, f"the datasets lie under different roots ({roots}); $EDGEGAN_DATA names one"
-    env.update({"EDGEGAN_DATA": root for root in roots})
+    if roots:
+        env["EDGEGAN_DATA"] = roots[0]
     ran = 0
     for block in readme_blocks():
         if block.mark != "run":
@@ -148,7 +158,8 @@ def test_readme_runs_top_to_bottom(tmp_path):
             proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=900)
             assert proc.returncode == 0, (
                 f"README.md:{block.line}: {' '.join(argv)}\nexit {proc.returncode}\n"
-                f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}")
+                f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}"
+            )
             ran += 1
     assert ran >= 20
     assert (work / "models" / "fm" / "generator.int8.onnx").is_file()

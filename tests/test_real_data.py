@@ -1,4 +1,5 @@
 """tests/real_data.py: a test needing real data skips where it is absent, and fails instead under CI."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,9 +7,16 @@ import pytest
 from tests import real_data
 
 
-@pytest.mark.parametrize("ci, outcome", [(None, pytest.skip.Exception), ("", pytest.skip.Exception),
-                                         ("false", pytest.skip.Exception), ("true", pytest.fail.Exception),
-                                         ("1", pytest.fail.Exception)])
+@pytest.mark.parametrize(
+    "ci, outcome",
+    [
+        (None, pytest.skip.Exception),
+        ("", pytest.skip.Exception),
+        ("false", pytest.skip.Exception),
+        ("true", pytest.fail.Exception),
+        ("1", pytest.fail.Exception),
+    ],
+)
 def test_absent_data_skips_unless_ci_is_set(monkeypatch, ci, outcome):
     if ci is None:
         monkeypatch.delenv("CI", raising=False)

@@ -5,6 +5,7 @@ Each fixture file is a complete edgegan checkpoint holding only the EMA generato
 sample and the trainer's loaders read it as they read a user's run; `run_folder` lays it out as RUN/checkpoints/
 last.pt for the code paths that take a run folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,8 +87,13 @@ def _scale_initializer(model: onnx.ModelProto, name: str, factor: float) -> None
 def weight_dequantizers(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     """The DequantizeLinear nodes of quantized weights (their input is an int8 initializer), in graph order."""
     inits = _initializers(model)
-    return [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
-            and inits[n.input[0]].data_type == onnx.TensorProto.INT8]
+    return [
+        n
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear"
+        and n.input[0] in inits
+        and inits[n.input[0]].data_type == onnx.TensorProto.INT8
+    ]
 
 
 def activation_quantizers(model: onnx.ModelProto) -> list[onnx.NodeProto]:

@@ -5,6 +5,7 @@ names here, in an install without torch too; `trainer/models/__init__.py` import
 ARCHITECTURES (name -> Architecture). Adding an architecture: its module under trainer/models/ and one row here.
 The order is the CLI's and the error messages' ("choose one of gan, dcgan").
 """
+
 from __future__ import annotations
 
 ARCHITECTURE_MODULES: dict[str, str] = {

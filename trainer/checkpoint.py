@@ -5,6 +5,7 @@ Layout (DESIGN.md): format, kind, config (dict), G, D, G_ema state dicts, opt_G,
 of everything else (tensor bytes, dtypes and shapes, the config and every other value, in a canonical order),
 checked on load so bytes corrupted on disk are refused instead of trained or exported from.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,10 +33,35 @@ DIGEST_KEY = "sha256"
 # before them did (TrainConfig.from_dict), so only these are needed; a missing one would be guessed from a
 # default (a dataset, an image size) and rebuild or score another model than the one trained.
 CONFIG_KEYS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    1: (("model", "dataset", "data_dir", "conditional", "channels", "class_names", "loss", "lr", "beta1", "beta2",
-         "batch_size", "epochs", "max_steps", "ema", "ema_decay", "ema_start", "seed", "sample_seed", "device",
-         "amp", "channels_last", "compile", "log_every", "checkpoint_every"),
-        ("arch", "nz", "image_size", "channels", "num_classes", "width", "label_embed_dim")),
+    1: (
+        (
+            "model",
+            "dataset",
+            "data_dir",
+            "conditional",
+            "channels",
+            "class_names",
+            "loss",
+            "lr",
+            "beta1",
+            "beta2",
+            "batch_size",
+            "epochs",
+            "max_steps",
+            "ema",
+            "ema_decay",
+            "ema_start",
+            "seed",
+            "sample_seed",
+            "device",
+            "amp",
+            "channels_last",
+            "compile",
+            "log_every",
+            "checkpoint_every",
+        ),
+        ("arch", "nz", "image_size", "channels", "num_classes", "width", "label_embed_dim"),
+    ),
 }
 
 # torch.load(weights_only=True) is our only defence against a hostile checkpoint, so a torch whose weights-only
@@ -70,11 +96,19 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
         full = os_error is not None and os_error.errno in (errno.ENOSPC, errno.EDQUOT)
         # --resume continues from RUN/checkpoints/last.pt: only say so when there is one to continue from.
         resumable = (Path(path).parent / "last.pt").is_file()
-        kept = ("the previous checkpoint there was left intact" if Path(path).is_file() else
-                "no earlier checkpoint was there")
-        fix = ("free some space, then continue with --resume" if resumable else
-               "free some space, then start the run again (it had no checkpoint to resume from)")
-        raise CheckpointError(f"cannot write checkpoint {path}: {reason}; {kept}" + (f"; {fix}" if full else "")) from exc
+        kept = (
+            "the previous checkpoint there was left intact"
+            if Path(path).is_file()
+            else "no earlier checkpoint was there"
+        )
+        fix = (
+            "free some space, then continue with --resume"
+            if resumable
+            else "free some space, then start the run again (it had no checkpoint to resume from)"
+        )
+        raise CheckpointError(
+            f"cannot write checkpoint {path}: {reason}; {kept}" + (f"; {fix}" if full else "")
+        ) from exc
 
 
 def _os_error_in(exc: BaseException) -> OSError | None:
@@ -105,7 +139,7 @@ def state_digest(state: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def _feed(h: "hashlib._Hash", obj: Any) -> None:
+def _feed(h: hashlib._Hash, obj: Any) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
@@ -156,8 +190,9 @@ def check_torch_version(version: str | None = None) -> None:
     match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?((?:a|b|rc|\.dev)\d*)?", version)
     release = tuple(int(g) for g in match.groups()[:2]) if match else None
     # A pre-release of the floor itself (2.10.0a0, a nightly) may predate the fix that 2.10.0 shipped.
-    pre_floor = (release == MIN_SAFE_TORCH and match is not None and match.group(4) is not None
-                 and match.group(3) in (None, "0"))
+    pre_floor = (
+        release == MIN_SAFE_TORCH and match is not None and match.group(4) is not None and match.group(3) in (None, "0")
+    )
     if release is not None and (release < MIN_SAFE_TORCH or pre_floor):
         need = ".".join(map(str, MIN_SAFE_TORCH))
         raise CheckpointError(
@@ -200,20 +235,25 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {exc}") from exc
     except (IndexError, KeyError, AttributeError, TypeError) as exc:
         # torch's weights-only unpickler fails this way on files that are not pickles at all (e.g. text).
-        raise CheckpointError(f"{path} is not a readable checkpoint (not a torch file?): {type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (not a torch file?): {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
         raise CheckpointError(f"{path} is not an edgegan checkpoint (no kind={CHECKPOINT_KIND!r} marker)")
     missing = [k for k in REQUIRED if k not in state]
     if missing:
         raise CheckpointError(f"{path} is an incomplete edgegan checkpoint: missing {', '.join(missing)}")
     if state["format"] > CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} has checkpoint format {state['format']}; this edgegan reads up to {CHECKPOINT_FORMAT}")
+        raise CheckpointError(
+            f"{path} has checkpoint format {state['format']}; this edgegan reads up to {CHECKPOINT_FORMAT}"
+        )
     check_config_keys(path, state)
     expected = state.get(DIGEST_KEY)
     if expected is None:
         warnings.warn(
             f"{path} has no checksum (written by an edgegan older than checksummed checkpoints): loaded unverified",
-            UserWarning, stacklevel=2,
+            UserWarning,
+            stacklevel=2,
         )
     else:
         try:
@@ -253,8 +293,11 @@ def check_config_keys(path: str | os.PathLike, state: dict[str, Any]) -> None:
     known_model = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = [k for k in config if k not in known] + [f"model.{k}" for k in model if k not in known_model]
     if unknown:
-        warnings.warn(f"{path}: config keys this edgegan does not know were ignored: {', '.join(map(str, unknown))}",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: config keys this edgegan does not know were ignored: {', '.join(map(str, unknown))}",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def state_dict_problem(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
 """`edgegan train`: options map one-to-one onto TrainConfig; the work is edgegan.trainer.train.train."""
+
 from __future__ import annotations
 
 from dataclasses import fields
@@ -7,8 +8,17 @@ from typing import Any
 
 import click
 
-from edgegan.runtime.cli_options import EdgeganCommand, Say, batch_size_option, check_json_path, deprecated_alias
-from edgegan.runtime.cli_options import json_option, output_option, quiet_option, threads_option
+from edgegan.runtime.cli_options import (
+    EdgeganCommand,
+    Say,
+    batch_size_option,
+    check_json_path,
+    deprecated_alias,
+    json_option,
+    output_option,
+    quiet_option,
+    threads_option,
+)
 from edgegan.trainer.architectures import ARCHS
 from edgegan.trainer.config import AMP_MODES, DATASETS, DEVICES, LOSSES, ModelConfig, TrainConfig
 
@@ -23,8 +33,9 @@ def config_from_options(opts: dict[str, Any]) -> TrainConfig:
     """The TrainConfig `edgegan train`'s options describe (not validated yet)."""
     values = dict(opts, compile=opts["compile_"], channels=int(opts["channels"]) if opts["channels"] else None)
     model = ModelConfig(**{name: values[name] for name in MODEL_OPTIONS})
-    return TrainConfig(model=model, **{f.name: values[f.name] for f in fields(TrainConfig)
-                                       if f.name != "model" and f.name in values})
+    return TrainConfig(
+        model=model, **{f.name: values[f.name] for f in fields(TrainConfig) if f.name != "model" and f.name in values}
+    )
 
 
 def recipe_default(key: str) -> str:
@@ -44,60 +55,89 @@ def recipe_default(key: str) -> str:
         if row.dataset not in (None, _TRAIN.dataset) and key in row.values:
             kind = {True: "conditional ", False: "unconditional ", None: ""}[row.conditional]
             got = row.values[key]
-            parts.append(f"{kind}{row.arch or 'any'} on {row.dataset} {format(got, 'g') if isinstance(got, float) else got}")
+            parts.append(
+                f"{kind}{row.arch or 'any'} on {row.dataset} {format(got, 'g') if isinstance(got, float) else got}"
+            )
     return "the recipe's: " + ", ".join(parts)
-
-
 
 
 @click.command(cls=EdgeganCommand)
 @click.option("--arch", type=click.Choice(ARCHS), default=_MODEL.arch, show_default=True)
 @click.option("--dataset", type=click.Choice(DATASETS), default=_TRAIN.dataset, show_default=True)
 @click.option("--data-dir", type=click.Path(), default=_TRAIN.data_dir, help="IDX folder, image tree or .npz file.")
-@click.option("--conditional", is_flag=True, default=_TRAIN.conditional,
-              help="Class-conditional G and D (labels from the data).")
-@click.option("--mode-seeking", type=float, default=_TRAIN.mode_seeking,
-              help="Weight of the mode-seeking term (Mao et al. 2019) that keeps G from ignoring z; default 1 for a "
-                   "conditional dcgan (label joined to z), 0 otherwise; a weight given applies to any model.")
-@click.option("--image-size", type=int, default=_MODEL.image_size, show_default=True,
-              help="28 or a power of two >= 32.")
-@click.option("--channels", type=click.Choice(["1", "3"]), default=_TRAIN.channels,
-              help="Default: as the data is stored.")
-@click.option("--width", type=int, default=_MODEL.width, show_default=True,
-              help="DCGAN ngf=ndf; GAN hidden = 4/8/16 x width.")
+@click.option(
+    "--conditional", is_flag=True, default=_TRAIN.conditional, help="Class-conditional G and D (labels from the data)."
+)
+@click.option(
+    "--mode-seeking",
+    type=float,
+    default=_TRAIN.mode_seeking,
+    help="Weight of the mode-seeking term (Mao et al. 2019) that keeps G from ignoring z; default 1 for a "
+    "conditional dcgan (label joined to z), 0 otherwise; a weight given applies to any model.",
+)
+@click.option(
+    "--image-size", type=int, default=_MODEL.image_size, show_default=True, help="28 or a power of two >= 32."
+)
+@click.option(
+    "--channels", type=click.Choice(["1", "3"]), default=_TRAIN.channels, help="Default: as the data is stored."
+)
+@click.option(
+    "--width", type=int, default=_MODEL.width, show_default=True, help="DCGAN ngf=ndf; GAN hidden = 4/8/16 x width."
+)
 @click.option("--nz", type=int, default=_MODEL.nz, show_default=True, help="Latent size.")
 @click.option("--epochs", type=int, default=_TRAIN.epochs, show_default=True)
-@click.option("--max-steps", type=int, default=_TRAIN.max_steps,
-              help="Stop after N optimizer steps (overrides --epochs).")
+@click.option(
+    "--max-steps", type=int, default=_TRAIN.max_steps, help="Stop after N optimizer steps (overrides --epochs)."
+)
 @batch_size_option(_TRAIN.batch_size, "Images per optimizer step.")
-@click.option("--lr", type=float, default=_TRAIN.lr,
-              help=f"Adam learning rate (finite, > 0); default: {recipe_default('lr')}.")
-@click.option("--lr-d", type=float, default=_TRAIN.lr_d,
-              help="D's own learning rate (two time-scale rule); default: --lr.")
+@click.option(
+    "--lr", type=float, default=_TRAIN.lr, help=f"Adam learning rate (finite, > 0); default: {recipe_default('lr')}."
+)
+@click.option(
+    "--lr-d", type=float, default=_TRAIN.lr_d, help="D's own learning rate (two time-scale rule); default: --lr."
+)
 @click.option("--beta1", type=float, default=_TRAIN.beta1, show_default=True, help="Adam beta1, in [0, 1).")
 @click.option("--beta2", type=float, default=_TRAIN.beta2, show_default=True, help="Adam beta2, in [0, 1).")
 @click.option("--loss", type=click.Choice(LOSSES), default=_TRAIN.loss, help=f"Default: {recipe_default('loss')}.")
 @click.option("--ema/--no-ema", default=_TRAIN.ema, show_default=True, help="Keep an EMA copy of G for samples/export.")
-@click.option("--ema-decay", type=float, default=_TRAIN.ema_decay,
-              help=f"In [0, 1); default: {recipe_default('ema_decay')}.")
-@click.option("--ema-start", type=int, default=_TRAIN.ema_start,
-              help="Steps before the EMA starts averaging (it copies G until then); "
-                   f"default: {recipe_default('ema_start')}.")
+@click.option(
+    "--ema-decay", type=float, default=_TRAIN.ema_decay, help=f"In [0, 1); default: {recipe_default('ema_decay')}."
+)
+@click.option(
+    "--ema-start",
+    type=int,
+    default=_TRAIN.ema_start,
+    help=f"Steps before the EMA starts averaging (it copies G until then); default: {recipe_default('ema_start')}.",
+)
 @click.option("--seed", type=int, default=_TRAIN.seed, show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default=_TRAIN.device, show_default=True)
-@click.option("--amp", type=click.Choice(AMP_MODES), default=_TRAIN.amp, show_default=True,
-              help="Mixed precision: bf16 (CUDA, or CPUs with AVX-512 BF16/AMX) or fp16 (CUDA); auto = bf16 on "
-                   "CPUs with AVX-512 BF16/AMX (1.5x training speed measured) and on GPUs with bf16 Tensor Cores, "
-                   "off elsewhere.")
-@click.option("--deterministic", is_flag=True,
-              help="Bit-reproducible CUDA training, so --resume continues exactly: cuDNN deterministic algorithms, "
-                   "no TF32 (cost unmeasured until the H200 run). CPU runs are exact without it.")
+@click.option(
+    "--amp",
+    type=click.Choice(AMP_MODES),
+    default=_TRAIN.amp,
+    show_default=True,
+    help="Mixed precision: bf16 (CUDA, or CPUs with AVX-512 BF16/AMX) or fp16 (CUDA); auto = bf16 on "
+    "CPUs with AVX-512 BF16/AMX (1.5x training speed measured) and on GPUs with bf16 Tensor Cores, "
+    "off elsewhere.",
+)
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Bit-reproducible CUDA training, so --resume continues exactly: cuDNN deterministic algorithms, "
+    "no TF32 (cost unmeasured until the H200 run). CPU runs are exact without it.",
+)
 @click.option("--channels-last/--no-channels-last", default=_TRAIN.channels_last, show_default=True)
-@click.option("--compile/--no-compile", "compile_", default=_TRAIN.compile, show_default=True,
-              help="torch.compile G and D.")
+@click.option(
+    "--compile/--no-compile", "compile_", default=_TRAIN.compile, show_default=True, help="torch.compile G and D."
+)
 @click.option("--log-every", type=int, default=_TRAIN.log_every, show_default=True)
-@click.option("--checkpoint-every", type=int, default=_TRAIN.checkpoint_every, show_default=True,
-              help="Steps; 0 = each epoch and the end.")
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    default=_TRAIN.checkpoint_every,
+    show_default=True,
+    help="Steps; 0 = each epoch and the end.",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), metavar="DIR", help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
 @json_option("the final step's figures (step, losses, images/s, checkpoint)")
@@ -131,8 +171,16 @@ def train(**opts) -> None:
         f"step {result.step}: loss_D {m.get('loss_d', float('nan')):.3f}  loss_G {m.get('loss_g', float('nan')):.3f}  "
         f"{result.images_per_second:.0f} images/s  checkpoint {result.checkpoint}"
     )
-    say.json({"run": str(opts["out"]), "step": result.step, "metrics": m,
-              "images_per_second": result.images_per_second, "checkpoint": str(result.checkpoint)}, opts["json_path"])
+    say.json(
+        {
+            "run": str(opts["out"]),
+            "step": result.step,
+            "metrics": m,
+            "images_per_second": result.images_per_second,
+            "checkpoint": str(result.checkpoint),
+        },
+        opts["json_path"],
+    )
 
 
 @click.group()
@@ -146,8 +194,9 @@ def evaluator() -> None:
 @click.option("--image-size", type=int, default=None, help="Resize to N x N (default: as stored).")
 @click.option("--epochs", type=int, default=3, show_default=True)
 @batch_size_option(128, "Images per optimizer step.")
-@click.option("--lr", type=float, default=3e-3, show_default=True,
-              help="Peak learning rate (AdamW, warm-up then cosine).")
+@click.option(
+    "--lr", type=float, default=3e-3, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine)."
+)
 @click.option("--width", type=int, default=32, show_default=True, help="Channels of the first conv stage.")
 @click.option("--feature-dim", type=int, default=128, show_default=True, help="Size of the features FID uses.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -164,8 +213,10 @@ def evaluator_train(**opts) -> None:
 
     Example: edgegan evaluator train --dataset fashion-mnist
     """
-    from edgegan.trainer.evaluator_training import EvaluatorConfig  # first: without torch, the missing extra is "train"
     # The CLI glue joins the packages: export writes the evaluator's ONNX file (the trainer knows nothing of ONNX).
+    from edgegan.trainer.evaluator_training import EvaluatorConfig  # first: without torch, the missing extra is "train"
+
+    # isort: split
     from edgegan.export.evaluator_onnx import train_and_export_evaluator
 
     if opts["output"] is not None:  # a file the user named: its folder must exist (none is created for them)
@@ -174,9 +225,18 @@ def evaluator_train(**opts) -> None:
         check_writable(opts["output"], "-o")
     check_json_path(opts["json_path"])
     cfg = EvaluatorConfig(
-        dataset=opts["dataset"], data_dir=opts["data_dir"], image_size=opts["image_size"], epochs=opts["epochs"],
-        batch_size=opts["batch_size"], lr=opts["lr"], width=opts["width"], feature_dim=opts["feature_dim"],
-        seed=opts["seed"], max_images=opts["max_images"], max_steps=opts["max_steps"], device=opts["device"],
+        dataset=opts["dataset"],
+        data_dir=opts["data_dir"],
+        image_size=opts["image_size"],
+        epochs=opts["epochs"],
+        batch_size=opts["batch_size"],
+        lr=opts["lr"],
+        width=opts["width"],
+        feature_dim=opts["feature_dim"],
+        seed=opts["seed"],
+        max_images=opts["max_images"],
+        max_steps=opts["max_steps"],
+        device=opts["device"],
         threads=opts["threads"],
     )
     result = train_and_export_evaluator(cfg, opts["output"], progress=not opts["quiet"])
@@ -187,7 +247,16 @@ def evaluator_train(**opts) -> None:
         f"{info.feature_dim}-d features; accuracy {info.test_accuracy:.2%} on {info.train['accuracy_split']} "
         f"({result.steps} steps, {result.seconds:.0f} s)"
     )
-    say.json({"path": str(result.path), "dataset": info.dataset, "image": {"height": info.height,
-              "width": info.width, "channels": info.channels}, "num_classes": info.num_classes,
-              "feature_dim": info.feature_dim, "test_accuracy": info.test_accuracy, "steps": result.steps,
-              "seconds": result.seconds}, opts["json_path"])
+    say.json(
+        {
+            "path": str(result.path),
+            "dataset": info.dataset,
+            "image": {"height": info.height, "width": info.width, "channels": info.channels},
+            "num_classes": info.num_classes,
+            "feature_dim": info.feature_dim,
+            "test_accuracy": info.test_accuracy,
+            "steps": result.steps,
+            "seconds": result.seconds,
+        },
+        opts["json_path"],
+    )

@@ -1,4 +1,5 @@
 """Configuration dataclasses; saved in every checkpoint and carried into each exported ONNX file."""
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,9 @@ class ModelConfig:
         from edgegan.trainer.models import ARCHITECTURES
 
         if self.g_conditioning is not None and self.g_conditioning not in G_CONDITIONINGS:
-            raise ConfigError(f"unknown g_conditioning {self.g_conditioning!r}; "
-                              f"choose one of {', '.join(G_CONDITIONINGS)}")
+            raise ConfigError(
+                f"unknown g_conditioning {self.g_conditioning!r}; choose one of {', '.join(G_CONDITIONINGS)}"
+            )
         arch = ARCHITECTURES[self.arch]
         if not arch.image_size_ok(self.image_size):
             raise ConfigError(arch.image_size_error.format(size=self.image_size))
@@ -124,7 +126,9 @@ class TrainConfig:
         if self.lr_d is not None and not (math.isfinite(self.lr_d) and self.lr_d > 0):
             raise ConfigError(f"--lr-d must be a finite number > 0, got {self.lr_d}")
         for name, value in (("--beta1", self.beta1), ("--beta2", self.beta2), ("--ema-decay", self.ema_decay)):
-            if value is not None and not (0.0 <= value < 1.0):  # Adam needs beta < 1 (bias correction divides by 1 - beta**t)
+            if value is not None and not (
+                0.0 <= value < 1.0
+            ):  # Adam needs beta < 1 (bias correction divides by 1 - beta**t)
                 raise ConfigError(f"{name} must be in [0, 1), got {value}")
         if self.mode_seeking is not None and not (math.isfinite(self.mode_seeking) and self.mode_seeking >= 0):
             raise ConfigError(f"--mode-seeking must be a finite number >= 0, got {self.mode_seeking}")
@@ -137,13 +141,15 @@ class TrainConfig:
         if self.log_every <= 0:
             raise ConfigError(f"--log-every must be positive, got {self.log_every}")
         if self.checkpoint_every < 0:
-            raise ConfigError(f"--checkpoint-every must be >= 0 (0: each epoch and the end), got {self.checkpoint_every}")
+            raise ConfigError(
+                f"--checkpoint-every must be >= 0 (0: each epoch and the end), got {self.checkpoint_every}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild from a saved dict; unknown keys are ignored and new keys take their defaults."""
         data = dict(data)
         model_data = dict(data.pop("model", {}))

@@ -1,4 +1,5 @@
 """The trainer states the generator contract of what it trained: export stamps it, it never rebuilds it."""
+
 from __future__ import annotations
 
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, GeneratorContract
@@ -27,8 +28,13 @@ def checkpoint_contract(cfg: TrainConfig, ckpt: dict, ema: bool, output: str = O
         output=output,
         precision="fp32",
         dataset=cfg.dataset,
-        train={"step": int(ckpt.get("step", 0)), "epoch": int(ckpt.get("epoch", 0)), "ema": ema,
-               "seed": cfg.seed, "config_digest": cfg.digest()},
+        train={
+            "step": int(ckpt.get("step", 0)),
+            "epoch": int(ckpt.get("epoch", 0)),
+            "ema": ema,
+            "seed": cfg.seed,
+            "config_digest": cfg.digest(),
+        },
     )
     contract.validate()
     return contract

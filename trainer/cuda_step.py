@@ -23,6 +23,7 @@ pick nondeterministic (atomic-add) algorithms, so two runs differ in the 5th dig
 run is not the straight run (test_resume_is_exact on an H200: 1.5865e-02 vs 1.5850e-02). Its cost is unmeasured
 until the H200 run (benchmarks/gpu_check.py times the step with and without it).
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,13 @@ def deterministic() -> dict[str, object]:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.allow_tf32 = False  # on by default for convolutions: 10-bit mantissas
     torch.backends.cuda.matmul.allow_tf32 = False
-    return {"deterministic_algorithms": "warn_only", "cudnn.deterministic": True, "cudnn.benchmark": False,
-            "tf32": False, "CUBLAS_WORKSPACE_CONFIG": os.environ["CUBLAS_WORKSPACE_CONFIG"]}
+    return {
+        "deterministic_algorithms": "warn_only",
+        "cudnn.deterministic": True,
+        "cudnn.benchmark": False,
+        "tf32": False,
+        "CUBLAS_WORKSPACE_CONFIG": os.environ["CUBLAS_WORKSPACE_CONFIG"],
+    }
 
 
 def choose_step(cfg: TrainConfig, device: torch.device, world_size: int = 1) -> tuple[str, str]:

@@ -4,6 +4,7 @@ Why not a DataLoader: Fashion-MNIST is 47 MB; per-sample PIL transforms and work
 training step on 2 CPU cores. One gather + one float conversion per batch is the cheapest correct pipeline, and a
 permutation that depends only on (seed, epoch) makes `--resume` land on exactly the batch it stopped at.
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,8 +38,10 @@ class BatchSource:
         per_rank = len(data.images) // world_size
         if per_rank // batch_size == 0:  # before the images move to the device: a one-line error, not a traceback
             most = f"--batch-size {per_rank} or less" if per_rank else "more images"
-            raise DataError(f"--batch-size {batch_size} is larger than the data: {len(data.images)} images on "
-                            f"{world_size} rank(s) make no full batch; use {most}")
+            raise DataError(
+                f"--batch-size {batch_size} is larger than the data: {len(data.images)} images on "
+                f"{world_size} rank(s) make no full batch; use {most}"
+            )
         # uint8 [N, C, H, W]: a quarter of the float size, converted per batch.
         images = data.images if data.images.flags.writeable else data.images.copy()
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)

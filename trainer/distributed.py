@@ -3,6 +3,7 @@
 `torchrun --nproc_per_node N -m edgegan train ...` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR; without
 them training runs in one process and none of this is touched.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,7 +39,7 @@ class DeviceError(EdgeganError, ValueError):
 
 
 def resolve_device(name: str, amp: str = "off") -> torch.device:
-    """"auto" -> cuda when available, else cpu; refuse (DeviceError) what this machine cannot run.
+    """ "auto" -> cuda when available, else cpu; refuse (DeviceError) what this machine cannot run.
 
     Args:
         name: "auto", "cpu" or "cuda".

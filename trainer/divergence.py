@@ -3,6 +3,7 @@
 The checks read one flag per log interval and before every save (a host sync); under data parallelism every rank
 takes part, so all ranks stop together.
 """
+
 from __future__ import annotations
 
 import torch

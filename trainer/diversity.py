@@ -16,12 +16,13 @@ the real figure up to REAL_PER_CLASS training images per class, drawn once per r
 The figure is pixel-space and cheap (one forward pass of ~10 x 8 images); `edgegan eval` measures the same idea
 properly, on evaluator features with recall beside it (runtime/evaluation/per_class.py).
 """
+
 from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -58,8 +59,13 @@ def spread(images: np.ndarray | torch.Tensor) -> float:
     return float(d.sum() / (len(x) * (len(x) - 1)) / np.sqrt(x.shape[1]))
 
 
-def real_spread(images: np.ndarray, labels: np.ndarray | None, num_classes: int,
-                per_class: int = REAL_PER_CLASS, seed: int = REAL_SEED) -> list[float]:
+def real_spread(
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    num_classes: int,
+    per_class: int = REAL_PER_CLASS,
+    seed: int = REAL_SEED,
+) -> list[float]:
     """Reference spread of real training images: one figure per class (conditional), or one overall.
 
     Args:
@@ -87,8 +93,9 @@ def real_spread(images: np.ndarray, labels: np.ndarray | None, num_classes: int,
 
 
 @torch.no_grad()
-def sample_spread(G: nn.Module, nz: int, num_classes: int, device: torch.device | str,
-                  seed: int = 0, per_class: int = PER_CLASS) -> list[float]:
+def sample_spread(
+    G: nn.Module, nz: int, num_classes: int, device: torch.device | str, seed: int = 0, per_class: int = PER_CLASS
+) -> list[float]:
     """G's spread on fixed latents: one figure per class (conditional) or one overall, G in eval mode.
 
     Args:
@@ -122,12 +129,22 @@ class Diversity:
     def metrics(self) -> dict[str, float | list[float]]:
         """The metrics.jsonl keys: diversity (mean ratio), diversity_min, diversity_per_class."""
         finite = [r for r in self.per_class if np.isfinite(r)]
-        return {"diversity": self.ratio, "diversity_min": min(finite) if finite else float("nan"),
-                "diversity_per_class": [round(r, 4) for r in self.per_class]}
+        return {
+            "diversity": self.ratio,
+            "diversity_min": min(finite) if finite else float("nan"),
+            "diversity_per_class": [round(r, 4) for r in self.per_class],
+        }
 
 
-def sample_diversity(G: nn.Module, nz: int, num_classes: int, device: torch.device | str, real: list[float],
-                     seed: int = 0, per_class: int = PER_CLASS) -> Diversity:
+def sample_diversity(
+    G: nn.Module,
+    nz: int,
+    num_classes: int,
+    device: torch.device | str,
+    real: list[float],
+    seed: int = 0,
+    per_class: int = PER_CLASS,
+) -> Diversity:
     """G's sample spread (`sample_spread`) divided by the real spread (`real_spread`) per class.
 
     Example:
@@ -153,8 +170,9 @@ class DiversityMonitor:
         enabled: False on the ranks that do not write (DDP): every call is then a no-op.
     """
 
-    def __init__(self, cfg, data, device: torch.device | str, log: Callable[[str], None], bar=None,
-                 enabled: bool = True):
+    def __init__(
+        self, cfg, data, device: torch.device | str, log: Callable[[str], None], bar=None, enabled: bool = True
+    ):
         self.cfg, self.device, self.log, self.bar, self.enabled = cfg, device, log, bar, enabled
         self.real = real_spread(data.images, data.labels, cfg.model.num_classes) if enabled else []
         self.class_names = list(getattr(cfg, "class_names", []) or [])
@@ -187,8 +205,10 @@ class DiversityMonitor:
         worst = min(collapsed, key=lambda k: div.per_class[k])
         what = ", ".join(self._name(k) for k in collapsed)
         subject = "samples are" if not self.cfg.model.num_classes else f"samples of {what} are"
-        message = (f"mode collapse at step {step}: {subject} nearly identical (diversity "
-                   f"{div.per_class[worst]:.2f} of real, warns below {COLLAPSE_RATIO:g}); G is ignoring z")
+        message = (
+            f"mode collapse at step {step}: {subject} nearly identical (diversity "
+            f"{div.per_class[worst]:.2f} of real, warns below {COLLAPSE_RATIO:g}); G is ignoring z"
+        )
         self.log(message)
         # On a terminal the bar is cleared while the warning prints, then redrawn below it.
         with self.bar.paused() if self.bar is not None else contextlib.nullcontext():

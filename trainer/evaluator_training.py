@@ -17,6 +17,7 @@ Example:
     >>> round(trained.train_accuracy, 2)                                        # doctest: +SKIP
     0.9
 """
+
 from __future__ import annotations
 
 import math
@@ -77,14 +78,26 @@ class EvaluatorConfig:
 class EvaluatorNet(nn.Module):
     """Small CNN: x float [B, C, H, W] in [-1, 1] -> (logits [B, K], features [B, D])."""
 
-    def __init__(self, channels: int, height: int, width: int, num_classes: int, base: int = 32,
-                 feature_dim: int = 128, dropout: float = 0.3):
+    def __init__(
+        self,
+        channels: int,
+        height: int,
+        width: int,
+        num_classes: int,
+        base: int = 32,
+        feature_dim: int = 128,
+        dropout: float = 0.3,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c_in, c_out, h, w = channels, base, height, width
         while True:  # conv + pool stages until the map is at most 8x8 (at least one)
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             c_in, h, w = c_out, h // 2, w // 2
             c_out = min(c_out * 2, base * 4)
             if max(h, w) <= 8 or min(h, w) < 2:
@@ -140,9 +153,16 @@ class TrainedEvaluator:
     def provenance(self) -> dict[str, Any]:
         """The recipe and training figures the exported file records (its edgegan.evaluator.train metadata)."""
         recipe = {k: v for k, v in asdict(self.cfg).items() if k not in ("data_dir", "device", "threads")}
-        return {**recipe, "architecture": "cnn", "train_images": self.train_images, "steps": self.steps,
-                "train_accuracy": round(self.train_accuracy, 6), "accuracy_split": self.accuracy_split,
-                "accuracy_images": int(len(self.accuracy_images)), "source": self.source}
+        return {
+            **recipe,
+            "architecture": "cnn",
+            "train_images": self.train_images,
+            "steps": self.steps,
+            "train_accuracy": round(self.train_accuracy, 6),
+            "accuracy_split": self.accuracy_split,
+            "accuracy_images": int(len(self.accuracy_images)),
+            "source": self.source,
+        }
 
 
 def _device(name: str) -> torch.device:
@@ -162,16 +182,23 @@ def _splits(cfg: EvaluatorConfig, progress: bool):
     """(train ImageData, accuracy images uint8, accuracy labels, accuracy split name)."""
     from edgegan.runtime.evaluation.datasets import DataError, load_images
 
-    train = load_images(cfg.dataset, "train", cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels,
-                        progress=progress)
+    train = load_images(
+        cfg.dataset, "train", cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels, progress=progress
+    )
     if train.labels is None or len(train.class_names) < 2:
         raise EvaluatorError(
             f"the evaluator is a classifier: {cfg.dataset} ({train.source}) needs labels with at least 2 classes "
             "(npz: a 'labels' array; folder: one subfolder per class)"
         )
     try:
-        test = load_images(cfg.dataset, "test", cfg.data_dir, image_size=cfg.image_size,
-                           channels=int(train.images.shape[-1]), progress=progress)
+        test = load_images(
+            cfg.dataset,
+            "test",
+            cfg.data_dir,
+            image_size=cfg.image_size,
+            channels=int(train.images.shape[-1]),
+            progress=progress,
+        )
         if test.labels is None or test.images.shape[1:] != train.images.shape[1:]:
             raise DataError("the test split has no labels or another image shape")
         return train, test.images, test.labels, "test"
@@ -241,7 +268,7 @@ def train_evaluator(cfg: EvaluatorConfig, progress: bool = True) -> TrainedEvalu
             for i in range(steps_per_epoch):
                 if step >= total:
                     break
-                idx = order[i * batch:(i + 1) * batch]
+                idx = order[i * batch : (i + 1) * batch]
                 x, y = _to_batch(images[idx]), labels[idx]  # [B, C, H, W], [B]
                 logits, _ = net(x)
                 loss = F.cross_entropy(logits, y)
@@ -258,8 +285,16 @@ def train_evaluator(cfg: EvaluatorConfig, progress: bool = True) -> TrainedEvalu
     train_accuracy = float(correct.item()) / max(seen, 1)
 
     return TrainedEvaluator(
-        net=net.cpu().eval(), cfg=cfg, image_shape=(h, w, c), class_names=class_names,
-        accuracy_images=np.ascontiguousarray(acc_images), accuracy_labels=acc_labels, accuracy_split=acc_split,
-        train_images=int(n), steps=step, train_accuracy=train_accuracy, source=train.source,
+        net=net.cpu().eval(),
+        cfg=cfg,
+        image_shape=(h, w, c),
+        class_names=class_names,
+        accuracy_images=np.ascontiguousarray(acc_images),
+        accuracy_labels=acc_labels,
+        accuracy_split=acc_split,
+        train_images=int(n),
+        steps=step,
+        train_accuracy=train_accuracy,
+        source=train.source,
         seconds=time.perf_counter() - start,
     )

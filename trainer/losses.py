@@ -1,8 +1,9 @@
 """GAN losses on raw discriminator logits [B]. Each splits into real/fake parts so D can backprop them apart."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

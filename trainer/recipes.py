@@ -9,6 +9,7 @@ single learning rate was best for every architecture.
 Adding a recipe: one row here. RECIPE_KEYS are the TrainConfig fields a recipe may set; tests/trainer/test_recipes.py
 trains a few steps with each key changed and fails if a key changes nothing (a key no code reads).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -38,8 +39,10 @@ class Recipe:
     dataset: str | None = None
 
     def matches(self, arch: str, conditional: bool, dataset: str) -> bool:
-        return all(want is None or want == got for want, got in
-                   ((self.arch, arch), (self.conditional, conditional), (self.dataset, dataset)))
+        return all(
+            want is None or want == got
+            for want, got in ((self.arch, arch), (self.conditional, conditional), (self.dataset, dataset))
+        )
 
     @property
     def specificity(self) -> int:
@@ -48,11 +51,15 @@ class Recipe:
 
 RECIPES: tuple[Recipe, ...] = (
     Recipe(
-        "base", {}, "the DCGAN paper's Adam lr 2e-4 (Radford et al. 2015) and an EMA of 0.999: no measurement here "
+        "base",
+        {},
+        "the DCGAN paper's Adam lr 2e-4 (Radford et al. 2015) and an EMA of 0.999: no measurement here "
         "beats them for an architecture without a row of its own",
     ),
     Recipe(
-        "dcgan", {"lr": 5e-4, "ema_decay": 0.99}, arch="dcgan",
+        "dcgan",
+        {"lr": 5e-4, "ema_decay": 0.99},
+        arch="dcgan",
         evidence="H200, by steps, Fashion-MNIST DCGAN, classifier-feature FID of 10,000 samples, seeds 0 / 1: "
         "lr 5e-4 + EMA 0.99 33.1 / 33.6 at 4,080 steps and 21.0 / 21.2 at 8,160, against 49.4 / 54.5 and "
         "27.9 / 28.4 for lr 2e-4 + EMA 0.999 (the plain pytorch/examples loop: 43.1 / 34.5). lr 1e-3 was "
@@ -60,8 +67,11 @@ RECIPES: tuple[Recipe, ...] = (
         "DCGAN at 3,000 steps: 17.0 against 22.4 (2e-4) and 23.5 (1e-3)",
     ),
     Recipe(
-        "dcgan-mnist-unconditional", {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge"}, arch="dcgan",
-        conditional=False, dataset="mnist",
+        "dcgan-mnist-unconditional",
+        {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge"},
+        arch="dcgan",
+        conditional=False,
+        dataset="mnist",
         evidence="H200, by steps, MNIST unconditional DCGAN at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1 "
         "(benchmarks/results/recipes/h200_2026-12-04/mnist_dcgan.md): lr 1e-3 + hinge FID 134.9 / 134.4, recall "
         "0.82, against 174.0 / 173.3 (recall 0.78) for the dcgan row; lr 1e-3 alone 148.2 / 135.3, hinge alone "
@@ -69,12 +79,17 @@ RECIPES: tuple[Recipe, ...] = (
         "0.52-0.56 in every arm: the ten disconnected digits (benchmarks/results/recipes/mnist_noise.md), not these settings",
     ),
     Recipe(
-        "gan", {"lr": 5e-4, "ema_decay": 0.99}, arch="gan",
+        "gan",
+        {"lr": 5e-4, "ema_decay": 0.99},
+        arch="gan",
         evidence="H200, by steps, MNIST MLP GAN at 3,000 steps: classifier-feature FID 235 with lr 5e-4 + EMA "
         "0.99 against 482 (2e-4, 0.999) and 376 (1e-3)",
     ),
     Recipe(
-        "gan-unconditional", {"lr": 5e-4, "ema_decay": 0.995, "loss": "hinge"}, arch="gan", conditional=False,
+        "gan-unconditional",
+        {"lr": 5e-4, "ema_decay": 0.995, "loss": "hinge"},
+        arch="gan",
+        conditional=False,
         evidence="by steps, MNIST MLP GAN width 64 at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1: EMA 0.995 "
         "FID 131.4 / 134.1, precision 0.84 / 0.83, recall 0.41 / 0.42 (2-core CPU, "
         "benchmarks/results/recipes/cpu_2026-12-04/mnist_gan_cpu.md) against EMA 0.99 150.4 / 154.0, recall "
@@ -103,7 +118,7 @@ def apply_recipe(cfg: TrainConfig) -> TrainConfig:
 
 
 def parse_changes(text: str) -> dict[str, Any]:
-    """"lr=5e-4,ema_start=1000" -> {"lr": 0.0005, "ema_start": 1000}: ABLATABLE fields, parsed by their type and
+    """ "lr=5e-4,ema_start=1000" -> {"lr": 0.0005, "ema_start": 1000}: ABLATABLE fields, parsed by their type and
     validated; ValueError names a key no training reads, a malformed value or one no run can use."""
     from edgegan.trainer.config import TrainConfig
 
@@ -112,8 +127,10 @@ def parse_changes(text: str) -> dict[str, Any]:
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not sep or key not in ABLATABLE:
-            raise ValueError(f"{text!r}: give KEY=VALUE[,KEY=VALUE] with KEY one of {', '.join(ABLATABLE)} "
-                             "(fields that change what a run learns)")
+            raise ValueError(
+                f"{text!r}: give KEY=VALUE[,KEY=VALUE] with KEY one of {', '.join(ABLATABLE)} "
+                "(fields that change what a run learns)"
+            )
         changes[key] = _parse_value(key, value, kinds[key])
     TrainConfig(**changes).validate()  # ConfigError (a ValueError) for a value no run can use
     return changes

@@ -8,6 +8,7 @@ the training runs, so a second `train` or `train --resume` into the same --out e
 holds it. The kernel drops a flock when its process dies, so a crash or kill -9 never leaves the folder locked.
 A run folder writes only inside itself: a symlinked checkpoints/, samples/ or run file is refused.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,8 +32,16 @@ class RunBusy(EdgeganError):
 
 LOCK_NAME = ".edgegan-train.lock"
 #: what a run writes in its folder: none of it may be a symlink (a write through one lands in another folder)
-RUN_PATHS = ("checkpoints", "samples", "checkpoints/last.pt", "config.json", "metrics.jsonl", "train.log",
-             "loss_curve.png", LOCK_NAME)
+RUN_PATHS = (
+    "checkpoints",
+    "samples",
+    "checkpoints/last.pt",
+    "config.json",
+    "metrics.jsonl",
+    "train.log",
+    "loss_curve.png",
+    LOCK_NAME,
+)
 
 
 # atomic_write's temp files (".NAME.XXXXXXXX.tmp") and the write probe: what a killed run leaves behind.
@@ -44,9 +53,11 @@ def check_out_dir(out: Path, resume: bool) -> Path | None:
     last = out / "checkpoints" / "last.pt"
     links = [name for name in RUN_PATHS if (out / name).is_symlink()]
     if links:
-        raise EdgeganError(f"--out {out}: {', '.join(links)} is a symlink; a run writes only inside its own folder "
-                           f"(it would overwrite {os.path.realpath(out / links[0])}): replace it by a real folder or "
-                           "file, or choose another --out")
+        raise EdgeganError(
+            f"--out {out}: {', '.join(links)} is a symlink; a run writes only inside its own folder "
+            f"(it would overwrite {os.path.realpath(out / links[0])}): replace it by a real folder or "
+            "file, or choose another --out"
+        )
     if resume:
         if not last.is_file():
             raise EdgeganError(f"--resume: {out} holds no checkpoints/last.pt to continue from")
@@ -138,8 +149,10 @@ def _acquire(path: Path) -> int:
         except BlockingIOError:
             holder = _lock_holder(fd)
             os.close(fd)
-            raise RunBusy(f"--out {path.parent} is in use by another training ({holder}); wait for it to end or "
-                          "choose another --out") from None
+            raise RunBusy(
+                f"--out {path.parent} is in use by another training ({holder}); wait for it to end or "
+                "choose another --out"
+            ) from None
         except BaseException:
             os.close(fd)
             raise

@@ -1,5 +1,6 @@
 """Sampling a generator in PyTorch by the contract's latent rule: the reference the export is checked against, and
 the one place the trainer runs G on the contract's latents (the grid, the diversity figure, tests)."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,9 @@ from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.models import build_generator
 
 
-def load_generator(source: str | os.PathLike, use_ema: bool = True, device: str = "cpu") -> tuple[nn.Module, TrainConfig, dict]:
+def load_generator(
+    source: str | os.PathLike, use_ema: bool = True, device: str = "cpu"
+) -> tuple[nn.Module, TrainConfig, dict]:
     """Rebuild G from a run folder or checkpoint file, in eval mode.
 
     Returns:
@@ -28,8 +31,14 @@ def load_generator(source: str | os.PathLike, use_ema: bool = True, device: str 
     return G.to(device).eval(), cfg, ckpt
 
 
-def contract_inputs(n: int, seed: int | None, nz: int, num_classes: int, labels: np.ndarray | None = None,
-                    device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+def contract_inputs(
+    n: int,
+    seed: int | None,
+    nz: int,
+    num_classes: int,
+    labels: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """G's inputs for n contract latents: z = draw_latents(n, nz, seed) float32 [n, nz] and, when num_classes > 0,
     y = `labels` or default_labels(n, num_classes) (arange(n) % num_classes) int64 [n]; y is None otherwise."""
     z = torch.from_numpy(draw_latents(n, nz, seed)).to(device)
@@ -41,8 +50,14 @@ def contract_inputs(n: int, seed: int | None, nz: int, num_classes: int, labels:
 
 @torch.no_grad()
 def generate_images(
-    G: nn.Module, n: int, seed: int | None, labels: np.ndarray | None = None, device: str | torch.device = "cpu",
-    *, nz: int | None = None, num_classes: int | None = None,
+    G: nn.Module,
+    n: int,
+    seed: int | None,
+    labels: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+    *,
+    nz: int | None = None,
+    num_classes: int | None = None,
 ) -> np.ndarray:
     """n images from contract latents draw_latents(n, nz, seed) -> float32 [N, C, H, W] in [-1, 1], G in eval mode
     (its training mode is restored after).

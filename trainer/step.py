@@ -27,11 +27,12 @@ DDP hooks, so only G's gradients are reduced. BatchNorm running statistics are r
 buffers from rank 0 at the start of each synchronising forward (broadcast_buffers=True); the batch statistics
 used for normalisation in training are each rank's own (no SyncBatchNorm).
 """
+
 from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -66,7 +67,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
-    """"auto" -> "bf16" where the device multiplies bf16 natively, else "off"; other modes are returned as they are.
+    """ "auto" -> "bf16" where the device multiplies bf16 natively, else "off"; other modes are returned as they are.
 
     CPU: AVX-512 BF16 or AMX (1.5-1.8x measured). CUDA: a GPU with bf16 Tensor Cores (compute capability 8+,
     `torch.cuda.is_bf16_supported`): bf16 autocast trained ~1.28x fp32 at batch 1024 on an H200 (docs/reference_figures.md);
@@ -279,8 +280,9 @@ class GANStep:
             y_fake = torch.cat([y_fake[:pairs], y_fake])  # [B]; y[i] == y[i + pairs] for i < pairs
         return z, y_fake
 
-    def train_batch(self, x: torch.Tensor, y_real: torch.Tensor | None, z: torch.Tensor,
-                    y_fake: torch.Tensor | None) -> torch.Tensor:
+    def train_batch(
+        self, x: torch.Tensor, y_real: torch.Tensor | None, z: torch.Tensor, y_fake: torch.Tensor | None
+    ) -> torch.Tensor:
         """The D step then the G step on one batch with the given noise (no host sync, no EMA): the part
         trainer/cuda_step.py captures in a CUDA graph. Returns the [4] statistics of `step`."""
         batch = x.shape[0]
@@ -328,9 +330,11 @@ class GANStep:
     def state_dict(self) -> dict:
         """Checkpoint entries G, D, G_ema (None without EMA), opt_G, opt_D (rng is the caller's: see rng_state)."""
         return {
-            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
             "G_ema": self.ema.model.state_dict() if self.ema is not None else None,
-            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
         }
 
     def rng_state(self) -> dict:

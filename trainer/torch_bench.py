@@ -6,6 +6,7 @@ interleaved with the onnxruntime rows. Each runner follows edgegan.runtime.bench
 (torch's thread count is process-wide, so it is set before every slice of calls), prepare (the contract latents
 for seed 0, as the onnxruntime rows use), run (one forward under inference_mode).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,7 +43,9 @@ def count_macs(G: nn.Module, batch: int, nz: int, conditional: bool) -> int:
         elif isinstance(module, nn.Conv2d):
             total += output.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
 
-    handles = [m.register_forward_hook(hook) for m in G.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+    handles = [
+        m.register_forward_hook(hook) for m in G.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))
+    ]
     try:
         with torch.inference_mode():
             z = torch.zeros(batch, nz)
@@ -71,8 +74,14 @@ class TorchRunner:
 
     output = "float_nchw"
 
-    def __init__(self, source: str | os.PathLike, threads: int, compiled: bool = False, device: str = "cpu",
-                 autocast: str | None = None):
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        threads: int,
+        compiled: bool = False,
+        device: str = "cpu",
+        autocast: str | None = None,
+    ):
         if device not in DEVICES:
             raise ValueError(f"torch bench device must be one of {', '.join(DEVICES)}, got {device!r}")
         if autocast is not None and (autocast not in AUTOCAST or device != "cuda"):
@@ -135,8 +144,13 @@ class TorchRunner:
         return self._macs[batch]
 
 
-def make_runners(source: str | os.PathLike, threads: int, compile: bool = True,
-                 policies: Sequence[str] = ("default",), devices: Sequence[str] = ("cpu",)) -> list:
+def make_runners(
+    source: str | os.PathLike,
+    threads: int,
+    compile: bool = True,
+    policies: Sequence[str] = ("default",),
+    devices: Sequence[str] = ("cpu",),
+) -> list:
     """The `torch` benchmark baseline: eager (and torch.compile) runners for a run folder or checkpoint.
 
     Args:
@@ -157,7 +171,9 @@ def make_runners(source: str | os.PathLike, threads: int, compile: bool = True,
     """
     unknown = [p for p in policies if p not in POLICIES]
     if unknown or not policies:
-        raise ValueError(f"torch OpenMP policies must be among {', '.join(POLICIES)}, got {', '.join(policies) or 'none'}")
+        raise ValueError(
+            f"torch OpenMP policies must be among {', '.join(POLICIES)}, got {', '.join(policies) or 'none'}"
+        )
     runners: list = []
     unknown_devices = [d for d in devices if d not in DEVICES]
     if unknown_devices:

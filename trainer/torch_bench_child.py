@@ -9,6 +9,7 @@ trip (median 0.02 ms on the 2-core test machine at load 7.7, against >= 1 ms for
 and memory are the child's and are not seen by the parent: `cpu_in_child` tells runtime/bench/rows.py to leave
 those columns empty.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,15 +38,21 @@ class ChildTorchRunner:
 
     def __init__(self, source: str | os.PathLike, threads: int, policy: str = "passive"):
         if policy not in ENGINE_LABELS:
-            raise ValueError(f"no child-process torch row for OpenMP policy {policy!r}; one of {', '.join(ENGINE_LABELS)}")
+            raise ValueError(
+                f"no child-process torch row for OpenMP policy {policy!r}; one of {', '.join(ENGINE_LABELS)}"
+            )
         self.source, self.model, self.threads = str(source), str(source), threads
         self.name = ENGINE_LABELS[policy]
         self.provider = "torch cpu"
         self.setup = f"omp_wait={policy}, own process"
         self._macs: dict[int, int] = {}
         env = {**os.environ, "OMP_WAIT_POLICY": policy.upper()}
-        self._proc = subprocess.Popen([sys.executable, "-m", "edgegan.trainer.torch_bench_child", self.source, str(threads)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "edgegan.trainer.torch_bench_child", self.source, str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
         self._ask("ping")
 
     def _ask(self, command: str) -> str:
@@ -93,9 +100,13 @@ def serve(source: str, threads: int, answers, commands) -> None:
     from edgegan.trainer.torch_bench import TorchRunner
 
     runner = TorchRunner(source, threads)
-    steps = {"ping": lambda arg: None, "load": lambda arg: runner.load(),
-             "prepare": lambda arg: runner.prepare(int(arg)), "run": lambda arg: runner.run(),
-             "macs": lambda arg: runner.macs(int(arg))}
+    steps = {
+        "ping": lambda arg: None,
+        "load": lambda arg: runner.load(),
+        "prepare": lambda arg: runner.prepare(int(arg)),
+        "run": lambda arg: runner.run(),
+        "macs": lambda arg: runner.macs(int(arg)),
+    }
     for line in commands:
         command, _, arg = line.decode().strip().partition(" ")
         try:

@@ -5,6 +5,7 @@ benchmark times exactly what a run does. Here: resume, logging every `log_every`
 progress, metrics, NaN check), a sample grid and checkpoint each epoch, and data-parallel bookkeeping
 (rank 0 alone writes; every rank's noise stream is gathered into the checkpoint so DDP resumes exactly too).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,9 +14,9 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -30,9 +31,9 @@ from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_ch
 from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.cuda_step import choose_step, make_step
 from edgegan.trainer.data import BatchSource
-from edgegan.trainer.recipes import apply_recipe
 from edgegan.trainer.divergence import TrainingDiverged, check_finite, check_weights, first_nonfinite
 from edgegan.trainer.diversity import DiversityMonitor
+from edgegan.trainer.recipes import apply_recipe
 from edgegan.trainer.run_folder import RunBusy, RunExists, hold_run, open_out_dir, writing
 from edgegan.trainer.sample import generate_images
 from edgegan.trainer.step import GANStep, StepStats, resolve_amp
@@ -62,7 +63,11 @@ def _load_data(cfg: TrainConfig, progress: bool):
     from edgegan.runtime.evaluation.datasets import load_images
 
     return load_images(
-        cfg.dataset, "train", data_dir=cfg.data_dir, image_size=cfg.model.image_size, channels=cfg.channels,
+        cfg.dataset,
+        "train",
+        data_dir=cfg.data_dir,
+        image_size=cfg.model.image_size,
+        channels=cfg.channels,
         progress=progress,
     )
 
@@ -117,8 +122,9 @@ def _fit_to_data(cfg: TrainConfig, data) -> TrainConfig:
     return replace(cfg, model=model, class_names=class_names)
 
 
-def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, progress: bool,
-           ctx: dist_utils.DistContext) -> TrainResult:
+def _train(
+    cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, progress: bool, ctx: dist_utils.DistContext
+) -> TrainResult:
     # Everything that can refuse the run (options, device, checkpoint, data, model) runs before the first write,
     # so a failed start leaves nothing on disk. resume_from: rank 0's checkpoint to continue (hold_run found it).
     ckpt = None
@@ -149,8 +155,10 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
         try:
             engine.load_state_dict(ckpt)
         except (RuntimeError, KeyError, ValueError) as exc:  # a config that lies about nz / size / width
-            raise CheckpointError(f"{resume_from or 'the checkpoint'} cannot be resumed: its weights do not fit "
-                                  f"the model its config describes: {state_dict_problem(exc)}") from exc
+            raise CheckpointError(
+                f"{resume_from or 'the checkpoint'} cannot be resumed: its weights do not fit "
+                f"the model its config describes: {state_dict_problem(exc)}"
+            ) from exc
         step = int(ckpt["step"])
         bad = first_nonfinite(engine)
         if bad is not None:  # written before the guard checked weights: refuse rather than train on it
@@ -170,22 +178,27 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
             atomic_write(out / "config.json", lambda f: f.write(json.dumps(cfg.to_dict(), indent=2)), binary=False)
     metrics_file = open(out / "metrics.jsonl", "a") if ctx.is_main else None
     log_file = open(out / "train.log", "a") if ctx.is_main else None
-    bar = Progress(total_steps, unit="step", desc=f"train {out.name}", initial=step,
-                   quiet=not (ctx.is_main and progress))
+    bar = Progress(
+        total_steps, unit="step", desc=f"train {out.name}", initial=step, quiet=not (ctx.is_main and progress)
+    )
 
     def log(message: str) -> None:
         if log_file is not None:
             log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
             log_file.flush()
 
-    log(f"{'resume' if ckpt else 'start'} at step {step}/{total_steps} on {device} x{ctx.world_size}, "
-        f"{len(data.images)} images from {data.source}, {steps_per_epoch} steps/epoch")
+    log(
+        f"{'resume' if ckpt else 'start'} at step {step}/{total_steps} on {device} x{ctx.world_size}, "
+        f"{len(data.images)} images from {data.source}, {steps_per_epoch} steps/epoch"
+    )
     if cfg.recipe is not None:
         filled = ", ".join(f"{k} {v}" for k, v in cfg.recipe["filled"].items())
         log(f"recipe {cfg.recipe['name']!r} (trainer/recipes.py) for the options left unset: {filled}")
     log("step: {} ({})".format(*choose_step(cfg, device, ctx.world_size)))
     if leftovers:
-        log(f"removed {len(leftovers)} leftover temp file(s) of an interrupted run: {', '.join(p.name for p in leftovers)}")
+        log(
+            f"removed {len(leftovers)} leftover temp file(s) of an interrupted run: {', '.join(p.name for p in leftovers)}"
+        )
 
     diversity = DiversityMonitor(cfg, data, device, log, bar, enabled=ctx.is_main)  # samples vs real: collapse
     stats = StepStats(device)
@@ -208,8 +221,12 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
         rng = {f"noise_rank{r}": s["noise"] for r, s in enumerate(noise_states)}
         rng.update({k: v for k, v in noise_states[0].items() if k != "noise"})  # fp16 loss scalers
         state = {
-            "config": cfg.to_dict(), "class_names": cfg.class_names, **engine.state_dict(),
-            "step": step, "epoch": epoch, "rng": rng,
+            "config": cfg.to_dict(),
+            "class_names": cfg.class_names,
+            **engine.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "rng": rng,
         }
         save_checkpoint(state, last_ckpt)
         if epoch_end:
@@ -231,8 +248,13 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
                 dist_utils.all_reduce_mean_(stats.sums, ctx)  # metrics are the mean over ranks
                 now = time.perf_counter()
                 ips = (step - window_from) * cfg.batch_size * ctx.world_size / max(now - window_start, 1e-9)
-                last_metrics = {"step": step, "epoch": step / steps_per_epoch, **stats.mean(), "images_per_s": ips,
-                                "time": time.time()}
+                last_metrics = {
+                    "step": step,
+                    "epoch": step / steps_per_epoch,
+                    **stats.mean(),
+                    "images_per_s": ips,
+                    "time": time.time(),
+                }
                 if epoch_end or step == total_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                     last_metrics.update(diversity.measure(engine.sample_model, step))  # checkpoint() reuses it
                 if metrics_file is not None:
@@ -240,8 +262,13 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, resume_from: Path | None, 
                         metrics_file.write(json.dumps(last_metrics) + "\n")
                         metrics_file.flush()
                 m = last_metrics
-                bar.set_postfix(img_s=f"{ips:.0f}", loss_d=f"{m['loss_d']:.3f}", loss_g=f"{m['loss_g']:.3f}",
-                                D_x=f"{m['d_x']:.2f}", D_G_z=f"{m['d_g_z']:.2f}")
+                bar.set_postfix(
+                    img_s=f"{ips:.0f}",
+                    loss_d=f"{m['loss_d']:.3f}",
+                    loss_g=f"{m['loss_g']:.3f}",
+                    D_x=f"{m['d_x']:.2f}",
+                    D_G_z=f"{m['d_g_z']:.2f}",
+                )
                 bar.update(step - bar.n)
                 window_start, window_from = now, step
             if epoch_end or step == total_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
@@ -275,14 +302,16 @@ def _record_replicas(engine: GANStep, ctx: dist_utils.DistContext, log: Callable
         same = all(d == digests[0] for d in digests)
         log(f"replicas {json.dumps({'identical': same, 'ranks': digests})}")
         if not same:
-            warnings.warn("data-parallel replicas hold different parameters: see train.log", RuntimeWarning,
-                      stacklevel=2)
+            warnings.warn(
+                "data-parallel replicas hold different parameters: see train.log", RuntimeWarning, stacklevel=2
+            )
 
 
 def _save_samples(model: nn.Module, cfg: TrainConfig, path: Path, device: torch.device) -> None:
     """The fixed-seed grid: contract latents draw_latents(64, nz, sample_seed) [64, nz], default labels."""
-    images = generate_images(model, SAMPLE_GRID_SIZE, cfg.sample_seed, device=device, nz=cfg.model.nz,
-                             num_classes=cfg.model.num_classes)  # [64, C, H, W]
+    images = generate_images(
+        model, SAMPLE_GRID_SIZE, cfg.sample_seed, device=device, nz=cfg.model.nz, num_classes=cfg.model.num_classes
+    )  # [64, C, H, W]
     with writing(path, "sample grid"):
         save_grid(to_uint8_nhwc(images), path, nrow=8)
 

@@ -11,6 +11,7 @@ cached as cold_start.py does:
 
 Usage: python -m benchmarks.probes.cold_start_profile [--repeat 7] [--markdown F] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,10 @@ print(json.dumps({{b[0]: b[1] - a[1] for a, b in zip(marks, marks[1:])}}))
 """
 
 # The imports each path makes (the runtime's onnxruntime and Pillow imports happen inside Generator and save_png).
-RUNTIME_IMPORTS = ("from edgegan.runtime import Generator; from edgegan.runtime.images import save_png; "
-                   "import onnxruntime; from PIL import Image")
+RUNTIME_IMPORTS = (
+    "from edgegan.runtime import Generator; from edgegan.runtime.images import save_png; "
+    "import onnxruntime; from PIL import Image"
+)
 BARE_IMPORTS = "import numpy as np, onnxruntime as ort; from PIL import Image"
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)")
 
@@ -95,8 +98,10 @@ def medians(rows: list[dict[str, float]]) -> dict[str, float]:
 def profile(models: dict[str, Path], folder: Path, repeat: int) -> dict[str, dict[str, float]]:
     env = child_env("runtime", folder / "pycache")
     png = str(folder / "profile.png")
-    codes = {"runtime": RUNTIME_PHASES.format(model=str(models["onnx"]), png=png),
-             "bare": BARE_PHASES.format(model=str(models["onnx"]), nz=NZ, png=png)}
+    codes = {
+        "runtime": RUNTIME_PHASES.format(model=str(models["onnx"]), png=png),
+        "bare": BARE_PHASES.format(model=str(models["onnx"]), nz=NZ, png=png),
+    }
     imports = {"runtime": RUNTIME_IMPORTS, "bare": BARE_IMPORTS}
     for name in codes:  # warm-up: page cache and bytecode cache
         run_json(codes[name], env)
@@ -106,8 +111,10 @@ def profile(models: dict[str, Path], folder: Path, repeat: int) -> dict[str, dic
         for name in codes:
             phases[name].append(run_json(codes[name], env))
             modules[name].append(import_times(imports[name], env))
-    return {**{f"phases {n}": medians(rows) for n, rows in phases.items()},
-            **{f"imports {n}": medians(rows) for n, rows in modules.items()}}
+    return {
+        **{f"phases {n}": medians(rows) for n, rows in phases.items()},
+        **{f"imports {n}": medians(rows) for n, rows in modules.items()},
+    }
 
 
 def report(result: dict[str, dict[str, float]], repeat: int, top: int = 12) -> str:
@@ -115,14 +122,21 @@ def report(result: dict[str, dict[str, float]], repeat: int, top: int = 12) -> s
     lines = [f"Cold start, where the time goes (medians of {repeat} interleaved runs, bytecode cached)", ""]
     for name in ("runtime", "bare"):
         rows = result[f"phases {name}"]
-        lines += [f"{name}: " + ", ".join(f"{k} {ms(v)} ms" for k, v in rows.items())
-                  + f"; total {ms(sum(rows.values()))} ms", ""]
+        lines += [
+            f"{name}: "
+            + ", ".join(f"{k} {ms(v)} ms" for k, v in rows.items())
+            + f"; total {ms(sum(rows.values()))} ms",
+            "",
+        ]
     ours, bare = result["imports runtime"], result["imports bare"]
     only = {k: v for k, v in ours.items() if k not in bare}
-    lines += [f"Import self time: runtime {ms(sum(ours.values()))} ms, bare {ms(sum(bare.values()))} ms; the "
-              f"{len(only)} modules only the runtime imports: {ms(sum(only.values()))} ms", "",
-              "| module (runtime path) | self ms | module (bare script) | self ms | runtime-only module | self ms |",
-              "| --- | ---: | --- | ---: | --- | ---: |"]
+    lines += [
+        f"Import self time: runtime {ms(sum(ours.values()))} ms, bare {ms(sum(bare.values()))} ms; the "
+        f"{len(only)} modules only the runtime imports: {ms(sum(only.values()))} ms",
+        "",
+        "| module (runtime path) | self ms | module (bare script) | self ms | runtime-only module | self ms |",
+        "| --- | ---: | --- | ---: | --- | ---: |",
+    ]
     columns = [sorted(d.items(), key=lambda kv: -kv[1])[:top] for d in (ours, bare, only)]
     for i in range(top):
         cells = [(c[i][0], ms(c[i][1])) if i < len(c) else ("", "") for c in columns]
@@ -140,8 +154,10 @@ def main(argv: list[str] | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         models = build_models_in_child(args.keep or Path(tmp))
         result = profile(models, Path(tmp), args.repeat)
-    text = (report(result, args.repeat) + f"\n\nMachine: {machine()}; load average {load_before:.1f} at the start, "
-            f"{os.getloadavg()[0]:.1f} at the end")
+    text = (
+        report(result, args.repeat) + f"\n\nMachine: {machine()}; load average {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end"
+    )
     print(text)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ Arms (TrainConfig / ModelConfig fields, nothing patched):
 Usage: python -m benchmarks.probes.conditional_collapse [--dataset mnist] [--arms dcgan-joined,dcgan-joined+ms,...]
        [--steps 1000] [--every 250] [--width 32] [--threads 1] [--out-dir benchmarks/results/conditional_collapse]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,9 @@ def z_share(G: torch.nn.Module, nz: int) -> float | None:
 def run_arm(name: str, data, args) -> list[dict]:
     arch, conditioning, ms = ARMS[name]
     model = ModelConfig(arch=arch, width=args.width, num_classes=10, channels=1, g_conditioning=conditioning)
-    cfg = TrainConfig(model=model, dataset=args.dataset, conditional=True, amp="off", ema=False, seed=args.seed,
-                      mode_seeking=ms)
+    cfg = TrainConfig(
+        model=model, dataset=args.dataset, conditional=True, amp="off", ema=False, seed=args.seed, mode_seeking=ms
+    )
     device = torch.device("cpu")
     engine = GANStep(cfg, device)
     source = BatchSource(data, cfg.batch_size, cfg.seed, device, channels_last=cfg.use_channels_last)
@@ -88,8 +90,18 @@ def run_arm(name: str, data, args) -> list[dict]:
             div = sample_diversity(engine.G, model.nz, 10, device, real)
             share = z_share(engine.G, model.nz)
             d_x, d_g_z = stats[2].item(), stats[3].item()
-            rows.append({"arm": name, "step": step + 1, "spread_mean": div.ratio, "spread_min": min(div.per_class),
-                         "z_share": share, "d_x": d_x, "d_g_z": d_g_z, "seconds": time.perf_counter() - start})
+            rows.append(
+                {
+                    "arm": name,
+                    "step": step + 1,
+                    "spread_mean": div.ratio,
+                    "spread_min": min(div.per_class),
+                    "z_share": share,
+                    "d_x": d_x,
+                    "d_g_z": d_g_z,
+                    "seconds": time.perf_counter() - start,
+                }
+            )
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     G = engine.G.eval()
     z = torch.from_numpy(np.random.default_rng(1).standard_normal((8, model.nz), dtype=np.float32))
@@ -113,8 +125,10 @@ def render(rows: list[dict], args, command: str) -> str:
     ]
     for r in rows:
         share = "-" if r["z_share"] is None else f"{r['z_share']:.2f}"
-        lines.append(f"| {r['arm']} | {r['step']} | {r['spread_mean']:.2f} | {r['spread_min']:.2f} | {share} | "
-                     f"{r['d_x']:.2f} | {r['d_g_z']:.2f} |")
+        lines.append(
+            f"| {r['arm']} | {r['step']} | {r['spread_mean']:.2f} | {r['spread_min']:.2f} | {share} | "
+            f"{r['d_x']:.2f} | {r['d_g_z']:.2f} |"
+        )
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     lines += ["", "Grids at the last step (rows: classes 0-9; columns: the same 8 latents):", ""]
     lines += [f"{a}: ![{a}]({a}.png)" for a in arms]

@@ -26,6 +26,7 @@ the [-1, 1] range like a trained G). `--checkpoint RUN|CKPT` uses a trained 28x2
 Usage: python -m benchmarks.probes.graph_forms [--rounds 12] [--sizes 28,64] [--batches 1,64] [--threads 1,2]
                                         [--checkpoint RUN] [--out benchmarks/results/graph_forms.md] [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -95,8 +96,15 @@ def load_trained(source: str) -> torch.nn.Module:
 
 def contract_for(G: torch.nn.Module) -> GeneratorContract:
     c = G.cfg
-    return GeneratorContract(arch=c.arch, nz=c.nz, num_classes=c.num_classes, channels=c.channels,
-                             height=c.image_size, width=c.image_size, dataset="benchmark")
+    return GeneratorContract(
+        arch=c.arch,
+        nz=c.nz,
+        num_classes=c.num_classes,
+        channels=c.channels,
+        height=c.image_size,
+        width=c.image_size,
+        dataset="benchmark",
+    )
 
 
 def nominal_macs(model: onnx.ModelProto) -> int:
@@ -150,34 +158,53 @@ def build_engines(size: int, G: torch.nn.Module, work: Path, full: bool) -> tupl
                     name = f"form:{form}/{layout}/{'keep-last' if keep > 1 else 'all'}"
                     model = graph_forms.to_subpixel(naive, form, layout, keep)
                     engines.append(ort_engine(name, "form", model.SerializeToString()))
-        engines.append(ort_engine("form:3x3/all", "form", graph_forms.to_subpixel(naive, "3x3").SerializeToString(),
-                                  "docs/reference_figures.md's 3x3 Conv + DepthToSpace"))
-        engines.append(ort_engine("form:gemm-first-only", "form",
-                                  graph_forms.hoist_activations(graph_forms.first_layer_to_gemm(naive))
-                                  .SerializeToString(), "only the first layer rewritten (Gemm)"))
+        engines.append(
+            ort_engine(
+                "form:3x3/all",
+                "form",
+                graph_forms.to_subpixel(naive, "3x3").SerializeToString(),
+                "docs/reference_figures.md's 3x3 Conv + DepthToSpace",
+            )
+        )
+        engines.append(
+            ort_engine(
+                "form:gemm-first-only",
+                "form",
+                graph_forms.hoist_activations(graph_forms.first_layer_to_gemm(naive)).SerializeToString(),
+                "only the first layer rewritten (Gemm)",
+            )
+        )
         int8_forms = [
             ("phases", "nhwc", ("last",), "z and Gemm quantized too"),
             ("phases", "nhwc", (), "every layer quantized, image layer as sub-pixel Conv"),
             ("crop", "nhwc", ("first", "last"), ""),
             ("crop", "nchw", (), "every layer quantized"),
-            ("3x3", "nchw", (), "docs/reference_figures.md's int8 form (3x3 Conv + DepthToSpace), every layer quantized"),
+            (
+                "3x3",
+                "nchw",
+                (),
+                "docs/reference_figures.md's int8 form (3x3 Conv + DepthToSpace), every layer quantized",
+            ),
         ]
         for form, layout, floats, note in int8_forms:
             path = work / f"int8_{form}_{layout}_{'-'.join(floats) or 'none'}_{size}.onnx"
             build_int8(naive_path, path, contract, form=form, layout=layout, float_layers=floats)
-            engines.append(ort_engine(f"int8:{form}/{layout}/float={'+'.join(floats) or 'none'}", "int8",
-                                      path.read_bytes(), note))
+            engines.append(
+                ort_engine(f"int8:{form}/{layout}/float={'+'.join(floats) or 'none'}", "int8", path.read_bytes(), note)
+            )
     if full and size == 28:  # the session-option study on the model the issue's targets are about
         opt_bytes = opt.SerializeToString()
         engines += [
             ort_engine("opt:extended", "options", opt_bytes, "ORT_ENABLE_EXTENDED (no NCHWc layout)", level="extended"),
             ort_engine("opt:basic", "options", opt_bytes, "ORT_ENABLE_BASIC", level="basic"),
             ort_engine("opt:no-spin", "options", opt_bytes, "allow_spinning 0", spinning=False),
-            ort_engine("opt:parallel", "options", opt_bytes, "ORT_PARALLEL, inter_op = threads, intra_op 1",
-                       parallel=True),
+            ort_engine(
+                "opt:parallel", "options", opt_bytes, "ORT_PARALLEL, inter_op = threads, intra_op 1", parallel=True
+            ),
             split_engine("opt:split", opt_bytes, "batch split over `threads` 1-thread sessions"),
-            ort_engine("naive:no-spin", "options", naive.SerializeToString(), "naive, allow_spinning 0",
-                       spinning=False),
+            ort_engine(
+                "naive:no-spin", "options", naive.SerializeToString(), "naive, allow_spinning 0", spinning=False
+            ),
             split_engine("naive:split", naive.SerializeToString(), "naive, batch split"),
         ]
     facts = {"macs": nominal_macs(naive), "int8": int8_info}
@@ -218,28 +245,40 @@ def write_atomic(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text), binary=False)
 
 
-def targets_section(med: dict, facts: dict, peak_gflops: dict, sizes: list[int], batches: list[int],
-                    threads_list: list[int]) -> list[str]:
+def targets_section(
+    med: dict, facts: dict, peak_gflops: dict, sizes: list[int], batches: list[int], threads_list: list[int]
+) -> list[str]:
     """Issue 5's targets for DCGAN 28x28, checked on this run's medians, for the fp32 and int8 engines."""
     if 28 not in sizes:
         return []
-    lines = ["## Issue 5 targets (DCGAN 28x28, this run)", "",
-             "| target | engine | threads | measured | met |", "| --- | --- | ---: | ---: | --- |"]
+    lines = [
+        "## Issue 5 targets (DCGAN 28x28, this run)",
+        "",
+        "| target | engine | threads | measured | met |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
     for eng in ("naive", "fp32-opt", "opt:no-spin", "opt:split", "int8-subpix"):
         for threads in threads_list:
             for batch, limit in ((1, 0.25), (64, 0.8)):
                 key, ref = (28, batch, threads, eng), (28, batch, threads, "torch")
                 if batch in batches and key in med and ref in med:
                     ratio = med[key] / med[ref]
-                    lines.append(f"| latency / torch eager at batch {batch} <= {limit} | {eng} | {threads} | "
-                                 f"{ratio:.2f} | {'yes' if ratio <= limit else 'no'} |")
+                    lines.append(
+                        f"| latency / torch eager at batch {batch} <= {limit} | {eng} | {threads} | "
+                        f"{ratio:.2f} | {'yes' if ratio <= limit else 'no'} |"
+                    )
             key = (28, 64, threads, eng)
             if threads == 2 and key in med:
                 share = 2 * facts[28]["macs"] * 64 / med[key] / 1e9 / peak_gflops[threads]
-                lines.append(f"| share of the MLAS peak at batch 64 >= 80% | {eng} | {threads} | {100 * share:.0f}% | "
-                             f"{'yes' if share >= 0.8 else 'no'} |")
-    return lines + ["", "int8 rows count nominal fp32 multiply-adds, so their 'share of peak' compares int8 work "
-                    "with the fp32 peak.", ""]
+                lines.append(
+                    f"| share of the MLAS peak at batch 64 >= 80% | {eng} | {threads} | {100 * share:.0f}% | "
+                    f"{'yes' if share >= 0.8 else 'no'} |"
+                )
+    return lines + [
+        "",
+        "int8 rows count nominal fp32 multiply-adds, so their 'share of peak' compares int8 work with the fp32 peak.",
+        "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         G = load_trained(args.checkpoint) if (args.checkpoint and size == 28) else make_generator(size)
         generators[size] = G
         engines[size], facts[size] = build_engines(size, G, work, full=not args.quick)
-        print(f"built {len(engines[size])} engines for {size}x{size} ({facts[size]['macs'] / 1e6:.1f} M MACs/image)",
-              file=sys.stderr)
+        print(
+            f"built {len(engines[size])} engines for {size}x{size} ({facts[size]['macs'] / 1e6:.1f} M MACs/image)",
+            file=sys.stderr,
+        )
     peak, peak_input = peak_engine()
 
     latents = {b: draw_latents(b, NZ, SEED) for b in batches}
@@ -286,8 +327,10 @@ def main(argv: list[str] | None = None) -> int:
                 eng = engines[size][ei]
                 sec = time_once(eng.runner(threads), latents[batch], reps_for(batch, size))
                 times.setdefault((size, batch, threads, eng.name), []).append(sec)
-        print(f"round {r + 1}/{args.rounds} done ({time.time() - started:.0f} s, load {os.getloadavg()[0]:.1f})",
-              file=sys.stderr)
+        print(
+            f"round {r + 1}/{args.rounds} done ({time.time() - started:.0f} s, load {os.getloadavg()[0]:.1f})",
+            file=sys.stderr,
+        )
 
     # Errors vs torch on the same latents, at the largest batch, 1 thread.
     errors: dict[tuple, tuple[float, float]] = {}
@@ -311,19 +354,26 @@ def main(argv: list[str] | None = None) -> int:
         f"- {args.rounds} rounds, every engine of a cell in random order each round (1 warm-up + median of "
         f"{reps_for(1, 28)} runs at batch 1, {reps_for(64, 28)} at batch 64 for 28x28, {reps_for(64, 64)} for "
         f"64x64); tables give the median over rounds",
-        f"- models: DCGAN width 64, nz 100, 1 channel: "
+        "- models: DCGAN width 64, nz 100, 1 channel: "
         + ", ".join(f"{s}x{s} {facts[s]['macs'] / 1e6:.1f} M MACs/image" for s in sizes)
-        + (f"; 28x28 weights from {args.checkpoint}" if args.checkpoint else
-           "; random DCGAN init, BN stats warmed on random batches, image layer scaled to unit pre-Tanh spread"),
-        f"- MLAS peak (2048^3 MatMul through onnxruntime, same rounds): "
+        + (
+            f"; 28x28 weights from {args.checkpoint}"
+            if args.checkpoint
+            else "; random DCGAN init, BN stats warmed on random batches, image layer scaled to unit pre-Tanh spread"
+        ),
+        "- MLAS peak (2048^3 MatMul through onnxruntime, same rounds): "
         + ", ".join(f"{peak_gflops[t]:.0f} GFLOP/s at {t} thread{'s' if t > 1 else ''}" for t in threads_list),
         *([f"- note: {args.note}"] if args.note else []),
         f"- load average (1 min) at start {load_start[0]:.1f}, at end {os.getloadavg()[0]:.1f}; wall time "
         f"{time.time() - started:.0f} s; spread = interquartile range / median over rounds",
         "",
     ]
-    groups = [("main", "Main table"), ("form", "Other exact fp32 forms"), ("int8", "Other int8 forms"),
-              ("options", "Session options and batch splitting")]
+    groups = [
+        ("main", "Main table"),
+        ("form", "Other exact fp32 forms"),
+        ("int8", "Other int8 forms"),
+        ("options", "Session options and batch splitting"),
+    ]
     for group, title in groups:
         if not any(e.group == group for size in sizes for e in engines[size]):
             continue
@@ -347,13 +397,19 @@ def main(argv: list[str] | None = None) -> int:
                             f"{fmt(100 * spread(times[key]), 0)}% | {fmt(med[key] / base_torch, 2)} | "
                             f"{fmt(med[key] / base_naive, 2)} | {fmt(gflops, 0)} | "
                             f"{fmt(100 * gflops / peak_gflops[threads], 0)}% | "
-                            f"{'-' if err is None else f'{err[0]:.1e} / {err[1]:.1e}'} |")
+                            f"{'-' if err is None else f'{err[0]:.1e} / {err[1]:.1e}'} |"
+                        )
         if not rows:
             continue
-        lines += [f"## {title}", "",
-                  "| model | batch | threads | engine | median ms | spread | vs torch | vs naive | GFLOP/s | % peak "
-                  f"| max / mean abs err vs torch (batch {b_err}) |",
-                  "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |", *rows, ""]
+        lines += [
+            f"## {title}",
+            "",
+            "| model | batch | threads | engine | median ms | spread | vs torch | vs naive | GFLOP/s | % peak "
+            f"| max / mean abs err vs torch (batch {b_err}) |",
+            "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            *rows,
+            "",
+        ]
     lines += targets_section(med, facts, peak_gflops, sizes, batches, threads_list)
     lines += ["## Engines", ""]
     seen = set()

@@ -1,10 +1,11 @@
 """The engines of benchmarks/probes/graph_forms.py: one column each, something that maps latents to images at a given
 intra-op thread count (onnxruntime sessions under chosen options, PyTorch eager, a MatMul for the peak)."""
+
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -32,8 +33,12 @@ class Engine:
         return self.runners[threads]
 
 
-def session_options(threads: int, level: str = "all", spinning: bool = True, parallel: bool = False,
-                    ) -> ort.SessionOptions:
+def session_options(
+    threads: int,
+    level: str = "all",
+    spinning: bool = True,
+    parallel: bool = False,
+) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1 if parallel else threads
     so.inter_op_num_threads = threads if parallel else 1
@@ -51,8 +56,9 @@ def session_options(threads: int, level: str = "all", spinning: bool = True, par
 
 def ort_engine(name: str, group: str, model_bytes: bytes, note: str = "", **options) -> Engine:
     def make(threads: int):
-        session = ort.InferenceSession(model_bytes, session_options(threads, **options),
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            model_bytes, session_options(threads, **options), providers=["CPUExecutionProvider"]
+        )
         return lambda z: session.run(None, {"z": z})[0]
 
     return Engine(name, group, make, note)
@@ -62,8 +68,10 @@ def split_engine(name: str, model_bytes: bytes, note: str) -> Engine:
     """Two 1-thread sessions on the two halves of the batch, run concurrently (onnxruntime drops the GIL)."""
 
     def make(threads: int):
-        sessions = [ort.InferenceSession(model_bytes, session_options(1), providers=["CPUExecutionProvider"])
-                    for _ in range(threads)]
+        sessions = [
+            ort.InferenceSession(model_bytes, session_options(1), providers=["CPUExecutionProvider"])
+            for _ in range(threads)
+        ]
         pool = concurrent.futures.ThreadPoolExecutor(threads)
 
         def run(z: np.ndarray) -> np.ndarray:
@@ -94,9 +102,13 @@ def peak_engine() -> tuple[Engine, np.ndarray]:
     rng = np.random.default_rng(1)
     w = numpy_helper.from_array(rng.standard_normal((PEAK_N, PEAK_N)).astype(np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["z", "w"], ["y"])], "peak",
+        [helper.make_node("MatMul", ["z", "w"], ["y"])],
+        "peak",
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, [PEAK_N, PEAK_N])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [PEAK_N, PEAK_N])], [w])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [PEAK_N, PEAK_N])],
+        [w],
+    )
     model = cap_ir_version(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
-    return ort_engine("matmul2048", "peak", model.SerializeToString()), \
-        rng.standard_normal((PEAK_N, PEAK_N)).astype(np.float32)
+    return ort_engine("matmul2048", "peak", model.SerializeToString()), rng.standard_normal((PEAK_N, PEAK_N)).astype(
+        np.float32
+    )

@@ -16,6 +16,7 @@ Profiles are summed kernel times (`SessionOptions.enable_profiling`), so they le
 Usage: python -m benchmarks.probes.int8_ceiling MODELS_DIR [--batch 64] [--threads 1] [--runs 30] [--markdown F]
 (MODELS_DIR holds generator.onnx and generator.int8.onnx, as `edgegan export RUN --int8` writes them.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,8 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -55,15 +56,22 @@ def matmul_model(op: str, m: int, k: int, n: int, rng: np.random.Generator) -> t
         x = x.astype(np.float32)
         extra = []
     else:
-        weight = (rng.integers(-127, 128, (k, n)).astype(np.int8) if op == "u8s8"
-                  else rng.integers(0, 256, (k, n)).astype(np.uint8))
+        weight = (
+            rng.integers(-127, 128, (k, n)).astype(np.int8)
+            if op == "u8s8"
+            else rng.integers(0, 256, (k, n)).astype(np.uint8)
+        )
         x_type, out_type = TensorProto.UINT8, TensorProto.INT32
         node = helper.make_node("MatMulInteger", ["x", "w", "x_zero"], ["y"])
         x = rng.integers(0, 128, (m, k)).astype(np.uint8)
         extra = [numpy_helper.from_array(np.uint8(0), "x_zero")]
-    graph = helper.make_graph([node], op, [helper.make_tensor_value_info("x", x_type, [m, k])],
-                              [helper.make_tensor_value_info("y", out_type, None)],
-                              [numpy_helper.from_array(weight, "w")] + extra)
+    graph = helper.make_graph(
+        [node],
+        op,
+        [helper.make_tensor_value_info("x", x_type, [m, k])],
+        [helper.make_tensor_value_info("y", out_type, None)],
+        [numpy_helper.from_array(weight, "w")] + extra,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString(), x
@@ -91,11 +99,18 @@ def kernel_ceilings(threads: int, rounds: int) -> list[dict]:
         for op in ("fp32", "u8s8", "u8u8"):
             model, x = matmul_model(op, m, k, n, rng)
             sess = session(model, threads)
-            calls[op] = (lambda s=sess, x=x: s.run(None, {"x": x}))
+            calls[op] = lambda s=sess, x=x: s.run(None, {"x": x})
         medians = interleaved_medians(calls, rounds)
         for op, seconds in medians.items():
-            rows.append({"shape": f"[{m}, {k}] x [{k}, {n}]", "kernel": op, "ms": seconds * 1e3,
-                         "gmac_s": m * k * n / seconds / 1e9, "x_fp32": seconds / medians["fp32"]})
+            rows.append(
+                {
+                    "shape": f"[{m}, {k}] x [{k}, {n}]",
+                    "kernel": op,
+                    "ms": seconds * 1e3,
+                    "gmac_s": m * k * n / seconds / 1e9,
+                    "x_fp32": seconds / medians["fp32"],
+                }
+            )
     return rows
 
 
@@ -119,8 +134,11 @@ def profiled_parts(paths: dict[str, Path], batch: int, threads: int, runs: int) 
             feed = {}
             for spec in sess.get_inputs():
                 shape = [batch if not isinstance(d, int) else d for d in spec.shape]
-                feed[spec.name] = (np.zeros(shape, np.int64) if "int" in spec.type
-                                   else np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+                feed[spec.name] = (
+                    np.zeros(shape, np.int64)
+                    if "int" in spec.type
+                    else np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+                )
             feeds[name] = feed
         for name, sess in profiled.items():  # warm-up calls land in the profile too: subtracted below
             sess.run(None, feeds[name])
@@ -134,7 +152,9 @@ def profiled_parts(paths: dict[str, Path], batch: int, threads: int, runs: int) 
             per_node = collections.defaultdict(list)
             for event in events:
                 if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-                    per_node[(event["name"][: -len("_kernel_time")], event["args"].get("op_name", ""))].append(event["dur"])
+                    per_node[(event["name"][: -len("_kernel_time")], event["args"].get("op_name", ""))].append(
+                        event["dur"]
+                    )
             sums = dict.fromkeys(PARTS, 0.0)
             for (node, op), durations in per_node.items():
                 sums[part_of(node, op)] += sum(durations[-runs:]) / runs / 1e3  # the last `runs` calls: no warm-up
@@ -157,22 +177,37 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     ceilings = kernel_ceilings(args.threads, rounds=15)
     parts, wall = profiled_parts(paths, args.batch, args.threads, args.runs)
-    lines = [f"# int8 ceiling: onnxruntime {ort.__version__}, {args.threads} thread(s), batch {args.batch}", "",
-             f"Machine: {cpu_summary()}; load average {load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end.", "",
-             "| matrix product | kernel | ms | GMAC/s | x fp32 |", "| --- | --- | ---: | ---: | ---: |"]
-    lines += [f"| {r['shape']} | {r['kernel']} | {r['ms']:.2f} | {r['gmac_s']:.1f} | {r['x_fp32']:.2f} |" for r in ceilings]
+    lines = [
+        f"# int8 ceiling: onnxruntime {ort.__version__}, {args.threads} thread(s), batch {args.batch}",
+        "",
+        f"Machine: {cpu_summary()}; load average {load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end.",
+        "",
+        "| matrix product | kernel | ms | GMAC/s | x fp32 |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r['shape']} | {r['kernel']} | {r['ms']:.2f} | {r['gmac_s']:.1f} | {r['x_fp32']:.2f} |" for r in ceilings
+    ]
     total = {name: sum(p.values()) for name, p in parts.items()}
-    lines += ["", "| part (profiled kernel time per call) | fp32 ms | int8 ms | int8 / fp32 | int8 share |",
-              "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "",
+        "| part (profiled kernel time per call) | fp32 ms | int8 ms | int8 / fp32 | int8 share |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for part in PARTS:
         f, i = parts["fp32"][part], parts["int8"][part]
         lines.append(f"| {part} | {f:.2f} | {i:.2f} | {i / f if f else float('nan'):.2f} | {i / total['int8']:.0%} |")
     lines.append(f"| whole graph | {total['fp32']:.2f} | {total['int8']:.2f} | {total['int8'] / total['fp32']:.2f} | |")
-    lines.append(f"| wall median of `run` (unprofiled) | {wall['fp32']:.2f} | {wall['int8']:.2f} | "
-                 f"{wall['int8'] / wall['fp32']:.2f} | |")
+    lines.append(
+        f"| wall median of `run` (unprofiled) | {wall['fp32']:.2f} | {wall['int8']:.2f} | "
+        f"{wall['int8'] / wall['fp32']:.2f} | |"
+    )
     floor = parts["int8"]["upsampling Convs"] / total["fp32"]
-    lines += ["", f"Floor: int8 Convs alone / whole fp32 graph = {floor:.2f} (the int8 / fp32 ratio if every other "
-              "int8 node took no time)."]
+    lines += [
+        "",
+        f"Floor: int8 Convs alone / whole fp32 graph = {floor:.2f} (the int8 / fp32 ratio if every other "
+        "int8 node took no time).",
+    ]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.markdown:

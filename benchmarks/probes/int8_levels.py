@@ -9,6 +9,7 @@ batches 1, 3, 17) and the new one pass.
 
 Usage: python -m benchmarks.probes.int8_levels CKPT ... [--markdown benchmarks/results/int8/levels.md] [--json F]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,15 +23,19 @@ from pathlib import Path
 import onnx
 
 
-
-def files_to_judge(fp32_path: Path, core_path: Path, contract, work: Path,
-                   damage: bool = True) -> list[tuple[str, str, Path]]:
+def files_to_judge(
+    fp32_path: Path, core_path: Path, contract, work: Path, damage: bool = True
+) -> list[tuple[str, str, Path]]:
     """(label, tolerance row, path): fp16, int8 and the damaged int8 files."""
     from edgegan.export.int8_quantize import build_int8
     from edgegan.export.onnx import set_contract_metadata
     from edgegan.export.variants.fp16 import convert_fp16
-    from tests.trained_fixtures import activation_quantizers, clipped_activation_range, weight_dequantizers
-    from tests.trained_fixtures import wrong_weight_scale
+    from tests.trained_fixtures import (
+        activation_quantizers,
+        clipped_activation_range,
+        weight_dequantizers,
+        wrong_weight_scale,
+    )
 
     fp16 = convert_fp16(onnx.load(fp32_path))
     set_contract_metadata(fp16, dataclasses.replace(contract, precision="fp16"))
@@ -71,28 +76,43 @@ def measure(ckpt: Path, damage: bool = True) -> list[dict]:
             c = dataclasses.replace(contract, precision=row)
             t0 = time.perf_counter()
             new = verify_variant(path, c, reference, variant=label, tolerance=TOLERANCES[row])
-            old = verify_variant(path, c, reference, variant=label, batches=(1, 3, 17),
-                                 tolerance=dataclasses.replace(TOLERANCES[row], levels=None))
+            old = verify_variant(
+                path,
+                c,
+                reference,
+                variant=label,
+                batches=(1, 3, 17),
+                tolerance=dataclasses.replace(TOLERANCES[row], levels=None),
+            )
             levels = next(r for r in new.records if r.name == "pixel_levels")
             old_vs = [r for r in old.records if r.name.startswith("vs_torch")]
-            out.append({
-                "checkpoint": ckpt.name, "file": label,
-                **{k: f["value"] for k, f in levels.figures.items()},
-                "float_max": max(r.max_err for r in old_vs), "old_rule": all(r.passed for r in old_vs),
-                "new_rule": new.passed, "failed": [r.failure() for r in new.records if not r.passed][:2],
-                "seconds": round(time.perf_counter() - t0, 1),
-            })
+            out.append(
+                {
+                    "checkpoint": ckpt.name,
+                    "file": label,
+                    **{k: f["value"] for k, f in levels.figures.items()},
+                    "float_max": max(r.max_err for r in old_vs),
+                    "old_rule": all(r.passed for r in old_vs),
+                    "new_rule": new.passed,
+                    "failed": [r.failure() for r in new.records if not r.passed][:2],
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+            )
             print(json.dumps(out[-1]), flush=True)
     return out
 
 
 def markdown(rows: list[dict], k: int) -> str:
-    head = (f"| checkpoint | file | p99.9 | share > {k} lvl | worst image mean | max lvl | mean lvl | float max err "
-            "| old rule (0.05) | new rule |\n|---|---|---:|---:|---:|---:|---:|---:|---|---|\n")
+    head = (
+        f"| checkpoint | file | p99.9 | share > {k} lvl | worst image mean | max lvl | mean lvl | float max err "
+        "| old rule (0.05) | new rule |\n|---|---|---:|---:|---:|---:|---:|---:|---|---|\n"
+    )
     return head + "".join(
         f"| {r['checkpoint']} | {r['file']} | {r['p999']:.0f} | {100 * r['share_over_k']:.3f}% | "
         f"{r['worst_image_mean']:.2f} | {r['max']:.0f} | {r['mean']:.3f} | {r['float_max']:.3f} | "
-        f"{'pass' if r['old_rule'] else 'FAIL'} | {'pass' if r['new_rule'] else 'FAIL'} |\n" for r in rows)
+        f"{'pass' if r['old_rule'] else 'FAIL'} | {'pass' if r['new_rule'] else 'FAIL'} |\n"
+        for r in rows
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

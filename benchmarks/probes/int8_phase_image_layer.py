@@ -12,6 +12,7 @@ threads. Measured verdict (benchmarks/results/int8/README.md): not faster than t
 Usage: python -m benchmarks.probes.int8_phase_image_layer EXPORT_DIR   (generator.onnx + generator.int8.onnx of a DCGAN
 28x28, `edgegan export RUN --int8`); writes generator.int8img.onnx in a temporary folder.
 """
+
 import sys
 import tempfile
 from pathlib import Path
@@ -68,7 +69,9 @@ def graft(model: onnx.ModelProto, z: np.ndarray) -> onnx.ModelProto:
     # Which phase (a, b) of the 14x14 map each Conv computes: run once and compare with the interleaved map.
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
-    probe.graph.output.extend(helper.make_tensor_value_info(n, TensorProto.UINT8, None) for n in phase_q + [dq.input[0]])
+    probe.graph.output.extend(
+        helper.make_tensor_value_info(n, TensorProto.UINT8, None) for n in phase_q + [dq.input[0]]
+    )
     *phases, interleaved = session(probe.SerializeToString(), 1).run(None, {g.input[0].name: z})[1:]
     phase_of = {}
     for name, phase in zip(phase_q, phases):
@@ -76,15 +79,25 @@ def graft(model: onnx.ModelProto, z: np.ndarray) -> onnx.ModelProto:
         phase_of[hit] = name
     wq, scale = image_layer_matrix(inits[image_layer.input[1]].astype(np.float32))
     channels = wq.shape[0] // 16
-    new_inits = {"img_w": wq, "img_xzp": np.uint8(0), "img_wzp": np.int8(0), "img_scale": np.float32(s_in) * scale,
-                 "pads": np.array([0, 1, 1, 0, 0, 1, 1, 0], np.int64), "axes": np.array([1, 2], np.int64),
-                 "rows": np.array([-1, 16 * channels], np.int64), "first": np.array([0], np.int64),
-                 "one": np.array([1], np.int64), "blocks": np.array([7, 7, 4, 4], np.int64),
-                 "pixels": np.array([1, 28, 28], np.int64)}
+    new_inits = {
+        "img_w": wq,
+        "img_xzp": np.uint8(0),
+        "img_wzp": np.int8(0),
+        "img_scale": np.float32(s_in) * scale,
+        "pads": np.array([0, 1, 1, 0, 0, 1, 1, 0], np.int64),
+        "axes": np.array([1, 2], np.int64),
+        "rows": np.array([-1, 16 * channels], np.int64),
+        "first": np.array([0], np.int64),
+        "one": np.array([1], np.int64),
+        "blocks": np.array([7, 7, 4, 4], np.int64),
+        "pixels": np.array([1, 28, 28], np.int64),
+    }
     nodes = []
     for (a, b), name in phase_of.items():  # NHWC, padded by 1: [B, 9, 9, C]
-        nodes += [helper.make_node("Transpose", [name], [f"nhwc_{a}{b}"], perm=[0, 2, 3, 1]),
-                  helper.make_node("Pad", [f"nhwc_{a}{b}", "pads"], [f"pad_{a}{b}"])]
+        nodes += [
+            helper.make_node("Transpose", [name], [f"nhwc_{a}{b}"], perm=[0, 2, 3, 1]),
+            helper.make_node("Pad", [f"nhwc_{a}{b}", "pads"], [f"pad_{a}{b}"]),
+        ]
     columns = []
     for r, (ra, rd) in enumerate(SOURCES):
         for q, (cb, cd) in enumerate(SOURCES):
@@ -93,19 +106,21 @@ def graft(model: onnx.ModelProto, z: np.ndarray) -> onnx.ModelProto:
             new_inits[name + "_end"] = np.array([8 + rd, 8 + cd], np.int64)
             nodes.append(helper.make_node("Slice", [f"pad_{ra}{cb}", name + "_start", name + "_end", "axes"], [name]))
             columns.append(name)
-    nodes += [helper.make_node("Concat", columns, ["im2col"], axis=3),  # [B, 7, 7, 16 C]
-              helper.make_node("Reshape", ["im2col", "rows"], ["im2col_rows"]),
-              helper.make_node("MatMulInteger", ["im2col_rows", "img_w", "img_xzp", "img_wzp"], ["img_acc"]),
-              helper.make_node("Cast", ["img_acc"], ["img_accf"], to=TensorProto.FLOAT),
-              helper.make_node("Mul", ["img_accf", "img_scale"], ["img_y"]),  # [B * 49, 16]
-              helper.make_node("Shape", [g.input[0].name], ["z_shape"]),
-              helper.make_node("Slice", ["z_shape", "first", "one"], ["batch"]),
-              helper.make_node("Concat", ["batch", "blocks"], ["shape5"], axis=0),
-              helper.make_node("Reshape", ["img_y", "shape5"], ["img5"]),  # [B, 7, 7, 4, 4]
-              helper.make_node("Transpose", ["img5"], ["img5t"], perm=[0, 1, 3, 2, 4]),  # [B, 7, 4, 7, 4]
-              helper.make_node("Concat", ["batch", "pixels"], ["shape4"], axis=0),
-              helper.make_node("Reshape", ["img5t", "shape4"], ["img_pre"]),  # [B, 1, 28, 28]
-              helper.make_node("Tanh", ["img_pre"], [g.output[0].name])]
+    nodes += [
+        helper.make_node("Concat", columns, ["im2col"], axis=3),  # [B, 7, 7, 16 C]
+        helper.make_node("Reshape", ["im2col", "rows"], ["im2col_rows"]),
+        helper.make_node("MatMulInteger", ["im2col_rows", "img_w", "img_xzp", "img_wzp"], ["img_acc"]),
+        helper.make_node("Cast", ["img_acc"], ["img_accf"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["img_accf", "img_scale"], ["img_y"]),  # [B * 49, 16]
+        helper.make_node("Shape", [g.input[0].name], ["z_shape"]),
+        helper.make_node("Slice", ["z_shape", "first", "one"], ["batch"]),
+        helper.make_node("Concat", ["batch", "blocks"], ["shape5"], axis=0),
+        helper.make_node("Reshape", ["img_y", "shape5"], ["img5"]),  # [B, 7, 7, 4, 4]
+        helper.make_node("Transpose", ["img5"], ["img5t"], perm=[0, 1, 3, 2, 4]),  # [B, 7, 4, 7, 4]
+        helper.make_node("Concat", ["batch", "pixels"], ["shape4"], axis=0),
+        helper.make_node("Reshape", ["img5t", "shape4"], ["img_pre"]),  # [B, 1, 28, 28]
+        helper.make_node("Tanh", ["img_pre"], [g.output[0].name]),
+    ]
     producers = {o: n for n in g.node for o in n.output}
     needed, stack = set(), list(phase_q)  # keep the old nodes the phase maps need, nothing after them
     while stack:
@@ -134,8 +149,11 @@ def main() -> None:
     files.append(Path(tempfile.mkdtemp(prefix="edgegan-int8img-")) / "generator.int8img.onnx")
     onnx.save(graft(int8, z), files[2])
     fp32_img, int8_img, probe_img = (session(str(f), 1).run(None, {"z": z})[0] for f in files)
-    for name, img in (("probe vs int8", probe_img - int8_img), ("probe vs fp32", probe_img - fp32_img),
-                      ("int8 vs fp32", int8_img - fp32_img)):
+    for name, img in (
+        ("probe vs int8", probe_img - int8_img),
+        ("probe vs fp32", probe_img - fp32_img),
+        ("int8 vs fp32", int8_img - fp32_img),
+    ):
         print(f"{name}: max |diff| {np.abs(img).max():.2e}, mean {np.abs(img).mean():.2e}")
     for batch in (1, 64):
         feed = {"z": np.random.default_rng(1).standard_normal((batch, nz)).astype(np.float32)}
@@ -144,8 +162,10 @@ def main() -> None:
             calls = {f.name: (lambda s=s, feed=feed: s.run(None, feed)) for f, s in zip(files, sessions)}
             medians = interleaved_medians(calls, 300 if batch == 1 else 30)
             fp32, int8_ms, probe = (medians[f.name] * 1e3 for f in files)
-            print(f"batch {batch}, {threads} thread(s): p50 ms fp32 {fp32:.3f}, int8 {int8_ms:.3f}, probe {probe:.3f}; "
-                  f"int8 / fp32 {int8_ms / fp32:.3f}, probe / fp32 {probe / fp32:.3f}")
+            print(
+                f"batch {batch}, {threads} thread(s): p50 ms fp32 {fp32:.3f}, int8 {int8_ms:.3f}, probe {probe:.3f}; "
+                f"int8 / fp32 {int8_ms / fp32:.3f}, probe / fp32 {probe / fp32:.3f}"
+            )
 
 
 if __name__ == "__main__":

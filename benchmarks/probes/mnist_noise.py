@@ -11,6 +11,7 @@ Usage: python -m benchmarks.probes.mnist_noise RUN/checkpoints/last.pt [--evalua
        [--truncation 1.5,1.0,0.7] [--out DIR]
 Results: benchmarks/results/recipes/mnist_noise.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ def salt_share(images: np.ndarray) -> float:
     """Share of bright pixels (> 127) none of whose 8 neighbours is bright."""
     bright = images[..., 0] > 127  # [N, H, W]
     pad = np.pad(bright, ((0, 0), (1, 1), (1, 1)))
-    neighbours = sum(np.roll(np.roll(pad, dy, 1), dx, 2) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
-                     if (dy, dx) != (0, 0))[:, 1:-1, 1:-1]
+    neighbours = sum(
+        np.roll(np.roll(pad, dy, 1), dx, 2) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)
+    )[:, 1:-1, 1:-1]
     return float((bright & (neighbours == 0)).sum() / max(int(bright.sum()), 1))
 
 
@@ -70,8 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     def standing(g: nn.Module) -> nn.Module:
         ema = EMA(g, decay=0.0)
         gen = torch.Generator().manual_seed(123)
-        ema.standing_statistics(lambda: (torch.randn(256, cfg.model.nz, generator=gen),
-                                         torch.randint(num_classes, (256,), generator=gen) if num_classes else None), 16)
+        ema.standing_statistics(
+            lambda: (
+                torch.randn(256, cfg.model.nz, generator=gen),
+                torch.randint(num_classes, (256,), generator=gen) if num_classes else None,
+            ),
+            16,
+        )
         return ema.model
 
     def images(g: nn.Module, z: np.ndarray, batch_stats: bool = False) -> np.ndarray:
@@ -79,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         parts = []
         with torch.no_grad():
             for s in range(0, args.n, 500):
-                parts.append(g(torch.from_numpy(z[s:s + 500]), None if labels is None else labels[s:s + 500]))
+                parts.append(g(torch.from_numpy(z[s : s + 500]), None if labels is None else labels[s : s + 500]))
         x = torch.cat(parts).clamp(-1, 1)  # [n, C, H, W]
         return ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
@@ -101,16 +108,22 @@ def main(argv: list[str] | None = None) -> int:
     evaluator = Evaluator(resolve_evaluator(args.evaluator, cfg.dataset))
     real = load_images(cfg.dataset, "test", progress=False).images[: args.n]
     real_features = evaluator.run(real)[0]
-    print(f"{args.checkpoint}: {cfg.model.arch} width {cfg.model.width}, "
-          f"{'conditional' if num_classes else 'unconditional'}, step {ckpt['step']}, lr {cfg.lr}, EMA {cfg.ema_decay}, "
-          f"loss {cfg.loss}; n {args.n}")
-    print("\n| G | FID | precision | recall | grey pixels | isolated bright pixels |\n| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        f"{args.checkpoint}: {cfg.model.arch} width {cfg.model.width}, "
+        f"{'conditional' if num_classes else 'unconditional'}, step {ckpt['step']}, lr {cfg.lr}, EMA {cfg.ema_decay}, "
+        f"loss {cfg.loss}; n {args.n}"
+    )
+    print(
+        "\n| G | FID | precision | recall | grey pixels | isolated bright pixels |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+    )
     print(f"| real test images | - | - | - | {grey_share(real):.3f} | {salt_share(real):.4f} |")
     for i, (name, u8) in enumerate(arms.items()):
         features = evaluator.run(u8)[0]
         precision, recall = precision_recall(real_features, features)
-        print(f"| {name} | {fid_from_features(real_features, features):.1f} | {precision:.3f} | {recall:.3f} | "
-              f"{grey_share(u8):.3f} | {salt_share(u8):.4f} |")
+        print(
+            f"| {name} | {fid_from_features(real_features, features):.1f} | {precision:.3f} | {recall:.3f} | "
+            f"{grey_share(u8):.3f} | {salt_share(u8):.4f} |"
+        )
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
             save_grid(u8[:100], Path(args.out) / f"arm{i}.png", nrow=10)

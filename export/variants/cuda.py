@@ -20,6 +20,7 @@ edgegan.graph_form = "convtranspose" and nothing else changed (runtime/contract.
 runtime reads when it opens the file for the CUDA provider (runtime/session.py check_provider_form); metadata_props
 stay exactly that contract's keys, as verify demands of every file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,5 +55,9 @@ def cuda_form(sources: Sources) -> onnx.ModelProto:
 def build(sources: Sources, path: Path) -> Built:
     """cuda_form with its contract (the pipeline stamps it at fp32, saves and verifies the file)."""
     model = cuda_form(sources)
-    return Built(model, ops=op_counts(model), extra={"graph_form": GRAPH_FORM, "for_provider": FOR_PROVIDER},
-                 contract=form_contract(sources.contract))
+    return Built(
+        model,
+        ops=op_counts(model),
+        extra={"graph_form": GRAPH_FORM, "for_provider": FOR_PROVIDER},
+        contract=form_contract(sources.contract),
+    )

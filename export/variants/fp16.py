@@ -17,6 +17,7 @@ node_block_list=<tail nodes>) (onnxruntime 1.32, measured on the test suite's ti
 - on float images (no tail) its outputs equal this conversion's (max abs difference 0; tests/export/
   test_variants.py keeps that comparison), so it offers nothing this pass does not do.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,8 +37,7 @@ def _to_fp16_tensor(tensor: onnx.TensorProto) -> onnx.TensorProto:
     array = numpy_helper.to_array(tensor)
     if np.isfinite(array).all() and np.abs(array).max(initial=0.0) > _FP16_MAX:
         raise VariantError(
-            f"weight {tensor.name!r} holds values beyond float16's range (|x| > {_FP16_MAX:g}); "
-            "export without --fp16"
+            f"weight {tensor.name!r} holds values beyond float16's range (|x| > {_FP16_MAX:g}); export without --fp16"
         )
     return numpy_helper.from_array(array.astype(np.float16), tensor.name)
 
@@ -73,7 +73,9 @@ def convert_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
                 if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
                     attr.t.CopyFrom(_to_fp16_tensor(attr.t))
                 elif attr.name in ("value_float", "value_floats"):
-                    raise VariantError(f"Constant {node.name!r} uses {attr.name}, which this float16 pass does not convert")
+                    raise VariantError(
+                        f"Constant {node.name!r} uses {attr.name}, which this float16 pass does not convert"
+                    )
         elif node.op_type == "Cast":
             for attr in node.attribute:
                 if attr.name == "to" and attr.i == TensorProto.FLOAT:

@@ -3,6 +3,7 @@
 The float graph torch exported (ConvTranspose form, float NCHW) is quantized; with --pixels uint8 the uint8 tail
 is appended after, in fp32, so the pixel scaling stays exact.
 """
+
 from __future__ import annotations
 
 import dataclasses

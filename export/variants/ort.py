@@ -1,6 +1,7 @@
 """The ort variant: generator.onnx in onnxruntime's .ort format, for minimal and mobile builds (generator.ort),
 and beside it the operators and types a reduced onnxruntime build needs to run it
 (generator.required_operators.config, the input of onnxruntime's `build.sh --include_ops_by_config`)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -41,12 +42,15 @@ def _ops_in_config(path: Path) -> dict[str, dict[str, list[str]]]:
     from onnxruntime.tools.reduced_build_config_parser import parse_config
 
     required, _ = parse_config(str(path))
-    return {domain: {str(opset): sorted(ops) for opset, ops in sorted(opsets.items())}
-            for domain, opsets in sorted(required.items())}
+    return {
+        domain: {str(opset): sorted(ops) for opset, ops in sorted(opsets.items())}
+        for domain, opsets in sorted(required.items())
+    }
 
 
-def convert_to_ort(onnx_path: str | os.PathLike, ort_path: str | os.PathLike,
-                   config_path: str | os.PathLike | None = None) -> dict[str, Any]:
+def convert_to_ort(
+    onnx_path: str | os.PathLike, ort_path: str | os.PathLike, config_path: str | os.PathLike | None = None
+) -> dict[str, Any]:
     """Convert with onnxruntime's own tool (convert_onnx_models_to_ort, runtime optimization style: basic graph optimizations baked in, the platform-specific ones applied when the .ort is loaded, so the file stays portable to mobile builds).
 
     Args:
@@ -73,8 +77,11 @@ def convert_to_ort(onnx_path: str | os.PathLike, ort_path: str | os.PathLike,
         try:
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
                 convert_onnx_models_to_ort(
-                    src, output_dir=work / "out", optimization_styles=[OptimizationStyle.Runtime],
-                    save_optimized_onnx_model=True, allow_conversion_failures=False,
+                    src,
+                    output_dir=work / "out",
+                    optimization_styles=[OptimizationStyle.Runtime],
+                    save_optimized_onnx_model=True,
+                    allow_conversion_failures=False,
                     enable_type_reduction=config_path is not None,
                 )
         except Exception as exc:  # noqa: BLE001 - the tool raises plain exceptions; say which step failed
@@ -107,9 +114,13 @@ def build(sources: Sources, path: Path) -> Built:
     conversion = convert_to_ort(sources.written["fp32"], path, config_path=config)
     optimized = conversion["optimized_onnx"]
     reduced_build = {
-        "config": REDUCED_BUILD_CONFIG, "sha256": file_sha256(config), "type_reduction": True,
+        "config": REDUCED_BUILD_CONFIG,
+        "sha256": file_sha256(config),
+        "type_reduction": True,
         "operators": conversion["required_operators"],
         "build_flags": BUILD_FLAGS.format(config=REDUCED_BUILD_CONFIG),
     }
-    return Built(ops=op_counts(optimized) if optimized is not None else None,
-                 extra={"optimization_style": conversion["optimization_style"], "reduced_build": reduced_build})
+    return Built(
+        ops=op_counts(optimized) if optimized is not None else None,
+        extra={"optimization_style": conversion["optimization_style"], "reduced_build": reduced_build},
+    )

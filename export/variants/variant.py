@@ -6,14 +6,16 @@ install without the export extra; a row names its module, imported only when the
 VariantOptions is not written out: `options_type(VARIANTS)` derives it, one bool field per row (its `option`)
 and one field per VariantParam, so a new variant is its module plus its row.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import importlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from edgegan.runtime.errors import EdgeganError
 
@@ -29,7 +31,7 @@ class VariantError(EdgeganError, RuntimeError):
 
 
 def resolve(spec: str) -> Callable[..., Any]:
-    """"package.module:function" -> the function (the module imported now, not when the table is read)."""
+    """ "package.module:function" -> the function (the module imported now, not when the table is read)."""
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -83,7 +85,9 @@ class Sources:
     work: Path  # scratch files that never reach --out
     out_dir: Path  # --out as given (Triton names its model after it)
     options: Any  # the table's options dataclass (options_type(VARIANTS))
-    written: dict[str, Path] = field(default_factory=dict)  # variant name -> its file, "fp32" first; the pipeline adds each
+    written: dict[str, Path] = field(
+        default_factory=dict
+    )  # variant name -> its file, "fp32" first; the pipeline adds each
 
 
 @dataclass
@@ -163,7 +167,7 @@ class Variant:
             check()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def options_type(variants: tuple[Variant, ...]) -> type:
     """The options dataclass of a variant table: per row a bool field named by its `option` (default False), then
     a field per VariantParam with its default; frozen, in table order. One class per table (cached)."""

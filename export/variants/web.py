@@ -11,6 +11,7 @@ version with a Subresource Integrity hash (the browser refuses a changed file), 
 Why not bundle onnxruntime-web into the wheel: 15-45 MB of WASM per release that most users of the Python runtime
 never load.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+
+from edgegan import __version__
 from edgegan.export.check_records import CheckRecord
 from edgegan.export.staging import ExportOptionError
 from edgegan.export.variants.variant import Built, Sources
 from edgegan.runtime.contract import LATENT_RULE, GeneratorContract
 from edgegan.runtime.files import file_sha256
-
-from edgegan import __version__
 
 ORT_WEB_VERSION = "1.31.1"
 ORT_WEB_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
@@ -73,8 +74,14 @@ def runtime_dir_option(runtime_dir: str | Path | None) -> str | None:
 def _runtime(folder: Path, runtime_dir: Path | None) -> dict[str, Any]:
     """Copy onnxruntime-web into folder/ort/ (local) or describe the pinned CDN copy; the manifest's "runtime"."""
     if runtime_dir is None:
-        return {"package": "onnxruntime-web", "version": ORT_WEB_VERSION, "local": False,
-                "script": ORT_WEB_CDN + ORT_SCRIPT, "integrity": ORT_WEB_INTEGRITY, "wasm_paths": ORT_WEB_CDN}
+        return {
+            "package": "onnxruntime-web",
+            "version": ORT_WEB_VERSION,
+            "local": False,
+            "script": ORT_WEB_CDN + ORT_SCRIPT,
+            "integrity": ORT_WEB_INTEGRITY,
+            "wasm_paths": ORT_WEB_CDN,
+        }
     (folder / "ort").mkdir()
     names = [ORT_SCRIPT, *ORT_WASM, *(n for n in ORT_WEBGPU if (runtime_dir / n).is_file())]
     for name in names:
@@ -88,13 +95,20 @@ def _runtime(folder: Path, runtime_dir: Path | None) -> dict[str, Any]:
             pass
     script = folder / "ort" / ORT_SCRIPT
     integrity = "sha384-" + base64.b64encode(hashlib.sha384(script.read_bytes()).digest()).decode()
-    return {"package": "onnxruntime-web", "version": version, "local": True, "script": f"ort/{ORT_SCRIPT}",
-            "integrity": integrity, "wasm_paths": "ort/",
-            "webgpu": all((folder / "ort" / n).is_file() for n in ORT_WEBGPU)}
+    return {
+        "package": "onnxruntime-web",
+        "version": version,
+        "local": True,
+        "script": f"ort/{ORT_SCRIPT}",
+        "integrity": integrity,
+        "wasm_paths": "ort/",
+        "webgpu": all((folder / "ort" / n).is_file() for n in ORT_WEBGPU),
+    }
 
 
-def write_web(folder: str | Path, models: dict[str, str | Path], runtime_dir: str | Path | None = None,
-              name: str | None = None) -> dict:
+def write_web(
+    folder: str | Path, models: dict[str, str | Path], runtime_dir: str | Path | None = None, name: str | None = None
+) -> dict:
     """Write the web page for generator files into `folder` (created; it must not exist yet).
 
     Args:
@@ -120,12 +134,22 @@ def write_web(folder: str | Path, models: dict[str, str | Path], runtime_dir: st
         model_contract = _contract(source)
         contract = contract or model_contract
         shutil.copyfile(source, folder / source.name)
-        entries.append({"name": variant, "file": source.name, "precision": model_contract.precision,
-                        "bytes": source.stat().st_size, "sha256": file_sha256(source)})
+        entries.append(
+            {
+                "name": variant,
+                "file": source.name,
+                "precision": model_contract.precision,
+                "bytes": source.stat().st_size,
+                "sha256": file_sha256(source),
+            }
+        )
     if contract is None:
         raise ExportOptionError("the web page needs at least one generator file")
     manifest = {
-        "kind": WEB_KIND, "format": WEB_FORMAT, "edgegan": __version__, "name": name or folder.resolve().parent.name,
+        "kind": WEB_KIND,
+        "format": WEB_FORMAT,
+        "edgegan": __version__,
+        "name": name or folder.resolve().parent.name,
         "contract": {key: value for key, value in contract.to_dict().items() if key not in ("train", "precision")},
         "latent_rule": contract.latent_rule,
         "seeds_match_python": contract.latent_rule == LATENT_RULE,
@@ -140,11 +164,30 @@ def build(sources: Sources, path: Path) -> Built:
     """path is <stage>/web; the models are the ones this export already wrote and verified."""
     models = {name: sources.written[name] for name in MODEL_ORDER if name in sources.written}
     manifest = write_web(path, models, sources.options.web_runtime, name=sources.out_dir.name)
-    checks = [CheckRecord(f"web_copy_{m['name']}", file_sha256(path / m["file"]) == file_sha256(models[m["name"]]),
-                          kind="structure", detail=f"web/{m['file']} is a byte copy of {m['file']}")
-              for m in manifest["models"]]
-    checks += [CheckRecord("web_page_files", all((path / n).is_file() for n in (*PAGE_FILES, MANIFEST)),
-                           kind="structure", detail=", ".join((*PAGE_FILES, MANIFEST)))]
-    return Built(checks=checks, extra={"web": {"models": [m["file"] for m in manifest["models"]],
-                                               "runtime": manifest["runtime"]["script"],
-                                               "seeds_match_python": manifest["seeds_match_python"]}})
+    checks = [
+        CheckRecord(
+            f"web_copy_{m['name']}",
+            file_sha256(path / m["file"]) == file_sha256(models[m["name"]]),
+            kind="structure",
+            detail=f"web/{m['file']} is a byte copy of {m['file']}",
+        )
+        for m in manifest["models"]
+    ]
+    checks += [
+        CheckRecord(
+            "web_page_files",
+            all((path / n).is_file() for n in (*PAGE_FILES, MANIFEST)),
+            kind="structure",
+            detail=", ".join((*PAGE_FILES, MANIFEST)),
+        )
+    ]
+    return Built(
+        checks=checks,
+        extra={
+            "web": {
+                "models": [m["file"] for m in manifest["models"]],
+                "runtime": manifest["runtime"]["script"],
+                "seeds_match_python": manifest["seeds_match_python"],
+            }
+        },
+    )

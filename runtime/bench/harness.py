@@ -33,6 +33,7 @@ Neighbours: runtime/bench/runners.py (the runners), runtime/bench/machine.py (ma
 runtime/bench/rows.py (result rows and ratios), runtime/bench/report.py (table, markdown, JSON, plot),
 runtime/bench/macs.py (multiply-adds in a graph).
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -46,12 +47,19 @@ from typing import Any
 
 import numpy as np
 
-from edgegan.runtime.bench.macs import count_macs
 from edgegan.runtime.bench.machine import MEMORY_METHOD, _Memory, machine_info, machine_slug, pinned
+from edgegan.runtime.bench.macs import count_macs
 from edgegan.runtime.bench.peaks import peak_runners
 from edgegan.runtime.bench.rows import TimedConfig, add_ratios, config_rows, peak_rows
 from edgegan.runtime.bench.runners import (
-    PEAK_SIZE, BenchError, MatmulRunner, OrtRunner, Runner, SessionSetup, matmul_model, parse_setup,
+    PEAK_SIZE,
+    BenchError,
+    MatmulRunner,
+    OrtRunner,
+    Runner,
+    SessionSetup,
+    matmul_model,
+    parse_setup,
 )
 from edgegan.runtime.errors import install_hint
 from edgegan.runtime.external_data import check_model_file
@@ -59,9 +67,23 @@ from edgegan.runtime.generator import resolve_model_path
 from edgegan.runtime.providers import DEVICE_PROVIDERS, PROVIDERS, ProviderError, resolve_provider
 
 __all__ = [
-    "run_bench", "Runner", "OrtRunner", "MatmulRunner", "SessionSetup", "BenchError", "parse_setup",
-    "parse_int_list", "parse_providers", "register_baseline", "load_baseline", "machine_info", "machine_slug",
-    "matmul_model", "pinned", "BASELINE_GROUP", "PEAK_SIZE",
+    "run_bench",
+    "Runner",
+    "OrtRunner",
+    "MatmulRunner",
+    "SessionSetup",
+    "BenchError",
+    "parse_setup",
+    "parse_int_list",
+    "parse_providers",
+    "register_baseline",
+    "load_baseline",
+    "machine_info",
+    "machine_slug",
+    "matmul_model",
+    "pinned",
+    "BASELINE_GROUP",
+    "PEAK_SIZE",
 ]
 
 BENCH_FORMAT = 1
@@ -70,7 +92,7 @@ BASELINE_GROUP = "edgegan.bench_baselines"
 
 
 def parse_int_list(text: str | Sequence[int], what: str) -> tuple[int, ...]:
-    """"1,8,64" -> (1, 8, 64); every value a positive integer, no repeats."""
+    """ "1,8,64" -> (1, 8, 64); every value a positive integer, no repeats."""
     if isinstance(text, str):
         items = [t.strip() for t in text.split(",") if t.strip()]
         if not items or not all(re.fullmatch(r"\d+", t) for t in items):
@@ -84,7 +106,7 @@ def parse_int_list(text: str | Sequence[int], what: str) -> tuple[int, ...]:
 
 
 def parse_providers(text: str | Sequence[str]) -> tuple[str, ...]:
-    """"cpu,cuda" -> ("cpu", "cuda"), each one of edgegan.runtime.providers.PROVIDERS."""
+    """ "cpu,cuda" -> ("cpu", "cuda"), each one of edgegan.runtime.providers.PROVIDERS."""
     items = [t.strip() for t in text.split(",")] if isinstance(text, str) else [str(t) for t in text]
     items = [t for t in items if t]
     unknown = [t for t in items if t not in PROVIDERS]
@@ -117,12 +139,18 @@ def load_baseline(name: str) -> Callable[..., list[Runner]]:
         return _REGISTRY[name]
     # Every installed distribution, not importlib.metadata.entry_points(): that keeps one distribution per name,
     # and a stale edgegan.egg-info in the working folder would hide the installed metadata's entry points.
-    points = [p for dist in importlib.metadata.distributions() for p in dist.entry_points
-              if p.group == BASELINE_GROUP and p.name == name]
+    points = [
+        p
+        for dist in importlib.metadata.distributions()
+        for p in dist.entry_points
+        if p.group == BASELINE_GROUP and p.name == name
+    ]
     hint = install_hint("train") if name == "torch" else f"install the package that provides {name!r}"
     if not points:
-        raise BenchError(f"--{name} needs the {name!r} benchmark baseline, which is not installed: {hint} "
-                         f"(it registers entry point group {BASELINE_GROUP!r}; reinstall edgegan if it is missing)")
+        raise BenchError(
+            f"--{name} needs the {name!r} benchmark baseline, which is not installed: {hint} "
+            f"(it registers entry point group {BASELINE_GROUP!r}; reinstall edgegan if it is missing)"
+        )
     try:
         return points[0].load()
     except ImportError as exc:
@@ -163,8 +191,15 @@ def _load_all(runners: Sequence[Any], memory: _Memory, log: Callable[[str], None
     return cold
 
 
-def _first_calls(configs: Sequence[TimedConfig], cold: dict[int, dict], memory: _Memory, warmup: int,
-                 iters: int | None, duration: float | None, log: Callable[[str], None] | None) -> None:
+def _first_calls(
+    configs: Sequence[TimedConfig],
+    cold: dict[int, dict],
+    memory: _Memory,
+    warmup: int,
+    iters: int | None,
+    duration: float | None,
+    log: Callable[[str], None] | None,
+) -> None:
     """Cold start, part 2: each configuration's first call (timed), its warm-up, and its number of timed calls."""
     for config in configs:
         config.error = cold[id(config.runner)].get("error")
@@ -192,8 +227,9 @@ def _first_calls(configs: Sequence[TimedConfig], cold: dict[int, dict], memory: 
             config.iters = _plan_iterations(iters, duration, warm or [config.first_run_s])
 
 
-def _timed_rounds(configs: Sequence[TimedConfig], memory: _Memory, rounds: int, seed: int,
-                  log: Callable[[str], None] | None) -> int:
+def _timed_rounds(
+    configs: Sequence[TimedConfig], memory: _Memory, rounds: int, seed: int, log: Callable[[str], None] | None
+) -> int:
     """The timed calls: every live configuration once per round, in a seeded shuffled order; returns the rounds."""
     live = [c for c in configs if not c.error]
     n_rounds = max(1, min(rounds, min((c.iters for c in live if c.iters), default=1)))
@@ -304,8 +340,14 @@ def run_bench(
     with pinned(pin_core):
         machine = machine_info()
         # A split set-up needs a thread per part: it is left out at thread counts below its split.
-        runners: list[Any] = [OrtRunner(p, prov, t, s, max(batches)) for p in paths for prov in providers
-                              for s in setups for t in threads if s.split <= t]
+        runners: list[Any] = [
+            OrtRunner(p, prov, t, s, max(batches))
+            for p in paths
+            for prov in providers
+            for s in setups
+            for t in threads
+            if s.split <= t
+        ]
         if factory is not None:
             gpu = any(resolve_provider(p) in DEVICE_PROVIDERS for p in providers)
             for t in threads:
@@ -331,12 +373,28 @@ def run_bench(
     rows = config_rows(timed, cold, peak_table, lambda p, b: macs.get((str(p), b)))
     add_ratios(rows, timed)
     machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    settings = {"batches": list(batches), "threads": list(threads), "providers": list(providers),
-                "setups": [s.label for s in setups], "warmup": warmup, "iters": iters,
-                "duration_s": (duration or 2.0) if iters is None else None, "rounds": n_rounds,
-                "pin_core": pin_core,
-                "torch": str(torch) if torch is not None else None, "torch_compile": bool(torch and torch_compile),
-                "peak_size": peak_size if peak else None, "seed": seed}
+    settings = {
+        "batches": list(batches),
+        "threads": list(threads),
+        "providers": list(providers),
+        "setups": [s.label for s in setups],
+        "warmup": warmup,
+        "iters": iters,
+        "duration_s": (duration or 2.0) if iters is None else None,
+        "rounds": n_rounds,
+        "pin_core": pin_core,
+        "torch": str(torch) if torch is not None else None,
+        "torch_compile": bool(torch and torch_compile),
+        "peak_size": peak_size if peak else None,
+        "seed": seed,
+    }
     method = MEMORY_METHOD if memory.resettable else "process lifetime peak RSS (ru_maxrss); no per-row reset"
-    return {"kind": BENCH_KIND, "format": BENCH_FORMAT, "machine": machine, "settings": settings,
-            "memory_method": method, "peak": peak_table, "rows": rows}
+    return {
+        "kind": BENCH_KIND,
+        "format": BENCH_FORMAT,
+        "machine": machine,
+        "settings": settings,
+        "memory_method": method,
+        "peak": peak_table,
+        "rows": rows,
+    }

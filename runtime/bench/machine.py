@@ -1,4 +1,5 @@
 """The machine a benchmark ran on (CPU, flags, versions), its resident-memory high-water, and CPU pinning."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,11 +16,31 @@ import numpy as np
 
 from edgegan.runtime.bench.runners import BenchError
 
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
-             "amx_tile", "amx_bf16", "amx_int8",
-             "neon", "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2")  # the last: ARM (Pi, Jetson)
-MEMORY_METHOD = ("VmHWM from /proc/self/status (resident high-water), reset through /proc/self/clear_refs before "
-                 "each timed slice; whole process, so every loaded model counts")
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "neon",
+    "asimd",
+    "asimdhp",
+    "asimddp",
+    "i8mm",
+    "bf16",
+    "sve",
+    "sve2",
+)  # the last: ARM (Pi, Jetson)
+MEMORY_METHOD = (
+    "VmHWM from /proc/self/status (resident high-water), reset through /proc/self/clear_refs before "
+    "each timed slice; whole process, so every loaded model counts"
+)
 
 
 # ------------------------------------------------------------------------------------------- the machine
@@ -37,8 +58,11 @@ def cpu_info() -> dict[str, Any]:
     flags = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", text, re.M)  # ARM lists its SIMD under "Features"
     cores = set(re.findall(r"^physical id\s*:\s*(\d+)$.*?^core id\s*:\s*(\d+)$", text, re.M | re.S))
     present = set(flags.group(1).split()) if flags else set()
-    return {"model": model.group(1).strip() if model else (platform.processor() or platform.machine()),
-            "flags": [f for f in CPU_FLAGS if f in present], "physical_cores": len(cores) or None}
+    return {
+        "model": model.group(1).strip() if model else (platform.processor() or platform.machine()),
+        "flags": [f for f in CPU_FLAGS if f in present],
+        "physical_cores": len(cores) or None,
+    }
 
 
 def cpu_summary() -> str:
@@ -72,13 +96,26 @@ def machine_info() -> dict[str, Any]:
         total = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
         memory = round(int(total.group(1)) / 2**20, 1) if total else None  # KiB -> GiB
     info = {
-        "cpu": cpu["model"], "arch": platform.machine(), "board": _board(), "gpus": _nvidia_gpus(),
-        "logical_cpus": os.cpu_count(), "usable_cpus": usable,
-        "physical_cores": cpu["physical_cores"], "flags": cpu["flags"], "memory_gib": memory,
-        "os": platform.platform(), "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "cpu": cpu["model"],
+        "arch": platform.machine(),
+        "board": _board(),
+        "gpus": _nvidia_gpus(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "physical_cores": cpu["physical_cores"],
+        "flags": cpu["flags"],
+        "memory_gib": memory,
+        "os": platform.platform(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
         "providers": list(ort.get_available_providers()),
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": ort.__version__,
-                     "onnx": _version("onnx"), "torch": _version("torch"), "edgegan": _version("edgegan")},
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "onnxruntime": ort.__version__,
+            "onnx": _version("onnx"),
+            "torch": _version("torch"),
+            "edgegan": _version("edgegan"),
+        },
     }
     info["label"] = machine_slug(info)  # names this machine's runs in `edgegan bench-report`
     return info

@@ -8,6 +8,7 @@ is not part of the base install, and without it the count is simply unavailable 
 external data (runtime/external_data.py) before onnx reads it, and a file onnx cannot parse is a ModelFileError,
 so `run_bench` can count everything before it times anything.
 """
+
 from __future__ import annotations
 
 import math

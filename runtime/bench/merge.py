@@ -10,6 +10,7 @@ Example:
     >>> merged = merge_runs(["laptop.json", "pi4.json"], baseline="laptop.json")  # doctest: +SKIP
     >>> [(r["device"], r["batch"], round(r["vs_baseline"], 2)) for r in merged["rows"]]  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
@@ -55,15 +56,22 @@ def load_run(path: str | os.PathLike) -> dict[str, Any]:
     if isinstance(data, dict) and data.get("kind") == MERGED_KIND:
         raise BenchError(f"{path} is a merged `edgegan bench-report` file, not one run; give the runs it merged")
     rows = data.get("rows") if isinstance(data, dict) else None
-    if (not isinstance(data, dict) or data.get("kind", BENCH_KIND) != BENCH_KIND
-            or not isinstance(data.get("machine"), dict) or not isinstance(rows, list)
-            or not all(isinstance(r, dict) and all(k in r for k in ROW_KEYS) for r in rows)):
-        raise BenchError(f"{path} is not an edgegan bench JSON (it needs 'machine' and 'rows' with "
-                         f"{', '.join(ROW_KEYS)}); {HOW}")
+    if (
+        not isinstance(data, dict)
+        or data.get("kind", BENCH_KIND) != BENCH_KIND
+        or not isinstance(data.get("machine"), dict)
+        or not isinstance(rows, list)
+        or not all(isinstance(r, dict) and all(k in r for k in ROW_KEYS) for r in rows)
+    ):
+        raise BenchError(
+            f"{path} is not an edgegan bench JSON (it needs 'machine' and 'rows' with {', '.join(ROW_KEYS)}); {HOW}"
+        )
     version = data.get("format")
     if not isinstance(version, int) or not 1 <= version <= BENCH_FORMAT:
-        raise BenchError(f"{path} is bench format {version!r}; this edgegan reads format 1..{BENCH_FORMAT}: "
-                         "merge it with the edgegan that wrote it, or run `edgegan bench` again with this one")
+        raise BenchError(
+            f"{path} is bench format {version!r}; this edgegan reads format 1..{BENCH_FORMAT}: "
+            "merge it with the edgegan that wrote it, or run `edgegan bench` again with this one"
+        )
     return data
 
 
@@ -84,8 +92,9 @@ def _pick_baseline(baseline: str | os.PathLike | None, paths: Sequence[Path], la
     matches = [i for i, label in enumerate(labels) if label.startswith(text)]
     if len(matches) == 1:
         return matches[0]
-    raise BenchError(f"--baseline {text!r} is neither one of the files given nor a run label; labels: "
-                     + ", ".join(labels))
+    raise BenchError(
+        f"--baseline {text!r} is neither one of the files given nor a run label; labels: " + ", ".join(labels)
+    )
 
 
 def _key(row: dict[str, Any]) -> tuple:
@@ -123,8 +132,10 @@ def merge_runs(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike |
     formats = {run["format"] for run in runs}
     if len(formats) > 1:
         listed = ", ".join(f"{p.name} format {run['format']}" for p, run in zip(paths, runs))
-        raise BenchError(f"the runs have different bench formats ({listed}); their rows do not compare: run "
-                         "`edgegan bench` again with one edgegan version on every machine")
+        raise BenchError(
+            f"the runs have different bench formats ({listed}); their rows do not compare: run "
+            "`edgegan bench` again with one edgegan version on every machine"
+        )
     labels = _labels(paths, runs)
     chosen = _pick_baseline(baseline, paths, labels)
     candidates: dict[tuple, list[dict]] = {}
@@ -140,12 +151,23 @@ def merge_runs(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike |
             rows.append(merged)
     # One configuration's rows next to each other, devices in the order given: the table compares down a column.
     order = {label: i for i, label in enumerate(labels)}
-    rows.sort(key=lambda r: (r["variant"], r["engine"], str(r.get("setup")), r["threads"], r["batch"],
-                             order[r["device"]]))
+    rows.sort(
+        key=lambda r: (r["variant"], r["engine"], str(r.get("setup")), r["threads"], r["batch"], order[r["device"]])
+    )
     return {
-        "kind": MERGED_KIND, "format": MERGED_FORMAT, "baseline": labels[chosen],
-        "runs": [{"label": label, "file": str(path), "machine": run["machine"], "settings": run.get("settings"),
-                  "memory_method": run.get("memory_method"), "peak": run.get("peak", [])}
-                 for label, path, run in zip(labels, paths, runs)],
+        "kind": MERGED_KIND,
+        "format": MERGED_FORMAT,
+        "baseline": labels[chosen],
+        "runs": [
+            {
+                "label": label,
+                "file": str(path),
+                "machine": run["machine"],
+                "settings": run.get("settings"),
+                "memory_method": run.get("memory_method"),
+                "peak": run.get("peak", []),
+            }
+            for label, path, run in zip(labels, paths, runs)
+        ],
         "rows": rows,
     }

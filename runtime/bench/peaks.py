@@ -11,6 +11,7 @@ measured in the same run at the same provider and threads:
 
 and each row says which (`peak_source`), so no share exceeds 100% and an int8 row is never divided by a float peak.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,9 +28,14 @@ FLOAT_PRECISIONS = ("fp32", "fp16")
 def integer_matmul_model(n: int) -> bytes:
     """C = MatMulInteger(A uint8 [n, n], B int8 [n, n]) -> int32: the int8 peak (opset 17; onnx is not a runtime
     dependency, so runtime/onnx_bytes.py writes it like the float peak)."""
-    return model([node("MatMulInteger", ["A", "B"], ["C"], "matmul_integer")],
-                 [value_info("A", UINT8, [n, n]), value_info("B", INT8, [n, n])],
-                 [value_info("C", INT32, [n, n])], [], "peak_int8", 17)
+    return model(
+        [node("MatMulInteger", ["A", "B"], ["C"], "matmul_integer")],
+        [value_info("A", UINT8, [n, n]), value_info("B", INT8, [n, n])],
+        [value_info("C", INT32, [n, n])],
+        [],
+        "peak_int8",
+        17,
+    )
 
 
 class IntegerMatmulRunner(MatmulRunner):
@@ -47,8 +53,11 @@ class IntegerMatmulRunner(MatmulRunner):
 
         from edgegan.runtime.providers import session_options
 
-        session = ort.InferenceSession(integer_matmul_model(self.size), session_options(self.threads, spinning=False),
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            integer_matmul_model(self.size),
+            session_options(self.threads, spinning=False),
+            providers=["CPUExecutionProvider"],
+        )
         self.provider = session.get_providers()[0]
         rng = np.random.default_rng(0)
         a = rng.integers(0, 256, (self.size, self.size), dtype=np.uint8)
@@ -68,14 +77,19 @@ def peak_family(precision: str) -> str:
     return "fp32" if precision in FLOAT_PRECISIONS else precision
 
 
-def row_peak(row: dict[str, Any], peaks: Sequence[dict], rows: Sequence[dict], key: str,
-             peak_key: str) -> tuple[float | None, str | None]:
+def row_peak(
+    row: dict[str, Any], peaks: Sequence[dict], rows: Sequence[dict], key: str, peak_key: str
+) -> tuple[float | None, str | None]:
     """The upper bound for `row[key]` (GFLOP/s, or per CPU-second): the largest of the kernel peak measured for
     its precision family at its provider and threads (`peak_key` of the peak rows) and every row of that family
     at the same provider and threads. Returns (bound, source), or (None, None) with no kernel peak."""
     family = peak_family(row.get("precision") or "fp32")
-    same = (lambda r: r.get("threads") == row.get("threads")
-            and r.get("provider_asked", "cpu") == row.get("provider_asked", "cpu"))
+
+    def same(r: dict) -> bool:
+        return r.get("threads") == row.get("threads") and r.get("provider_asked", "cpu") == row.get(
+            "provider_asked", "cpu"
+        )
+
     kernel = next((p for p in peaks if same(p) and p.get(peak_key) and p.get("precision", "fp32") == family), None)
     if kernel is None:
         return None, None
@@ -94,5 +108,6 @@ def apply_peaks(rows: list[dict], peaks: Sequence[dict]) -> None:
         row["peak_gflops"], row["peak_source"] = bound, source
         row["peak_share"] = row["gflops"] / bound if bound and row.get("gflops") else None
         cpu_bound, _ = row_peak(row, peaks, rows, "gflops_per_cpu_s", "gflops_per_cpu_s")
-        row["peak_share_cpu"] = (row["gflops_per_cpu_s"] / cpu_bound
-                                 if cpu_bound and row.get("gflops_per_cpu_s") else None)
+        row["peak_share_cpu"] = (
+            row["gflops_per_cpu_s"] / cpu_bound if cpu_bound and row.get("gflops_per_cpu_s") else None
+        )

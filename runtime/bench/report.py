@@ -3,6 +3,7 @@
 All take the dict `edgegan.runtime.bench.harness.run_bench` returns; files are written atomically (temp file in the same folder,
 fsync, rename), so a reader never sees half a table.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,27 @@ from edgegan.runtime.files import atomic_write
 
 # (header, key, format) of the table's columns; a missing value prints as "-".
 COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("model", "model", "s"), ("engine", "engine", "s"), ("setup", "setup", "s"), ("provider", "provider", "s"),
-    ("thr", "threads", "d"), ("batch", "batch", "d"), ("prec", "precision", "s"), ("output", "output", "s"),
-    ("p50 ms", "p50_ms", ".3f"), ("p90 ms", "p90_ms", ".3f"), ("p99 ms", "p99_ms", ".3f"),
-    ("mean ms", "mean_ms", ".3f"), ("img/s", "images_per_s", ".0f"), ("GFLOP/s", "gflops", ".1f"),
-    ("% peak", "peak_share", "%"), ("CPU % peak", "peak_share_cpu", "%"), ("create ms", "cold_create_s", "ms"), ("1st call ms", "cold_first_run_s", "ms"),
-    ("peak MiB", "rss_peak_mib", ".0f"), ("/ torch", "ratio", ".3f"), ("/ compile", "ratio_compile", ".3f"),
+    ("model", "model", "s"),
+    ("engine", "engine", "s"),
+    ("setup", "setup", "s"),
+    ("provider", "provider", "s"),
+    ("thr", "threads", "d"),
+    ("batch", "batch", "d"),
+    ("prec", "precision", "s"),
+    ("output", "output", "s"),
+    ("p50 ms", "p50_ms", ".3f"),
+    ("p90 ms", "p90_ms", ".3f"),
+    ("p99 ms", "p99_ms", ".3f"),
+    ("mean ms", "mean_ms", ".3f"),
+    ("img/s", "images_per_s", ".0f"),
+    ("GFLOP/s", "gflops", ".1f"),
+    ("% peak", "peak_share", "%"),
+    ("CPU % peak", "peak_share_cpu", "%"),
+    ("create ms", "cold_create_s", "ms"),
+    ("1st call ms", "cold_first_run_s", "ms"),
+    ("peak MiB", "rss_peak_mib", ".0f"),
+    ("/ torch", "ratio", ".3f"),
+    ("/ compile", "ratio_compile", ".3f"),
     ("spread", "spread", "%"),
 )
 PROVIDER_SHORT = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "trt"}
@@ -61,21 +77,35 @@ def _header_lines(result: dict[str, Any]) -> list[str]:
         f"versions: {versions}; providers available: {', '.join(m['providers'])}",
         f"load average (1, 5, 15 min): {m['loadavg']} at start, {m.get('loadavg_end', '?')} at end",
     ]
-    peaks = [f"{p.get('precision', 'fp32')} {PROVIDER_SHORT.get(p['provider'], p['provider'])} {p['threads']} thr "
-             + (f"{p['gflops']:.1f} GFLOP/s ({p['gflops_per_cpu_s'] or 0:.1f} per CPU-second)" if "gflops" in p else f"failed ({p['error']})") for p in result["peak"]]
+    peaks = [
+        f"{p.get('precision', 'fp32')} {PROVIDER_SHORT.get(p['provider'], p['provider'])} {p['threads']} thr "
+        + (
+            f"{p['gflops']:.1f} GFLOP/s ({p['gflops_per_cpu_s'] or 0:.1f} per CPU-second)"
+            if "gflops" in p
+            else f"failed ({p['error']})"
+        )
+        for p in result["peak"]
+    ]
     if peaks:
-        lines.append(f"peak (fp32 matmul {s['peak_size']}^3; int8 u8 x s8 matmulinteger {s['peak_size']}^3 on the CPU; "
-                     "same provider and threads, same rounds): " + "; ".join(peaks))
+        lines.append(
+            f"peak (fp32 matmul {s['peak_size']}^3; int8 u8 x s8 matmulinteger {s['peak_size']}^3 on the CPU; "
+            "same provider and threads, same rounds): " + "; ".join(peaks)
+        )
     how = f"{s['iters']} calls" if s["iters"] else f"~{s['duration_s'] or 2:g} s of calls"
-    lines.append(f"timing: {s['warmup']} warm-up calls, then {how} per row over {s['rounds']} interleaved rounds "
-                 f"(seeded shuffle); figures are medians" + (f"; pinned to core {s['pin_core']}" if s["pin_core"] is not None else ""))
+    lines.append(
+        f"timing: {s['warmup']} warm-up calls, then {how} per row over {s['rounds']} interleaved rounds "
+        f"(seeded shuffle); figures are medians"
+        + (f"; pinned to core {s['pin_core']}" if s["pin_core"] is not None else "")
+    )
     lines.append(f"memory: {result['memory_method']}")
-    lines.append("GFLOP/s = 2 x multiply-adds counted in the graph at that batch / p50; % peak = GFLOP/s / the peak of "
-                 "the row's precision (fp16 counts as fp32; int8 by the integer matmul), or the best row of that "
-                 "precision when a row beats its kernel: each row's peak_source says which; "
-                 "CPU % peak = the same per CPU-second of the process (blind to preemption by other processes and to "
-                 "idle threads); / torch = p50 / torch eager p50 (same threads, batch); spread = IQR / median of "
-                 "per-round medians")
+    lines.append(
+        "GFLOP/s = 2 x multiply-adds counted in the graph at that batch / p50; % peak = GFLOP/s / the peak of "
+        "the row's precision (fp16 counts as fp32; int8 by the integer matmul), or the best row of that "
+        "precision when a row beats its kernel: each row's peak_source says which; "
+        "CPU % peak = the same per CPU-second of the process (blind to preemption by other processes and to "
+        "idle threads); / torch = p50 / torch eager p50 (same threads, batch); spread = IQR / median of "
+        "per-round medians"
+    )
     return lines
 
 
@@ -84,10 +114,14 @@ def format_table(result: dict[str, Any]) -> str:
     rows = result["rows"]
     cells = [[h for h, _, _ in COLUMNS]] + [[_cell(r, k, f) for _, k, f in COLUMNS] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
-    text = [" ".join(c.ljust(w) if i < 8 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
-            for line in cells]
-    errors = [f"  {short_model(r['model'])} {r['engine']} t{r['threads']} b{r['batch']}: {r['error']}"
-              for r in rows if r.get("error")]
+    text = [
+        " ".join(c.ljust(w) if i < 8 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in cells
+    ]
+    errors = [
+        f"  {short_model(r['model'])} {r['engine']} t{r['threads']} b{r['batch']}: {r['error']}"
+        for r in rows
+        if r.get("error")
+    ]
     return "\n".join(_header_lines(result) + [""] + text + (["", "errors:", *errors] if errors else []))
 
 
@@ -100,11 +134,11 @@ def to_markdown(result: dict[str, Any], title: str = "edgegan bench") -> str:
         lines.append("| " + " | ".join(_cell(row, k, f) for _, k, f in COLUMNS) + " |")
     errors = [r for r in result["rows"] if r.get("error")]
     if errors:
-        lines += ["", "Errors:"] + [f"- {short_model(r['model'])} {r['engine']} {r['threads']} threads, batch "
-                                     f"{r['batch']}: `{r['error']}`" for r in errors]
+        lines += ["", "Errors:"] + [
+            f"- {short_model(r['model'])} {r['engine']} {r['threads']} threads, batch {r['batch']}: `{r['error']}`"
+            for r in errors
+        ]
     return "\n".join(lines) + "\n"
-
-
 
 
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -131,8 +165,10 @@ def _series(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         if row.get("p50_ms") is None:
             continue
         setup = f" [{row['setup']}]" if row.get("setup") not in (None, "default") else ""
-        name = (f"{short_model(row['model'])} {row['engine']}{setup} "
-                f"{PROVIDER_SHORT.get(row['provider'], row['provider'])} {row['threads']}t")
+        name = (
+            f"{short_model(row['model'])} {row['engine']}{setup} "
+            f"{PROVIDER_SHORT.get(row['provider'], row['provider'])} {row['threads']}t"
+        )
         lines.setdefault(name, []).append(row)
     return lines
 
@@ -181,10 +217,20 @@ def write_plot(result: dict[str, Any], path: str | os.PathLike, title: str = "ed
 # ------------------------------------------------------------------------------------------- merged runs
 # `edgegan bench-report`: the result of edgegan.runtime.bench.merge.merge_runs, several machines in one table.
 MERGED_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("device", "device", "s"), ("model", "variant", "s"), ("engine", "engine", "s"), ("setup", "setup", "s"),
-    ("provider", "provider", "s"), ("thr", "threads", "d"), ("batch", "batch", "d"), ("prec", "precision", "s"),
-    ("p50 ms", "p50_ms", ".3f"), ("p90 ms", "p90_ms", ".3f"), ("img/s", "images_per_s", ".0f"),
-    ("GFLOP/s", "gflops", ".1f"), ("% peak", "peak_share", "%"), ("/ baseline", "vs_baseline", ".3f"),
+    ("device", "device", "s"),
+    ("model", "variant", "s"),
+    ("engine", "engine", "s"),
+    ("setup", "setup", "s"),
+    ("provider", "provider", "s"),
+    ("thr", "threads", "d"),
+    ("batch", "batch", "d"),
+    ("prec", "precision", "s"),
+    ("p50 ms", "p50_ms", ".3f"),
+    ("p90 ms", "p90_ms", ".3f"),
+    ("img/s", "images_per_s", ".0f"),
+    ("GFLOP/s", "gflops", ".1f"),
+    ("% peak", "peak_share", "%"),
+    ("/ baseline", "vs_baseline", ".3f"),
     ("spread", "spread", "%"),
 )
 _MERGED_TEXT_COLUMNS = 8  # left-aligned; the figures after them are right-aligned
@@ -195,25 +241,33 @@ def _run_line(run: dict[str, Any]) -> str:
     m, s = run["machine"], run.get("settings") or {}
     what = ", ".join(str(x) for x in (m.get("board"), m.get("cpu"), m.get("arch"), *(m.get("gpus") or [])) if x)
     how = f"{s['iters']} calls" if s.get("iters") else f"~{s.get('duration_s') or 2:g} s of calls"
-    return (f"{run['label']}: {what}; {m.get('usable_cpus')} of {m.get('logical_cpus')} CPUs usable, flags "
-            f"{' '.join(m.get('flags') or []) or '-'}, {m.get('memory_gib') or '?'} GiB; {m.get('os')}; onnxruntime "
-            f"{(m.get('versions') or {}).get('onnxruntime')}; load average {m.get('loadavg')} at start, "
-            f"{m.get('loadavg_end', '?')} at end; {how} per row over {s.get('rounds', '?')} rounds; {run['file']}")
+    return (
+        f"{run['label']}: {what}; {m.get('usable_cpus')} of {m.get('logical_cpus')} CPUs usable, flags "
+        f"{' '.join(m.get('flags') or []) or '-'}, {m.get('memory_gib') or '?'} GiB; {m.get('os')}; onnxruntime "
+        f"{(m.get('versions') or {}).get('onnxruntime')}; load average {m.get('loadavg')} at start, "
+        f"{m.get('loadavg_end', '?')} at end; {how} per row over {s.get('rounds', '?')} rounds; {run['file']}"
+    )
 
 
 def _merged_header(merged: dict[str, Any]) -> list[str]:
     return [_run_line(run) for run in merged["runs"]] + [
         f"/ baseline = p50 / the p50 of {merged['baseline']} at the same model, engine, set-up, batch and threads "
-        "(the same provider where it ran it): above 1 slower, below 1 faster; figures are each run's medians"]
+        "(the same provider where it ran it): above 1 slower, below 1 faster; figures are each run's medians"
+    ]
 
 
 def format_merged_table(merged: dict[str, Any]) -> str:
     """A merged result as an aligned text table under one line per machine."""
-    cells = [[h for h, _, _ in MERGED_COLUMNS]] + [[_cell(r, k, f) for _, k, f in MERGED_COLUMNS]
-                                                   for r in merged["rows"]]
+    cells = [[h for h, _, _ in MERGED_COLUMNS]] + [
+        [_cell(r, k, f) for _, k, f in MERGED_COLUMNS] for r in merged["rows"]
+    ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(MERGED_COLUMNS))]
-    text = [" ".join(c.ljust(w) if i < _MERGED_TEXT_COLUMNS else c.rjust(w) for i, (c, w) in
-                     enumerate(zip(line, widths))).rstrip() for line in cells]
+    text = [
+        " ".join(
+            c.ljust(w) if i < _MERGED_TEXT_COLUMNS else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))
+        ).rstrip()
+        for line in cells
+    ]
     return "\n".join(_merged_header(merged) + [""] + text)
 
 
@@ -221,8 +275,9 @@ def merged_markdown(merged: dict[str, Any], title: str = "edgegan bench-report")
     """A merged result as markdown: the machines as a list, then one table row per (machine, configuration)."""
     lines = [f"## {title}", ""] + [f"- {line}" for line in _merged_header(merged)] + [""]
     lines.append("| " + " | ".join(h for h, _, _ in MERGED_COLUMNS) + " |")
-    lines.append("|" + "|".join(" --- " if i < _MERGED_TEXT_COLUMNS else " ---: " for i in range(len(MERGED_COLUMNS)))
-                 + "|")
+    lines.append(
+        "|" + "|".join(" --- " if i < _MERGED_TEXT_COLUMNS else " ---: " for i in range(len(MERGED_COLUMNS))) + "|"
+    )
     lines += ["| " + " | ".join(_cell(r, k, f) for _, k, f in MERGED_COLUMNS) + " |" for r in merged["rows"]]
     return "\n".join(lines) + "\n"
 
@@ -246,11 +301,12 @@ def write_merged_plot(merged: dict[str, Any], path: str | os.PathLike, title: st
 
     timed = [r for r in merged["rows"] if r.get("p50_ms")]
     devices = list(dict.fromkeys(r["device"] for r in timed))
-    configs = sorted({(r["variant"], r["engine"], r.get("setup"), r["threads"], r["batch"]) for r in timed},
-                     key=lambda c: (c[0], c[1], str(c[2]), c[3], c[4]))
+    configs = sorted(
+        {(r["variant"], r["engine"], r.get("setup"), r["threads"], r["batch"]) for r in timed},
+        key=lambda c: (c[0], c[1], str(c[2]), c[3], c[4]),
+    )
     by_key = {(r["device"], r["variant"], r["engine"], r.get("setup"), r["threads"], r["batch"]): r for r in timed}
-    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 0.45 * len(configs) * max(1, len(devices)) + 3), 8.5),
-                             sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 0.45 * len(configs) * max(1, len(devices)) + 3), 8.5), sharex=True)
     width = 0.8 / max(1, len(devices))
     x = np.arange(len(configs))
     colors = matplotlib.colormaps["tab10"].colors
@@ -263,8 +319,9 @@ def write_merged_plot(merged: dict[str, Any], path: str | os.PathLike, title: st
         ax.set_yscale("log")
         ax.set_ylabel(label)
         ax.grid(True, axis="y", which="both", alpha=0.3)
-    names = [f"{short_model(v)} {e}{'' if s in (None, 'default') else f' [{s}]'}\n{t}t b{b}"
-             for v, e, s, t, b in configs]
+    names = [
+        f"{short_model(v)} {e}{'' if s in (None, 'default') else f' [{s}]'}\n{t}t b{b}" for v, e, s, t, b in configs
+    ]
     axes[1].set_xticks(x, names, rotation=60, ha="right", fontsize=7)
     axes[0].legend(fontsize=8, frameon=False)
     fig.suptitle(f"{title}: {len(devices)} device(s), baseline {merged['baseline']}")

@@ -3,6 +3,7 @@
 `TimedConfig` holds what the harness measured for one configuration; `config_rows`, `peak_rows` and `add_ratios`
 turn those into the rows of the result (and of report.py's tables): figures are medians of every timed call.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -14,8 +15,16 @@ import numpy as np
 from edgegan.runtime.bench.peaks import apply_peaks
 from edgegan.runtime.bench.runners import OrtRunner
 
-__all__ = ["TimedConfig", "latency_stats", "round_spread", "peak_rows", "config_rows", "add_ratios", "RATIO_BASES",
-           "is_baseline"]
+__all__ = [
+    "TimedConfig",
+    "latency_stats",
+    "round_spread",
+    "peak_rows",
+    "config_rows",
+    "add_ratios",
+    "RATIO_BASES",
+    "is_baseline",
+]
 
 
 @dataclass
@@ -38,8 +47,13 @@ def latency_stats(times: Sequence[float]) -> dict[str, float]:
     """p50/p90/p99/mean/min in milliseconds of call times in seconds."""
     ms = np.asarray(times) * 1e3
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(ms.mean()),
-            "min_ms": float(ms.min())}
+    return {
+        "p50_ms": float(p50),
+        "p90_ms": float(p90),
+        "p99_ms": float(p99),
+        "mean_ms": float(ms.mean()),
+        "min_ms": float(ms.min()),
+    }
 
 
 def round_spread(rounds: Sequence[Sequence[float]]) -> float | None:
@@ -55,23 +69,34 @@ def peak_rows(configs: Sequence[TimedConfig]) -> list[dict[str, Any]]:
     """One row per machine-peak configuration (MatmulRunner): p50, GFLOP/s, GFLOP per CPU-second, spread."""
     out = []
     for c in configs:
-        row: dict[str, Any] = {"model": c.runner.model, "precision": c.runner.precision,
-                               "provider": c.runner.provider, "provider_asked": c.runner.provider_asked,
-                               "threads": c.runner.threads, "size": c.runner.size, "iters": len(c.times)}
+        row: dict[str, Any] = {
+            "model": c.runner.model,
+            "precision": c.runner.precision,
+            "provider": c.runner.provider,
+            "provider_asked": c.runner.provider_asked,
+            "threads": c.runner.threads,
+            "size": c.runner.size,
+            "iters": len(c.times),
+        }
         if c.error or not c.times:
             row["error"] = c.error or "no timed calls"
         else:
             stats = latency_stats(c.times)
             cpu_s = float(np.median(c.cpu_times))
-            row.update(p50_ms=stats["p50_ms"], cpu_ms=cpu_s * 1e3, gflops=2 * c.runner.macs / (stats["p50_ms"] / 1e3) / 1e9,
-                       gflops_per_cpu_s=2 * c.runner.macs / cpu_s / 1e9 if cpu_s > 0 else None,
-                       spread=round_spread(c.rounds))
+            row.update(
+                p50_ms=stats["p50_ms"],
+                cpu_ms=cpu_s * 1e3,
+                gflops=2 * c.runner.macs / (stats["p50_ms"] / 1e3) / 1e9,
+                gflops_per_cpu_s=2 * c.runner.macs / cpu_s / 1e9 if cpu_s > 0 else None,
+                spread=round_spread(c.rounds),
+            )
         out.append(row)
     return out
 
 
-def config_rows(configs: Sequence[TimedConfig], cold: dict[int, dict], peaks: Sequence[dict],
-                count_macs: Callable) -> list[dict]:
+def config_rows(
+    configs: Sequence[TimedConfig], cold: dict[int, dict], peaks: Sequence[dict], count_macs: Callable
+) -> list[dict]:
     """One row per (runner, batch): what ran, cold start and memory, latency, images/s, multiply-adds, GFLOP/s and
     share of the peak of its precision at the same provider and threads (edgegan.runtime.bench.peaks: the kernel
     peak or the best row measured, whichever is higher; `cold`: id(runner) -> load figures)."""
@@ -81,12 +106,23 @@ def config_rows(configs: Sequence[TimedConfig], cold: dict[int, dict], peaks: Se
         r = c.runner
         info = cold[id(r)]
         row: dict[str, Any] = {
-            "model": r.model, "engine": r.name, "setup": r.setup.label if isinstance(r, OrtRunner) else getattr(r, "setup", None),
-            "provider": r.provider, "provider_asked": getattr(r, "provider_asked", None), "threads": r.threads,
-            "batch": c.batch, "precision": r.precision, "output": r.output, "iters": len(c.times),
-            "rounds": len(c.rounds), "cold_create_s": info.get("create_s"), "cold_first_run_s": c.first_run_s,
-            "mem_load_mib": info.get("mem_load_mib"), "mem_first_run_mib": c.mem_first_run_mib,
-            "rss_peak_mib": c.rss_peak_kib / 1024 if c.rss_peak_kib else None, "error": c.error,
+            "model": r.model,
+            "engine": r.name,
+            "setup": r.setup.label if isinstance(r, OrtRunner) else getattr(r, "setup", None),
+            "provider": r.provider,
+            "provider_asked": getattr(r, "provider_asked", None),
+            "threads": r.threads,
+            "batch": c.batch,
+            "precision": r.precision,
+            "output": r.output,
+            "iters": len(c.times),
+            "rounds": len(c.rounds),
+            "cold_create_s": info.get("create_s"),
+            "cold_first_run_s": c.first_run_s,
+            "mem_load_mib": info.get("mem_load_mib"),
+            "mem_first_run_mib": c.mem_first_run_mib,
+            "rss_peak_mib": c.rss_peak_kib / 1024 if c.rss_peak_kib else None,
+            "error": c.error,
         }
         if not c.error and c.times:
             row.update(latency_stats(c.times))
@@ -128,9 +164,10 @@ def is_baseline(row: dict) -> bool:
 
 
 def _device(row: dict) -> str:
-    """"cuda" for a row that ran on a GPU (onnxruntime's CUDA or TensorRT provider, torch on cuda), else "cpu"."""
-    return "cuda" if row.get("provider") in ("CUDAExecutionProvider", "TensorrtExecutionProvider", "torch cuda") \
-        else "cpu"
+    """ "cuda" for a row that ran on a GPU (onnxruntime's CUDA or TensorRT provider, torch on cuda), else "cpu"."""
+    return (
+        "cuda" if row.get("provider") in ("CUDAExecutionProvider", "TensorrtExecutionProvider", "torch cuda") else "cpu"
+    )
 
 
 def add_ratios(rows: list[dict], configs: Sequence[TimedConfig]) -> None:
@@ -152,6 +189,7 @@ def add_ratios(rows: list[dict], configs: Sequence[TimedConfig]) -> None:
                     row["useful_gflops"] = 2 * base[0]["macs"] / (row["p50_ms"] / 1e3) / 1e9
                     if row.get("peak_gflops"):
                         row["useful_peak_share"] = row["useful_gflops"] / row["peak_gflops"]
-                per_round = [float(np.median(a)) / float(np.median(b)) for a, b in zip(c.rounds, base[1].rounds)
-                             if a and b]
+                per_round = [
+                    float(np.median(a)) / float(np.median(b)) for a, b in zip(c.rounds, base[1].rounds) if a and b
+                ]
                 row["ratio_rounds"] = [min(per_round), max(per_round)] if per_round else None

@@ -1,6 +1,7 @@
 """What `edgegan.runtime.bench.harness` times: the Runner protocol, the onnxruntime generator runner with its session set-ups,
 and the machine-peak matrix product. numpy + onnxruntime only.
 """
+
 from __future__ import annotations
 
 import os
@@ -139,8 +140,14 @@ class OrtRunner:
 
     optional = False
 
-    def __init__(self, path: str | os.PathLike, provider: str, threads: int, setup: SessionSetup = SessionSetup(),
-                 max_batch: int = 1 << 20):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        provider: str,
+        threads: int,
+        setup: SessionSetup = SessionSetup(),
+        max_batch: int = 1 << 20,
+    ):
         self.name = "onnxruntime"
         self.path = Path(path)
         self.model = str(path)
@@ -156,8 +163,9 @@ class OrtRunner:
         self._load_path, self._opt = self.path, None
         if setup.preopt:
             if provider != "cpu" or self.path.suffix.lower() != ".onnx":
-                raise BenchError("--ort preopt=on is for .onnx models on the cpu provider (the saved graph holds "
-                                 "CPU kernels)")
+                raise BenchError(
+                    "--ort preopt=on is for .onnx models on the cpu provider (the saved graph holds CPU kernels)"
+                )
             from edgegan.runtime.providers import optimized_model
 
             # The offline step, done here so the timed load is what a later process pays: it finds the file.
@@ -172,8 +180,15 @@ class OrtRunner:
         plain = replace(self.setup, split=1) == SessionSetup()
         for _ in range(parts):
             options = None if plain else _session_options(self.setup, per_part, opt)  # None: Generator's default
-            self._generators.append(Generator(path, provider=self.provider_asked, threads=per_part,
-                                              batch_size=self.max_batch, session_options=options))
+            self._generators.append(
+                Generator(
+                    path,
+                    provider=self.provider_asked,
+                    threads=per_part,
+                    batch_size=self.max_batch,
+                    session_options=options,
+                )
+            )
         first = self._generators[0]
         self.provider = first.providers[0]
         self.precision, self.output = first.precision, first.output
@@ -196,8 +211,10 @@ class OrtRunner:
         labels = default_labels(batch, first.num_classes) if first.conditional else None
         parts = min(len(self._generators), batch)
         bounds = np.linspace(0, batch, parts + 1).astype(int)
-        self._calls = [self._call(g, z[a:b], None if labels is None else labels[a:b])
-                       for g, a, b in zip(self._generators, bounds[:-1], bounds[1:])]
+        self._calls = [
+            self._call(g, z[a:b], None if labels is None else labels[a:b])
+            for g, a, b in zip(self._generators, bounds[:-1], bounds[1:])
+        ]
 
     def run(self) -> None:
         if len(self._calls) == 1:
@@ -233,11 +250,18 @@ class MatmulRunner:
     def load(self) -> None:
         import onnxruntime as ort
 
-        from edgegan.runtime.providers import check_provider, output_device, provider_chain, resolve_provider, session_options
+        from edgegan.runtime.providers import (
+            check_provider,
+            output_device,
+            provider_chain,
+            resolve_provider,
+            session_options,
+        )
 
         asked = resolve_provider(self.provider_asked)
-        session = ort.InferenceSession(matmul_model(self.size), session_options(self.threads, spinning=False),
-                                       providers=provider_chain(asked))
+        session = ort.InferenceSession(
+            matmul_model(self.size), session_options(self.threads, spinning=False), providers=provider_chain(asked)
+        )
         check_provider(session, asked, allow_fallback=self.provider_asked == "auto")
         self.provider = session.get_providers()[0]
         rng = np.random.default_rng(0)

@@ -15,11 +15,12 @@ Example:
     >>> data.images.shape, data.class_names[0]                         # doctest: +SKIP
     ((10000, 28, 28, 1), 'T-shirt/top')
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -31,8 +32,18 @@ from edgegan.runtime.evaluation.image_data import DataError, ImageData, convert
 from edgegan.runtime.evaluation.npz_files import load_npz
 
 __all__ = [
-    "DataError", "ImageData", "DATASETS", "load_images", "read_idx", "locate", "cache_dir", "convert", "SPLITS",
-    "MIRRORS", "SHA256", "IMAGE_SUFFIXES",
+    "DataError",
+    "ImageData",
+    "DATASETS",
+    "load_images",
+    "read_idx",
+    "locate",
+    "cache_dir",
+    "convert",
+    "SPLITS",
+    "MIRRORS",
+    "SHA256",
+    "IMAGE_SUFFIXES",
 ]
 
 DATASETS = ("mnist", "fashion-mnist", "folder", "npz")
@@ -43,7 +54,16 @@ SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 
 # torchvision's layout (<root>/MNIST/raw), so an existing torchvision download is found too.
@@ -84,15 +104,19 @@ def _load_idx_dataset(
         stems = idx_names(split)
         looked = "\n".join(f"  {p}{'' if p.is_dir() else ' (no such folder)'}" for p in places)
         fetched = (
-            "Download attempts:\n" + "\n".join(f"  {a}" for a in attempts) + "\n" if attempts
-            else "Downloading was turned off (download=False).\n" if not download else ""
+            "Download attempts:\n" + "\n".join(f"  {a}" for a in attempts) + "\n"
+            if attempts
+            else "Downloading was turned off (download=False).\n"
+            if not download
+            else ""
         )
         how = [
             f"pass --data-dir DIR (data_dir=) or set EDGEGAN_DATA=DIR, where DIR or DIR/{name} holds "
             + " and ".join(f"{s}.gz" for s in stems),
             "apt-get install dataset-fashion-mnist (Debian/Ubuntu) puts Fashion-MNIST in /usr/share/datasets"
             + ("" if name == "fashion-mnist" else "; it serves --dataset fashion-mnist, not mnist"),
-            "allow the download (download=True)" if not download
+            "allow the download (download=True)"
+            if not download
             else "point EDGEGAN_MIRROR (or mirrors=) at a reachable copy of the files",
         ]
         raise DataError(
@@ -125,8 +149,10 @@ def check_data_dir(data_dir: str | os.PathLike | None, option: str = "--data-dir
     """An explicit data folder (or .npz) that does not exist is an error: the MNIST family would otherwise fall
     back to the other places `locate` searches and train or score on data nobody asked for."""
     if data_dir is not None and not Path(data_dir).expanduser().exists():
-        raise DataError(f"{option} {data_dir} does not exist; give the folder (or .npz file) holding the dataset, "
-                        f"or leave {option} out to use the default places")
+        raise DataError(
+            f"{option} {data_dir} does not exist; give the folder (or .npz file) holding the dataset, "
+            f"or leave {option} out to use the default places"
+        )
 
 
 def load_images(

@@ -3,6 +3,7 @@
 Each file goes to ($XDG_CACHE_HOME or ~/.cache)/edgegan/<name>, is checked against its published SHA-256 while it
 streams in, and is renamed into place only once it matches. $EDGEGAN_MIRROR (or mirrors=) replaces the mirrors.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,8 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from edgegan.runtime.evaluation.idx import find_idx_file, idx_names
 from edgegan.runtime.evaluation.image_data import DataError
@@ -93,8 +94,10 @@ def fetch(url: str, dest: Path, expected: Sequence[str], progress: bool) -> None
         digest = hashlib.sha256()
         try:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with os.fdopen(fd, "wb") as out, Progress(total, unit="B", desc=f"download {dest.name}",
-                                                      quiet=not progress, leave=False) as bar:
+            with (
+                os.fdopen(fd, "wb") as out,
+                Progress(total, unit="B", desc=f"download {dest.name}", quiet=not progress, leave=False) as bar,
+            ):
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)

@@ -10,14 +10,16 @@ Example:
     >>> ev = Evaluator(resolve_evaluator(None, "fashion-mnist"))   # doctest: +SKIP
     >>> features, probs = ev.run(images)                            # float32 [N, D], float32 [N, K]
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +27,17 @@ from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.files import cache_root, file_sha256
 
 __all__ = [
-    "QualityError", "EvaluatorInfo", "Evaluator", "resolve_evaluator", "default_evaluator_path",
-    "how_to_make_evaluator", "file_slug", "EVALUATOR_FORMAT", "INPUT_PIXELS", "OUTPUT_LOGITS", "OUTPUT_FEATURES",
+    "QualityError",
+    "EvaluatorInfo",
+    "Evaluator",
+    "resolve_evaluator",
+    "default_evaluator_path",
+    "how_to_make_evaluator",
+    "file_slug",
+    "EVALUATOR_FORMAT",
+    "INPUT_PIXELS",
+    "OUTPUT_LOGITS",
+    "OUTPUT_FEATURES",
     "EVALUATOR_KEYS",
 ]
 
@@ -45,8 +56,15 @@ KEY_EVAL_FEATURE_DIM = "edgegan.evaluator.feature_dim"
 KEY_EVAL_ACCURACY = "edgegan.evaluator.test_accuracy"
 KEY_EVAL_TRAIN = "edgegan.evaluator.train"  # JSON: epochs, seed, images, accuracy split, architecture
 EVALUATOR_KEYS = (
-    KEY_EVALUATOR, KEY_EVAL_DATASET, KEY_EVAL_IMAGE, KEY_EVAL_NUM_CLASSES, KEY_EVAL_CLASS_NAMES,
-    KEY_EVAL_FEATURE_LAYER, KEY_EVAL_FEATURE_DIM, KEY_EVAL_ACCURACY, KEY_EVAL_TRAIN,
+    KEY_EVALUATOR,
+    KEY_EVAL_DATASET,
+    KEY_EVAL_IMAGE,
+    KEY_EVAL_NUM_CLASSES,
+    KEY_EVAL_CLASS_NAMES,
+    KEY_EVAL_FEATURE_LAYER,
+    KEY_EVAL_FEATURE_DIM,
+    KEY_EVAL_ACCURACY,
+    KEY_EVAL_TRAIN,
 )
 
 
@@ -65,11 +83,15 @@ def how_to_make_evaluator(dataset: str) -> str:
     from edgegan.runtime.evaluation.datasets import DATASETS
 
     if dataset not in DATASETS:
-        return (f"edgegan reads {', '.join(DATASETS)}, not {dataset!r}: give other images as an image tree or "
-                "an .npz file (`--dataset folder --data-dir DIR`, here and in `edgegan evaluator train`)")
+        return (
+            f"edgegan reads {', '.join(DATASETS)}, not {dataset!r}: give other images as an image tree or "
+            "an .npz file (`--dataset folder --data-dir DIR`, here and in `edgegan evaluator train`)"
+        )
     where = " --data-dir PATH" if dataset in ("npz", "folder") else ""  # no download for these: the data is yours
-    return (f"make one with `edgegan evaluator train --dataset {dataset}{where}` (writes "
-            f"{default_evaluator_path(dataset)}), or pass --evaluator E.onnx")
+    return (
+        f"make one with `edgegan evaluator train --dataset {dataset}{where}` (writes "
+        f"{default_evaluator_path(dataset)}), or pass --evaluator E.onnx"
+    )
 
 
 def file_slug(text: str) -> str:
@@ -113,7 +135,7 @@ class EvaluatorInfo:
         }
 
     @classmethod
-    def from_metadata(cls, meta: Mapping[str, str], where: str = "the model") -> "EvaluatorInfo":
+    def from_metadata(cls, meta: Mapping[str, str], where: str = "the model") -> EvaluatorInfo:
         """Parse an evaluator's metadata.
 
         Raises:
@@ -121,23 +143,33 @@ class EvaluatorInfo:
         """
         if KEY_EVALUATOR not in meta:
             what = "an edgegan generator" if "edgegan.format" in meta else "not an edgegan evaluator"
-            raise QualityError(f"{where} is {what} (no {KEY_EVALUATOR} metadata); pass the classifier that "
-                               "`edgegan evaluator train` writes as --evaluator")
+            raise QualityError(
+                f"{where} is {what} (no {KEY_EVALUATOR} metadata); pass the classifier that "
+                "`edgegan evaluator train` writes as --evaluator"
+            )
         if meta[KEY_EVALUATOR] != EVALUATOR_FORMAT:
-            raise QualityError(f"{where} is an evaluator of format {meta[KEY_EVALUATOR]!r}; this edgegan reads "
-                               f"format {EVALUATOR_FORMAT}: train a new one with `edgegan evaluator train`")
+            raise QualityError(
+                f"{where} is an evaluator of format {meta[KEY_EVALUATOR]!r}; this edgegan reads "
+                f"format {EVALUATOR_FORMAT}: train a new one with `edgegan evaluator train`"
+            )
         missing = [k for k in EVALUATOR_KEYS if k not in meta]
         if missing:
-            raise QualityError(f"{where} lacks evaluator metadata {', '.join(missing)}; train it again with "
-                               "`edgegan evaluator train`")
+            raise QualityError(
+                f"{where} lacks evaluator metadata {', '.join(missing)}; train it again with `edgegan evaluator train`"
+            )
         try:
             image = json.loads(meta[KEY_EVAL_IMAGE])
             info = cls(
-                dataset=meta[KEY_EVAL_DATASET], channels=int(image["channels"]), height=int(image["height"]),
-                width=int(image["width"]), num_classes=int(meta[KEY_EVAL_NUM_CLASSES]),
+                dataset=meta[KEY_EVAL_DATASET],
+                channels=int(image["channels"]),
+                height=int(image["height"]),
+                width=int(image["width"]),
+                num_classes=int(meta[KEY_EVAL_NUM_CLASSES]),
                 class_names=[str(c) for c in json.loads(meta[KEY_EVAL_CLASS_NAMES])],
-                feature_layer=meta[KEY_EVAL_FEATURE_LAYER], feature_dim=int(meta[KEY_EVAL_FEATURE_DIM]),
-                test_accuracy=float(meta[KEY_EVAL_ACCURACY]), train=json.loads(meta[KEY_EVAL_TRAIN]),
+                feature_layer=meta[KEY_EVAL_FEATURE_LAYER],
+                feature_dim=int(meta[KEY_EVAL_FEATURE_DIM]),
+                test_accuracy=float(meta[KEY_EVAL_ACCURACY]),
+                train=json.loads(meta[KEY_EVAL_TRAIN]),
                 format=meta[KEY_EVALUATOR],
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -160,8 +192,9 @@ class Evaluator:
         QualityError: missing file, not an evaluator, or inputs/outputs that do not match its contract.
     """
 
-    def __init__(self, path: str | os.PathLike, provider: str = "cpu", threads: int | None = None,
-                 batch_size: int = 500):
+    def __init__(
+        self, path: str | os.PathLike, provider: str = "cpu", threads: int | None = None, batch_size: int = 500
+    ):
         from edgegan.runtime.generator import load_session
         from edgegan.runtime.providers import session_options
 
@@ -181,7 +214,9 @@ class Evaluator:
         outputs = {o.name: o for o in self.session.get_outputs()}
         problems = []
         if list(inputs) != [INPUT_PIXELS] or inputs[INPUT_PIXELS].type != "tensor(uint8)":
-            problems.append(f"inputs {[(i.name, i.type) for i in inputs.values()]}, expected one uint8 {INPUT_PIXELS!r}")
+            problems.append(
+                f"inputs {[(i.name, i.type) for i in inputs.values()]}, expected one uint8 {INPUT_PIXELS!r}"
+            )
         if set(outputs) != {OUTPUT_LOGITS, OUTPUT_FEATURES}:
             problems.append(f"outputs {sorted(outputs)}, expected {OUTPUT_LOGITS!r} and {OUTPUT_FEATURES!r}")
         if problems:
@@ -205,7 +240,9 @@ class Evaluator:
         """
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4:
-            raise QualityError(f"the evaluator takes uint8 images [N, H, W, C], got {images.dtype} {list(images.shape)}")
+            raise QualityError(
+                f"the evaluator takes uint8 images [N, H, W, C], got {images.dtype} {list(images.shape)}"
+            )
         self.check_images(images.shape, "the images")
         n = len(images)
         features = np.empty((n, self.info.feature_dim), np.float32)

@@ -4,6 +4,7 @@ Reference statistics are cached per (dataset, split, evaluator digest, data dige
 ($XDG_CACHE_HOME or ~/.cache)/edgegan/stats as .npz files read without pickle and written atomically, so a second
 `edgegan eval` only generates and scores the model's images.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,14 @@ from edgegan.runtime.files import atomic_write, cache_root
 from edgegan.runtime.progress import Progress
 
 __all__ = [
-    "FeatureSet", "stats_cache_dir", "reference_features", "compare_feature_sets", "images_digest", "write_cache",
-    "score_images", "CACHE_FORMAT",
+    "FeatureSet",
+    "stats_cache_dir",
+    "reference_features",
+    "compare_feature_sets",
+    "images_digest",
+    "write_cache",
+    "score_images",
+    "CACHE_FORMAT",
 ]
 
 CACHE_FORMAT = 1
@@ -65,7 +72,7 @@ class FeatureSet:
             write_cache(self.cache_path, self.cache_meta, self)
 
     @classmethod
-    def from_outputs(cls, features: np.ndarray, probs: np.ndarray) -> "FeatureSet":
+    def from_outputs(cls, features: np.ndarray, probs: np.ndarray) -> FeatureSet:
         mu, sigma = feature_stats(features)
         return cls(features, probs, mu, sigma, kth_neighbour_radii(features, PR_NEIGHBOURS))
 
@@ -98,23 +105,39 @@ def _read_cache(path: Path, meta: dict[str, Any]) -> FeatureSet | None:
             stored = json.loads(str(z["meta"]))
             if stored != meta:
                 return None
-            fs = FeatureSet(z["features"], z["probs"], z["mu"], z["sigma"], z["radii"], json.loads(str(z["extra"])),
-                            cached=True)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a truncated or foreign file: recomputed and rewritten
+            fs = FeatureSet(
+                z["features"], z["probs"], z["mu"], z["sigma"], z["radii"], json.loads(str(z["extra"])), cached=True
+            )
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        EOFError,
+        zipfile.BadZipFile,
+    ):  # a truncated or foreign file: recomputed and rewritten
         return None
     return fs
 
 
 def write_cache(path: Path, meta: dict[str, Any], fs: FeatureSet) -> None:
     """Store a FeatureSet (no pickle: plain arrays plus JSON strings)."""
-    _atomic_savez(path, {
-        "meta": np.array(json.dumps(meta, sort_keys=True)), "extra": np.array(json.dumps(fs.extra, sort_keys=True)),
-        "features": fs.features, "probs": fs.probs, "mu": fs.mu, "sigma": fs.sigma, "radii": fs.radii,
-    })
+    _atomic_savez(
+        path,
+        {
+            "meta": np.array(json.dumps(meta, sort_keys=True)),
+            "extra": np.array(json.dumps(fs.extra, sort_keys=True)),
+            "features": fs.features,
+            "probs": fs.probs,
+            "mu": fs.mu,
+            "sigma": fs.sigma,
+            "radii": fs.radii,
+        },
+    )
 
 
-def score_images(evaluator: Evaluator, images: np.ndarray, desc: str = "score", progress: bool = False
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def score_images(
+    evaluator: Evaluator, images: np.ndarray, desc: str = "score", progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """`evaluator.run(images)` a batch at a time, counted on stderr when `progress` (runtime/progress.py).
 
     Each slice is one of the session runs `run` makes itself (same batch size, rows independent), so the figures
@@ -129,7 +152,7 @@ def score_images(evaluator: Evaluator, images: np.ndarray, desc: str = "score", 
     features, probs = [], []
     with Progress(len(images), unit="image", desc=desc, quiet=not progress) as bar:
         for start in range(0, len(images), step):
-            part_features, part_probs = evaluator.run(images[start:start + step])
+            part_features, part_probs = evaluator.run(images[start : start + step])
             features.append(part_features)
             probs.append(part_probs)
             bar.update(len(part_features))
@@ -153,8 +176,15 @@ def reference_features(
     """
     digest = images_digest(images)
     path = _cache_path(dataset, split, evaluator, digest)
-    meta = {"format": CACHE_FORMAT, "dataset": dataset, "split": split, "evaluator_sha256": evaluator.digest,
-            "data_sha256": digest, "n": int(len(images)), "k": PR_NEIGHBOURS}
+    meta = {
+        "format": CACHE_FORMAT,
+        "dataset": dataset,
+        "split": split,
+        "evaluator_sha256": evaluator.digest,
+        "data_sha256": digest,
+        "n": int(len(images)),
+        "k": PR_NEIGHBOURS,
+    }
     found = _read_cache(path, meta) if cache else None
     fs = found or FeatureSet.from_outputs(*score_images(evaluator, images, f"score {dataset} {split}", progress))
     if cache:
@@ -164,8 +194,9 @@ def reference_features(
     return fs
 
 
-def compare_feature_sets(reference: FeatureSet, other: FeatureSet, kid_subsets: int = 100,
-                         kid_subset_size: int = 1000, seed: int = 0) -> dict[str, float]:
+def compare_feature_sets(
+    reference: FeatureSet, other: FeatureSet, kid_subsets: int = 100, kid_subset_size: int = 1000, seed: int = 0
+) -> dict[str, float]:
     """FID, KID (mean, std), precision and recall of `other` against `reference`.
 
     Returns:
@@ -175,5 +206,8 @@ def compare_feature_sets(reference: FeatureSet, other: FeatureSet, kid_subsets: 
     precision, recall = precision_recall(reference.features, other.features, PR_NEIGHBOURS, real_radii=reference.radii)
     return {
         "fid": frechet_distance(reference.mu, reference.sigma, other.mu, other.sigma),
-        "kid_mean": kid.mean, "kid_std": kid.std, "precision": precision, "recall": recall,
+        "kid_mean": kid.mean,
+        "kid_std": kid.std,
+        "precision": precision,
+        "recall": recall,
     }

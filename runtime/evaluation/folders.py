@@ -1,4 +1,5 @@
 """The folder dataset: a tree of image files (optionally one subfolder per class) read into ImageData."""
+
 from __future__ import annotations
 
 import os
@@ -93,9 +94,7 @@ def load_folder(data_dir, split: str, image_size: int | None, channels: int | No
     files = [f for _, fs in classes for f in fs] if classes else loose
     if not files:
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {tree}; the folder dataset needs at least one")
-    labels = (
-        np.concatenate([np.full(len(fs), k, np.int64) for k, (_, fs) in enumerate(classes)]) if classes else None
-    )
+    labels = np.concatenate([np.full(len(fs), k, np.int64) for k, (_, fs) in enumerate(classes)]) if classes else None
     # Pass 1 reads headers only (Pillow decodes lazily): picks channels and checks sizes before decoding anything.
     sizes, gray = set(), True
     for f in files:

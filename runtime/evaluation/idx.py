@@ -1,11 +1,12 @@
 """IDX files (MNIST's format): reading them, their names per split, and finding a split's pair in a folder."""
+
 from __future__ import annotations
 
 import gzip
 import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     try:
         with open(path, "rb") as raw:
             packed = raw.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if packed else open(path, "rb")) as f:
+        with gzip.open(path, "rb") if packed else open(path, "rb") as f:
             magic = f.read(4)
             if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES or magic[3] == 0:
                 raise DataError(f"{path} is not an IDX file (bad magic number {magic.hex() or 'empty'})")
@@ -50,12 +51,16 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             dims = tuple(int(d) for d in np.frombuffer(shape, ">u4", ndim))
             expected = int(np.prod(dims, dtype=object)) * dtype.itemsize  # exact: dims may be hostile
             if expected > MAX_IDX_BYTES:
-                raise DataError(f"{path} declares dims {list(dims)}: {expected} data bytes, more than the "
-                                f"{MAX_IDX_BYTES} an IDX dataset file may hold; it is not a dataset file")
+                raise DataError(
+                    f"{path} declares dims {list(dims)}: {expected} data bytes, more than the "
+                    f"{MAX_IDX_BYTES} an IDX dataset file may hold; it is not a dataset file"
+                )
             blob = f.read(expected + 1)
     except OSError as exc:
         if packed:  # gzip's BadGzipFile and CRC errors are OSErrors
-            raise DataError(f"{path} is a corrupt or truncated gzip file ({exc}); delete it and fetch it again") from exc
+            raise DataError(
+                f"{path} is a corrupt or truncated gzip file ({exc}); delete it and fetch it again"
+            ) from exc
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except (EOFError, zlib.error) as exc:
         raise DataError(f"{path} is a corrupt or truncated gzip file ({exc}); delete it and fetch it again") from exc

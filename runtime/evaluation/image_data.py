@@ -2,6 +2,7 @@
 
 Every reader (idx.py, folders.py, npz_files.py) returns ImageData; load_images applies `convert` last. numpy, plus
 Pillow for resizing."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

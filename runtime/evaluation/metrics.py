@@ -10,6 +10,7 @@ References:
     Precision/recall: Kynkaanniemi et al. 2019, "Improved precision and recall metric for assessing generative
     models" (k-th nearest neighbour balls, k = 3).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "feature_stats", "frechet_distance", "trace_sqrt_product", "fid_from_features", "kernel_inception_distance",
-    "precision_recall", "kth_neighbour_radii", "class_coverage", "mean_pairwise_distance", "KID", "Coverage",
+    "feature_stats",
+    "frechet_distance",
+    "trace_sqrt_product",
+    "fid_from_features",
+    "kernel_inception_distance",
+    "precision_recall",
+    "kth_neighbour_radii",
+    "class_coverage",
+    "mean_pairwise_distance",
+    "KID",
+    "Coverage",
 ]
 
 PR_NEIGHBOURS = 3  # Kynkaanniemi et al. use k = 3
@@ -128,7 +138,9 @@ def frechet_distance(
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
-        raise ValueError(f"statistics do not match: mu {mu1.shape} / {mu2.shape}, sigma {sigma1.shape} / {sigma2.shape}")
+        raise ValueError(
+            f"statistics do not match: mu {mu1.shape} / {mu2.shape}, sigma {sigma1.shape} / {sigma2.shape}"
+        )
     diff = mu1 - mu2
     value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2, method))
     return max(value, 0.0)
@@ -220,8 +232,8 @@ def kth_neighbour_radii(x: np.ndarray, k: int = PR_NEIGHBOURS) -> np.ndarray:
     norms = _sq_norms(x)
     radii = np.empty(len(x), np.float32)
     for start in range(0, len(x), _ROW_CHUNK):
-        block = _sq_distances(x[start:start + _ROW_CHUNK], norms[start:start + _ROW_CHUNK], x, norms)
-        radii[start:start + _ROW_CHUNK] = np.partition(block, k, axis=1)[:, k]  # index 0 is the row itself
+        block = _sq_distances(x[start : start + _ROW_CHUNK], norms[start : start + _ROW_CHUNK], x, norms)
+        radii[start : start + _ROW_CHUNK] = np.partition(block, k, axis=1)[:, k]  # index 0 is the row itself
     return radii
 
 
@@ -289,7 +301,7 @@ def mean_pairwise_distance(x: np.ndarray, max_rows: int = 2000, seed: int = 0) -
     n = len(f)
     total = 0.0
     for start in range(0, n, _ROW_CHUNK):
-        block = _sq_distances(f[start:start + _ROW_CHUNK], norms[start:start + _ROW_CHUNK], f, norms)
+        block = _sq_distances(f[start : start + _ROW_CHUNK], norms[start : start + _ROW_CHUNK], f, norms)
         rows = np.arange(len(block))
         block[rows, start + rows] = 0.0  # a row's distance to itself
         total += float(np.sqrt(block, out=block).sum())

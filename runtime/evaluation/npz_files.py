@@ -1,4 +1,5 @@
 """The npz dataset: images (+ labels, class names, a test split) from one .npz file, read without pickle."""
+
 from __future__ import annotations
 
 import zipfile
@@ -37,7 +38,9 @@ def _npz_images(arr: np.ndarray, where: str) -> np.ndarray:
         if arr.shape[-1] not in (1, 3) and arr.shape[1] in (1, 3):
             arr = arr.transpose(0, 2, 3, 1)  # [N, C, H, W] -> [N, H, W, C]
         elif arr.shape[-1] not in (1, 3):
-            raise DataError(f"{where} has shape {list(arr.shape)}: channels (first or last axis after N) must be 1 or 3")
+            raise DataError(
+                f"{where} has shape {list(arr.shape)}: channels (first or last axis after N) must be 1 or 3"
+            )
     else:
         raise DataError(f"{where} has shape {list(arr.shape)}; expected [N, H, W], [N, H, W, C] or [N, C, H, W]")
     if arr.shape[0] == 0 or 0 in arr.shape[1:3]:
@@ -53,7 +56,9 @@ def _npz_images(arr: np.ndarray, where: str) -> np.ndarray:
         elif lo >= -1.0 and hi <= 1.0:
             scaled = (arr.astype(np.float32) + 1.0) * 127.5
         else:
-            raise DataError(f"{where} is float with values in [{lo:g}, {hi:g}]; float images must lie in [0, 1] or [-1, 1]")
+            raise DataError(
+                f"{where} is float with values in [{lo:g}, {hi:g}]; float images must lie in [0, 1] or [-1, 1]"
+            )
         return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     if arr.dtype.kind in "iu":
         lo, hi = int(arr.min()), int(arr.max())
@@ -85,12 +90,16 @@ def load_npz(data_dir, split: str) -> ImageData:
             keys = set(npz.files)
             if image_key not in keys:
                 hint = " (this file has no test split)" if split == "test" else ""
-                raise DataError(f"{path} has no {image_key!r} array{hint}; it holds: {', '.join(sorted(keys)) or 'nothing'}")
+                raise DataError(
+                    f"{path} has no {image_key!r} array{hint}; it holds: {', '.join(sorted(keys)) or 'nothing'}"
+                )
             images = _npz_images(npz[image_key], f"{path}[{image_key!r}]")
             labels = _npz_labels(npz[label_key], len(images), f"{path}[{label_key!r}]") if label_key in keys else None
             names = npz["class_names"] if "class_names" in keys else None
     except ValueError as exc:  # object arrays need pickle, which stays off: loading data must not run code
-        raise DataError(f"cannot read {path} without pickle ({exc}); store strings as np.array(names, dtype=str)") from exc
+        raise DataError(
+            f"cannot read {path} without pickle ({exc}); store strings as np.array(names, dtype=str)"
+        ) from exc
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
         raise DataError(f"{path} is a corrupt or truncated .npz file ({exc})") from exc
     class_names: list[str] = []

@@ -24,6 +24,7 @@ and Fashion-MNIST evaluators).
 `collapse_warnings` turns the figures into warnings (`mode_collapse`, and for unconditional models
 `missing_classes` and `dominant_class`); `format_per_class` prints the table. numpy only.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,8 +34,16 @@ import numpy as np
 from edgegan.runtime.evaluation.metrics import PR_NEIGHBOURS, mean_pairwise_distance, precision_recall
 
 __all__ = [
-    "per_class_figures", "collapse_warnings", "format_per_class", "format_warning", "DIVERSITY_COLLAPSE",
-    "DIVERSITY_LOW", "RECALL_WARN_SHARE", "RECALL_WARN", "MISSING_SHARE", "DOMINANT_SHARE",
+    "per_class_figures",
+    "collapse_warnings",
+    "format_per_class",
+    "format_warning",
+    "DIVERSITY_COLLAPSE",
+    "DIVERSITY_LOW",
+    "RECALL_WARN_SHARE",
+    "RECALL_WARN",
+    "MISSING_SHARE",
+    "DOMINANT_SHARE",
 ]
 
 # Thresholds, measured on MNIST with a 128-d evaluator (98.8% test accuracy), 1000 generated images per class
@@ -111,25 +120,39 @@ def per_class_figures(
         real_k, fake_k = _group(real_features, real_groups, k), _group(fake_features, fake_groups, k)
         real_spread = mean_pairwise_distance(real_k, seed=seed) if len(real_k) >= 2 else None
         row: dict[str, Any] = {
-            "class": k, "name": names[k], "n": int(len(fake_k)), "share": float(len(fake_k) / len(fake_groups)),
-            "real_n": int(len(real_k)), "real_share": float(len(real_k) / len(real_groups)),
+            "class": k,
+            "name": names[k],
+            "n": int(len(fake_k)),
+            "share": float(len(fake_k) / len(fake_groups)),
+            "real_n": int(len(real_k)),
+            "real_share": float(len(real_k) / len(real_groups)),
             "accuracy": None if labels is None or not len(fake_k) else float((predicted[fake_groups == k] == k).mean()),
             **_compare(real_k, fake_k, real_spread, seed),
-            "floor_precision": None, "floor_recall": None, "floor_diversity": None,
+            "floor_precision": None,
+            "floor_recall": None,
+            "floor_diversity": None,
         }
         if floor is not None:
             against_k = _group(against_f, against_groups, k)
             spread = mean_pairwise_distance(against_k, seed=seed) if len(against_k) >= 2 else None
-            row.update({f"floor_{key}": value for key, value in
-                        _compare(against_k, _group(sample_f, sample_groups, k), spread, seed).items()})
+            row.update(
+                {
+                    f"floor_{key}": value
+                    for key, value in _compare(against_k, _group(sample_f, sample_groups, k), spread, seed).items()
+                }
+            )
         rows.append(row)
     return {
         "grouping": "predicted" if labels is None else "label",
         "classes": rows,
-        "thresholds": {"diversity_collapse": DIVERSITY_COLLAPSE, "diversity_low": DIVERSITY_LOW,
-                       "recall_share_of_floor": RECALL_WARN_SHARE,
-                       "recall_without_floor": RECALL_WARN, "missing_share": MISSING_SHARE,
-                       "dominant_share": DOMINANT_SHARE},
+        "thresholds": {
+            "diversity_collapse": DIVERSITY_COLLAPSE,
+            "diversity_low": DIVERSITY_LOW,
+            "recall_share_of_floor": RECALL_WARN_SHARE,
+            "recall_without_floor": RECALL_WARN,
+            "missing_share": MISSING_SHARE,
+            "dominant_share": DOMINANT_SHARE,
+        },
     }
 
 
@@ -160,8 +183,13 @@ def _recall_text(rows: list[dict[str, Any]]) -> str:
 
 
 def _warning(kind: str, rows: list[dict[str, Any]], message: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    return {"kind": kind, "classes": [r["class"] for r in rows], "names": [r["name"] for r in rows],
-            "message": message, "details": [{key: r.get(key) for key in ("class", "name", *keys)} for r in rows]}
+    return {
+        "kind": kind,
+        "classes": [r["class"] for r in rows],
+        "names": [r["name"] for r in rows],
+        "message": message,
+        "details": [{key: r.get(key) for key in ("class", "name", *keys)} for r in rows],
+    }
 
 
 def _shares(rows: list[dict[str, Any]]) -> str:
@@ -200,30 +228,49 @@ def collapse_warnings(per_class: dict[str, Any]) -> list[dict[str, Any]]:
         figures = [f"diversity {min(r['diversity'] for r in collapsed):.2f} of real", _recall_text(collapsed)]
         few = f"the generator draws only a few distinct images of these {'labels' if conditional else 'classes'}"
         cause = "the generator ignores its latent z for these labels" if conditional and not partial else few
-        warnings.append(_warning(
-            "mode_collapse", collapsed,
-            f"mode collapse: the images of class{'es' if len(collapsed) > 1 else ''} {_listing(collapsed)} are "
-            f"{what} ({'; '.join(f for f in figures if f)}): {cause}", figure_keys))
+        warnings.append(
+            _warning(
+                "mode_collapse",
+                collapsed,
+                f"mode collapse: the images of class{'es' if len(collapsed) > 1 else ''} {_listing(collapsed)} are "
+                f"{what} ({'; '.join(f for f in figures if f)}): {cause}",
+                figure_keys,
+            )
+        )
     if low_recall:
         spreads = [r["diversity"] for r in low_recall if r["diversity"] is not None]
         varied = f" though they vary (diversity {min(spreads):.2f} of real or more)" if spreads else ""
-        warnings.append(_warning(
-            "low_recall", low_recall,
-            f"low recall: the images of class{'es' if len(low_recall) > 1 else ''} {_listing(low_recall)} cover few "
-            f"of the real images of the class ({_recall_text(low_recall)}){varied}: they lie off the data (noise, "
-            "broken shapes) more than they collapse", figure_keys))
+        warnings.append(
+            _warning(
+                "low_recall",
+                low_recall,
+                f"low recall: the images of class{'es' if len(low_recall) > 1 else ''} {_listing(low_recall)} cover few "
+                f"of the real images of the class ({_recall_text(low_recall)}){varied}: they lie off the data (noise, "
+                "broken shapes) more than they collapse",
+                figure_keys,
+            )
+        )
     if missing:
-        warnings.append(_warning(
-            "missing_classes", missing,
-            f"mode collapse: the generator (almost) never draws class{'es' if len(missing) > 1 else ''} "
-            f"{_listing(missing)} (generated vs real share: {_shares(missing)}; warns under {MISSING_SHARE:g}x)",
-            ("n", "share", "real_share")))
+        warnings.append(
+            _warning(
+                "missing_classes",
+                missing,
+                f"mode collapse: the generator (almost) never draws class{'es' if len(missing) > 1 else ''} "
+                f"{_listing(missing)} (generated vs real share: {_shares(missing)}; warns under {MISSING_SHARE:g}x)",
+                ("n", "share", "real_share"),
+            )
+        )
     if dominant:
-        warnings.append(_warning(
-            "dominant_class", dominant,
-            f"mode collapse: the generator draws class{'es' if len(dominant) > 1 else ''} {_listing(dominant)} far "
-            f"more often than the data holds (generated vs real share: {_shares(dominant)}; warns over "
-            f"{DOMINANT_SHARE:g}x)", ("n", "share", "real_share")))
+        warnings.append(
+            _warning(
+                "dominant_class",
+                dominant,
+                f"mode collapse: the generator draws class{'es' if len(dominant) > 1 else ''} {_listing(dominant)} far "
+                f"more often than the data holds (generated vs real share: {_shares(dominant)}; warns over "
+                f"{DOMINANT_SHARE:g}x)",
+                ("n", "share", "real_share"),
+            )
+        )
     return warnings
 
 
@@ -240,8 +287,11 @@ def format_per_class(per_class: dict[str, Any]) -> list[str]:
     """The per-class table, one row per class, the real floor beside each figure."""
     conditional = per_class["grouping"] == "label"
     rows = per_class["classes"]
-    header = ["class", "n"] + (["label acc"] if conditional else ["share", "real share"]) + [
-        "precision", "recall", "real recall", "diversity", "real diversity"]
+    header = (
+        ["class", "n"]
+        + (["label acc"] if conditional else ["share", "real share"])
+        + ["precision", "recall", "real recall", "diversity", "real diversity"]
+    )
     table = [header]
     for r in rows:
         cells = [_label(r), str(r["n"])]
@@ -249,17 +299,27 @@ def format_per_class(per_class: dict[str, Any]) -> list[str]:
             cells.append(_cell(r["accuracy"], ".1%"))
         else:
             cells += [_cell(r["share"], ".1%"), _cell(r["real_share"], ".1%")]
-        cells += [_cell(r["precision"], ".3f"), _cell(r["recall"], ".3f"), _cell(r["floor_recall"], ".3f"),
-                  _cell(r["diversity"], ".3f"), _cell(r["floor_diversity"], ".3f")]
+        cells += [
+            _cell(r["precision"], ".3f"),
+            _cell(r["recall"], ".3f"),
+            _cell(r["floor_recall"], ".3f"),
+            _cell(r["diversity"], ".3f"),
+            _cell(r["floor_diversity"], ".3f"),
+        ]
         table.append(cells)
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    grouping = ("the label each image was asked for" if conditional
-                else "the class the evaluator predicts for each generated image")
+    grouping = (
+        "the label each image was asked for"
+        if conditional
+        else "the class the evaluator predicts for each generated image"
+    )
     lines = [f"per class (generated images grouped by {grouping}; real images by the evaluator's prediction):"]
     for i, row in enumerate(table):
         lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
-    lines += ["(diversity: mean pairwise feature distance within the class / the same for real images of the class,",
-              " 1 = as varied as real, 0 = all identical; real columns: real training images of the class, same n)"]
+    lines += [
+        "(diversity: mean pairwise feature distance within the class / the same for real images of the class,",
+        " 1 = as varied as real, 0 = all identical; real columns: real training images of the class, same n)",
+    ]
     return lines

@@ -11,6 +11,7 @@ Example:
     >>> report = evaluate("models/fm/generator.onnx", "fashion-mnist", n=10000)   # doctest: +SKIP
     >>> print(format_report(report))                                               # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgegan.runtime.evaluation.datasets import DataError, ImageData, load_images
+
 # The evaluator contract and the feature cache live beside this module; their names stay importable from here.
 from edgegan.runtime.evaluation.evaluator import (
     EVALUATOR_FORMAT,
@@ -52,10 +54,28 @@ from edgegan.runtime.memory import MEMORY_HINT, check_memory
 from edgegan.runtime.progress import Progress
 
 __all__ = [
-    "QualityError", "EvaluatorInfo", "Evaluator", "FeatureSet", "QualityReport", "evaluate", "format_report",
-    "write_json", "default_evaluator_path", "how_to_make_evaluator", "resolve_evaluator", "stats_cache_dir",
-    "reference_features", "compare_feature_sets", "inception_status", "load_reference", "label_mismatch",
-    "EVALUATOR_FORMAT", "EVALUATOR_KEYS", "INPUT_PIXELS", "OUTPUT_LOGITS", "OUTPUT_FEATURES",
+    "QualityError",
+    "EvaluatorInfo",
+    "Evaluator",
+    "FeatureSet",
+    "QualityReport",
+    "evaluate",
+    "format_report",
+    "write_json",
+    "default_evaluator_path",
+    "how_to_make_evaluator",
+    "resolve_evaluator",
+    "stats_cache_dir",
+    "reference_features",
+    "compare_feature_sets",
+    "inception_status",
+    "load_reference",
+    "label_mismatch",
+    "EVALUATOR_FORMAT",
+    "EVALUATOR_KEYS",
+    "INPUT_PIXELS",
+    "OUTPUT_LOGITS",
+    "OUTPUT_FEATURES",
 ]
 
 FLOOR_SEED = 0  # which real images form the floor sample (fixed: the floor must not move with --seed)
@@ -82,13 +102,19 @@ def inception_status() -> dict[str, Any]:
     looked = [str(folder / name) for folder in folders for name in INCEPTION_FILES]
     found = [p for p in looked if Path(p).is_file()]
     if not found:
-        return {"status": "skipped", "reason": f"no local Inception weights (looked in {', '.join(looked)})",
-                "looked": looked}
-    return {"status": "skipped",
-            "reason": f"Inception weights found at {found[0]}, but they are PyTorch weights and `edgegan eval` is "
-                      "torch-free; compute the Inception FID with pytorch-fid or torch-fidelity on images written "
-                      "by `edgegan sample --npy`",
-            "looked": looked, "found": found}
+        return {
+            "status": "skipped",
+            "reason": f"no local Inception weights (looked in {', '.join(looked)})",
+            "looked": looked,
+        }
+    return {
+        "status": "skipped",
+        "reason": f"Inception weights found at {found[0]}, but they are PyTorch weights and `edgegan eval` is "
+        "torch-free; compute the Inception FID with pytorch-fid or torch-fidelity on images written "
+        "by `edgegan sample --npy`",
+        "looked": looked,
+        "found": found,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------- evaluate
@@ -107,7 +133,9 @@ class QualityReport:
     seconds: dict[str, float]
     notes: list[str] = field(default_factory=list)
     per_class: dict[str, Any] = field(default_factory=dict)  # edgegan.runtime.evaluation.per_class.per_class_figures
-    warnings: list[dict[str, Any]] = field(default_factory=list)  # edgegan.runtime.evaluation.per_class.collapse_warnings
+    warnings: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # edgegan.runtime.evaluation.per_class.collapse_warnings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,20 +145,37 @@ def load_reference(dataset: str, data_dir, info: EvaluatorInfo) -> tuple[ImageDa
     """The real split to compare against: test, or train (with a note) when the data has no test split."""
     size = info.height if info.height == info.width else None
     try:
-        return load_images(dataset, "test", data_dir, image_size=size, channels=info.channels,
-                           progress=False), "test", []
+        return (
+            load_images(dataset, "test", data_dir, image_size=size, channels=info.channels, progress=False),
+            "test",
+            [],
+        )
     except DataError as exc:
         if dataset not in ("npz", "folder"):
             raise
         data = load_images(dataset, "train", data_dir, image_size=size, channels=info.channels, progress=False)
         first = str(exc).splitlines()[0]
-        return data, "train", [f"no test split ({first}): comparing against the training split the evaluator "
-                               "was trained on, which flatters every figure"]
+        return (
+            data,
+            "train",
+            [
+                f"no test split ({first}): comparing against the training split the evaluator "
+                "was trained on, which flatters every figure"
+            ],
+        )
 
 
-def _floor(evaluator: Evaluator, dataset: str, data_dir, reference: FeatureSet, ref_data: ImageData,
-           ref_split: str, n: int, cache: bool, progress: bool = False
-           ) -> tuple[dict[str, Any], tuple[FeatureSet, FeatureSet] | None]:
+def _floor(
+    evaluator: Evaluator,
+    dataset: str,
+    data_dir,
+    reference: FeatureSet,
+    ref_data: ImageData,
+    ref_split: str,
+    n: int,
+    cache: bool,
+    progress: bool = False,
+) -> tuple[dict[str, Any], tuple[FeatureSet, FeatureSet] | None]:
     """Real-vs-real figures: n training images against the test reference (what a generator that samples the
     true distribution would score at this n), or, without a separate training split, two disjoint halves of
     the reference. The figures are cached with the floor sample's features.
@@ -143,8 +188,9 @@ def _floor(evaluator: Evaluator, dataset: str, data_dir, reference: FeatureSet, 
     if ref_split == "test":
         try:
             size = info.height if info.height == info.width else None
-            pool = load_images(dataset, "train", data_dir, image_size=size, channels=info.channels,
-                               progress=False).images
+            pool = load_images(
+                dataset, "train", data_dir, image_size=size, channels=info.channels, progress=False
+            ).images
         except DataError:
             pool = None
     rng = np.random.default_rng(FLOOR_SEED)
@@ -159,7 +205,7 @@ def _floor(evaluator: Evaluator, dataset: str, data_dir, reference: FeatureSet, 
         half = len(order) // 2
         if half <= PR_NEIGHBOURS:
             return {"method": "none", "reason": f"the reference has only {len(order)} images"}, None
-        a, b = np.sort(order[:half]), np.sort(order[half:2 * half])
+        a, b = np.sort(order[:half]), np.sort(order[half : 2 * half])
         against = reference_features(evaluator, ref_data.images[a], dataset, f"{ref_split}-halfA", cache, progress)
         fs = reference_features(evaluator, ref_data.images[b], dataset, f"{ref_split}-halfB", cache, progress)
         method = f"two disjoint halves of the {ref_split} split ({half} vs {half} images)"
@@ -198,7 +244,7 @@ def _generate(gen, n: int, seed: int, progress: bool) -> np.ndarray:
     done = 0
     with Progress(n, unit="image", desc="generate", quiet=not progress) as bar:
         for part in gen.iter_sample(n, seed=seed):  # uint8 [b, H, W, C]
-            images[done:done + len(part)] = part
+            images[done : done + len(part)] = part
             done += len(part)
             bar.update(len(part))
     return images
@@ -256,8 +302,7 @@ def evaluate(
 
     # Whole stages on stderr, each line naming the one that runs next: the metrics are seconds to minutes of
     # numpy with nothing to count (images generated and scored are counted by their own bars).
-    with Progress(len(EVAL_STAGES), unit="stage", desc="eval", quiet=not progress, interval=0,
-                  rate=False) as stages:
+    with Progress(len(EVAL_STAGES), unit="stage", desc="eval", quiet=not progress, interval=0, rate=False) as stages:
         stages.set_postfix(next="load and score the real reference")
         stages.update(0)
         ref_data, ref_split, more = load_reference(dataset, data_dir, ev.info)
@@ -288,33 +333,59 @@ def evaluate(
         t3 = time.perf_counter()
         floor_figures, floor_sets = ({"method": "none", "reason": "not asked for"}, None)
         if floor:
-            floor_figures, floor_sets = _floor(ev, dataset, data_dir, reference, ref_data, ref_split, int(n), cache,
-                                               progress)
+            floor_figures, floor_sets = _floor(
+                ev, dataset, data_dir, reference, ref_data, ref_split, int(n), cache, progress
+            )
         seconds["floor"] = time.perf_counter() - t3
         _stage_done(stages, "per-class figures")
 
         # Per class: conditional models by the label asked for, unconditional ones by the evaluator's prediction.
         t4 = time.perf_counter()
         per_class = per_class_figures(
-            reference.features, reference.probs, fake.features, fake.probs, labels, ev.info.class_names,
-            floor=None if floor_sets is None else (floor_sets[0].features, floor_sets[0].probs,
-                                                   floor_sets[1].features, floor_sets[1].probs),
-            seed=seed)
+            reference.features,
+            reference.probs,
+            fake.features,
+            fake.probs,
+            labels,
+            ev.info.class_names,
+            floor=None
+            if floor_sets is None
+            else (floor_sets[0].features, floor_sets[0].probs, floor_sets[1].features, floor_sets[1].probs),
+            seed=seed,
+        )
         collapse = collapse_warnings(per_class)
         seconds["per_class"] = time.perf_counter() - t4
         _stage_done(stages, None)
     seconds["total"] = time.perf_counter() - t0
 
     return QualityReport(
-        model={"path": str(gen.path), "precision": gen.precision, "arch": gen.contract.arch,
-               "dataset": gen.contract.dataset, "num_classes": gen.num_classes, "n": int(n), "seed": seed,
-               "provider": gen.providers[0]},
-        evaluator={"path": str(ev.path), "sha256": ev.digest, "dataset": ev.info.dataset,
-                   "test_accuracy": ev.info.test_accuracy, "feature_layer": ev.info.feature_layer,
-                   "feature_dim": ev.info.feature_dim, "class_names": ev.info.class_names},
-        reference={"dataset": dataset, "split": ref_split, "n": len(reference), "source": ref_data.source,
-                   "cache": str(reference.cache_path) if reference.cache_path else None,
-                   "cached": reference.cached},
+        model={
+            "path": str(gen.path),
+            "precision": gen.precision,
+            "arch": gen.contract.arch,
+            "dataset": gen.contract.dataset,
+            "num_classes": gen.num_classes,
+            "n": int(n),
+            "seed": seed,
+            "provider": gen.providers[0],
+        },
+        evaluator={
+            "path": str(ev.path),
+            "sha256": ev.digest,
+            "dataset": ev.info.dataset,
+            "test_accuracy": ev.info.test_accuracy,
+            "feature_layer": ev.info.feature_layer,
+            "feature_dim": ev.info.feature_dim,
+            "class_names": ev.info.class_names,
+        },
+        reference={
+            "dataset": dataset,
+            "split": ref_split,
+            "n": len(reference),
+            "source": ref_data.source,
+            "cache": str(reference.cache_path) if reference.cache_path else None,
+            "cached": reference.cached,
+        },
         metrics=metrics,
         floor=floor_figures,
         coverage=coverage,
@@ -360,17 +431,22 @@ def format_report(report: QualityReport) -> str:
         "",
     ]
     for i, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
+        lines.append(
+            "  ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths)))
+        )
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
-    lines.append("(floor column: FID, KID, precision and recall of real images at the same n; coverage and "
-                 "confidence of the test split itself)")
+    lines.append(
+        "(floor column: FID, KID, precision and recall of real images at the same n; coverage and "
+        "confidence of the test split itself)"
+    )
     names = report.evaluator["class_names"]
     hist = ", ".join(f"{names[k] if k < len(names) else k} {share:.0%}" for k, share in enumerate(cov["histogram"]))
     lines += ["", f"predicted classes: {hist}"]
     if cov.get("per_class") is not None:
-        per = ", ".join(f"{names[k] if k < len(names) else k} {p:.0%}" for k, p in enumerate(cov["per_class"])
-                        if p is not None)
+        per = ", ".join(
+            f"{names[k] if k < len(names) else k} {p:.0%}" for k, p in enumerate(cov["per_class"]) if p is not None
+        )
         lines.append(f"asked-for label recognised: {per}")
     if report.per_class:
         lines += ["", *format_per_class(report.per_class)]

@@ -1,4 +1,5 @@
 """Tiny checkpoints for the export tests: width-8 DCGAN/MLP generators with non-trivial BatchNorm statistics."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,17 +13,35 @@ WEIGHT_SCALE = 12.0  # images std ~0.5, a few pixels near +-1 (both ends of the 
 
 
 def make_checkpoint(
-    path: Path, *, arch: str = "dcgan", num_classes: int = 0, image_size: int = 28, channels: int = 1,
-    nz: int = 16, ema: bool = True, seed: int = 0, weight_scale: float | None = None,
+    path: Path,
+    *,
+    arch: str = "dcgan",
+    num_classes: int = 0,
+    image_size: int = 28,
+    channels: int = 1,
+    nz: int = 16,
+    ema: bool = True,
+    seed: int = 0,
+    weight_scale: float | None = None,
 ) -> Path:
     """Save an edgegan checkpoint whose G has BatchNorm running stats and affine params away from identity,
     and (with ema) a G_ema that differs from G, so folding and --no-ema are really exercised
     (tests/quality_helpers.make_checkpoint with the export tests' settings)."""
     return quality_helpers.make_checkpoint(
-        path, arch=arch, num_classes=num_classes, image_size=image_size, channels=channels, nz=nz, ema=ema,
-        seed=seed, weight_scale=WEIGHT_SCALE if weight_scale is None else weight_scale, class_names=CLASS_NAMES,
-        perturb_norms=True, warmup=quality_helpers.Warmup(forwards=4, batch=16, z_scale=1.5, z_shift=0.3),
-        step=7, epoch=1,
+        path,
+        arch=arch,
+        num_classes=num_classes,
+        image_size=image_size,
+        channels=channels,
+        nz=nz,
+        ema=ema,
+        seed=seed,
+        weight_scale=WEIGHT_SCALE if weight_scale is None else weight_scale,
+        class_names=CLASS_NAMES,
+        perturb_norms=True,
+        warmup=quality_helpers.Warmup(forwards=4, batch=16, z_scale=1.5, z_shift=0.3),
+        step=7,
+        epoch=1,
     )
 
 

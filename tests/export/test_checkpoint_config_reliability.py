@@ -5,6 +5,7 @@ Before: an MNIST checkpoint whose config["dataset"] was removed exported with ex
 edgegan.dataset="fashion-mnist" (a default) and the gate scored it with that evaluator; unknown keys were dropped
 without a word.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -26,11 +27,14 @@ def edited_checkpoint(tmp_path, edit) -> object:
     return out
 
 
-@pytest.mark.parametrize("drop, named", [
-    (lambda c: c.pop("dataset"), "missing dataset"),
-    (lambda c: (c.pop("loss"), c["model"].pop("nz")), "missing loss, model.nz"),
-    (lambda c: c["model"].pop("image_size"), "missing model.image_size"),
-])
+@pytest.mark.parametrize(
+    "drop, named",
+    [
+        (lambda c: c.pop("dataset"), "missing dataset"),
+        (lambda c: (c.pop("loss"), c["model"].pop("nz")), "missing loss, model.nz"),
+        (lambda c: c["model"].pop("image_size"), "missing model.image_size"),
+    ],
+)
 def test_a_config_missing_keys_is_refused_naming_them(drop, named, tmp_path):
     ckpt = edited_checkpoint(tmp_path, drop)
     with pytest.raises(CheckpointError, match=named):
@@ -43,6 +47,7 @@ def test_a_config_missing_keys_is_refused_naming_them(drop, named, tmp_path):
 
 def test_keys_added_after_format_1_may_be_missing(tmp_path):
     """lr_d, mode_seeking, recipe and model.g_conditioning came later: older format-1 checkpoints lack them."""
+
     def drop_later(c):
         for key in ("lr_d", "mode_seeking"):
             c.pop(key)
@@ -59,8 +64,9 @@ def test_unknown_keys_are_named_in_one_warning_line(tmp_path):
         c["model"]["mystery"] = "x"
 
     ckpt = edited_checkpoint(tmp_path, add_unknown)
-    with pytest.warns(UserWarning, match="config keys this edgegan does not know were ignored: from_the_future, "
-                                         "model.mystery"):
+    with pytest.warns(
+        UserWarning, match="config keys this edgegan does not know were ignored: from_the_future, model.mystery"
+    ):
         load_checkpoint(ckpt)
     result = CliRunner().invoke(main, ["export", str(ckpt), "--out", str(tmp_path / "m"), "-q", "--no-quality-gate"])
     assert result.exit_code == 0, result.output

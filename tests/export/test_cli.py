@@ -1,4 +1,5 @@
 """`edgegan export` through click's CliRunner on the real `edgegan` group."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,19 @@ def _run(*args: str):
 def test_help_lists_every_option():
     result = _run("export", "--help")
     assert result.exit_code == 0
-    for option in ("--out", "--opset", "--fp16", "--int8", "--tensorrt", "--ort-format", "--triton", "--pixels",
-                   "--no-ema", "--force", "--trt-batch"):
+    for option in (
+        "--out",
+        "--opset",
+        "--fp16",
+        "--int8",
+        "--tensorrt",
+        "--ort-format",
+        "--triton",
+        "--pixels",
+        "--no-ema",
+        "--force",
+        "--trt-batch",
+    ):
         assert option in result.output
     assert "export" in _run("--help").output
 
@@ -47,8 +59,12 @@ def test_json_output_and_no_ema(dcgan_ckpt, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)  # stdout holds only the JSON
     assert report["contract"]["train"]["ema"] is False and report["options"]["use_ema"] is False
-    assert report["variants"]["fp32"]["tolerance"] == {**report["tolerances"]["fp32"], "row": "fp32",
-                                                       "overridden": False, "by": []}
+    assert report["variants"]["fp32"]["tolerance"] == {
+        **report["tolerances"]["fp32"],
+        "row": "fp32",
+        "overridden": False,
+        "by": [],
+    }
     # The old bare flag still prints the report on stdout, with a note on stderr.
     old = _run("export", str(dcgan_ckpt), "--out", str(tmp_path / "m2"), "--no-ema", "--json", "-q")
     assert old.exit_code == 0, old.output
@@ -93,8 +109,20 @@ def test_atol_rtol_no_quality_gate_and_int8_notes(dcgan_ckpt, tmp_path, monkeypa
         default_evaluator_path(dataset).parent.mkdir(parents=True, exist_ok=True)
         default_evaluator_path(dataset).write_bytes(b"not an onnx file")
     out = tmp_path / "m"
-    result = _run("export", str(dcgan_ckpt), "--out", str(out), "--int8", "--atol", "0.5", "--atol", "int8=0.25",
-                  "--rtol", "0.01", "--no-quality-gate")
+    result = _run(
+        "export",
+        str(dcgan_ckpt),
+        "--out",
+        str(out),
+        "--int8",
+        "--atol",
+        "0.5",
+        "--atol",
+        "int8=0.25",
+        "--rtol",
+        "0.01",
+        "--no-quality-gate",
+    )
     assert result.exit_code == 0, result.output
     assert "pre-processing" not in result.output  # onnxruntime's advice to quantize_static, caught
     assert "quality gate: skipped (--no-quality-gate)" in result.output
@@ -110,19 +138,23 @@ def test_atol_rtol_no_quality_gate_and_int8_notes(dcgan_ckpt, tmp_path, monkeypa
 
 
 def test_a_tight_atol_fails_the_export(dcgan_ckpt, tmp_path):
-    result = _run("export", str(dcgan_ckpt), "--out", str(tmp_path / "m"), "--atol", "fp32=1e-12", "-q",
-                  "--no-quality-gate")
+    result = _run(
+        "export", str(dcgan_ckpt), "--out", str(tmp_path / "m"), "--atol", "fp32=1e-12", "-q", "--no-quality-gate"
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "fp32:" in result.output and "tolerance 1e-12" in result.output
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("args, code, fragment", [
-    (["--atol", "x"], 2, "give a number >= 0"),
-    (["--rtol", "int8=-1"], 2, "give a number >= 0"),
-    (["--atol", "int8=0.1"], 1, "'int8' is not one of them"),
-    (["--no-quality-gate", "--max-fid-delta", "1"], 1, "give one or the other"),
-])
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [
+        (["--atol", "x"], 2, "give a number >= 0"),
+        (["--rtol", "int8=-1"], 2, "give a number >= 0"),
+        (["--atol", "int8=0.1"], 1, "'int8' is not one of them"),
+        (["--no-quality-gate", "--max-fid-delta", "1"], 1, "give one or the other"),
+    ],
+)
 def test_bad_tolerance_and_gate_options(args, code, fragment, dcgan_ckpt, tmp_path):
     result = _run("export", str(dcgan_ckpt), "--out", str(tmp_path / "m"), "-q", *args)
     assert result.exit_code == code and fragment in result.output and "Traceback" not in result.output

@@ -1,6 +1,7 @@
 """The cuda variant (export/variants/cuda.py): the plain ConvTranspose form beside generator.onnx, verified, with the
 same contract, recorded as a graph form; a folder loaded on cuda opens it (its choice is tested in
 tests/runtime/test_io_binding.py with the provider list standing in for a GPU)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,9 @@ from edgegan.runtime.contract import KEY_GRAPH_FORM
 
 @pytest.mark.parametrize("pixels", ["float", "uint8"])
 def test_cuda_form_is_plain_convtranspose_with_the_same_contract(dcgan_cond_ckpt, tmp_path, pixels):
-    report = export_checkpoint(dcgan_cond_ckpt, tmp_path / pixels, cuda=True, pixels=pixels, progress=False,
-                               quality_gate=False)
+    report = export_checkpoint(
+        dcgan_cond_ckpt, tmp_path / pixels, cuda=True, pixels=pixels, progress=False, quality_gate=False
+    )
     entry = report["variants"]["cuda"]
     assert entry["passed"] and entry["file"] == "generator.cuda.onnx" and entry["precision"] == "fp32"
     assert entry["graph_form"] == "convtranspose" and entry["for_provider"] == "CUDAExecutionProvider"
@@ -52,8 +54,18 @@ def test_the_cuda_forms_contract_is_the_shipped_one_recording_its_form():
     from edgegan.runtime.contract import KEY_GRAPH_FORM, GeneratorContract
     from edgegan.runtime.session import PROVIDER_FORMS
 
-    shipped = GeneratorContract(arch="dcgan", nz=8, num_classes=3, channels=1, height=28, width=28,
-                                class_names=["a", "b", "c"], output="uint8_nhwc", dataset="npz", train={"step": 5})
+    shipped = GeneratorContract(
+        arch="dcgan",
+        nz=8,
+        num_classes=3,
+        channels=1,
+        height=28,
+        width=28,
+        class_names=["a", "b", "c"],
+        output="uint8_nhwc",
+        dataset="npz",
+        train={"step": 5},
+    )
     form = cuda.form_contract(shipped)
     assert (cuda.FILE, cuda.GRAPH_FORM) == (PROVIDER_FORMS[cuda.FOR_PROVIDER].file, "convtranspose")
     assert form.io_spec() == shipped.io_spec() and form.with_graph_form(None) == shipped  # nothing else changed

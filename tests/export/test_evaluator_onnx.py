@@ -1,6 +1,7 @@
 """export/evaluator_onnx.py: a trained evaluator exported by the generator's exporter and verified like a generator
 (checker, interface, metadata, logits and features against PyTorch at three batch sizes); a graph that computes
 something else is refused and nothing is written."""
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,18 @@ from tests.quality_helpers import CLASS_NAMES, train_tiny_evaluator
 
 @pytest.fixture(scope="module")
 def trained(shapes_npz):
-    cfg = EvaluatorConfig(dataset="npz", data_dir=str(shapes_npz), epochs=20, batch_size=32, width=4,
-                          feature_dim=16, max_steps=30, lr=1e-2, dropout=0.0, threads=1)
+    cfg = EvaluatorConfig(
+        dataset="npz",
+        data_dir=str(shapes_npz),
+        epochs=20,
+        batch_size=32,
+        width=4,
+        feature_dim=16,
+        max_steps=30,
+        lr=1e-2,
+        dropout=0.0,
+        threads=1,
+    )
     return train_evaluator(cfg, progress=False)
 
 
@@ -53,8 +64,14 @@ def test_train_and_export(shapes_npz, tmp_path):
 def test_verified_like_a_generator(trained, tmp_path):
     result = export_evaluator(trained, tmp_path / "ev.onnx")
     records = {r.name: r for r in result.records}
-    assert list(records) == ["onnx_checker", "interface", "metadata", "vs_torch_batch1", "vs_torch_batch3",
-                             "vs_torch_batch17"]
+    assert list(records) == [
+        "onnx_checker",
+        "interface",
+        "metadata",
+        "vs_torch_batch1",
+        "vs_torch_batch3",
+        "vs_torch_batch17",
+    ]
     assert all(r.passed for r in result.records)
     assert "pixels uint8 ['batch', 16, 16, 1]" in records["interface"].detail
     assert records["vs_torch_batch17"].max_err <= 1e-4 and result.info.train["onnx_max_logit_err"] < 1e-4

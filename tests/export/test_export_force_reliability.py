@@ -4,6 +4,7 @@ reads: the checkpoint the source resolves to, the run's checkpoints folder, the 
 Before: `export r --out r/checkpoints --force` replaced r/checkpoints (every epoch checkpoint gone); `--evaluator
 g/evaluator.onnx --out g --force` and `--data-dir h/data --out h --force` deleted what the export had read.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,10 @@ def test_force_into_a_folder_inside_the_checkpoints_folder_is_refused(run):
     (run / "checkpoints" / "old").mkdir()
     (run / "checkpoints" / "old" / "note.txt").write_text("kept")
     before = _listing(run)
-    _refused(_export(run, "--out", run / "checkpoints" / "old", "--force", "--no-quality-gate"),
-             "lies inside the run's checkpoints folder")
+    _refused(
+        _export(run, "--out", run / "checkpoints" / "old", "--force", "--no-quality-gate"),
+        "lies inside the run's checkpoints folder",
+    )
     assert _listing(run) == before
 
 

@@ -1,5 +1,6 @@
 """Export options as library calls (no export runs): --atol/--rtol parsing and resolution, the relative rule in
 the float and uint8 comparisons, --no-quality-gate in plan_gate, and third-party notes caught during a build."""
+
 from __future__ import annotations
 
 import logging
@@ -58,8 +59,9 @@ def test_rtol_is_polygraphys_rule():
 
 
 def test_no_quality_gate_skips_without_reading_the_evaluator(tmp_path):
-    contract = GeneratorContract(arch="dcgan", nz=4, num_classes=0, class_names=[], channels=1, height=8, width=8,
-                                 dataset="fashion-mnist")
+    contract = GeneratorContract(
+        arch="dcgan", nz=4, num_classes=0, class_names=[], channels=1, height=8, width=8, dataset="fashion-mnist"
+    )
     junk = tmp_path / "e.onnx"
     junk.write_bytes(b"junk")
     plan = plan_gate(junk, contract, None, skip=True)
@@ -79,7 +81,9 @@ def test_captured_notes_drop_the_known_advice_and_say_the_rest_once():
             logging.warning("Please consider to run pre-processing before quantization. Refer to example: x")
             logging.warning("Please consider pre-processing before quantization. See x")
             logging.getLogger("onnxruntime.quantization").warning("calibration saw 3 empty ranges")
-            warnings.warn("something odd", UserWarning)
+            warnings.warn("something odd", UserWarning, stacklevel=2)
     assert root.handlers == handlers  # nothing installed for the rest of the process
-    assert said == ["int8: onnxruntime.quantization: calibration saw 3 empty ranges",
-                    "int8: UserWarning: something odd"]
+    assert said == [
+        "int8: onnxruntime.quantization: calibration saw 3 empty ranges",
+        "int8: UserWarning: something odd",
+    ]

@@ -4,6 +4,7 @@ leftovers, disk full and read-only output. Each one deleted, wrote outside --out
 The tests import edgegan.export.staging only where they reach into it, so the module runs (and fails) against the old
 pipeline too.
 """
+
 from __future__ import annotations
 
 import errno
@@ -74,6 +75,7 @@ def _copy_of(old_export: Path, tmp_path: Path) -> Path:
 
 # --- 1. Export commits only what it wrote --------------------------------------------------------------------------
 
+
 def test_foreign_files_without_force_are_refused_and_kept(dcgan_cond_ckpt, tmp_path):
     """The issue's reproduction: exit 0 and three deletions before."""
     out = tmp_path / "u"
@@ -101,8 +103,14 @@ def test_files_the_export_does_not_own_are_left_alone(dcgan_cond_ckpt, tmp_path)
     result = _run(str(dcgan_cond_ckpt), "--out", str(out), "--triton")
     assert result.exit_code == 0, result.output
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert files == ["export_report.json", "generator.onnx", "notes.txt", "triton/edgegan_other/config.pbtxt",
-                     "triton/edgegan_u/1/model.onnx", "triton/edgegan_u/config.pbtxt"]
+    assert files == [
+        "export_report.json",
+        "generator.onnx",
+        "notes.txt",
+        "triton/edgegan_other/config.pbtxt",
+        "triton/edgegan_u/1/model.onnx",
+        "triton/edgegan_u/config.pbtxt",
+    ]
     assert (out / "notes.txt").read_text() == "mine"
     assert _staging(tmp_path) == []
 
@@ -131,6 +139,7 @@ def _fault_after(monkeypatch, k: int) -> list[str]:
                 if len(calls) == k:
                     raise KeyboardInterrupt
             return real(src, dst, *args, **kwargs)
+
         return rename
 
     monkeypatch.setattr(os, "rename", wrap(os.rename))
@@ -145,8 +154,9 @@ def _fault_after(monkeypatch, k: int) -> list[str]:
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_interrupt_during_the_forced_swap_leaves_old_or_new(dcgan_cond_ckpt, old_export, tmp_path, monkeypatch,
-                                                           exchange, k):
+def test_interrupt_during_the_forced_swap_leaves_old_or_new(
+    dcgan_cond_ckpt, old_export, tmp_path, monkeypatch, exchange, k
+):
     out = _copy_of(old_export, tmp_path)
     before = _listing(out)
     if not exchange:
@@ -171,8 +181,7 @@ def test_interrupt_during_the_forced_swap_leaves_old_or_new(dcgan_cond_ckpt, old
     assert _staging(tmp_path) == []
 
 
-def test_interrupt_while_moving_into_an_existing_folder_moves_everything_back(dcgan_cond_ckpt, tmp_path,
-                                                                           monkeypatch):
+def test_interrupt_while_moving_into_an_existing_folder_moves_everything_back(dcgan_cond_ckpt, tmp_path, monkeypatch):
     out = tmp_path / "u"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
@@ -212,6 +221,7 @@ def test_force_refuses_a_folder_holding_the_checkpoint(tmp_path):
 
 # --- 2. Symlinks ---------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def elsewhere(tmp_path) -> Path:
     victim = tmp_path / "elsewhere" / "edgegan_victim"
@@ -250,6 +260,7 @@ def test_out_that_is_a_symlink_is_followed_once(dcgan_cond_ckpt, tmp_path):
 
 # --- 3. Staging folders: named with the pid, stale ones removed ---------------------------------------------------
 
+
 def test_stale_staging_of_a_dead_process_is_removed(dcgan_cond_ckpt, tmp_path):
     dead = tmp_path / f".model.export-{_dead_pid()}-abcd1234"
     (dead / "stage").mkdir(parents=True)
@@ -263,25 +274,31 @@ def test_stale_staging_of_a_dead_process_is_removed(dcgan_cond_ckpt, tmp_path):
 
 
 def _kill9_script(body: str) -> str:
-    return "\n".join([
-        "import os, signal, sys",
-        "import edgegan.export.pipeline as p",
-        "import edgegan.export.staging as staging",
-        "def die(*args, **kwargs):",
-        "    os.kill(os.getpid(), signal.SIGKILL)",
-        body,
-        "p.export_checkpoint(sys.argv[1], sys.argv[2], force=len(sys.argv) > 3, progress=False)",
-    ])
+    return "\n".join(
+        [
+            "import os, signal, sys",
+            "import edgegan.export.pipeline as p",
+            "import edgegan.export.staging as staging",
+            "def die(*args, **kwargs):",
+            "    os.kill(os.getpid(), signal.SIGKILL)",
+            body,
+            "p.export_checkpoint(sys.argv[1], sys.argv[2], force=len(sys.argv) > 3, progress=False)",
+        ]
+    )
 
 
 def test_kill9_mid_export_leaves_a_pid_named_staging_that_the_next_export_removes(dcgan_cond_ckpt, tmp_path):
     out = tmp_path / "model"
-    proc = subprocess.run([sys.executable, "-c", _kill9_script("p.verify_variant = die"), str(dcgan_cond_ckpt),
-                           str(out)], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _kill9_script("p.verify_variant = die"), str(dcgan_cond_ckpt), str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     left = _staging(tmp_path)
     assert len(left) == 1 and left[0].startswith(".model.export-") and not out.exists()
-    pid = int(left[0][len(".model.export-"):].split("-")[0])
+    pid = int(left[0][len(".model.export-") :].split("-")[0])
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     export_checkpoint(dcgan_cond_ckpt, out, progress=False)
@@ -294,17 +311,23 @@ def test_kill9_between_the_two_renames_of_a_swap_is_recovered(dcgan_cond_ckpt, o
     puts the old folder back (the kill -9 window the atomic exchange closes)."""
     out = _copy_of(old_export, tmp_path)
     before = _listing(out)
-    body = "\n".join([
-        "staging._RENAMEAT2 = None",
-        "real = os.rename",
-        "def rename(src, dst, *a, **k):",
-        "    real(src, dst, *a, **k)",
-        "    if os.path.basename(dst) == staging.BACKUP_NAME:",
-        "        die()",
-        "os.rename = rename",
-    ])
-    proc = subprocess.run([sys.executable, "-c", _kill9_script(body), str(dcgan_cond_ckpt), str(out), "force"],
-                          cwd=REPO, capture_output=True, text=True)
+    body = "\n".join(
+        [
+            "staging._RENAMEAT2 = None",
+            "real = os.rename",
+            "def rename(src, dst, *a, **k):",
+            "    real(src, dst, *a, **k)",
+            "    if os.path.basename(dst) == staging.BACKUP_NAME:",
+            "        die()",
+            "os.rename = rename",
+        ]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _kill9_script(body), str(dcgan_cond_ckpt), str(out), "force"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not out.exists() and len(_staging(tmp_path)) == 1
     # The next export restores the old folder first, then (without --force) refuses to replace it.
@@ -316,11 +339,19 @@ def test_kill9_between_the_two_renames_of_a_swap_is_recovered(dcgan_cond_ckpt, o
 
 # --- 4. Disk full, read-only ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("code, filename", [
-    (errno.ENOSPC, True), (errno.ENOSPC, False), (errno.EROFS, True), (errno.EACCES, True),
-])
-def test_write_failure_is_one_line_naming_out_and_keeps_the_old_folder(dcgan_cond_ckpt, old_export, tmp_path,
-                                                                      monkeypatch, code, filename):
+
+@pytest.mark.parametrize(
+    "code, filename",
+    [
+        (errno.ENOSPC, True),
+        (errno.ENOSPC, False),
+        (errno.EROFS, True),
+        (errno.EACCES, True),
+    ],
+)
+def test_write_failure_is_one_line_naming_out_and_keeps_the_old_folder(
+    dcgan_cond_ckpt, old_export, tmp_path, monkeypatch, code, filename
+):
     """A fault-injecting writer: the second onnx.save_model (generator.fp16.onnx) fails as a full or read-only
     disk would. Without a filename it is what a failing write() raises."""
     out = _copy_of(old_export, tmp_path)
@@ -366,9 +397,11 @@ def test_unwritable_out_fails_before_the_checkpoint_is_loaded(dcgan_cond_ckpt, t
     assert list(parent.iterdir()) == []
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="root ignores directory permissions, so chmod 0o555 cannot make --out read-only; "
-                           "test_unwritable_out_fails_before_the_checkpoint_is_loaded injects the fault instead")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0,
+    reason="root ignores directory permissions, so chmod 0o555 cannot make --out read-only; "
+    "test_unwritable_out_fails_before_the_checkpoint_is_loaded injects the fault instead",
+)
 def test_read_only_out_is_a_one_line_error(dcgan_cond_ckpt, tmp_path):
     parent = tmp_path / "ro"
     parent.mkdir()

@@ -1,4 +1,5 @@
 """Exactness of the fp32 graph rewrites in export/graph_forms.py, checked with onnxruntime on random inputs."""
+
 from __future__ import annotations
 
 import itertools
@@ -14,16 +15,16 @@ from onnx import TensorProto, helper, numpy_helper
 from edgegan.export import graph_forms as gf
 from edgegan.export.ir_version import cap_ir_version
 from edgegan.export.onnx import export_generator
-from edgegan.trainer.contract import checkpoint_contract
 from edgegan.runtime.contract import (
     BATCH_AXIS,
     KEY_PRECISION,
-    OUTPUT_FLOAT_NCHW,
     LATENT_RULE_NUMPY,
+    OUTPUT_FLOAT_NCHW,
     GeneratorContract,
     default_labels,
     draw_latents,
 )
+from edgegan.trainer.contract import checkpoint_contract
 from edgegan.trainer.sample import load_generator
 
 BATCHES = (1, 3, 17)
@@ -38,8 +39,20 @@ def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return session.run(None, feeds)[0]
 
 
-def _convtranspose_model(cin: int, cout: int, h: int, w: int, *, bias: bool, act: str | None = None,
-                         kernel: int = 4, stride: int = 2, pad: int = 1, seed: int = 0, **attrs) -> onnx.ModelProto:
+def _convtranspose_model(
+    cin: int,
+    cout: int,
+    h: int,
+    w: int,
+    *,
+    bias: bool,
+    act: str | None = None,
+    kernel: int = 4,
+    stride: int = 2,
+    pad: int = 1,
+    seed: int = 0,
+    **attrs,
+) -> onnx.ModelProto:
     """x [batch, cin, h, w] -> ConvTranspose (-> act) -> y, random weights of DCGAN-like scale."""
     rng = np.random.default_rng(seed)
     weight = (rng.standard_normal((cin, cout, kernel, kernel)) / np.sqrt(cin * 4)).astype(np.float32)
@@ -48,13 +61,27 @@ def _convtranspose_model(cin: int, cout: int, h: int, w: int, *, bias: bool, act
     if bias:
         inits.append(numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32), "b"))
         inputs.append("b")
-    nodes = [helper.make_node("ConvTranspose", inputs, ["t" if act else "y"], name="ct", kernel_shape=[kernel] * 2,
-                              strides=[stride] * 2, pads=[pad] * 4, **attrs)]
+    nodes = [
+        helper.make_node(
+            "ConvTranspose",
+            inputs,
+            ["t" if act else "y"],
+            name="ct",
+            kernel_shape=[kernel] * 2,
+            strides=[stride] * 2,
+            pads=[pad] * 4,
+            **attrs,
+        )
+    ]
     if act:
         nodes.append(helper.make_node(act, ["t"], ["y"], name="act"))
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [BATCH_AXIS, cin, h, w])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH_AXIS, cout, None, None])], inits)
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [BATCH_AXIS, cin, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH_AXIS, cout, None, None])],
+        inits,
+    )
     model = cap_ir_version(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
     model.metadata_props.add(key="edgegan.test", value="kept")
     return model
@@ -66,18 +93,21 @@ def _numpy_convtranspose(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndar
     full = np.zeros((n, w.shape[1], 2 * h + 2, 2 * wd + 2), np.float64)
     for ky, kx in itertools.product(range(4), repeat=2):
         contrib = np.einsum("nchw,cd->ndhw", x.astype(np.float64), w[:, :, ky, kx].astype(np.float64))
-        full[:, :, ky:ky + 2 * h:2, kx:kx + 2 * wd:2] += contrib
+        full[:, :, ky : ky + 2 * h : 2, kx : kx + 2 * wd : 2] += contrib
     return (full[:, :, 1:-1, 1:-1] + b[None, :, None, None]).astype(np.float32)
 
 
 @pytest.mark.parametrize("form", gf.SUBPIXEL_FORMS)
 @pytest.mark.parametrize("layout", gf.LAYOUTS)
-@pytest.mark.parametrize("cin,cout,h,w,bias,act", [
-    (3, 5, 7, 7, True, None),
-    (8, 1, 14, 14, False, "Tanh"),
-    (16, 4, 4, 6, True, "Relu"),
-    (5, 16, 3, 3, False, "Relu"),
-])
+@pytest.mark.parametrize(
+    "cin,cout,h,w,bias,act",
+    [
+        (3, 5, 7, 7, True, None),
+        (8, 1, 14, 14, False, "Tanh"),
+        (16, 4, 4, 6, True, "Relu"),
+        (5, 16, 3, 3, False, "Relu"),
+    ],
+)
 def test_subpixel_is_exact(form, layout, cin, cout, h, w, bias, act):
     model = _convtranspose_model(cin, cout, h, w, bias=bias, act=act)
     rewritten = gf.convtranspose_to_subpixel(model, form, layout)
@@ -123,11 +153,14 @@ def test_activation_fuses_after_the_conv_and_metadata_stays():
     assert [i.name for i in rewritten.graph.input] == ["x"] and [o.name for o in rewritten.graph.output] == ["y"]
 
 
-@pytest.mark.parametrize("attrs", [
-    {"kernel": 3, "stride": 1, "pad": 1},
-    {"kernel": 4, "stride": 2, "pad": 1, "output_padding": [1, 1]},
-    {"kernel": 4, "stride": 2, "pad": 0},
-])
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"kernel": 3, "stride": 1, "pad": 1},
+        {"kernel": 4, "stride": 2, "pad": 1, "output_padding": [1, 1]},
+        {"kernel": 4, "stride": 2, "pad": 0},
+    ],
+)
 def test_other_convtransposes_are_left_alone(attrs):
     model = _convtranspose_model(4, 4, 5, 5, bias=False, **attrs)
     rewritten = gf.convtranspose_to_subpixel(model)
@@ -136,27 +169,35 @@ def test_other_convtransposes_are_left_alone(attrs):
 
 def test_min_out_channels_keeps_the_image_layer():
     model = _convtranspose_model(8, 1, 6, 6, bias=False, act="Tanh")
-    assert [n.op_type for n in gf.convtranspose_to_subpixel(model, min_out_channels=8).graph.node] == \
-        ["ConvTranspose", "Tanh"]
+    assert [n.op_type for n in gf.convtranspose_to_subpixel(model, min_out_channels=8).graph.node] == [
+        "ConvTranspose",
+        "Tanh",
+    ]
 
 
 def _first_layer_model(nz: int, cout: int, k: int, *, via_reshape: bool, bias: bool) -> onnx.ModelProto:
     rng = np.random.default_rng(1)
-    inits = [numpy_helper.from_array(rng.standard_normal((nz, cout, k, k)).astype(np.float32), "w"),
-             numpy_helper.from_array(np.array([-1, nz, 1, 1], np.int64), "shape")]
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((nz, cout, k, k)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.array([-1, nz, 1, 1], np.int64), "shape"),
+    ]
     inputs = ["x4", "w"]
     if bias:
         inits.append(numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32), "b"))
         inputs.append("b")
-    nodes = [helper.make_node("ConvTranspose", inputs, ["t"], kernel_shape=[k, k]),
-             helper.make_node("Relu", ["t"], ["y"])]
+    nodes = [
+        helper.make_node("ConvTranspose", inputs, ["t"], kernel_shape=[k, k]),
+        helper.make_node("Relu", ["t"], ["y"]),
+    ]
     if via_reshape:  # the exporter's z.view(B, nz, 1, 1)
         nodes.insert(0, helper.make_node("Reshape", ["z", "shape"], ["x4"]))
         inp = helper.make_tensor_value_info("z", TensorProto.FLOAT, [BATCH_AXIS, nz])
     else:
         nodes[0].input[0] = "z"
         inp = helper.make_tensor_value_info("z", TensorProto.FLOAT, [BATCH_AXIS, nz, 1, 1])
-    graph = helper.make_graph(nodes, "g", [inp], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH_AXIS, cout, k, k])], inits)
+    graph = helper.make_graph(
+        nodes, "g", [inp], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH_AXIS, cout, k, k])], inits
+    )
     return cap_ir_version(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
 
 
@@ -218,8 +259,12 @@ def test_whole_generator_is_exact_and_keeps_the_contract(exported_models, name, 
     assert [o.name for o in fast.graph.output] == ["image"]
     for value in list(fast.graph.input) + list(fast.graph.output):
         assert value.type.tensor_type.shape.dim[0].dim_param == BATCH_AXIS
-    strided = [n for n in fast.graph.node if n.op_type == "ConvTranspose"
-               and list(helper.get_attribute_value(a) for a in n.attribute if a.name == "strides") == [[2, 2]]]
+    strided = [
+        n
+        for n in fast.graph.node
+        if n.op_type == "ConvTranspose"
+        and list(helper.get_attribute_value(a) for a in n.attribute if a.name == "strides") == [[2, 2]]
+    ]
     if rewrite == "to_subpixel":
         assert not strided  # every upsampling layer is a Conv, which quantizes to QLinearConv
     assert "Gemm" in {n.op_type for n in fast.graph.node}  # the first layer
@@ -263,8 +308,10 @@ def test_older_opsets_get_forms_they_can_express():
 def test_mlp_generator_passes_through(mlp_cond_ckpt):
     model, _, contract = _exported(mlp_cond_ckpt)
     fast = gf.optimize_fp32(model)
-    feeds = {"z": np.random.default_rng(0).standard_normal((3, contract.nz)).astype(np.float32),
-             "label": np.arange(3, dtype=np.int64) % contract.num_classes}
+    feeds = {
+        "z": np.random.default_rng(0).standard_normal((3, contract.nz)).astype(np.float32),
+        "label": np.arange(3, dtype=np.int64) % contract.num_classes,
+    }
     assert np.abs(_run(fast, feeds) - _run(model, feeds)).max() <= TOL
 
 
@@ -272,16 +319,43 @@ def test_mlp_generator_passes_through(mlp_cond_ckpt):
 # torch.nn.utils.fusion): image[:, -1, H // 2, 8:14] for draw_latents(3, nz, 0) by the numpy rule of the time
 # (+ default_labels), and the ops.
 OLD_OPTIMIZED = {
-    "dcgan28_cond": ([[-0.451483, -0.714387, -0.422669, -0.406883, -0.506908, -0.433104],
-                      [-0.792013, -0.253694, -0.361318, 0.854254, -0.377607, 0.14269],
-                      [-0.368505, -0.186822, 0.031241, 0.364757, -0.052768, 0.587117]],
-                     {"Gather": 1, "Concat": 4, "Gemm": 1, "Relu": 5, "Reshape": 2, "Conv": 4, "Transpose": 5,
-                      "Unsqueeze": 4, "ConvTranspose": 1, "Tanh": 1}),
-    "dcgan32_rgb": ([[-0.101057, -0.551471, 0.451153, -0.593499, 0.562248, 0.587241],
-                     [-0.05973, 0.55004, 0.174336, -0.015324, 0.723829, 0.204986],
-                     [0.048566, -0.100308, 0.518595, -0.315962, -0.063781, -0.001618]],
-                    {"Gemm": 1, "Relu": 9, "Reshape": 3, "Conv": 8, "Transpose": 10, "Unsqueeze": 8, "Concat": 6,
-                     "ConvTranspose": 1, "Tanh": 1}),
+    "dcgan28_cond": (
+        [
+            [-0.451483, -0.714387, -0.422669, -0.406883, -0.506908, -0.433104],
+            [-0.792013, -0.253694, -0.361318, 0.854254, -0.377607, 0.14269],
+            [-0.368505, -0.186822, 0.031241, 0.364757, -0.052768, 0.587117],
+        ],
+        {
+            "Gather": 1,
+            "Concat": 4,
+            "Gemm": 1,
+            "Relu": 5,
+            "Reshape": 2,
+            "Conv": 4,
+            "Transpose": 5,
+            "Unsqueeze": 4,
+            "ConvTranspose": 1,
+            "Tanh": 1,
+        },
+    ),
+    "dcgan32_rgb": (
+        [
+            [-0.101057, -0.551471, 0.451153, -0.593499, 0.562248, 0.587241],
+            [-0.05973, 0.55004, 0.174336, -0.015324, 0.723829, 0.204986],
+            [0.048566, -0.100308, 0.518595, -0.315962, -0.063781, -0.001618],
+        ],
+        {
+            "Gemm": 1,
+            "Relu": 9,
+            "Reshape": 3,
+            "Conv": 8,
+            "Transpose": 10,
+            "Unsqueeze": 8,
+            "Concat": 6,
+            "ConvTranspose": 1,
+            "Tanh": 1,
+        },
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 """export/int8_quantize.py: the sub-pixel form quantized with contract calibration latents, the first layer an exact integer
 Gemm (export/int8_gemm.py), written atomically."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,15 +9,19 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from edgegan.export.int8_quantize import ContractCalibration, Int8Error, build_int8, final_layer_nodes
 from edgegan.export.int8_gemm import MAX_K, integer_gemm
+from edgegan.export.int8_quantize import ContractCalibration, Int8Error, build_int8, final_layer_nodes
 from edgegan.export.ir_version import cap_ir_version
 from edgegan.export.onnx import export_generator
 from edgegan.export.verify import TOLERANCES
-from edgegan.trainer.contract import checkpoint_contract
 from edgegan.runtime.contract import (
-    KEY_PRECISION, OUTPUT_FLOAT_NCHW, GeneratorContract, default_labels, draw_latents,
+    KEY_PRECISION,
+    OUTPUT_FLOAT_NCHW,
+    GeneratorContract,
+    default_labels,
+    draw_latents,
 )
+from edgegan.trainer.contract import checkpoint_contract
 from edgegan.trainer.sample import load_generator
 
 
@@ -73,6 +78,7 @@ def test_upsampling_runs_as_qlinearconv_on_the_cpu_provider(built, tmp_path):
     _, out, _, info = built
     model = onnx.load(out)
     ops = {n.op_type for n in model.graph.node}
+    assert "Conv" in ops  # the upsampling layers' sub-pixel Convs (quantized as QDQ around them)
     floats = " ".join(info["float_ops"])
     # Only the image layer, kept in float, may stay a ConvTranspose; the upsampling layers are Convs now.
     assert all(n.name in floats for n in model.graph.node if n.op_type == "ConvTranspose")
@@ -107,8 +113,9 @@ def test_metadata_says_int8_and_keeps_the_contract(built):
     meta32 = {p.key: p.value for p in onnx.load(fp32).metadata_props}
     meta8 = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert meta8[KEY_PRECISION] == "int8"
-    assert {k: v for k, v in meta8.items() if k != KEY_PRECISION} == \
-        {k: v for k, v in meta32.items() if k != KEY_PRECISION}
+    assert {k: v for k, v in meta8.items() if k != KEY_PRECISION} == {
+        k: v for k, v in meta32.items() if k != KEY_PRECISION
+    }
     assert GeneratorContract.from_metadata(meta8).num_classes == contract.num_classes
     model = onnx.load(out)
     assert [i.name for i in model.graph.input] == ["z", "label"]
@@ -134,9 +141,11 @@ def test_per_tensor_option_and_unconditional_model(tmp_path, dcgan_ckpt):
     info = build_int8(fp32, out, contract, calibration_samples=32, per_channel=False)
     model = onnx.load(out)
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    scales = [inits[n.input[1]] for n in model.graph.node
-              if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
-              and inits[n.input[0]].dtype == np.int8]
+    scales = [
+        inits[n.input[1]]
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None and inits[n.input[0]].dtype == np.int8
+    ]
     assert scales and all(s.size == 1 for s in scales)
     assert "per-tensor" in info["format"]
     feeds = _feeds(contract, 4, seed=0)
@@ -186,8 +195,9 @@ def test_everything_quantized_option(tmp_path, built):
     assert np.quantile(err, 0.999) < 0.2 and err.max() < 0.3 and err.mean() < 0.03, (err.max(), err.mean())
 
 
-@pytest.mark.parametrize("option", [{"form": "bogus"}, {"layout": "nchwc"}, {"float_layers": ("middle",)},
-                                    {"method": "Magic"}])
+@pytest.mark.parametrize(
+    "option", [{"form": "bogus"}, {"layout": "nchwc"}, {"float_layers": ("middle",)}, {"method": "Magic"}]
+)
 def test_bad_options_are_refused(tmp_path, built, option):
     fp32, _, contract, _ = built
     with pytest.raises(Int8Error, match="bad int8 option"):
@@ -242,8 +252,14 @@ def test_interleave_is_one_grid_so_concats_copy(built):
     concats, stack, seen = [], [n.output[0] for n in model.graph.node if n.op_type == "Conv"], set()
     while stack:
         for node in consumers.get(stack.pop(), []):
-            if node.name in seen or node.op_type not in ("QuantizeLinear", "DequantizeLinear", "Transpose",
-                                                         "Unsqueeze", "Reshape", "Concat"):
+            if node.name in seen or node.op_type not in (
+                "QuantizeLinear",
+                "DequantizeLinear",
+                "Transpose",
+                "Unsqueeze",
+                "Reshape",
+                "Concat",
+            ):
                 continue
             seen.add(node.name)
             concats += [node] if node.op_type == "Concat" else []
@@ -320,10 +336,12 @@ def test_integer_gemm_is_exact_up_to_weight_rounding(tmp_path):
     w = rng.normal(size=(k, n)).astype(np.float32)
     b = rng.normal(size=n).astype(np.float32)
     graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="first")], "g",
+        [onnx.helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="first")],
+        "g",
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", k])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", n])],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
     # make_model stamps the installed onnx's IR version, which an older onnxruntime refuses (1.30: IR 13 at most)
     model = cap_ir_version(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]))
     assert integer_gemm(model, "first", input_absmax=4.0) == {"weights": k * n, "passes": 2}

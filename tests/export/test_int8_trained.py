@@ -1,6 +1,7 @@
 """int8 and fp16 judged in pixel levels on real trained models (issue 20): a good int8 file passes where the old
 max-error rule refused it, a damaged one fails with one line naming the figure, and `edgegan export --int8` passes
 with the defaults for every trained fixture and off the happy path (conditional, MLP, 32x32 RGB, --pixels uint8)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,7 +15,11 @@ from edgegan.export.int8_quantize import build_int8
 from edgegan.export.pipeline import export_checkpoint
 from edgegan.export.verify import verify_variant
 from tests.trained_fixtures import (
-    activation_quantizers, clipped_activation_range, export_core, run_folder, wrong_weight_scale,
+    activation_quantizers,
+    clipped_activation_range,
+    export_core,
+    run_folder,
+    wrong_weight_scale,
 )
 
 LEVEL_FIGURES = {"p999", "share_over_k", "worst_image_mean", "max", "mean"}
@@ -54,7 +59,9 @@ def test_the_issues_false_failure_on_the_fashion_mnist_dcgan_passes(fm_dcgan_che
     build_int8(core, tmp_path / "generator.int8.onnx", contract)
     path = tmp_path / "generator.int8.onnx"
     old = verify_variant(path, contract, reference, tolerance=dataclasses.replace(TOLERANCES["int8"], levels=None))
-    assert not old.passed and {r.name for r in old.records if not r.passed} <= {f"vs_torch_batch{n}" for n in (1, 3, 17)}
+    assert not old.passed and {r.name for r in old.records if not r.passed} <= {
+        f"vs_torch_batch{n}" for n in (1, 3, 17)
+    }
     new = verify_variant(path, contract, reference)
     assert new.passed
     figures = next(r for r in new.records if r.name == "pixel_levels").figures
@@ -129,8 +136,10 @@ def test_export_cli_conditional_uint8_pixels_with_fp16_and_int8(mnist_cdcgan_che
     from edgegan.export.cli import export
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(export, [str(mnist_cdcgan_checkpoint), "--out", str(out), "--fp16", "--int8",
-                                         "--pixels", "uint8", "--no-quality-gate"])
+    result = CliRunner().invoke(
+        export,
+        [str(mnist_cdcgan_checkpoint), "--out", str(out), "--fp16", "--int8", "--pixels", "uint8", "--no-quality-gate"],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "export_report.json").read_text())
     _check_report(report, ("fp16", "int8"))
@@ -140,8 +149,9 @@ def test_export_cli_conditional_uint8_pixels_with_fp16_and_int8(mnist_cdcgan_che
 
 def test_export_int8_rgb32_uint8_pixels(rgb32_ckpt, tmp_path):
     """32x32 RGB (tiny synthetic: for speed; the real fixtures check the same rule above)."""
-    report = export_checkpoint(rgb32_ckpt, tmp_path / "out", int8=True, pixels="uint8", progress=False,
-                               quality_gate=False)
+    report = export_checkpoint(
+        rgb32_ckpt, tmp_path / "out", int8=True, pixels="uint8", progress=False, quality_gate=False
+    )
     _check_report(report, ("int8",))
 
 
@@ -153,10 +163,11 @@ def test_export_refuses_a_damaged_int8_build_naming_the_figure(tmp_path, monkeyp
 
     real = int8_quantize.integer_gemm
     monkeypatch.setattr(int8_quantize, "LATENT_BOUND", 0.0)
-    monkeypatch.setattr(int8_quantize, "integer_gemm", lambda model, name, absmax, passes: real(model, name, absmax / 4, passes))
+    monkeypatch.setattr(
+        int8_quantize, "integer_gemm", lambda model, name, absmax, passes: real(model, name, absmax / 4, passes)
+    )
     out, run = tmp_path / "out", run_folder("mnist_gan", tmp_path)  # RUN/checkpoints/last.pt, as users have it
-    result = CliRunner().invoke(main, ["export", str(run), "--out", str(out), "--int8",
-                                       "--no-quality-gate"])
+    result = CliRunner().invoke(main, ["export", str(run), "--out", str(out), "--int8", "--no-quality-gate"])
     assert result.exit_code != 0, result.output
     failed = [line for line in result.output.splitlines() if line.lstrip(" -").startswith("pixel_levels:")]
     assert len(failed) == 1 and "p99.9 level error" in failed[0] and "> limit 24" in failed[0], result.output

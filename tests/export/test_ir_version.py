@@ -1,4 +1,5 @@
 """edgegan.export.ir_version: models built with onnx.helper load on the installed onnxruntime."""
+
 from __future__ import annotations
 
 import onnx
@@ -11,9 +12,15 @@ from edgegan.export.ir_version import cap_ir_version, ort_max_ir_version
 
 def _identity(ir_version: int) -> bytes:
     value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [value],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=ir_version).SerializeToString()
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [value],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=ir_version
+    ).SerializeToString()
 
 
 def test_the_highest_ir_version_loads_and_the_next_is_refused():

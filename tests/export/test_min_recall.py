@@ -1,5 +1,6 @@
 """`edgegan export --min-recall`: the fp32 model's recall against real images (and, conditional, each class's)
 must reach the bound, or the export fails and leaves the output folder untouched."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,9 @@ def _gate(staged_model, evaluator, data, min_recall):
 
 
 @pytest.mark.parametrize("images_per_class,passes", [(100, True), (1, False)])
-def test_gate_passes_a_varied_model_and_fails_one_that_ignores_z(images_per_class, passes, evaluator_onnx,
-                                                                  shapes_npz, tmp_path):
+def test_gate_passes_a_varied_model_and_fails_one_that_ignores_z(
+    images_per_class, passes, evaluator_onnx, shapes_npz, tmp_path
+):
     model = build_bank_generator(tmp_path / "stage" / "generator.onnx", bank(images_per_class), 3)
     gate = _gate(model, evaluator_onnx, shapes_npz, 0.5)
     recall = gate["recall"]
@@ -54,8 +56,19 @@ def test_gate_passes_a_varied_model_and_fails_one_that_ignores_z(images_per_clas
 
 def test_export_fails_below_the_bound_and_leaves_out_untouched(checkpoint, evaluator_onnx, shapes_npz, tmp_path):
     out = tmp_path / "model"
-    base = ["export", str(checkpoint), "--out", str(out), "-q", "--evaluator", str(evaluator_onnx),
-            "--data-dir", str(shapes_npz), "--gate-n", str(N)]
+    base = [
+        "export",
+        str(checkpoint),
+        "--out",
+        str(out),
+        "-q",
+        "--evaluator",
+        str(evaluator_onnx),
+        "--data-dir",
+        str(shapes_npz),
+        "--gate-n",
+        str(N),
+    ]
     result = CliRunner().invoke(main, [*base, "--min-recall", "0.2"])
     assert result.exit_code == 1, result.output
     assert "quality gate failed: the model's recall against 150 real npz test images" in result.output

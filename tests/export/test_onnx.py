@@ -1,4 +1,5 @@
 """PyTorch -> ONNX: BatchNorm folding, interface and metadata of the exported graph, the uint8 tail."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,8 @@ from onnx import TensorProto, helper
 import edgegan.export.onnx as export_onnx
 from edgegan.export.ir_version import cap_ir_version
 from edgegan.export.onnx import append_uint8_tail, export_generator, fold_batchnorm, name_batch_axis, op_counts
-from edgegan.trainer.contract import checkpoint_contract
 from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, default_labels, draw_latents, to_uint8_nhwc
+from edgegan.trainer.contract import checkpoint_contract
 from edgegan.trainer.sample import load_generator
 
 
@@ -35,9 +36,16 @@ def _ort(model: onnx.ModelProto, z, labels):
     return session.run(None, feeds)[0]
 
 
-@pytest.mark.parametrize("fixture, expected_bn", [
-    ("dcgan_cond_ckpt", 2), ("dcgan_ckpt", 2), ("mlp_cond_ckpt", 3), ("mlp_ckpt", 3), ("rgb32_ckpt", 3),
-])
+@pytest.mark.parametrize(
+    "fixture, expected_bn",
+    [
+        ("dcgan_cond_ckpt", 2),
+        ("dcgan_ckpt", 2),
+        ("mlp_cond_ckpt", 3),
+        ("mlp_ckpt", 3),
+        ("rgb32_ckpt", 3),
+    ],
+)
 def test_fold_batchnorm_is_exact_and_removes_every_batchnorm(request, fixture, expected_bn):
     """Every tiny G of conftest.py; mlp_cond's BatchNorms are the affine-free norms of ConditionalBatchNorm."""
     G, contract = _load(request.getfixturevalue(fixture))
@@ -55,16 +63,25 @@ def test_fold_batchnorm_is_exact_and_removes_every_batchnorm(request, fixture, e
 def test_fold_batchnorm_folds_conv2d_and_skips_what_it_cannot():
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),  # folds
-        torch.nn.ConvTranspose2d(4, 4, 4, 2, 1, groups=2), torch.nn.BatchNorm2d(4),  # grouped: stays
-        torch.nn.ReLU(), torch.nn.BatchNorm2d(4, track_running_stats=False),  # not after a layer, batch stats
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.BatchNorm2d(4),  # folds
+        torch.nn.ConvTranspose2d(4, 4, 4, 2, 1, groups=2),
+        torch.nn.BatchNorm2d(4),  # grouped: stays
+        torch.nn.ReLU(),
+        torch.nn.BatchNorm2d(4, track_running_stats=False),  # not after a layer, batch stats
     )
     for _ in range(3):  # train-mode forwards: running statistics away from 0/1
         net(torch.randn(8, 3, 9, 9) * 2 + 0.5)
     folded, count = fold_batchnorm(net)
     assert count == 1
-    assert [type(m).__name__ for m in folded] == ["Conv2d", "Identity", "ConvTranspose2d", "BatchNorm2d", "ReLU",
-                                                  "BatchNorm2d"]
+    assert [type(m).__name__ for m in folded] == [
+        "Conv2d",
+        "Identity",
+        "ConvTranspose2d",
+        "BatchNorm2d",
+        "ReLU",
+        "BatchNorm2d",
+    ]
     x = torch.randn(5, 3, 9, 9)
     with torch.no_grad():
         assert (folded(x) - net.eval()(x)).abs().max() <= 1e-5
@@ -128,7 +145,9 @@ def _identity_model(batch_dim) -> onnx.ModelProto:
 def test_name_batch_axis_renames_and_reports_fixed_batches():
     model = _identity_model("s0")
     assert name_batch_axis(model) == []
-    assert [v.type.tensor_type.shape.dim[0].dim_param for v in [*model.graph.input, *model.graph.output]] == ["batch"] * 2
+    assert [v.type.tensor_type.shape.dim[0].dim_param for v in [*model.graph.input, *model.graph.output]] == [
+        "batch"
+    ] * 2
     fixed = _identity_model(2)
     problems = name_batch_axis(fixed)
     assert len(problems) == 2 and "fixed batch size 2" in problems[0]

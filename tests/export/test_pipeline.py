@@ -1,4 +1,5 @@
 """export_checkpoint end to end: files, report, contract, atomicity, --force, and refusal of bad sources."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,13 +17,13 @@ import edgegan.export.variants.ort as ort_variant
 from edgegan.export.pipeline import ExportOptionError, export_checkpoint
 from edgegan.export.report import REPORT_NAME, format_table
 from edgegan.export.variants import VariantOptions
-from edgegan.runtime.files import file_sha256
 from edgegan.export.verify import AtolError
 from edgegan.runtime.contract import GeneratorContract, draw_latents, to_uint8_nhwc
 from edgegan.runtime.errors import EdgeganError
-from tests.export.conftest import CLASS_NAMES, make_checkpoint
+from edgegan.runtime.files import file_sha256
 from edgegan.trainer.checkpoint import CheckpointError, save_checkpoint
 from edgegan.trainer.sample import generate_images, load_generator
+from tests.export.conftest import CLASS_NAMES, make_checkpoint
 
 
 def _listing(folder: Path) -> dict[str, str]:
@@ -37,9 +38,13 @@ def _no_leftovers(parent: Path) -> None:
 def test_full_export_writes_verified_files_and_report(full_export, dcgan_cond_ckpt):
     out, report = full_export
     assert sorted(_listing(out)) == [
-        "export_report.json", "generator.fp16.onnx", "generator.onnx", "generator.ort",
+        "export_report.json",
+        "generator.fp16.onnx",
+        "generator.onnx",
+        "generator.ort",
         "generator.required_operators.config",
-        "triton/edgegan_fashion/1/model.onnx", "triton/edgegan_fashion/config.pbtxt",
+        "triton/edgegan_fashion/1/model.onnx",
+        "triton/edgegan_fashion/config.pbtxt",
     ]
     assert json.loads((out / REPORT_NAME).read_text()) == report
     assert report["passed"] is True
@@ -78,7 +83,13 @@ def test_generator_onnx_carries_the_full_contract(full_export):
     assert contract.class_names == CLASS_NAMES
     assert (contract.channels, contract.height, contract.width) == (1, 28, 28)
     assert contract.output == "float_nchw" and contract.precision == "fp32" and contract.dataset == "npz"
-    assert contract.train == {"step": 7, "epoch": 1, "ema": True, "seed": 0, "config_digest": contract.train["config_digest"]}
+    assert contract.train == {
+        "step": 7,
+        "epoch": 1,
+        "ema": True,
+        "seed": 0,
+        "config_digest": contract.train["config_digest"],
+    }
     assert len(contract.train["config_digest"]) == 16
     meta16 = {p.key: p.value for p in onnx.load(out / "generator.fp16.onnx").metadata_props}
     assert meta16 == {**meta, "edgegan.precision": "fp16"}
@@ -137,7 +148,15 @@ def test_table_has_one_row_per_variant(full_export):
     _, report = full_export
     table = format_table(report)
     lines = table.splitlines()
-    assert [cell.strip() for cell in lines[0].split(" | ")] == ["variant", "file", "checks", "max err", "mean err", "size", "ops"]
+    assert [cell.strip() for cell in lines[0].split(" | ")] == [
+        "variant",
+        "file",
+        "checks",
+        "max err",
+        "mean err",
+        "size",
+        "ops",
+    ]
     assert [line.split(" | ")[0].strip() for line in lines[2:6]] == ["fp32", "fp16", "ort", "triton"]
     # generator.onnx ships the phase-convolution form: the two stride-2 ConvTransposes became 4 phase Convs.
     assert "11/11 ok" in lines[2] and "Conv 4" in lines[2]
@@ -212,7 +231,9 @@ def _bad_sources(tmp_path: Path, good: Path) -> dict[str, Path]:
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     pickled = tmp_path / "pickled.pt"
-    torch.save({"kind": "edgegan-checkpoint", "format": 1, "config": {}, "G": Payload(), "step": 0, "epoch": 0}, pickled)
+    torch.save(
+        {"kind": "edgegan-checkpoint", "format": 1, "config": {}, "G": Payload(), "step": 0, "epoch": 0}, pickled
+    )
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
     mismatched = tmp_path / "mismatched.pt"
@@ -223,15 +244,27 @@ def _bad_sources(tmp_path: Path, good: Path) -> dict[str, Path]:
     save_checkpoint(state, mismatched)  # a valid checksum: refused for the mismatch, not as corrupt
     empty_run = tmp_path / "empty_run"
     empty_run.mkdir()
-    return {"text": text, "truncated": truncated, "pickled": pickled, "foreign": foreign, "mismatched": mismatched,
-            "empty_run": empty_run}
+    return {
+        "text": text,
+        "truncated": truncated,
+        "pickled": pickled,
+        "foreign": foreign,
+        "mismatched": mismatched,
+        "empty_run": empty_run,
+    }
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("text", "not a readable checkpoint"), ("truncated", "not a readable checkpoint"),
-    ("pickled", "never loaded"), ("foreign", "not an edgegan checkpoint"),
-    ("mismatched", "cannot be rebuilt"), ("empty_run", "no checkpoints/last.pt"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("text", "not a readable checkpoint"),
+        ("truncated", "not a readable checkpoint"),
+        ("pickled", "never loaded"),
+        ("foreign", "not an edgegan checkpoint"),
+        ("mismatched", "cannot be rebuilt"),
+        ("empty_run", "no checkpoints/last.pt"),
+    ],
+)
 def test_bad_sources_are_refused_and_nothing_is_written(dcgan_cond_ckpt, tmp_path, kind, message):
     source = _bad_sources(tmp_path, dcgan_cond_ckpt)[kind]
     out = tmp_path / "out" / "model"
@@ -241,9 +274,14 @@ def test_bad_sources_are_refused_and_nothing_is_written(dcgan_cond_ckpt, tmp_pat
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"opset": 5}, "--opset 5"), ({"pixels": "rgb"}, "--pixels"), ({"trt_batch": (4, 2, 8)}, "min <= opt <= max"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"opset": 5}, "--opset 5"),
+        ({"pixels": "rgb"}, "--pixels"),
+        ({"trt_batch": (4, 2, 8)}, "min <= opt <= max"),
+    ],
+)
 def test_bad_options_are_refused(dcgan_cond_ckpt, tmp_path, kwargs, message):
     with pytest.raises(ExportOptionError, match=message):
         export_checkpoint(dcgan_cond_ckpt, tmp_path / "m", progress=False, **kwargs)
@@ -285,8 +323,15 @@ def test_report_options_record_every_option_as_given(mlp_ckpt, tmp_path):
     the gate's result once overwrote options.quality_gate."""
     import inspect
 
-    given = {"opset": 17, "pixels": "uint8", "use_ema": False, "optimize": False, "gate_n": 128,
-             "quality_gate": False, "trt_batch": (1, 2, 4)}  # the gate off: its limits must stay unset
+    given = {
+        "opset": 17,
+        "pixels": "uint8",
+        "use_ema": False,
+        "optimize": False,
+        "gate_n": 128,
+        "quality_gate": False,
+        "trt_batch": (1, 2, 4),
+    }  # the gate off: its limits must stay unset
     report = export_checkpoint(mlp_ckpt, tmp_path / "m", progress=False, **given)
     options = report["options"]
     parameters = inspect.signature(export_checkpoint).parameters.values()

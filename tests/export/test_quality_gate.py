@@ -2,6 +2,7 @@
 purpose (weights scaled after conversion, with the per-tensor tolerance loosened so only the gate can catch it)
 fails `--max-fid-delta` and leaves the output folder untouched; without an evaluator the gate is skipped, and
 says why."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ import edgegan.export.variants.fp16
 import edgegan.export.verify
 from edgegan.cli import main
 from edgegan.export.pipeline import export_checkpoint
-from edgegan.trainer.contract import checkpoint_contract
 from edgegan.export.quality_gate import QualityGateError, plan_gate, run_gate
 from edgegan.runtime.contract import GeneratorContract
+from edgegan.trainer.contract import checkpoint_contract
 from tests.quality_helpers import make_checkpoint
 
 CORRUPTION = 1.6  # scale of every float16 weight matrix of the corrupted variant
@@ -46,19 +47,40 @@ def corrupted_fp16(monkeypatch):
             array = numpy_helper.to_array(init)
             if array.ndim == 2 and array.dtype == np.float16:
                 converted.graph.initializer[index].CopyFrom(
-                    numpy_helper.from_array((array * CORRUPTION).astype(np.float16), init.name))
+                    numpy_helper.from_array((array * CORRUPTION).astype(np.float16), init.name)
+                )
         return converted
 
     monkeypatch.setattr(edgegan.export.variants.fp16, "convert_fp16", corrupt)
-    monkeypatch.setitem(edgegan.export.verify.TOLERANCES, "fp16", edgegan.export.verify.Tolerance(
-        vs_torch_max=2.0, vs_torch_mean=2.0, batch_invariance=1e-3, reference=1e-2, range_slack=1e-3))
+    monkeypatch.setitem(
+        edgegan.export.verify.TOLERANCES,
+        "fp16",
+        edgegan.export.verify.Tolerance(
+            vs_torch_max=2.0, vs_torch_mean=2.0, batch_invariance=1e-3, reference=1e-2, range_slack=1e-3
+        ),
+    )
 
 
 def test_clean_variant_passes_through_the_cli(checkpoint, evaluator_onnx, no_default_evaluator, tmp_path):
     out = tmp_path / "clean"
-    result = CliRunner().invoke(main, ["export", str(checkpoint), "--out", str(out), "--fp16", "--ort-format", "-q",
-                                       "--evaluator", str(evaluator_onnx), "--max-fid-delta", "0.01",
-                                       "--gate-n", "300"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--fp16",
+            "--ort-format",
+            "-q",
+            "--evaluator",
+            str(evaluator_onnx),
+            "--max-fid-delta",
+            "0.01",
+            "--gate-n",
+            "300",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "quality gate: FID vs fp32 on 300 images, limit 0.01" in result.output
     gate = json.loads((out / "export_report.json").read_text())["quality_gate"]
@@ -70,8 +92,9 @@ def test_clean_variant_passes_through_the_cli(checkpoint, evaluator_onnx, no_def
 
 def test_corrupted_variant_fails_the_gate(checkpoint, evaluator_onnx, corrupted_fp16, tmp_path):
     # Without a limit the export succeeds and records how far the variant moved.
-    recorded = export_checkpoint(checkpoint, tmp_path / "recorded", fp16=True, evaluator=evaluator_onnx,
-                                 gate_n=300, progress=False)
+    recorded = export_checkpoint(
+        checkpoint, tmp_path / "recorded", fp16=True, evaluator=evaluator_onnx, gate_n=300, progress=False
+    )
     figures = recorded["quality_gate"]["variants"]["fp16"]
     assert recorded["variants"]["fp16"]["passed"]  # the loosened tensor check let it through
     assert figures["passed"] and figures["mean_abs_levels"] > 1.0
@@ -79,8 +102,9 @@ def test_corrupted_variant_fails_the_gate(checkpoint, evaluator_onnx, corrupted_
     limit = figures["fid_vs_fp32"] / 2
     out = tmp_path / "gated"
     with pytest.raises(QualityGateError) as caught:
-        export_checkpoint(checkpoint, out, fp16=True, evaluator=evaluator_onnx, max_fid_delta=limit, gate_n=300,
-                          progress=False)
+        export_checkpoint(
+            checkpoint, out, fp16=True, evaluator=evaluator_onnx, max_fid_delta=limit, gate_n=300, progress=False
+        )
     message = str(caught.value)
     assert "quality gate failed" in message and "fp16: FID" in message and f"{limit:g}" in message
     assert not out.exists()
@@ -117,8 +141,15 @@ def test_gate_scores_int8_of_a_trained_model_as_fp32(mnist_cdcgan_checkpoint, tm
     as the fp32 model's (measured on 2,000 images: FID 0.003, class agreement 99.6%), inside --max-fid-delta 1."""
     from tests.trained_fixtures import FIXTURE_DIR
 
-    report = export_checkpoint(mnist_cdcgan_checkpoint, tmp_path / "out", int8=True, progress=False,
-                               evaluator=FIXTURE_DIR / "mnist_evaluator.onnx", max_fid_delta=1.0, gate_n=512)
+    report = export_checkpoint(
+        mnist_cdcgan_checkpoint,
+        tmp_path / "out",
+        int8=True,
+        progress=False,
+        evaluator=FIXTURE_DIR / "mnist_evaluator.onnx",
+        max_fid_delta=1.0,
+        gate_n=512,
+    )
     gate = report["quality_gate"]["variants"]["int8"]
     assert report["quality_gate"]["passed"] and gate["passed"]
     assert gate["fid_vs_fp32"] < 0.05 and gate["class_agreement"] >= 0.98, gate

@@ -1,6 +1,7 @@
 """--ort-format also writes generator.required_operators.config, the operators and types a reduced ("minimal")
 onnxruntime build needs for generator.ort: every op the .ort and the .onnx use is in it, read back with
 onnxruntime's own parser, and export_report.json records it."""
+
 from __future__ import annotations
 
 import json
@@ -81,11 +82,15 @@ def test_config_carries_types_and_names_the_shipped_file(ort_export):
     out, _ = ort_export
     text = (out / REDUCED_BUILD_CONFIG).read_text()
     assert "generator.ort" in text and ".ort-convert-" not in text and "/tmp" not in text  # no temp paths
-    lines = {line.split(";")[1] + ":" + entry.split("{")[0]: entry for line in text.splitlines()
-             if not line.startswith("#") for entry in _entries(line.split(";", 2)[2])}
-    cast = json.loads(lines["13:Cast"][len("Cast"):])
+    lines = {
+        line.split(";")[1] + ":" + entry.split("{")[0]: entry
+        for line in text.splitlines()
+        if not line.startswith("#")
+        for entry in _entries(line.split(";", 2)[2])
+    }
+    cast = json.loads(lines["13:Cast"][len("Cast") :])
     assert cast == {"inputs": {"0": ["float"]}, "outputs": {"0": ["uint8_t"]}}  # the uint8 tail: float -> uint8
-    assert json.loads(lines["13:Gather"][len("Gather"):])["inputs"]["1"] == ["int64_t"]  # class labels
+    assert json.loads(lines["13:Gather"][len("Gather") :])["inputs"]["1"] == ["int64_t"]  # class labels
 
 
 def _entries(ops: str) -> list[str]:
@@ -106,8 +111,9 @@ def test_report_records_the_config(ort_export):
     entry = report["variants"]["ort"]["reduced_build"]
     assert entry["config"] == REDUCED_BUILD_CONFIG and entry["type_reduction"] is True
     assert entry["sha256"] == file_sha256(out / REDUCED_BUILD_CONFIG)
-    listed = {(d, int(opset), op) for d, opsets in entry["operators"].items() for opset, ops in opsets.items()
-              for op in ops}
+    listed = {
+        (d, int(opset), op) for d, opsets in entry["operators"].items() for opset, ops in opsets.items() for op in ops
+    }
     assert listed == config_ops(out / REDUCED_BUILD_CONFIG)
     assert f"--include_ops_by_config {REDUCED_BUILD_CONFIG}" in entry["build_flags"]
     assert json.loads((out / "export_report.json").read_text())["variants"]["ort"]["reduced_build"] == entry

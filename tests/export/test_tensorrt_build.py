@@ -1,6 +1,7 @@
 """--tensorrt: the batch profile's one check and the optimization profile taken from the contract's io_spec (pure,
 no TensorRT needed); a clear error before anything is written where TensorRT or CUDA is missing; a real engine
 where both exist (skipped otherwise, with the reason)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,5 +1,6 @@
 """Triton model repository: config.pbtxt parsed with Triton's own ModelConfig protobuf (tritonclient) and
 checked field by field against the ONNX model it serves."""
+
 from __future__ import annotations
 
 import onnx
@@ -9,8 +10,11 @@ from google.protobuf import text_format
 from edgegan.export.triton_repository import config_text, load_model_config_pb2, model_name
 from edgegan.runtime.contract import GeneratorContract
 
-ONNX_TO_TRITON = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.INT64: "TYPE_INT64",
-                  onnx.TensorProto.UINT8: "TYPE_UINT8"}
+ONNX_TO_TRITON = {
+    onnx.TensorProto.FLOAT: "TYPE_FP32",
+    onnx.TensorProto.INT64: "TYPE_INT64",
+    onnx.TensorProto.UINT8: "TYPE_UINT8",
+}
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The variant table (edgegan.export.variants.VARIANTS): one row per file an export can add beside generator.onnx,
 each switched on by the export_checkpoint option the row names; the CLI's flags and the options dataclass derive
 from it, so a new variant is one module (tests/export/toy_variant.py) plus one row."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,11 +19,18 @@ from edgegan.export.variants import VARIANTS, Variant, VariantOptions, VariantPa
 from edgegan.runtime.contract import PRECISIONS
 from tests.export import toy_variant
 
-TOY = Variant("toy", "generator.toy.txt", "fp32", "tests.export.toy_variant", option="toy", tolerance=None,
-              has_opset=False, help="Also write generator.toy.txt (a toy variant).",
-              step="writing the toy (level {toy_level})",
-              params=(VariantParam("toy_level", 1, "The toy's level.", metavar="N", cli_default="1",
-                                   parse="builtins:int"),))
+TOY = Variant(
+    "toy",
+    "generator.toy.txt",
+    "fp32",
+    "tests.export.toy_variant",
+    option="toy",
+    tolerance=None,
+    has_opset=False,
+    help="Also write generator.toy.txt (a toy variant).",
+    step="writing the toy (level {toy_level})",
+    params=(VariantParam("toy_level", 1, "The toy's level.", metavar="N", cli_default="1", parse="builtins:int"),),
+)
 
 
 def test_rows_follow_the_report_order():
@@ -48,11 +56,17 @@ def test_the_flags_keep_their_names_defaults_and_help():
     help_text = " ".join(CliRunner().invoke(main, ["export", "--help"]).output.split())
     for flag in ("--fp16", "--int8", "--ort-format", "--tensorrt", "--triton", "--cuda", "--web"):
         assert f" {flag} Also " in help_text
-    assert "--trt-batch MIN,OPT,MAX TensorRT optimization profile batch sizes; MAX is also Triton's " \
-           "max_batch_size. [default: 1,16,64]" in help_text
+    assert (
+        "--trt-batch MIN,OPT,MAX TensorRT optimization profile batch sizes; MAX is also Triton's "
+        "max_batch_size. [default: 1,16,64]" in help_text
+    )
     assert "--web-runtime DIR onnxruntime-web's dist folder" in help_text
-    assert help_text.index("--opset") < help_text.index("--fp16") < help_text.index("--web-runtime") \
+    assert (
+        help_text.index("--opset")
+        < help_text.index("--fp16")
+        < help_text.index("--web-runtime")
         < help_text.index("--pixels")
+    )
     assert VariantOptions().trt_batch == (1, 16, 64) and VariantOptions().web_runtime is None
 
 
@@ -70,8 +84,9 @@ def test_a_new_variant_is_one_module_and_one_row(mlp_ckpt, tmp_path, monkeypatch
     assert bad.exit_code == 2 and "--toy-level" in bad.output  # its parse refuses: a usage error
 
     out = tmp_path / "m"
-    result = CliRunner().invoke(main, ["export", str(mlp_ckpt), "--out", str(out), "--toy", "--toy-level", "7",
-                                       "--no-quality-gate", "-q"])
+    result = CliRunner().invoke(
+        main, ["export", str(mlp_ckpt), "--out", str(out), "--toy", "--toy-level", "7", "--no-quality-gate", "-q"]
+    )
     assert result.exit_code == 0, result.output
     assert (out / "generator.toy.txt").read_text() == "toy level 7\n" and toy_variant.PREFLIGHTS == ["toy"]
     report = json.loads((out / "export_report.json").read_text())

@@ -1,4 +1,5 @@
 """float16 and .ort variants: structure, and verification against the fp32 PyTorch generator."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,9 @@ def _setup(ckpt, output):
     return model, contract, CachedReference(_torch_reference(G))
 
 
-@pytest.mark.parametrize("fixture, output", [("dcgan_cond_ckpt", OUTPUT_FLOAT_NCHW), ("mlp_cond_ckpt", OUTPUT_UINT8_NHWC)])
+@pytest.mark.parametrize(
+    "fixture, output", [("dcgan_cond_ckpt", OUTPUT_FLOAT_NCHW), ("mlp_cond_ckpt", OUTPUT_UINT8_NHWC)]
+)
 def test_fp16_keeps_float32_io_and_passes_fp16_verification(request, tmp_path, fixture, output):
     model, contract, reference = _setup(request.getfixturevalue(fixture), output)
     model16 = convert_fp16(model)
@@ -75,12 +78,12 @@ def test_fp16_images_equal_onnxruntimes_own_converter_on_float_graphs(dcgan_cond
     float16 = pytest.importorskip("onnxruntime.transformers.float16")
     model, contract, _ = _setup(dcgan_cond_ckpt, OUTPUT_FLOAT_NCHW)
     ours = convert_fp16(model)
-    theirs = float16.convert_float_to_float16(onnx.ModelProto.FromString(model.SerializeToString()),
-                                              keep_io_types=True)
+    theirs = float16.convert_float_to_float16(onnx.ModelProto.FromString(model.SerializeToString()), keep_io_types=True)
     feeds = {"z": draw_latents(17, contract.nz, 0), "label": default_labels(17, contract.num_classes)}
     ours_images, theirs_images = (
         ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(["image"], feeds)[0]
-        for m in (ours, theirs))
+        for m in (ours, theirs)
+    )
     assert ours_images.dtype == theirs_images.dtype == np.float32
     assert np.abs(ours_images - theirs_images).max() <= 1e-3  # a tenth of the fp16 tolerance
 
@@ -120,9 +123,13 @@ def test_trained_fixture_fp16_and_ort_verify(mnist_gan_checkpoint, tmp_path):
     from edgegan.export.check_records import TOLERANCES
     from edgegan.export.pipeline import export_checkpoint
 
-    report = export_checkpoint(mnist_gan_checkpoint, tmp_path / "out", fp16=True, ort_format=True, progress=False,
-                               quality_gate=False)
+    report = export_checkpoint(
+        mnist_gan_checkpoint, tmp_path / "out", fp16=True, ort_format=True, progress=False, quality_gate=False
+    )
     fp16, ort_entry = report["variants"]["fp16"], report["variants"]["ort"]
     assert report["passed"] and fp16["pixel_levels"]["p999"]["value"] <= TOLERANCES["fp16"].levels.p999
     assert "pixel_levels" not in ort_entry and ort_entry["tolerance"]["levels"] is None
-    assert next(c for c in ort_entry["checks"] if c["name"] == "vs_fp32_onnx")["max_err"] <= TOLERANCES["fp32"].vs_torch_max
+    assert (
+        next(c for c in ort_entry["checks"] if c["name"] == "vs_fp32_onnx")["max_err"]
+        <= TOLERANCES["fp32"].vs_torch_max
+    )

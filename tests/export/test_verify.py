@@ -1,4 +1,5 @@
 """Verification collects every check before failing, with typed errors (ShapeError / AtolError)."""
+
 from __future__ import annotations
 
 import copy
@@ -26,8 +27,18 @@ from edgegan.runtime.errors import EdgeganError
 from edgegan.trainer.contract import checkpoint_contract
 from edgegan.trainer.sample import load_generator
 
-ALL_CHECKS = ["onnx_checker", "interface", "metadata", "vs_torch_batch1", "vs_torch_batch3", "vs_torch_batch17",
-              "batch_invariance", "output_range", "labels_full_range", "reference_evaluator"]
+ALL_CHECKS = [
+    "onnx_checker",
+    "interface",
+    "metadata",
+    "vs_torch_batch1",
+    "vs_torch_batch3",
+    "vs_torch_batch17",
+    "batch_invariance",
+    "output_range",
+    "labels_full_range",
+    "reference_evaluator",
+]
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +89,17 @@ def test_batchnorm_left_in_training_mode_is_caught_with_every_failure_collected(
     axes = {name: {0: "batch"} for name in ("z", "label", "image")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, buffer, dynamo=False, training=torch.onnx.TrainingMode.TRAINING,
-                          input_names=["z", "label"], output_names=["image"], dynamic_axes=axes, opset_version=18)
+        torch.onnx.export(
+            module,
+            args,
+            buffer,
+            dynamo=False,
+            training=torch.onnx.TrainingMode.TRAINING,
+            input_names=["z", "label"],
+            output_names=["image"],
+            dynamic_axes=axes,
+            opset_version=18,
+        )
     model = onnx.load_from_string(buffer.getvalue())
     set_contract_metadata(model, contract)
     path = tmp_path / "generator.onnx"
@@ -105,8 +125,9 @@ def test_batch_size_baked_into_the_graph_is_a_shape_error(cond, tmp_path):
     # TorchScript exporter without dynamic axes: batch 2 is baked into every shape (and the Reshape).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(G, args, buffer, dynamo=False, input_names=["z", "label"], output_names=["image"],
-                          opset_version=18)
+        torch.onnx.export(
+            G, args, buffer, dynamo=False, input_names=["z", "label"], output_names=["image"], opset_version=18
+        )
     model = onnx.load_from_string(buffer.getvalue())
     set_contract_metadata(model, contract)
     path = tmp_path / "generator.onnx"

@@ -3,6 +3,7 @@
 On the GPU machine onnxruntime-gpu comes from the carry (/work/shared/gpu/README.md); `onnxruntime.preload_dlls()`
 loads the CUDA and cuDNN libraries torch's nvidia packages installed, before the first CUDA session.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,7 @@
 """The runtime on onnxruntime's CUDA provider: parity with the CPU, IO binding with the CUDA graph, device output,
 the pixel tail on the device, the copy back through page-locked memory, the provider's form of a folder, and bench's
 cuda rows beside torch on the GPU."""
+
 from __future__ import annotations
 
 import ctypes
@@ -47,8 +48,9 @@ def test_pixels_are_made_on_the_device(cuda_export, ort_cuda):
     gpu = Generator(out, provider="cuda", batch_size=16)
     assert gpu._runner.device_pixels  # the uint8 tail runs where the images are
     z = draw_latents(40, gpu.nz, 3)
-    np.testing.assert_array_equal(gpu.generate(z, 0), Generator(out, batch_size=16, provider="cuda",
-                                                                 io_binding=False).generate(z, 0))
+    np.testing.assert_array_equal(
+        gpu.generate(z, 0), Generator(out, batch_size=16, provider="cuda", io_binding=False).generate(z, 0)
+    )
 
 
 def test_dlpack_output_stays_on_the_device(cuda_export, ort_cuda, torch_cuda):
@@ -68,8 +70,18 @@ def test_bench_times_torch_on_the_gpu_beside_cuda_rows(cuda_export, ort_cuda, to
     from edgegan.runtime.bench.harness import run_bench
 
     ckpt, out = cuda_export
-    result = run_bench([out / "generator.cuda.onnx"], batches=(1, 64), threads=(1,), providers=("cuda",),
-                       torch=ckpt, torch_compile=False, warmup=2, iters=5, rounds=2, peak_size=1024)
+    result = run_bench(
+        [out / "generator.cuda.onnx"],
+        batches=(1, 64),
+        threads=(1,),
+        providers=("cuda",),
+        torch=ckpt,
+        torch_compile=False,
+        warmup=2,
+        iters=5,
+        rounds=2,
+        peak_size=1024,
+    )
     rows = {(r["engine"], r["provider"], r["batch"]): r for r in result["rows"]}
     for batch in (1, 64):
         ort_row = rows[("onnxruntime", "CUDAExecutionProvider", batch)]
@@ -84,8 +96,13 @@ def test_bench_times_torch_on_the_gpu_beside_cuda_rows(cuda_export, ort_cuda, to
 class _PointerAttributes(ctypes.Structure):
     """cudaPointerAttributes (CUDA >= 11), padded: a newer CUDA may write more fields."""
 
-    _fields_ = [("type", ctypes.c_int), ("device", ctypes.c_int), ("device_pointer", ctypes.c_void_p),
-                ("host_pointer", ctypes.c_void_p), ("reserved", ctypes.c_byte * 256)]
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("device", ctypes.c_int),
+        ("device_pointer", ctypes.c_void_p),
+        ("host_pointer", ctypes.c_void_p),
+        ("reserved", ctypes.c_byte * 256),
+    ]
 
 
 def _memory_type(address: int) -> int:

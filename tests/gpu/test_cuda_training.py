@@ -1,4 +1,5 @@
 """Training on CUDA: the one-graph step computes what the eager step computes, and train() takes it."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -15,9 +16,18 @@ def cuda_cfg(tmp_path, torch_cuda):
     from edgegan.trainer.config import ModelConfig, TrainConfig
 
     npz = write_npz(tmp_path / "tiny.npz")
-    return TrainConfig(model=ModelConfig(arch="dcgan", nz=16, image_size=28, width=8, channels=1, num_classes=3),
-                       dataset="npz", data_dir=str(npz), conditional=True, batch_size=16, max_steps=6, log_every=2,
-                       seed=3, device="cuda", amp="off")
+    return TrainConfig(
+        model=ModelConfig(arch="dcgan", nz=16, image_size=28, width=8, channels=1, num_classes=3),
+        dataset="npz",
+        data_dir=str(npz),
+        conditional=True,
+        batch_size=16,
+        max_steps=6,
+        log_every=2,
+        seed=3,
+        device="cuda",
+        amp="off",
+    )
 
 
 @pytest.mark.parametrize("amp", ["off", "bf16"])

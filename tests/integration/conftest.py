@@ -18,8 +18,24 @@ def fashion_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fashion") / "run"
     result = CliRunner().invoke(
         main,
-        ["train", "--arch", "dcgan", "--dataset", "fashion-mnist", "--data-dir", str(fashion), "--width", "32",
-         "--max-steps", str(STEPS), "--log-every", "25", "--quiet", "--out", str(out)],
+        [
+            "train",
+            "--arch",
+            "dcgan",
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            str(fashion),
+            "--width",
+            "32",
+            "--max-steps",
+            str(STEPS),
+            "--log-every",
+            "25",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     return out

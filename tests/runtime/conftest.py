@@ -4,10 +4,12 @@ The "generator" is z [batch, nz] (+ Gather(embedding, label) added to z) -> MatM
 [batch, C, H, W]; the uint8 form appends the contract's pixel formula and a transpose to NHWC; fp16 and int8
 forms mirror what export writes (fp16 weights between float32 casts; QDQ weights).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnx
@@ -40,7 +42,10 @@ def build_generator_onnx(
     pixels = channels * height * width
     weight = (rng.standard_normal((nz, pixels)) * 1.5 / np.sqrt(nz)).astype(np.float32)  # [nz, C*H*W]
     bias = (rng.standard_normal(pixels) * 0.1).astype(np.float32)
-    inits = [numpy_helper.from_array(bias, "b"), numpy_helper.from_array(np.array([-1, channels, height, width], np.int64), "shape")]
+    inits = [
+        numpy_helper.from_array(bias, "b"),
+        numpy_helper.from_array(np.array([-1, channels, height, width], np.int64), "shape"),
+    ]
     inputs = [helper.make_tensor_value_info(z_name, TensorProto.FLOAT, [batch, nz])]
     nodes = []
     h = z_name
@@ -48,7 +53,10 @@ def build_generator_onnx(
         embed = rng.standard_normal((num_classes, nz)).astype(np.float32)  # [K, nz]
         inits.append(numpy_helper.from_array(embed, "embed"))
         inputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, [batch]))
-        nodes += [helper.make_node("Gather", ["embed", "label"], ["e"], axis=0), helper.make_node("Add", [h, "e"], ["h0"])]
+        nodes += [
+            helper.make_node("Gather", ["embed", "label"], ["e"], axis=0),
+            helper.make_node("Add", [h, "e"], ["h0"]),
+        ]
         h = "h0"
     if precision == "fp16":
         inits[0] = numpy_helper.from_array(bias.astype(np.float16), "b")
@@ -64,21 +72,31 @@ def build_generator_onnx(
         if precision == "int8":
             scale = np.float32(np.abs(weight).max() / 127)
             q = np.clip(np.round(weight / scale), -127, 127).astype(np.int8)
-            inits += [numpy_helper.from_array(q, "Wq"), numpy_helper.from_array(np.array(scale, np.float32), "Ws"),
-                      numpy_helper.from_array(np.array(0, np.int8), "Wz")]
+            inits += [
+                numpy_helper.from_array(q, "Wq"),
+                numpy_helper.from_array(np.array(scale, np.float32), "Ws"),
+                numpy_helper.from_array(np.array(0, np.int8), "Wz"),
+            ]
             nodes.append(helper.make_node("DequantizeLinear", ["Wq", "Ws", "Wz"], ["W"]))
         else:
             inits.append(numpy_helper.from_array(weight, "W"))
-        nodes += [helper.make_node("MatMul", [h, "W"], ["m"]), helper.make_node("Add", ["m", "b"], ["a"]),
-                  helper.make_node("Tanh", ["a"], ["t"])]
-    if output == "uint8_nhwc":
-        inits += [numpy_helper.from_array(np.array(1.0, np.float32), "one"),
-                  numpy_helper.from_array(np.array(127.5, np.float32), "half"),
-                  numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
-                  numpy_helper.from_array(np.array(255.0, np.float32), "hi")]
         nodes += [
-            helper.make_node("Add", ["t", "one"], ["p1"]), helper.make_node("Mul", ["p1", "half"], ["p2"]),
-            helper.make_node("Round", ["p2"], ["p3"]), helper.make_node("Clip", ["p3", "lo", "hi"], ["p4"]),
+            helper.make_node("MatMul", [h, "W"], ["m"]),
+            helper.make_node("Add", ["m", "b"], ["a"]),
+            helper.make_node("Tanh", ["a"], ["t"]),
+        ]
+    if output == "uint8_nhwc":
+        inits += [
+            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+            numpy_helper.from_array(np.array(127.5, np.float32), "half"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+            numpy_helper.from_array(np.array(255.0, np.float32), "hi"),
+        ]
+        nodes += [
+            helper.make_node("Add", ["t", "one"], ["p1"]),
+            helper.make_node("Mul", ["p1", "half"], ["p2"]),
+            helper.make_node("Round", ["p2"], ["p3"]),
+            helper.make_node("Clip", ["p3", "lo", "hi"], ["p4"]),
             helper.make_node("Cast", ["p4"], ["p5"], to=TensorProto.UINT8),
             helper.make_node("Reshape", ["p5", "shape"], ["p6"]),
             helper.make_node("Transpose", ["p6"], ["image"], perm=[0, 2, 3, 1]),
@@ -91,8 +109,17 @@ def build_generator_onnx(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=9)
     names = (class_names if class_names is not None else CLASS_NAMES[:num_classes]) if num_classes else []
     contract = GeneratorContract(
-        arch="tiny", nz=nz, num_classes=num_classes, channels=channels, height=height, width=width,
-        class_names=names, output=output, precision=precision, dataset="test", train={"step": 0},
+        arch="tiny",
+        nz=nz,
+        num_classes=num_classes,
+        channels=channels,
+        height=height,
+        width=width,
+        class_names=names,
+        output=output,
+        precision=precision,
+        dataset="test",
+        train={"step": 0},
     )
     props = contract.to_metadata()
     for key, value in (metadata or {}).items():

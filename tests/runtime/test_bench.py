@@ -1,6 +1,7 @@
 """`edgegan bench` and edgegan.runtime.bench.harness on tiny models: every field, grid counts, ordered percentiles, the provider,
 multiply-adds on hand-built graphs, JSON/markdown/PNG outputs, the torch baseline's rows and ratios, and clear
 errors for bad input. No test asserts a time."""
+
 from __future__ import annotations
 
 import json
@@ -23,10 +24,37 @@ from edgegan.runtime.bench.macs import count_macs
 REPO = Path(__file__).resolve().parents[2]
 FAST = dict(warmup=1, iters=4, rounds=2, peak_size=64)  # a few calls each; the peak product is 64^3
 ROW_FIELDS = (
-    "model", "engine", "setup", "provider", "threads", "batch", "precision", "output", "iters", "rounds",
-    "p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "images_per_s", "cold_create_s", "cold_first_run_s",
-    "mem_load_mib", "mem_first_run_mib", "rss_peak_mib", "macs", "gflops", "peak_gflops", "peak_share", "peak_share_cpu", "cpu_ms", "spread",
-    "ratio", "ratio_compile", "error",
+    "model",
+    "engine",
+    "setup",
+    "provider",
+    "threads",
+    "batch",
+    "precision",
+    "output",
+    "iters",
+    "rounds",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "min_ms",
+    "images_per_s",
+    "cold_create_s",
+    "cold_first_run_s",
+    "mem_load_mib",
+    "mem_first_run_mib",
+    "rss_peak_mib",
+    "macs",
+    "gflops",
+    "peak_gflops",
+    "peak_share",
+    "peak_share_cpu",
+    "cpu_ms",
+    "spread",
+    "ratio",
+    "ratio_compile",
+    "error",
 )
 
 
@@ -48,7 +76,8 @@ def test_rows_cover_the_grid_with_every_field(float_model, uint8_model):
     rows = result["rows"]
     assert len(rows) == 2 * 2 * 2  # models x threads x batches
     assert {(Path(r["model"]).parent.name, r["threads"], r["batch"]) for r in rows} == {
-        (m, t, b) for m in ("uncond", "uint8") for t in (1, 2) for b in (1, 3)}
+        (m, t, b) for m in ("uncond", "uint8") for t in (1, 2) for b in (1, 3)
+    }
     for row in rows:
         _check_row(row)
         assert row["engine"] == "onnxruntime" and row["provider"] == "CPUExecutionProvider"
@@ -62,8 +91,12 @@ def test_rows_cover_the_grid_with_every_field(float_model, uint8_model):
         assert row["iters"] == 4
     assert {r["output"] for r in rows} == {"float_nchw", "uint8_nhwc"}
     # an fp32 MatMul and a u8 x s8 MatMulInteger per thread count
-    assert sorted((p["precision"], p["threads"]) for p in result["peak"]) == [("fp32", 1), ("fp32", 2), ("int8", 1),
-                                                                              ("int8", 2)]
+    assert sorted((p["precision"], p["threads"]) for p in result["peak"]) == [
+        ("fp32", 1),
+        ("fp32", 2),
+        ("int8", 1),
+        ("int8", 2),
+    ]
     assert all(p["gflops"] > 0 and p["size"] == 64 for p in result["peak"])
     machine = result["machine"]
     assert machine["cpu"] and machine["logical_cpus"] >= 1 and machine["versions"]["onnxruntime"]
@@ -73,8 +106,9 @@ def test_rows_cover_the_grid_with_every_field(float_model, uint8_model):
 
 def test_session_setups_split_and_preopt(tmp_path, make_model):
     model = make_model("setups/generator.onnx", num_classes=3)  # conditional: labels are split too
-    result = run_bench([model], batches=(1, 4), threads=(2,), setups=["default", "split=2", "preopt=on,spin=on"],
-                       **FAST)
+    result = run_bench(
+        [model], batches=(1, 4), threads=(2,), setups=["default", "split=2", "preopt=on,spin=on"], **FAST
+    )
     assert [r["setup"] for r in result["rows"]] == ["default"] * 2 + ["split=2"] * 2 + ["spin=on,preopt=on"] * 2
     for row in result["rows"]:
         _check_row(row)
@@ -120,10 +154,20 @@ def test_count_macs_on_a_hand_built_graph(tmp_path):
         helper.make_node("Gemm", ["r", "w3"], ["g"], transB=1),
         helper.make_node("MatMul", ["g", "w4"], ["y"]),
     ]
-    inits = [_init("w1", (8, 4, 3, 3)), _init("w2", (8, 2, 4, 4)), _init("w3", (10, 288)), _init("w4", (10, 5)),
-             numpy_helper.from_array(np.array([-1, 288], np.int64), "flat")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 6, 6])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5])], inits)
+    inits = [
+        _init("w1", (8, 4, 3, 3)),
+        _init("w2", (8, 2, 4, 4)),
+        _init("w3", (10, 288)),
+        _init("w4", (10, 5)),
+        numpy_helper.from_array(np.array([-1, 288], np.int64), "flat"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5])],
+        inits,
+    )
     path = tmp_path / "known.onnx"
     onnx.save(cap_ir_version(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])), str(path))
     conv = 8 * 6 * 6 * (4 * 3 * 3)  # outputs x (Cin * k * k)          = 10368
@@ -133,8 +177,12 @@ def test_count_macs_on_a_hand_built_graph(tmp_path):
     for batch in (1, 7):
         count = count_macs(path, batch)
         assert count.batch == batch and count.uncounted == []
-        assert count.by_op == {"Conv": conv * batch, "ConvTranspose": convt * batch, "Gemm": gemm * batch,
-                               "MatMul": matmul * batch}
+        assert count.by_op == {
+            "Conv": conv * batch,
+            "ConvTranspose": convt * batch,
+            "Gemm": gemm * batch,
+            "MatMul": matmul * batch,
+        }
         assert count.total == (conv + convt + gemm + matmul) * batch
 
 
@@ -146,12 +194,24 @@ def test_count_macs_int8_ops(tmp_path):
         helper.make_node("Reshape", ["c", "flat"], ["r"]),
         helper.make_node("MatMulInteger", ["r", "m"], ["y"]),
     ]
-    inits = [scalar("xs", 0.1, np.float32), scalar("xz", 0, np.uint8), _init("w", (6, 3, 1, 1), np.uint8),
-             scalar("ws", 0.1, np.float32), scalar("wz", 0, np.uint8), scalar("ys", 0.1, np.float32),
-             scalar("yz", 0, np.uint8), numpy_helper.from_array(np.array([-1, 150], np.int64), "flat"),
-             _init("m", (150, 4), np.uint8)]
-    graph = helper.make_graph(nodes, "q", [helper.make_tensor_value_info("x", TensorProto.UINT8, ["batch", 3, 5, 5])],
-                              [helper.make_tensor_value_info("y", TensorProto.INT32, ["batch", 4])], inits)
+    inits = [
+        scalar("xs", 0.1, np.float32),
+        scalar("xz", 0, np.uint8),
+        _init("w", (6, 3, 1, 1), np.uint8),
+        scalar("ws", 0.1, np.float32),
+        scalar("wz", 0, np.uint8),
+        scalar("ys", 0.1, np.float32),
+        scalar("yz", 0, np.uint8),
+        numpy_helper.from_array(np.array([-1, 150], np.int64), "flat"),
+        _init("m", (150, 4), np.uint8),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "q",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, ["batch", 3, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, ["batch", 4])],
+        inits,
+    )
     path = tmp_path / "int8.onnx"
     onnx.save(cap_ir_version(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])), str(path))
     count = count_macs(path, 3)
@@ -169,10 +229,32 @@ def test_peak_model_is_valid_onnx():
 def test_cli_writes_table_json_markdown_and_plot(float_model, tmp_path):
     out = tmp_path / "out"
     out.mkdir()  # outputs are checked writable before timing; a missing folder is an error
-    result = CliRunner().invoke(main, [
-        "bench", str(float_model), "--batch", "1,2", "--threads", "1", "--iters", "3", "--rounds", "1",
-        "--warmup", "0", "--peak-size", "32", "-q", "--json", str(out / "b.json"), "--markdown", str(out / "b.md"),
-        "--plot", str(out / "b.png")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            str(float_model),
+            "--batch",
+            "1,2",
+            "--threads",
+            "1",
+            "--iters",
+            "3",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+            "--peak-size",
+            "32",
+            "-q",
+            "--json",
+            str(out / "b.json"),
+            "--markdown",
+            str(out / "b.md"),
+            "--plot",
+            str(out / "b.png"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "machine:" in result.output and "p50 ms" in result.output and "peak (fp32 matmul 32^3" in result.output
     data = json.loads((out / "b.json").read_text())
@@ -185,16 +267,19 @@ def test_cli_writes_table_json_markdown_and_plot(float_model, tmp_path):
 
 # Option values click checks while parsing are usage errors (exit 2, "Usage: ..." then the one-line error); what
 # only the run can find (a missing file, a bad combination) exits 1. Neither prints a traceback.
-@pytest.mark.parametrize("args, message, code", [
-    (["missing/generator.onnx"], "model file not found", 1),
-    (["MODEL", "--batch-sizes", "1,x"], "--batch-sizes takes positive integers", 2),
-    (["MODEL", "--batch-sizes", "0"], "--batch-sizes", 2),
-    (["MODEL", "--threads", ""], "--threads", 2),
-    (["MODEL", "--provider", "gpu"], "unknown provider gpu", 2),
-    (["MODEL", "--ort", "spin=maybe"], "bad --ort item", 1),
-    (["MODEL", "--iters", "5", "--duration", "1"], "--iters or --duration", 1),
-    (["MODEL", "--iters", "0"], "--iters must be a positive", 1),
-])
+@pytest.mark.parametrize(
+    "args, message, code",
+    [
+        (["missing/generator.onnx"], "model file not found", 1),
+        (["MODEL", "--batch-sizes", "1,x"], "--batch-sizes takes positive integers", 2),
+        (["MODEL", "--batch-sizes", "0"], "--batch-sizes", 2),
+        (["MODEL", "--threads", ""], "--threads", 2),
+        (["MODEL", "--provider", "gpu"], "unknown provider gpu", 2),
+        (["MODEL", "--ort", "spin=maybe"], "bad --ort item", 1),
+        (["MODEL", "--iters", "5", "--duration", "1"], "--iters or --duration", 1),
+        (["MODEL", "--iters", "0"], "--iters must be a positive", 1),
+    ],
+)
 def test_cli_bad_input_is_a_clear_error(float_model, tmp_path, args, message, code):
     args = [str(float_model) if a == "MODEL" else str(tmp_path / a) if a.startswith("missing") else a for a in args]
     result = CliRunner().invoke(main, ["bench", *args, "-q", "--peak-size", "32"])
@@ -220,16 +305,31 @@ def _tiny_export(root: Path) -> tuple[Path, Path]:
     from edgegan.trainer.models import build_discriminator, build_generator
 
     torch.manual_seed(0)
-    cfg = TrainConfig(model=ModelConfig(arch="dcgan", nz=8, image_size=28, channels=1, num_classes=3, width=8),
-                      dataset="npz", class_names=["a", "b", "c"])
+    cfg = TrainConfig(
+        model=ModelConfig(arch="dcgan", nz=8, image_size=28, channels=1, num_classes=3, width=8),
+        dataset="npz",
+        class_names=["a", "b", "c"],
+    )
     G, D = build_generator(cfg.model), build_discriminator(cfg.model)
     with torch.no_grad():
         for _ in range(3):
             G(torch.randn(16, 8), torch.randint(0, 3, (16,)))
     run = root / "run"
-    save_checkpoint({"config": cfg.to_dict(), "class_names": ["a", "b", "c"], "G": G.state_dict(),
-                     "D": D.state_dict(), "G_ema": None, "opt_G": {}, "opt_D": {}, "step": 0, "epoch": 0, "rng": {}},
-                    run / "checkpoints" / "last.pt")
+    save_checkpoint(
+        {
+            "config": cfg.to_dict(),
+            "class_names": ["a", "b", "c"],
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "G_ema": None,
+            "opt_G": {},
+            "opt_D": {},
+            "step": 0,
+            "epoch": 0,
+            "rng": {},
+        },
+        run / "checkpoints" / "last.pt",
+    )
     export_checkpoint(run, root / "model", progress=False)
     return run, root / "model" / "generator.onnx"
 
@@ -248,9 +348,31 @@ TINY_MACS = 58 * 32 * 49 + 7 * 7 * 32 * 16 * 16 + 14 * 14 * 16 * 1 * 16
 def test_torch_passive_is_an_extra_labelled_row_and_never_the_ratio_base(tiny_torch_pair):
     run, model = tiny_torch_pair
     out = model.parent / "passive.json"
-    result = CliRunner().invoke(main, [
-        "bench", str(model), "--batch-sizes", "2", "--threads", "1", "--iters", "3", "--rounds", "1", "--warmup", "1",
-        "--no-peak", "--torch", str(run), "--no-torch-compile", "--torch-passive", "-q", "--json", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            str(model),
+            "--batch-sizes",
+            "2",
+            "--threads",
+            "1",
+            "--iters",
+            "3",
+            "--rounds",
+            "1",
+            "--warmup",
+            "1",
+            "--no-peak",
+            "--torch",
+            str(run),
+            "--no-torch-compile",
+            "--torch-passive",
+            "-q",
+            "--json",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = {r["engine"]: r for r in json.loads(out.read_text())["rows"]}
     assert set(rows) == {"onnxruntime", "torch eager", "torch eager (OMP passive)"}
@@ -261,9 +383,31 @@ def test_torch_passive_is_an_extra_labelled_row_and_never_the_ratio_base(tiny_to
 
 def test_torch_rows_and_ratios(tiny_torch_pair):
     run, model = tiny_torch_pair
-    result = CliRunner().invoke(main, [
-        "bench", str(model), "--batch", "1,4", "--threads", "1,2", "--iters", "4", "--rounds", "2", "--warmup", "1",
-        "--peak-size", "64", "--torch", str(run), "--no-torch-compile", "-q", "--json", str(model.parent / "b.json")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            str(model),
+            "--batch",
+            "1,4",
+            "--threads",
+            "1,2",
+            "--iters",
+            "4",
+            "--rounds",
+            "2",
+            "--warmup",
+            "1",
+            "--peak-size",
+            "64",
+            "--torch",
+            str(run),
+            "--no-torch-compile",
+            "-q",
+            "--json",
+            str(model.parent / "b.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads((model.parent / "b.json").read_text())["rows"]
     assert len(rows) == 2 * 2 * 2  # (onnxruntime + torch eager) x threads x batches
@@ -310,8 +454,13 @@ def _timed(engine: str, p50: float, threads: int = 1, batch: int = 2):
 def test_ratio_uses_the_default_policy_row_never_a_labelled_one():
     from edgegan.runtime.bench.rows import add_ratios
 
-    pairs = [_timed("onnxruntime", 1.0), _timed("torch eager (OMP passive)", 2.0), _timed("torch eager", 4.0),
-             _timed("onnxruntime", 3.0, batch=8), _timed("torch eager (OMP passive)", 6.0, batch=8)]
+    pairs = [
+        _timed("onnxruntime", 1.0),
+        _timed("torch eager (OMP passive)", 2.0),
+        _timed("torch eager", 4.0),
+        _timed("onnxruntime", 3.0, batch=8),
+        _timed("torch eager (OMP passive)", 6.0, batch=8),
+    ]
     rows, configs = [r for r, _ in pairs], [c for _, c in pairs]
     add_ratios(rows, configs)
     assert rows[0]["ratio"] == pytest.approx(1.0 / 4.0) and rows[0]["ratio_rounds"] == pytest.approx([0.25, 0.25])
@@ -365,8 +514,13 @@ print(json.dumps({"plain": [plain.exit_code, plain.output], "torch": [with_torch
 
 
 def test_bench_runs_without_torch_and_says_what_torch_needs(float_model, tmp_path):
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, str(float_model), str(tmp_path / "run")], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(float_model), str(tmp_path / "run")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["plain"][0] == 0, report["plain"][1]
@@ -380,12 +534,25 @@ def test_peak_is_per_precision_and_an_upper_bound():
     from edgegan.runtime.bench.peaks import apply_peaks
 
     def peak(precision, gflops):
-        return {"model": f"{precision} kernel", "precision": precision, "threads": 1, "provider_asked": "cpu",
-                "gflops": gflops, "gflops_per_cpu_s": gflops}
+        return {
+            "model": f"{precision} kernel",
+            "precision": precision,
+            "threads": 1,
+            "provider_asked": "cpu",
+            "gflops": gflops,
+            "gflops_per_cpu_s": gflops,
+        }
 
     def row(precision, gflops):
-        return {"model": f"g.{precision}", "batch": 64, "precision": precision, "threads": 1, "provider_asked": "cpu",
-                "gflops": gflops, "gflops_per_cpu_s": gflops}
+        return {
+            "model": f"g.{precision}",
+            "batch": 64,
+            "precision": precision,
+            "threads": 1,
+            "provider_asked": "cpu",
+            "gflops": gflops,
+            "gflops_per_cpu_s": gflops,
+        }
 
     rows = [row("fp32", 100.0), row("fp16", 50.0), row("int8", 200.0), {**row("fp32", 10.0), "threads": 2}]
     apply_peaks(rows, [peak("fp32", 80.0), peak("int8", 300.0)])

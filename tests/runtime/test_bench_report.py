@@ -1,5 +1,6 @@
 """`edgegan bench-report`: real `edgegan bench --json` runs with different settings merged into one table, plot and
 JSON with ratios to a baseline; the machine's description in every run; clear errors for files it cannot merge."""
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from edgegan.runtime.bench.harness import run_bench
 from edgegan.runtime.bench.merge import merge_runs, variant_name
 from edgegan.runtime.bench.report import write_json
 from edgegan.runtime.bench.runners import BenchError
+
 
 @pytest.fixture(scope="module")
 def two_runs(make_model, tmp_path_factory) -> tuple[Path, Path]:
@@ -39,8 +41,22 @@ def test_bench_json_carries_the_machine(two_runs):
     data = json.loads(two_runs[0].read_text())
     assert data["kind"] == "edgegan bench" and data["format"] == 1
     machine = data["machine"]
-    for key in ("cpu", "arch", "board", "gpus", "logical_cpus", "usable_cpus", "flags", "memory_gib", "os",
-                "loadavg", "loadavg_end", "providers", "versions", "label"):
+    for key in (
+        "cpu",
+        "arch",
+        "board",
+        "gpus",
+        "logical_cpus",
+        "usable_cpus",
+        "flags",
+        "memory_gib",
+        "os",
+        "loadavg",
+        "loadavg_end",
+        "providers",
+        "versions",
+        "label",
+    ):
         assert key in machine, key
     assert machine["label"] and machine["label"].endswith(f"{machine['usable_cpus']}cpu")
 
@@ -61,8 +77,12 @@ def test_merge_two_runs_with_ratios_to_the_baseline(two_runs, tmp_path):
     assert {r["variant"] for r in merged["rows"]} == {"shared/generator.onnx"}
     # The same configuration's rows sit together, the devices in the order given.
     keys = [(r["threads"], r["batch"], r["device"]) for r in merged["rows"]]
-    assert keys == [(1, 1, laptop_label), (1, 2, laptop_label), (1, 2, "raspberry-pi-4-4cpu"),
-                    (2, 2, "raspberry-pi-4-4cpu")]
+    assert keys == [
+        (1, 1, laptop_label),
+        (1, 2, laptop_label),
+        (1, 2, "raspberry-pi-4-4cpu"),
+        (2, 2, "raspberry-pi-4-4cpu"),
+    ]
 
     by_label = merge_runs([laptop, board], baseline="raspberry-pi")  # a unique start of a label
     flipped = {(r["device"], r["threads"], r["batch"]): r["vs_baseline"] for r in by_label["rows"]}
@@ -83,9 +103,22 @@ def test_runs_of_one_machine_are_told_apart_by_file(two_runs):
 def test_cli_writes_table_markdown_plot_and_json(two_runs, tmp_path):
     laptop, pi = two_runs[0], _relabel(two_runs[1], "jetson-orin-6cpu", tmp_path / "jetson.json")
     out = {ext: tmp_path / f"merged.{ext}" for ext in ("md", "png", "json")}
-    result = CliRunner().invoke(main, ["bench-report", str(laptop), str(pi), "--baseline", "jetson-orin-6cpu",
-                                       "--markdown", str(out["md"]), "--plot", str(out["png"]),
-                                       "--json", str(out["json"])])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench-report",
+            str(laptop),
+            str(pi),
+            "--baseline",
+            "jetson-orin-6cpu",
+            "--markdown",
+            str(out["md"]),
+            "--plot",
+            str(out["png"]),
+            "--json",
+            str(out["json"]),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "/ baseline" in result.output and "jetson-orin-6cpu: " in result.output
     assert "the p50 of jetson-orin-6cpu" in result.output
@@ -106,13 +139,19 @@ def _write(path: Path, content) -> Path:
     return path
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "is not JSON (line 1"),
-    ({"format": 1, "variants": {}}, "is not an edgegan bench JSON"),
-    ({"kind": "edgegan bench", "format": 1, "machine": {}, "rows": [{"model": "m"}]}, "is not an edgegan bench JSON"),
-    ({"kind": "edgegan bench-report", "format": 1, "runs": [], "rows": []}, "is a merged `edgegan bench-report`"),
-    ({"kind": "edgegan bench", "format": 9, "machine": {}, "rows": []}, "is bench format 9"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "is not JSON (line 1"),
+        ({"format": 1, "variants": {}}, "is not an edgegan bench JSON"),
+        (
+            {"kind": "edgegan bench", "format": 1, "machine": {}, "rows": [{"model": "m"}]},
+            "is not an edgegan bench JSON",
+        ),
+        ({"kind": "edgegan bench-report", "format": 1, "runs": [], "rows": []}, "is a merged `edgegan bench-report`"),
+        ({"kind": "edgegan bench", "format": 9, "machine": {}, "rows": []}, "is bench format 9"),
+    ],
+)
 def test_files_it_cannot_merge_are_one_line_errors(two_runs, tmp_path, content, message):
     bad = _write(tmp_path / "bad.json", content)
     result = CliRunner().invoke(main, ["bench-report", str(two_runs[0]), str(bad)])

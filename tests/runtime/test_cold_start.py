@@ -6,19 +6,18 @@
   optimizer at load and gives the same images, byte for byte, and the same contract as the original .onnx.
 - benchmarks/cold_start.py: the pair ratios it reports and the environment its children run in.
 """
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgegan.runtime import Generator
 from edgegan.runtime.providers import optimized_model, session_options
-
 
 
 def _modules_after(statement: str) -> set[str]:
@@ -68,7 +67,9 @@ def test_cold_start_children_read_cached_bytecode_except_the_no_cache_row(tmp_pa
 def test_cold_start_pair_ratios_take_the_median_of_each_pair():
     from benchmarks import cold_start
 
-    runs = {"a": [{"wall_s": 1.0}, {"wall_s": 3.0}, {"wall_s": 2.0}],
-            "b": [{"wall_s": 2.0}, {"wall_s": 2.0}, {"wall_s": 4.0}]}
+    runs = {
+        "a": [{"wall_s": 1.0}, {"wall_s": 3.0}, {"wall_s": 2.0}],
+        "b": [{"wall_s": 2.0}, {"wall_s": 2.0}, {"wall_s": 4.0}],
+    }
     # pairs: 0.5, 1.5, 0.5 -> median 0.50, range 0.50-1.50 (the ratio of medians would be 1.00)
     assert cold_start.pair_ratios(runs, "a", "b", "wall_s") == "0.50x (0.50-1.50 over 3 pairs)"

@@ -4,6 +4,7 @@ The generators are ONNX image banks (tests/collapse_helpers.py): z picks one of 
 class. M = 1 ignores z (every image of a class is the same image, and the labels are right: the collapse issue 9
 reported); M = 100 draws real images, as varied as the data.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,23 @@ def banks(tmp_path_factory) -> dict[str, Path]:
 
 
 def _eval(model: Path, data: Path, evaluator: Path, json_path: Path):
-    return CliRunner().invoke(main, ["eval", str(model), "--dataset", "npz", "--data-dir", str(data), "-n", str(N),
-                                     "--evaluator", str(evaluator), "--json", str(json_path)])
+    return CliRunner().invoke(
+        main,
+        [
+            "eval",
+            str(model),
+            "--dataset",
+            "npz",
+            "--data-dir",
+            str(data),
+            "-n",
+            str(N),
+            "--evaluator",
+            str(evaluator),
+            "--json",
+            str(json_path),
+        ],
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- metrics
@@ -70,17 +86,24 @@ def _synthetic(spread: float, n_per_class: int = 80, shift: float = 0.0, seed: i
     return features, probs, labels
 
 
-@pytest.mark.parametrize("case,kinds", [
-    ("healthy", []),
-    ("identical", ["mode_collapse"]),  # spread 0.01 of real: every image of a class the same
-    ("partial", ["mode_collapse"]),  # spread 0.45 of real and recall ~0: a few modes per class
-    ("off_manifold", ["low_recall"]),  # as spread as real, but shifted away: not collapse
-])
+@pytest.mark.parametrize(
+    "case,kinds",
+    [
+        ("healthy", []),
+        ("identical", ["mode_collapse"]),  # spread 0.01 of real: every image of a class the same
+        ("partial", ["mode_collapse"]),  # spread 0.45 of real and recall ~0: a few modes per class
+        ("off_manifold", ["low_recall"]),  # as spread as real, but shifted away: not collapse
+    ],
+)
 def test_warning_kinds_follow_diversity_and_recall(case, kinds):
     real_f, real_p, _ = _synthetic(1.0, seed=0)
     floor = (real_f, real_p, *_synthetic(1.0, seed=1)[:2])
-    spread, shift = {"healthy": (1.0, 0.0), "identical": (0.01, 0.0), "partial": (0.45, 0.0),
-                     "off_manifold": (1.0, 4.0)}[case]
+    spread, shift = {
+        "healthy": (1.0, 0.0),
+        "identical": (0.01, 0.0),
+        "partial": (0.45, 0.0),
+        "off_manifold": (1.0, 4.0),
+    }[case]
     fake_f, fake_p, labels = _synthetic(spread, shift=shift, seed=2)
     figures = per_class_figures(real_f, real_p, fake_f, fake_p, labels, ["a", "b", "c"], floor=floor)
     warnings = collapse_warnings(figures)
@@ -100,8 +123,10 @@ def test_eval_warns_on_a_conditional_generator_that_ignores_z(banks, evaluator_o
     result = _eval(banks["collapsed"], shapes_npz, evaluator_onnx, out)
     assert result.exit_code == 0, result.output
     # Labels are right, so the old figures looked fine; the per-class table and the warning do not.
-    assert "Warning: mode collapse: the images of classes 0 (hbar), 1 (vbar), 2 (square) are nearly identical" \
+    assert (
+        "Warning: mode collapse: the images of classes 0 (hbar), 1 (vbar), 2 (square) are nearly identical"
         in result.stderr
+    )
     assert "mode collapse" not in result.stdout  # the warning goes to stderr, the table to stdout
     assert "per class (generated images grouped by the label each image was asked for" in result.stdout
     report = json.loads(out.read_text())
@@ -122,10 +147,24 @@ def test_eval_is_quiet_on_a_varied_conditional_generator(banks, evaluator_onnx, 
     assert "Warning" not in result.stderr
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["class", "n"])
-    assert lines[header].split() == ["class", "n", "label", "acc", "precision", "recall", "real", "recall",
-                                     "diversity", "real", "diversity"]
-    assert [line.split()[:2] for line in lines[header + 2:header + 5]] == [["0", "(hbar)"], ["1", "(vbar)"],
-                                                                            ["2", "(square)"]]
+    assert lines[header].split() == [
+        "class",
+        "n",
+        "label",
+        "acc",
+        "precision",
+        "recall",
+        "real",
+        "recall",
+        "diversity",
+        "real",
+        "diversity",
+    ]
+    assert [line.split()[:2] for line in lines[header + 2 : header + 5]] == [
+        ["0", "(hbar)"],
+        ["1", "(vbar)"],
+        ["2", "(square)"],
+    ]
     report = json.loads(out.read_text())
     assert report["warnings"] == []
     for r in report["per_class"]["classes"]:

@@ -3,6 +3,7 @@ the sub-packages (bench, evaluation), neither export nor trainer, nor torch, onn
 imports a top-level `runtime`, `export` or `trainer`, so files of those names in the working folder are harmless.
 
 Each check runs in a fresh interpreter (a subprocess), since this test process has long imported all of those."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@
 Hermetic: every test gets an empty cache, no $EDGEGAN_DATA, the system dataset folder pointed into tmp_path, and
 $EDGEGAN_MIRROR pointing at a closed local port, so nothing here can reach the internet.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -145,7 +146,7 @@ def test_idx_images_labels_mismatch(tmp_path):
 # ----------------------------------------------------------------------------------------------------- search order
 def test_search_order(tmp_path, monkeypatch):
     data_dir, env_dir = tmp_path / "mine", tmp_path / "env"
-    a = write_split(data_dir / "mnist", seed=1)          # --data-dir/<name>
+    a = write_split(data_dir / "mnist", seed=1)  # --data-dir/<name>
     b = write_split(env_dir / "mnist", seed=2, gz=False)  # $EDGEGAN_DATA/<name>, raw IDX
     c = write_split(tmp_path / "system" / "mnist", seed=3)
     d = write_split(cache_dir("mnist"), seed=4)
@@ -282,8 +283,18 @@ def test_real_fashion_mnist_test_split(monkeypatch):
     assert data.labels.shape == (10000,) and data.labels.dtype == np.int64
     assert data.labels.min() == 0 and data.labels.max() == 9
     assert np.bincount(data.labels).tolist() == [1000] * 10  # the published test split is balanced
-    assert data.class_names == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                                "Sneaker", "Bag", "Ankle boot"]
+    assert data.class_names == [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
     assert data.source == str(REAL_FASHION) and 0 < data.images.mean() < 255
 
 

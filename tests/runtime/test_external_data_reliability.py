@@ -7,6 +7,7 @@ tagged ORTM. Every location onnxruntime could follow is refused, each with the r
 
 Run under other onnxruntime releases (scripts/min_versions.sh does 1.17.3 and 1.23.2 in a plain venv) too.
 """
+
 from __future__ import annotations
 
 import os
@@ -87,8 +88,23 @@ def test_sample_of_the_crafted_model_exits_1_and_writes_nothing(tmp_path, monkey
 def test_bench_and_eval_refuse_the_crafted_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ortm_model(tmp_path)
-    bench = CliRunner().invoke(main, ["bench", "m/generator.onnx", "--batch-sizes", "1", "--iters", "1", "--rounds",
-                                      "1", "--warmup", "0", "--no-peak", "-q"])
+    bench = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "m/generator.onnx",
+            "--batch-sizes",
+            "1",
+            "--iters",
+            "1",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+            "--no-peak",
+            "-q",
+        ],
+    )
     assert bench.exit_code == 1 and "refusing" in bench.output and "Traceback" not in bench.output, bench.output
     direct = pytest.raises(ExternalDataError, match="hard link")
     with direct:
@@ -112,23 +128,31 @@ def test_a_format_forced_by_session_options_decides_the_scan(tmp_path):
     assert parsed_as_ort_format(tmp_path / "X.ORT") and not parsed_as_ort_format(tmp_path / "ort")
 
 
-@pytest.mark.parametrize("case, reason", [
-    (".", "at the model's folder itself"),
-    ("./pw.bin", "'.' or empty path component"),
-    ("sub//pw.bin", "'.' or empty path component"),
-    ("../private.txt", "outside the model's folder"),
-    ("absolute", "at an absolute path"),
-    ("linked/private.txt", "through a symlinked folder ('linked')"),
-    ("symlink", "through a symlink"),
-    ("hard", "through a hard link"),
-    ("missing.bin", "in a missing file"),
-    ("plain", "in a separate file"),
-    ("fifo", "not a regular file"),
-])
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        (".", "at the model's folder itself"),
+        ("./pw.bin", "'.' or empty path component"),
+        ("sub//pw.bin", "'.' or empty path component"),
+        ("../private.txt", "outside the model's folder"),
+        ("absolute", "at an absolute path"),
+        ("linked/private.txt", "through a symlinked folder ('linked')"),
+        ("symlink", "through a symlink"),
+        ("hard", "through a hard link"),
+        ("missing.bin", "in a missing file"),
+        ("plain", "in a separate file"),
+        ("fifo", "not a regular file"),
+    ],
+)
 def test_each_location_is_refused_with_its_own_reason(case, reason, tmp_path):
     folder = tmp_path / "m"
-    location = {"absolute": str(tmp_path / "private.txt"), "symlink": "pw.bin", "hard": "pw.bin",
-                "plain": "pw.bin", "fifo": "pw.bin"}.get(case, case)
+    location = {
+        "absolute": str(tmp_path / "private.txt"),
+        "symlink": "pw.bin",
+        "hard": "pw.bin",
+        "plain": "pw.bin",
+        "fifo": "pw.bin",
+    }.get(case, case)
     path = ortm_model(tmp_path, location=location, link="none")
     private = tmp_path / "private.txt"
     if case == "linked/private.txt":

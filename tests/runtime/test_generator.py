@@ -1,10 +1,10 @@
 """runtime.Generator on tiny onnx.helper generators: contract checks, sampling rules, labels, truncation,
 interpolation, variants, IO binding, providers, thread safety and the TensorRT engine checks."""
+
 from __future__ import annotations
 
 import hashlib
 import threading
-import warnings
 
 import numpy as np
 import onnxruntime as ort
@@ -124,8 +124,13 @@ def test_labels_default_index_name_and_broadcast(cond_model):
 
 @pytest.mark.parametrize(
     "labels, message",
-    [(3, "out of range"), (-1, "out of range"), ("sneaker", "unknown class name 'sneaker'"),
-     ([0, 1], "2 labels for 6 images"), (1.5, "int index or a class name")],
+    [
+        (3, "out of range"),
+        (-1, "out of range"),
+        ("sneaker", "unknown class name 'sneaker'"),
+        ([0, 1], "2 labels for 6 images"),
+        (1.5, "int index or a class name"),
+    ],
 )
 def test_bad_labels(cond_model, labels, message):
     with pytest.raises(GeneratorInputError, match=message):
@@ -145,9 +150,14 @@ def test_bad_counts(float_model, n):
 
 @pytest.mark.parametrize(
     "z, message",
-    [(np.zeros((2, 7), np.float32), r"shape \[N, 8\]"), (np.zeros(8, np.float32), r"shape \[N, 8\]"),
-     (np.zeros((0, 8), np.float32), r"shape \[N, 8\]"), (np.zeros((2, 8), np.int64), "floating point"),
-     (np.full((2, 8), np.nan, np.float32), "NaN or Inf"), (np.full((1, 8), np.inf), "NaN or Inf")],
+    [
+        (np.zeros((2, 7), np.float32), r"shape \[N, 8\]"),
+        (np.zeros(8, np.float32), r"shape \[N, 8\]"),
+        (np.zeros((0, 8), np.float32), r"shape \[N, 8\]"),
+        (np.zeros((2, 8), np.int64), "floating point"),
+        (np.full((2, 8), np.nan, np.float32), "NaN or Inf"),
+        (np.full((1, 8), np.inf), "NaN or Inf"),
+    ],
 )
 def test_bad_latents(float_model, z, message):
     with pytest.raises(GeneratorInputError, match=message):
@@ -253,8 +263,9 @@ def test_threads_and_session_options(float_model):
     reference = Generator(float_model).sample(3, seed=0)
     np.testing.assert_array_equal(Generator(float_model, threads=1).sample(3, seed=0), reference)
     options = session_options(graph_optimization="disable", spinning=False, memory_arena=False)
-    np.testing.assert_array_equal(Generator(float_model, session_options=options, threads=2).sample(3, seed=0),
-                                  reference)
+    np.testing.assert_array_equal(
+        Generator(float_model, session_options=options, threads=2).sample(3, seed=0), reference
+    )
     assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
     with pytest.raises(ProviderError, match="graph optimization"):
         session_options(graph_optimization="max")
@@ -262,7 +273,9 @@ def test_threads_and_session_options(float_model):
 
 def test_auto_provider_runs_the_best_available(float_model):
     g = Generator(float_model, provider="auto")
-    expected = "CUDAExecutionProvider" if "CUDAExecutionProvider" in ort.get_available_providers() else "CPUExecutionProvider"
+    expected = (
+        "CUDAExecutionProvider" if "CUDAExecutionProvider" in ort.get_available_providers() else "CPUExecutionProvider"
+    )
     assert g.providers[0] == expected and g.fallback is None
 
 

@@ -1,5 +1,6 @@
 """The folder and .npz datasets (edgegan.runtime.evaluation.folders, .npz_files) read through load_images: class
 subfolders, grey detection, test splits, array layouts and dtypes, and the errors for broken input."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -78,8 +79,13 @@ def test_npz_variants(tmp_path):
     np.testing.assert_array_equal(data.images[..., 0], u8)
 
     unit = rng.random((4, 3, 6, 6)).astype(np.float32)  # [N, C, H, W] in [0, 1]
-    np.savez(tmp_path / "unit.npz", images=unit, labels=np.array([0, 2, 1, 2]),
-             class_names=np.array(["a", "b", "c"]), test_images=unit[:2])
+    np.savez(
+        tmp_path / "unit.npz",
+        images=unit,
+        labels=np.array([0, 2, 1, 2]),
+        class_names=np.array(["a", "b", "c"]),
+        test_images=unit[:2],
+    )
     data = load_images("npz", data_dir=tmp_path / "unit.npz")
     assert data.images.shape == (4, 6, 6, 3) and data.class_names == ["a", "b", "c"]
     np.testing.assert_array_equal(data.images, np.rint(unit.transpose(0, 2, 3, 1) * 255).astype(np.uint8))

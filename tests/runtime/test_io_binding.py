@@ -3,6 +3,7 @@ once per batch size (reuse, the bounded cache), the on-device uint8 pixel tail, 
 copy back through page-locked memory (the CPU's own memory standing in for it, through the same onnxruntime calls)
 and its fallbacks, and the choice of the CUDA-graph, pinned-memory and per-provider paths with only onnxruntime's
 provider and device lists standing in for a GPU."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,27 +26,42 @@ from edgegan.runtime.providers import (
     pinned_memory_info,
     provider_chain,
 )
-from edgegan.runtime.session import PROVIDER_FORMS, SessionRunner, load_session, open_runner, read_contract
-from edgegan.runtime.session import resolve_model_path
+from edgegan.runtime.session import (
+    PROVIDER_FORMS,
+    SessionRunner,
+    load_session,
+    open_runner,
+    read_contract,
+    resolve_model_path,
+)
 
 
 # ------------------------------------------------------------------------------------ provider options
 def test_cuda_provider_options_write_every_lever():
     options = cuda_provider_options()
     assert options == {
-        "device_id": "0", "cudnn_conv_algo_search": "EXHAUSTIVE", "prefer_nhwc": "1", "enable_cuda_graph": "0",
-        "use_tf32": "0", "cudnn_conv_use_max_workspace": "1", "do_copy_in_default_stream": "1",
+        "device_id": "0",
+        "cudnn_conv_algo_search": "EXHAUSTIVE",
+        "prefer_nhwc": "1",
+        "enable_cuda_graph": "0",
+        "use_tf32": "0",
+        "cudnn_conv_use_max_workspace": "1",
+        "do_copy_in_default_stream": "1",
     }
-    tuned = cuda_provider_options(CudaOptions(device_id=1, conv_algo_search="HEURISTIC", prefer_nhwc=False,
-                                              cuda_graph=True, tf32=True))
+    tuned = cuda_provider_options(
+        CudaOptions(device_id=1, conv_algo_search="HEURISTIC", prefer_nhwc=False, cuda_graph=True, tf32=True)
+    )
     assert tuned["device_id"] == "1" and tuned["cudnn_conv_algo_search"] == "HEURISTIC"
     assert (tuned["prefer_nhwc"], tuned["enable_cuda_graph"], tuned["use_tf32"]) == ("0", "1", "1")
 
 
-@pytest.mark.parametrize("options, message", [
-    (CudaOptions(conv_algo_search="FASTEST"), "unknown cuDNN algorithm search 'FASTEST'"),
-    (CudaOptions(device_id=-1), "device id must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (CudaOptions(conv_algo_search="FASTEST"), "unknown cuDNN algorithm search 'FASTEST'"),
+        (CudaOptions(device_id=-1), "device id must be >= 0"),
+    ],
+)
 def test_bad_cuda_options_are_refused(options, message):
     with pytest.raises(ProviderError, match=message):
         cuda_provider_options(options)
@@ -54,7 +70,9 @@ def test_bad_cuda_options_are_refused(options, message):
 def test_the_chain_carries_the_cuda_options_to_cuda_and_behind_tensorrt():
     graph = CudaOptions(cuda_graph=True)
     assert provider_chain("CUDAExecutionProvider", graph) == [
-        ("CUDAExecutionProvider", cuda_provider_options(graph)), "CPUExecutionProvider"]
+        ("CUDAExecutionProvider", cuda_provider_options(graph)),
+        "CPUExecutionProvider",
+    ]
     trt = provider_chain("TensorrtExecutionProvider")
     assert trt[1] == ("CUDAExecutionProvider", cuda_provider_options()) and trt[2] == "CPUExecutionProvider"
     assert provider_chain("CPUExecutionProvider") == ["CPUExecutionProvider"]
@@ -116,8 +134,9 @@ def test_generator_results_do_not_depend_on_io_binding(cond_model):
     bound = Generator(cond_model, batch_size=4, io_binding=True)
     assert bound._runner.cache is not None
     np.testing.assert_array_equal(bound.sample(10, seed=3), plain.sample(10, seed=3))
-    np.testing.assert_array_equal(bound.generate_float(draw_latents(6, bound.nz, 1)),
-                                  plain.generate_float(draw_latents(6, plain.nz, 1)))
+    np.testing.assert_array_equal(
+        bound.generate_float(draw_latents(6, bound.nz, 1)), plain.generate_float(draw_latents(6, plain.nz, 1))
+    )
     assert sorted(bound._runner.cache.batches()) == [2, 4]  # 10 = 4 + 4 + 2, then 6 = 4 + 2
 
 
@@ -156,8 +175,7 @@ def test_dlpack_output_is_the_numpy_output_left_in_place(cond_model, uint8_model
     assert [p.shape()[0] for p in parts] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate([np.from_dlpack(p) for p in parts]), host.sample(10, seed=5))
     already = Generator(uint8_model, batch_size=3, output="dlpack")  # the model's own uint8 tail
-    np.testing.assert_array_equal(np.from_dlpack(already.sample(7, seed=1)),
-                                  Generator(uint8_model).sample(7, seed=1))
+    np.testing.assert_array_equal(np.from_dlpack(already.sample(7, seed=1)), Generator(uint8_model).sample(7, seed=1))
 
 
 def test_unknown_output_is_refused(float_model):
@@ -219,8 +237,11 @@ def test_a_folder_opens_its_cuda_file_by_the_graph_form_it_records(make_model, c
 def test_a_cuda_file_recording_another_providers_form_is_refused(make_model, cuda_listed):
     folder = make_model("mixed/generator.onnx").parent
     cuda_file = make_model("mixed/generator.cuda.onnx", metadata={KEY_GRAPH_FORM: "phase"})
-    with pytest.raises(ContractError, match=r"records the graph form 'phase' \(edgegan.graph_form\), not the "
-                                            r"'convtranspose' form its name stands for: .* load .*generator.onnx"):
+    with pytest.raises(
+        ContractError,
+        match=r"records the graph form 'phase' \(edgegan.graph_form\), not the "
+        r"'convtranspose' form its name stands for: .* load .*generator.onnx",
+    ):
         Generator(folder, provider="auto")
     assert Generator(cuda_file, provider="auto").contract.graph_form == "phase"  # a file by its path: as it is
 
@@ -235,8 +256,17 @@ def test_cuda_graph_sessions_are_chosen_only_where_cuda_runs(float_model, cuda_l
     runner = open_runner(float_model, RunsOnCuda(session), None, contract, None, "cuda", None, True, graph)
     assert runner.device == "cuda" and runner.io_binding and runner.cache.per_batch_sessions
     assert runner.tail is not None  # uint8 pixels made where the images are
-    plain = open_runner(float_model, RunsOnCuda(session), None, contract, None, "cuda", None, True,
-                        dataclasses.replace(graph, cuda_graph=False))
+    plain = open_runner(
+        float_model,
+        RunsOnCuda(session),
+        None,
+        contract,
+        None,
+        "cuda",
+        None,
+        True,
+        dataclasses.replace(graph, cuda_graph=False),
+    )
     assert not plain.cache.per_batch_sessions
     with pytest.raises(ProviderError, match="CUDA graph replays fixed buffers, which need IO binding"):
         open_runner(float_model, RunsOnCuda(session), None, contract, False, "cuda", None, True, graph)
@@ -253,7 +283,6 @@ def test_device_output_turns_the_cuda_graph_off(float_model, monkeypatch):
     monkeypatch.setattr("edgegan.runtime.session.create_session", record)
     Generator(float_model, output="dlpack", cuda=CudaOptions(cuda_graph=True))
     assert seen[-1].cuda_graph is False
-
 
 
 # --------------------------------------------------------------------------- the copy back, page-locked
@@ -280,11 +309,15 @@ def ort_listing(devices, version="1.31.1"):
 
 def test_pinned_memory_is_the_running_providers_host_accessible_memory():
     pinned = [SimpleNamespace(device_id=i) for i in range(2)]
-    gpus = [EpDevice("CUDAExecutionProvider", {"HOST_ACCESSIBLE": p, "DEFAULT": SimpleNamespace(device_id=i)})
-            for i, p in enumerate(pinned)]
+    gpus = [
+        EpDevice("CUDAExecutionProvider", {"HOST_ACCESSIBLE": p, "DEFAULT": SimpleNamespace(device_id=i)})
+        for i, p in enumerate(pinned)
+    ]
     listing = ort_listing([EpDevice("CPUExecutionProvider", {}), *gpus])
     assert pinned_memory_info("CUDAExecutionProvider", 1, listing) == (
-        pinned[1], "page-locked host memory of CUDAExecutionProvider device 1")
+        pinned[1],
+        "page-locked host memory of CUDAExecutionProvider device 1",
+    )
     info, reason = pinned_memory_info("TensorrtExecutionProvider", 0, listing)  # TensorRT runs behind CUDA
     assert info is pinned[0] and reason.endswith("CUDAExecutionProvider device 0")
     trt_own = SimpleNamespace(device_id=0)
@@ -297,14 +330,35 @@ GPU_WITHOUT_PINNED = EpDevice("CUDAExecutionProvider", {})  # memory_info(HOST_A
 GPU_0 = EpDevice("CUDAExecutionProvider", {"HOST_ACCESSIBLE": SimpleNamespace(device_id=0)})
 
 
-@pytest.mark.parametrize("provider, device_id, listing, says", [
-    ("CPUExecutionProvider", 0, ort_listing([CPU_DEVICE]), "CPUExecutionProvider leaves its outputs in host memory"),
-    ("CUDAExecutionProvider", 0, SimpleNamespace(__version__="1.17.3"),
-     "onnxruntime 1.17.3 lists no execution provider devices"),
-    ("CUDAExecutionProvider", 0, ort_listing([CPU_DEVICE, GPU_WITHOUT_PINNED]),
-     "(devices listed: CPUExecutionProvider, CUDAExecutionProvider)"),
-    ("CUDAExecutionProvider", 3, ort_listing([GPU_0]), "offers host-accessible memory for device 3"),  # another GPU's
-])
+@pytest.mark.parametrize(
+    "provider, device_id, listing, says",
+    [
+        (
+            "CPUExecutionProvider",
+            0,
+            ort_listing([CPU_DEVICE]),
+            "CPUExecutionProvider leaves its outputs in host memory",
+        ),
+        (
+            "CUDAExecutionProvider",
+            0,
+            SimpleNamespace(__version__="1.17.3"),
+            "onnxruntime 1.17.3 lists no execution provider devices",
+        ),
+        (
+            "CUDAExecutionProvider",
+            0,
+            ort_listing([CPU_DEVICE, GPU_WITHOUT_PINNED]),
+            "(devices listed: CPUExecutionProvider, CUDAExecutionProvider)",
+        ),
+        (
+            "CUDAExecutionProvider",
+            3,
+            ort_listing([GPU_0]),
+            "offers host-accessible memory for device 3",
+        ),  # another GPU's
+    ],
+)
 def test_without_pinned_memory_the_reason_is_given(provider, device_id, listing, says):
     info, reason = pinned_memory_info(provider, device_id, listing)
     assert info is None and says in reason
@@ -314,8 +368,15 @@ def test_without_pinned_memory_the_reason_is_given(provider, device_id, listing,
 def cpu_memory_info():
     """The CPU's own memory as an OrtMemoryInfo with a shared allocator: the stand-in for the CUDA provider's
     page-locked memory, allocated through the same calls (ortvalue_from_shape_and_type(memory_info=...))."""
-    info = ort.OrtMemoryInfo.create_v2("Cpu", ort.OrtMemoryInfoDeviceType.CPU, 0, 0, ort.OrtDeviceMemoryType.DEFAULT,
-                                       0, ort.OrtAllocatorType.ORT_DEVICE_ALLOCATOR)
+    info = ort.OrtMemoryInfo.create_v2(
+        "Cpu",
+        ort.OrtMemoryInfoDeviceType.CPU,
+        0,
+        0,
+        ort.OrtDeviceMemoryType.DEFAULT,
+        0,
+        ort.OrtAllocatorType.ORT_DEVICE_ALLOCATOR,
+    )
     ort.create_and_register_allocator(info, None)  # the CUDA provider registers its own for its device's memory
     return info
 
@@ -328,8 +389,14 @@ def test_copy_backs_land_in_a_host_buffer_bound_once_per_batch(cond_model, cpu_m
     session = _session(cond_model)
     contract = read_contract(session)
     tail = ort.InferenceSession(PixelTail.model(contract.image_shape_nchw), providers=["CPUExecutionProvider"])
-    runner = SessionRunner(session, None, io_binding=True, contract=contract, tail_session=tail,
-                           host=HostMemory(cpu_memory_info, "the CPU's memory, standing in"))
+    runner = SessionRunner(
+        session,
+        None,
+        io_binding=True,
+        contract=contract,
+        tail_session=tail,
+        host=HostMemory(cpu_memory_info, "the CPU's memory, standing in"),
+    )
     feeds, other = _feeds(contract, 5), _feeds(contract, 5, seed=1)
     want = {seed: session.run(["image"], f)[0] for seed, f in ((0, feeds), (1, other))}
     first = runner.run(feeds)
@@ -358,8 +425,9 @@ def test_copy_backs_land_in_a_host_buffer_bound_once_per_batch(cond_model, cpu_m
     assert entry.pinned and runner.cache.batches() == [5]
 
 
-def test_an_onnxruntime_that_cannot_allocate_pinned_memory_binds_its_own_buffers(cond_model, cpu_memory_info,
-                                                                                 monkeypatch):
+def test_an_onnxruntime_that_cannot_allocate_pinned_memory_binds_its_own_buffers(
+    cond_model, cpu_memory_info, monkeypatch
+):
     real = ort.OrtValue.ortvalue_from_shape_and_type
 
     def older(shape, element_type, device_type="cpu", device_id=0, vendor_id=-1, **kwargs):
@@ -397,6 +465,7 @@ def test_a_refused_run_into_pinned_memory_falls_back_for_good(cond_model):
 
     class RefusesOnce(RunsOnCuda):
         """onnxruntime refusing the first run into the host buffer, as a provider without that copy would."""
+
         calls = 0
 
         def get_providers(self):
@@ -408,8 +477,13 @@ def test_a_refused_run_into_pinned_memory_falls_back_for_good(cond_model):
                 raise RuntimeError("Fail: no data transfer registered\n(and more lines)")
             return self.real.run_with_iobinding(binding, *args)
 
-    runner = SessionRunner(RefusesOnce(session), None, io_binding=True, contract=contract,
-                           host=PlainHostMemory(SimpleNamespace(device_id=0)))
+    runner = SessionRunner(
+        RefusesOnce(session),
+        None,
+        io_binding=True,
+        contract=contract,
+        host=PlainHostMemory(SimpleNamespace(device_id=0)),
+    )
     feeds = _feeds(contract, 3)
     np.testing.assert_array_equal(runner.run(feeds), session.run(["image"], feeds)[0])  # the run again, unpinned
     assert RefusesOnce.calls == 2 and not runner.pinned and not runner.cache.entry(3).pinned
@@ -420,8 +494,9 @@ def test_a_refused_run_into_pinned_memory_falls_back_for_good(cond_model):
         plain.run(feeds)
 
 
-def test_pinned_memory_is_asked_for_only_where_outputs_live_on_a_device(float_model, cuda_listed, cuda_sessions,
-                                                                       monkeypatch):
+def test_pinned_memory_is_asked_for_only_where_outputs_live_on_a_device(
+    float_model, cuda_listed, cuda_sessions, monkeypatch
+):
     session = _session(float_model)
     contract = read_contract(session)
     on_cpu = open_runner(float_model, session, None, contract, True, "cpu", None, False, None)
@@ -429,24 +504,35 @@ def test_pinned_memory_is_asked_for_only_where_outputs_live_on_a_device(float_mo
     assert on_cpu.pinned_reason == "CPUExecutionProvider leaves its outputs in host memory already"
     assert not Generator(float_model).pinned_output and not Generator(float_model, io_binding=True).pinned_output
     stand_in = SimpleNamespace(device_id=0)
-    monkeypatch.setattr(ort, "get_ep_devices", lambda: [
-        EpDevice("CPUExecutionProvider", {}),
-        EpDevice("CUDAExecutionProvider", {ort.OrtDeviceMemoryType.HOST_ACCESSIBLE: stand_in})])
+    monkeypatch.setattr(
+        ort,
+        "get_ep_devices",
+        lambda: [
+            EpDevice("CPUExecutionProvider", {}),
+            EpDevice("CUDAExecutionProvider", {ort.OrtDeviceMemoryType.HOST_ACCESSIBLE: stand_in}),
+        ],
+    )
     on_cuda = open_runner(float_model, RunsOnCuda(session), None, contract, None, "cuda", None, True, None)
     assert on_cuda.pinned and on_cuda.cache.host.memory_info is stand_in  # the default: pinned_output on
-    off = open_runner(float_model, RunsOnCuda(session), None, contract, None, "cuda", None, True,
-                      CudaOptions(pinned_output=False))
+    off = open_runner(
+        float_model, RunsOnCuda(session), None, contract, None, "cuda", None, True, CudaOptions(pinned_output=False)
+    )
     assert not off.pinned and off.pinned_reason == "CudaOptions(pinned_output=False)"
-    graph = open_runner(float_model, RunsOnCuda(session), None, contract, None, "cuda", None, True,
-                        CudaOptions(cuda_graph=True))
+    graph = open_runner(
+        float_model, RunsOnCuda(session), None, contract, None, "cuda", None, True, CudaOptions(cuda_graph=True)
+    )
     assert graph.pinned and graph.cache.per_batch_sessions  # the PixelTail after the graph still copies back pinned
 
 
 def test_a_cuda_graphs_output_stays_in_its_own_buffer(float_model):
     session = _session(float_model)
     contract = read_contract(session)
-    cache = BindingCache(session, contract.io_spec(), open_session=lambda: _session(float_model),
-                         host=PlainHostMemory(SimpleNamespace(device_id=0)))
+    cache = BindingCache(
+        session,
+        contract.io_spec(),
+        open_session=lambda: _session(float_model),
+        host=PlainHostMemory(SimpleNamespace(device_id=0)),
+    )
     entry = cache.entry(2)
     feeds = {"z": draw_latents(2, contract.nz, 0)}
     out = entry.run(feeds, host=True)  # the graph's output address is fixed at capture: no host binding

@@ -1,6 +1,7 @@
 """The language-neutral latent rule (runtime/latent_rule.py, DESIGN.md "Latent rule") and the contract's choice of
 rule: new models record splitmix64-ppnd7-v1, models without the key keep numpy's PCG64 rule and sample exactly as
 before. Torch-free; the JavaScript twin is checked against these functions in tests/web/test_node.py."""
+
 from __future__ import annotations
 
 from statistics import NormalDist
@@ -8,6 +9,7 @@ from statistics import NormalDist
 import numpy as np
 import onnx
 import pytest
+
 from edgegan.runtime import Generator
 from edgegan.runtime.contract import (
     KEY_LATENT_RULE,
@@ -63,8 +65,8 @@ def test_truncation_redraws_only_outside_entries(t):
 
 def test_seed_outside_the_rule_range_is_refused():
     with pytest.raises(GeneratorInputError, match=r"2\*\*64"):
-        rule_normals(2 ** 64, 0, 1, 4)
-    assert rule_normals(2 ** 64 - 1, 0, 1, 4).shape == (1, 4)
+        rule_normals(2**64, 0, 1, 4)
+    assert rule_normals(2**64 - 1, 0, 1, 4).shape == (1, 4)
 
 
 def test_new_models_record_and_use_the_rule(make_model):
@@ -74,8 +76,9 @@ def test_new_models_record_and_use_the_rule(make_model):
     g = Generator(path, batch_size=3)
     assert g.contract.latent_rule == RULE
     np.testing.assert_array_equal(g.sample(7, seed=11, labels=2), g.generate(rule_normals(11, 0, 7, 8), 2))
-    np.testing.assert_array_equal(g.sample(7, seed=11, truncation=0.7),
-                                  g.generate(rule_truncated(11, 0, 7, 8, 0.7), np.arange(7) % 3))
+    np.testing.assert_array_equal(
+        g.sample(7, seed=11, truncation=0.7), g.generate(rule_truncated(11, 0, 7, 8, 0.7), np.arange(7) % 3)
+    )
     a, b = rule_normals(4, 0, 1, 8)[0], rule_normals(9, 0, 1, 8)[0]
     np.testing.assert_array_equal(g.interpolate(4, 9, 5), g.generate(slerp(a, b, 5), 0))
     assert np.array_equal(g(5, seed=2).latents, rule_normals(2, 0, 5, 8))

@@ -4,6 +4,7 @@ the class count its metadata declares.
 Before: NaN output wrote black images with exit 0 and a raw numpy RuntimeWarning; `sample --label 7` of a model
 whose embedding holds 5 rows (metadata: 10 classes) ended in onnxruntime's Gather traceback.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ from edgegan.runtime import Generator
 from edgegan.runtime.contract import ContractError
 from edgegan.runtime.generator import ModelOutputError
 from edgegan.runtime.labels import label_tables
+from tests.cli_helpers import one_error_line
+from tests.cli_helpers import run as invoke
 from tests.runtime.conftest import build_generator_onnx
-from tests.cli_helpers import one_error_line, run as invoke
 
 
 def nan_model(tmp_path):
@@ -46,9 +48,13 @@ def test_nan_output_is_one_line_and_writes_nothing(tmp_path):
 def lying_labels_model(tmp_path, precision="fp32"):
     """Embedding [5, nz] but edgegan.num_classes = 10 (and ten class names)."""
     names = [f"c{i}" for i in range(10)]
-    return build_generator_onnx(tmp_path / precision / "generator.onnx", num_classes=5, precision=precision,
-                                class_names=names[:5],
-                                metadata={"edgegan.num_classes": "10", "edgegan.class_names": json.dumps(names)})
+    return build_generator_onnx(
+        tmp_path / precision / "generator.onnx",
+        num_classes=5,
+        precision=precision,
+        class_names=names[:5],
+        metadata={"edgegan.num_classes": "10", "edgegan.class_names": json.dumps(names)},
+    )
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
@@ -57,7 +63,9 @@ def test_label_table_smaller_than_the_metadata_is_refused_at_load(precision, tmp
     assert label_tables(path) == [("embed", 5)]
     with pytest.raises(ContractError, match="says 10 classes, but its label table 'embed' holds 5 rows"):
         Generator(path)
-    one_error_line(invoke("sample", path, "-n", 1, "--label", 7, "-o", tmp_path / "g.png", "-q"), "label table", "5 rows")
+    one_error_line(
+        invoke("sample", path, "-n", 1, "--label", 7, "-o", tmp_path / "g.png", "-q"), "label table", "5 rows"
+    )
     assert not (tmp_path / "g.png").exists()
 
 

@@ -1,14 +1,15 @@
 """Proof of lightness: with `torch` blocked, the runtime imports, samples, and `edgegan sample` runs; the base
 install does not depend on torch; `edgegan sample --help` does not even import onnxruntime."""
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +65,9 @@ def test_sample_help_imports_nothing_heavy():
 
 def test_base_install_has_no_torch():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    base = [dep.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
-            for dep in project["dependencies"]]
+    base = [
+        dep.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
+        for dep in project["dependencies"]
+    ]
     assert "torch" not in base and "onnx" not in base
     assert {"numpy", "onnxruntime"} <= set(base)

@@ -8,6 +8,7 @@ refuses a symlink, device node, FIFO, socket or folder with one line, before any
 /dev/null is only ever stat()ed here: every test that names it gives a model path that does not exist, so even
 code without the check fails on the model before it could write.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,10 +65,12 @@ def unchanged(tmp_path: Path, path: Path, kind: str) -> None:
 def test_dev_null_is_refused_before_any_work_and_stays_a_device(tmp_path):
     assert stat.S_ISCHR(os.stat(DEV_NULL).st_mode)
     missing = tmp_path / "no-such-model.onnx"  # the refusal must come before the model is even looked at
-    for args in (["sample", missing, "-n", "4", "--npy", DEV_NULL, "-q"],
-                 ["sample", missing, "-n", "4", "-o", tmp_path / "g.png", "--json", DEV_NULL, "-q"],
-                 ["bench", missing, "--json", DEV_NULL, "-q"],
-                 ["eval", missing, "--dataset", "mnist", "--json", DEV_NULL, "-q"]):
+    for args in (
+        ["sample", missing, "-n", "4", "--npy", DEV_NULL, "-q"],
+        ["sample", missing, "-n", "4", "-o", tmp_path / "g.png", "--json", DEV_NULL, "-q"],
+        ["bench", missing, "--json", DEV_NULL, "-q"],
+        ["eval", missing, "--dataset", "mnist", "--json", DEV_NULL, "-q"],
+    ):
         one_line_refusal(invoke(*args), DEV_NULL, "character device")
         assert stat.S_ISCHR(os.stat(DEV_NULL).st_mode)
     assert not (tmp_path / "g.png").exists()
@@ -89,9 +92,11 @@ def test_sample_refuses_outputs_that_are_not_regular_files(option, kind, float_m
 @pytest.mark.parametrize("kind", ["FIFO", "symlink"])
 def test_bench_and_eval_refuse_them_too(kind, float_model, tmp_path):
     path = hostile(tmp_path, kind)
-    for args in (["bench", float_model, "--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak"],
-                 ["bench", float_model, "--markdown", path],
-                 ["eval", float_model, "--dataset", "mnist"]):
+    for args in (
+        ["bench", float_model, "--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak"],
+        ["bench", float_model, "--markdown", path],
+        ["eval", float_model, "--dataset", "mnist"],
+    ):
         extra = [] if "--markdown" in args else ["--json", path]
         one_line_refusal(invoke(*args, *extra, "-q"), path, kind)
         unchanged(tmp_path, path, kind)
@@ -115,7 +120,8 @@ def test_atomic_write_refuses_a_node_that_appeared_during_the_write(tmp_path):
 
 def test_regular_files_and_new_paths_are_still_written(float_model, tmp_path):
     (tmp_path / "old.npy").write_bytes(b"old")
-    result = invoke("sample", float_model, "-n", 2, "--npy", tmp_path / "old.npy", "--json", tmp_path / "new.json",
-                    "-q")
+    result = invoke(
+        "sample", float_model, "-n", 2, "--npy", tmp_path / "old.npy", "--json", tmp_path / "new.json", "-q"
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "old.npy").read_bytes()[:6] == b"\x93NUMPY" and (tmp_path / "new.json").is_file()

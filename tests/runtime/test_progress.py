@@ -1,4 +1,5 @@
 """edgegan.runtime.progress: a tqdm bar on a TTY, plain lines at most every N seconds elsewhere, nothing when quiet."""
+
 from __future__ import annotations
 
 import hashlib
@@ -90,8 +91,10 @@ def test_bytes_and_unknown_totals_read_naturally():
     with Progress(None, unit="B", desc="download t10k.gz", stream=out, clock=clock, interval=0) as bar:
         clock.now += 2
         bar.update(3 * 1024 * 1024)
-    assert out.getvalue().splitlines() == ["download t10k.gz: 3.0 MiB, 1.5 MiB/s",
-                                           "download t10k.gz: done 3.0 MiB in 2s, 1.5 MiB/s"]
+    assert out.getvalue().splitlines() == [
+        "download t10k.gz: 3.0 MiB, 1.5 MiB/s",
+        "download t10k.gz: done 3.0 MiB in 2s, 1.5 MiB/s",
+    ]
 
 
 def test_quiet_prints_nothing_on_a_pipe_or_a_terminal():
@@ -131,7 +134,7 @@ def test_a_terminal_gets_a_tqdm_bar():
             bar.update()
         bar.write("a message above the bar")
         with bar.paused(), warnings.catch_warnings(record=True):
-            warnings.warn("collapse", RuntimeWarning)
+            warnings.warn("collapse", RuntimeWarning, stacklevel=2)
     text = term.getvalue()
     assert "\r" in text and "train fm" in text and "5/5" in text and "loss_g=0.5" in text
     assert "a message above the bar\n" in text
@@ -157,7 +160,8 @@ def test_download_progress_is_plain_when_piped(tmp_path, capsys):
 
 
 def test_scoring_and_generating_in_counted_batches_give_the_same_images_and_figures(
-        evaluator_onnx, shapes_npz, float_model, capsys, monkeypatch):
+    evaluator_onnx, shapes_npz, float_model, capsys, monkeypatch
+):
     from edgegan.runtime.evaluation.evaluator import Evaluator
     from edgegan.runtime.evaluation.features import score_images
     from edgegan.runtime.evaluation.quality import _generate
@@ -181,7 +185,8 @@ def test_scoring_and_generating_in_counted_batches_give_the_same_images_and_figu
 
 
 def test_eval_names_each_stage_when_piped_and_is_silent_without_progress(
-        make_model, evaluator_onnx, shapes_npz, cache_home, capsys):
+    make_model, evaluator_onnx, shapes_npz, cache_home, capsys
+):
     from edgegan.runtime.evaluation.quality import evaluate
 
     model = make_model("progress16/generator.onnx", nz=8, channels=1, height=16, width=16)

@@ -1,5 +1,6 @@
 """Quality metrics and `edgegan eval`: FID/KID/precision-recall sanity, the evaluator contract, the stats cache,
 eval end to end through click, and eval with torch blocked."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,14 @@ from click.testing import CliRunner
 
 from edgegan.cli import main
 from edgegan.runtime.evaluation import metrics
-from edgegan.runtime.evaluation.quality import Evaluator, EvaluatorInfo, QualityError, evaluate, reference_features, stats_cache_dir
+from edgegan.runtime.evaluation.quality import (
+    Evaluator,
+    EvaluatorInfo,
+    QualityError,
+    evaluate,
+    reference_features,
+    stats_cache_dir,
+)
 from tests.quality_helpers import CLASS_NAMES, make_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,8 +58,9 @@ def test_frechet_distance_closed_form_and_sqrtm_routes_agree():
     a, b = rng.standard_normal((d, 3)), rng.standard_normal((d, d))
     singular, full = a @ a.T, b @ b.T + 0.1 * np.eye(d)  # rank 3 and full rank
     for s1, s2 in ((singular, full), (full, singular), (singular, singular)):
-        assert metrics.trace_sqrt_product(s1, s2, "scipy") == pytest.approx(metrics.trace_sqrt_product(s1, s2, "eigh"),
-                                                                            rel=1e-6, abs=1e-8)
+        assert metrics.trace_sqrt_product(s1, s2, "scipy") == pytest.approx(
+            metrics.trace_sqrt_product(s1, s2, "eigh"), rel=1e-6, abs=1e-8
+        )
 
 
 def test_fid_without_scipy_takes_the_eigen_route(monkeypatch):
@@ -154,12 +163,33 @@ def test_reference_cache_is_reused_and_survives_corruption(evaluator_onnx, shape
 # ----------------------------------------------------------------------------------------------------- eval
 def test_eval_end_to_end(exported_model, evaluator_onnx, shapes_npz, cache_home, tmp_path):
     out = tmp_path / "q.json"
-    args = ["eval", str(exported_model), "--dataset", "npz", "--data-dir", str(shapes_npz), "-n", "120",
-            "--evaluator", str(evaluator_onnx), "--json", str(out)]
+    args = [
+        "eval",
+        str(exported_model),
+        "--dataset",
+        "npz",
+        "--data-dir",
+        str(shapes_npz),
+        "-n",
+        "120",
+        "--evaluator",
+        str(evaluator_onnx),
+        "--json",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    for text in ("FID", "KID", "precision", "recall", "class coverage", "mean confidence", "real (floor)",
-                 "120 training images vs the 150 test images", "Inception FID: skipped: no local Inception weights"):
+    for text in (
+        "FID",
+        "KID",
+        "precision",
+        "recall",
+        "class coverage",
+        "mean confidence",
+        "real (floor)",
+        "120 training images vs the 150 test images",
+        "Inception FID: skipped: no local Inception weights",
+    ):
         assert text in result.output
     report = json.loads(out.read_text())
     assert report["model"]["n"] == 120 and report["reference"]["split"] == "test" and report["reference"]["n"] == 150
@@ -177,8 +207,9 @@ def test_eval_end_to_end(exported_model, evaluator_onnx, shapes_npz, cache_home,
 
 
 def test_eval_conditional_reports_per_class(make_model, evaluator_onnx, shapes_npz, cache_home):
-    model = make_model("cond16/generator.onnx", nz=8, channels=1, height=16, width=16, num_classes=3,
-                       class_names=CLASS_NAMES)
+    model = make_model(
+        "cond16/generator.onnx", nz=8, channels=1, height=16, width=16, num_classes=3, class_names=CLASS_NAMES
+    )
     report = evaluate(model, "npz", data_dir=shapes_npz, n=60, evaluator=evaluator_onnx, floor=False)
     per = report.coverage["per_class"]
     assert len(per) == 3 and all(0.0 <= p <= 1.0 for p in per)
@@ -229,8 +260,22 @@ print(json.dumps({"fid": report.metrics["fid"], "exit": result.exit_code, "outpu
 def test_eval_runs_with_torch_blocked(make_model, evaluator_onnx, shapes_npz, tmp_path):
     model = make_model("notorch/generator.onnx", nz=8, channels=1, height=16, width=16)
     env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH_SCRIPT, str(model), str(shapes_npz), str(evaluator_onnx),
-                           str(tmp_path / "q.json")], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_TORCH_SCRIPT,
+            str(model),
+            str(shapes_npz),
+            str(evaluator_onnx),
+            str(tmp_path / "q.json"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["exit"] == 0, report["output"]

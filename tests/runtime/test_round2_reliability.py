@@ -1,5 +1,6 @@
 """Issue 19, items 9 and 10 on the runtime side: a full disk part-way through `sample`'s outputs, a read-only cache
 under `eval`, an explicit --data-dir that does not exist, and a gzip bomb as a dataset file."""
+
 from __future__ import annotations
 
 import errno
@@ -13,7 +14,8 @@ import pytest
 
 from edgegan.runtime.evaluation.idx import read_idx
 from edgegan.runtime.evaluation.image_data import DataError
-from tests.cli_helpers import one_error_line, run as invoke
+from tests.cli_helpers import one_error_line
+from tests.cli_helpers import run as invoke
 
 
 def test_full_disk_on_the_grid_says_which_output_failed_and_which_was_written(float_model, tmp_path, monkeypatch):
@@ -29,8 +31,9 @@ def test_full_disk_on_the_grid_says_which_output_failed_and_which_was_written(fl
     assert np.load(npy).shape == (3, 4, 5, 1) and not grid.exists()
 
 
-def test_eval_with_a_read_only_cache_points_at_no_cache(make_model, evaluator_onnx, shapes_npz, cache_home,
-                                                       monkeypatch):
+def test_eval_with_a_read_only_cache_points_at_no_cache(
+    make_model, evaluator_onnx, shapes_npz, cache_home, monkeypatch
+):
     import edgegan.runtime.evaluation.features as features
 
     def read_only(path, write, binary=True):
@@ -44,8 +47,10 @@ def test_eval_with_a_read_only_cache_points_at_no_cache(make_model, evaluator_on
 
 
 def test_eval_with_a_data_dir_that_does_not_exist(float_model, tmp_path):
-    one_error_line(invoke("eval", float_model, "--dataset", "mnist", "--data-dir", tmp_path / "nope"),
-             f"--data-dir {tmp_path / 'nope'} does not exist")
+    one_error_line(
+        invoke("eval", float_model, "--dataset", "mnist", "--data-dir", tmp_path / "nope"),
+        f"--data-dir {tmp_path / 'nope'} does not exist",
+    )
 
 
 def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path):
@@ -84,8 +89,21 @@ def test_bench_torch_with_an_unrelated_checkpoint_warns_before_timing(float_mode
     from tests.runtime.test_bench import _tiny_export
 
     run, model = _tiny_export(tmp_path / "pair")
-    args = ["--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak", "--torch", run,
-            "--no-torch-compile", "-q"]
+    args = [
+        "--batch-sizes",
+        1,
+        "--iters",
+        1,
+        "--rounds",
+        1,
+        "--warmup",
+        0,
+        "--no-peak",
+        "--torch",
+        run,
+        "--no-torch-compile",
+        "-q",
+    ]
     unrelated = invoke("bench", float_model, *args)
     assert unrelated.exit_code == 0, unrelated.output
     warning = [line for line in unrelated.output.splitlines() if "is not the generator" in line]

@@ -2,6 +2,7 @@
 a corrupt generator.onnx beside a valid .ort, a model that lies about its output shape, outputs that cannot be
 written, and more images than memory holds. Each answer is a one-line message and exit status != 0, checked
 before the work, never a traceback and never a partial set of outputs."""
+
 from __future__ import annotations
 
 import errno
@@ -112,8 +113,12 @@ def test_generator_refuses_external_data_before_onnxruntime_sees_it(case, tmp_pa
 def test_external_data_messages_say_where(tmp_path):
     from edgegan.runtime.external_data import check_model_file, find_external_data
 
-    words = {"relative": "outside the model's folder", "absolute": "absolute path", "symlink": "symlink",
-             "hardlink": "hard link"}
+    words = {
+        "relative": "outside the model's folder",
+        "absolute": "absolute path",
+        "symlink": "symlink",
+        "hardlink": "hard link",
+    }
     for case, word in words.items():
         with pytest.raises(ModelFileError, match=word):
             check_model_file(external_model(tmp_path, case))
@@ -175,9 +180,11 @@ def _ort_copy(source: Path, folder: Path) -> Path:
 
 def test_bench_corrupt_onnx_beside_valid_ort_fails_before_timing(float_model, tmp_path, monkeypatch):
     ort_file = _ort_copy(float_model, tmp_path / "m")
-    (tmp_path / "m" / "generator.onnx").write_bytes(float_model.read_bytes()[: 200])  # truncated
+    (tmp_path / "m" / "generator.onnx").write_bytes(float_model.read_bytes()[:200])  # truncated
     _no_timing(monkeypatch)
-    result = invoke("bench", ort_file, "--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak", "-q")
+    result = invoke(
+        "bench", ort_file, "--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--warmup", 0, "--no-peak", "-q"
+    )
     assert_message(result, str(tmp_path / "m" / "generator.onnx"))
 
 
@@ -191,17 +198,28 @@ def test_bench_hardlinked_external_data_fails_before_timing(tmp_path, monkeypatc
 def lying_model(root: Path) -> Path:
     """Declares image [batch, 1, 28, 28] (output and metadata) but reshapes to [batch, 1, 10, 10]; the 10 is
     computed from the input (10 + 0 * max(z)), so no shape inference can see through the declared 28."""
-    path = build_generator_onnx(root / "liar" / "generator.onnx", height=10, width=10,
-                                metadata={"edgegan.image": '{"channels": 1, "height": 28, "width": 28}'})
+    path = build_generator_onnx(
+        root / "liar" / "generator.onnx",
+        height=10,
+        width=10,
+        metadata={"edgegan.image": '{"channels": 1, "height": 28, "width": 28}'},
+    )
     model = onnx.load(str(path))
     model.graph.initializer.remove(next(t for t in model.graph.initializer if t.name == "shape"))
-    model.graph.initializer.extend([numpy_helper.from_array(np.array([-1, 1], np.int64), "lead"),
-                                    numpy_helper.from_array(np.array([0.0], np.float32), "zero"),
-                                    numpy_helper.from_array(np.array([10.0], np.float32), "ten")])
-    nodes = [helper.make_node("ReduceMax", ["z"], ["zmax"], keepdims=0),
-             helper.make_node("Mul", ["zmax", "zero"], ["z0"]), helper.make_node("Add", ["z0", "ten"], ["side_f"]),
-             helper.make_node("Cast", ["side_f"], ["side"], to=TensorProto.INT64),
-             helper.make_node("Concat", ["lead", "side", "side"], ["shape"], axis=0)]  # [-1, 1, 10, 10]
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([-1, 1], np.int64), "lead"),
+            numpy_helper.from_array(np.array([0.0], np.float32), "zero"),
+            numpy_helper.from_array(np.array([10.0], np.float32), "ten"),
+        ]
+    )
+    nodes = [
+        helper.make_node("ReduceMax", ["z"], ["zmax"], keepdims=0),
+        helper.make_node("Mul", ["zmax", "zero"], ["z0"]),
+        helper.make_node("Add", ["z0", "ten"], ["side_f"]),
+        helper.make_node("Cast", ["side_f"], ["side"], to=TensorProto.INT64),
+        helper.make_node("Concat", ["lead", "side", "side"], ["shape"], axis=0),
+    ]  # [-1, 1, 10, 10]
     for i, node in enumerate(nodes):
         model.graph.node.insert(i, node)
     dims = model.graph.output[0].type.tensor_type.shape.dim
@@ -253,11 +271,16 @@ def test_atomic_write_errors_name_the_target_not_the_temp_file(tmp_path):
 def test_sample_unwritable_output_is_a_message_before_the_work(where, float_model, tmp_path, monkeypatch):
     (tmp_path / "plain").write_text("a file, not a folder")
     (tmp_path / "dir.png").mkdir()
-    target = {"proc": Path("/proc/edgegan-x.png"), "under_a_file": tmp_path / "plain" / "x.png",
-              "missing_folder": tmp_path / "nope" / "x.png", "a_folder": tmp_path / "dir.png"}[where]
+    target = {
+        "proc": Path("/proc/edgegan-x.png"),
+        "under_a_file": tmp_path / "plain" / "x.png",
+        "missing_folder": tmp_path / "nope" / "x.png",
+        "a_folder": tmp_path / "dir.png",
+    }[where]
     monkeypatch.setattr(Generator, "sample", lambda *a, **k: pytest.fail("sampled before checking the output"))
-    monkeypatch.setattr(Generator, "iter_sample", lambda *a, **k: pytest.fail("sampled before checking the output"),
-                        raising=False)
+    monkeypatch.setattr(
+        Generator, "iter_sample", lambda *a, **k: pytest.fail("sampled before checking the output"), raising=False
+    )
     result = invoke("sample", float_model, "-n", 2, "-o", target)
     assert_message(result, str(target))
     assert ".tmp" not in result.output
@@ -298,15 +321,29 @@ def test_read_only_filesystem_is_a_message(float_model, tmp_path, monkeypatch):
 @pytest.mark.parametrize("option", ["--json", "--markdown", "--plot"])
 def test_bench_unwritable_output_fails_before_timing(option, float_model, monkeypatch):
     _no_timing(monkeypatch)
-    result = invoke("bench", float_model, "--batch-sizes", 1, "--iters", 1, "--rounds", 1, "--no-peak", "-q",
-                    option, "/proc/edgegan-bench.out")
+    result = invoke(
+        "bench",
+        float_model,
+        "--batch-sizes",
+        1,
+        "--iters",
+        1,
+        "--rounds",
+        1,
+        "--no-peak",
+        "-q",
+        option,
+        "/proc/edgegan-bench.out",
+    )
     assert_message(result, "/proc/edgegan-bench.out")
 
 
 def test_eval_unwritable_json_fails_before_the_work(float_model, tmp_path, monkeypatch):
     import edgegan.runtime.evaluation.quality
 
-    monkeypatch.setattr(edgegan.runtime.evaluation.quality, "evaluate", lambda *a, **k: pytest.fail("evaluated before the check"))
+    monkeypatch.setattr(
+        edgegan.runtime.evaluation.quality, "evaluate", lambda *a, **k: pytest.fail("evaluated before the check")
+    )
     result = invoke("eval", float_model, "--dataset", "mnist", "-n", 10, "--json", tmp_path / "nope" / "r.json")
     assert_message(result, str(tmp_path / "nope" / "r.json"))
 
@@ -316,8 +353,9 @@ def test_os_errors_anywhere_are_one_line(float_model, monkeypatch):
         raise OSError(errno.EACCES, "Permission denied", "/models/x")
 
     monkeypatch.setattr(edgegan.runtime.generator.Generator, "__init__", denied)
-    assert_message(invoke("sample", float_model, "-n", 1, "-o", "/tmp/edgegan-unused.png"),
-                   "Permission denied", "/models/x")
+    assert_message(
+        invoke("sample", float_model, "-n", 1, "-o", "/tmp/edgegan-unused.png"), "Permission denied", "/models/x"
+    )
 
     def oom(*args, **kwargs):
         raise MemoryError()

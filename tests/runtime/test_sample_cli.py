@@ -1,5 +1,6 @@
 """`edgegan sample` through click's CliRunner on the real group: outputs written, and every bad input answered
 with exit status != 0 and a message (never a traceback)."""
+
 from __future__ import annotations
 
 import io
@@ -21,8 +22,19 @@ def run(*args: str):
 def test_help():
     result = run("--help")
     assert result.exit_code == 0
-    for option in ("--seed", "--label", "--truncation", "--provider", "--threads", "--allow-fallback", "--npy",
-                   "-o, --output", "-q, --quiet", "--json FILE", "--batch-size"):
+    for option in (
+        "--seed",
+        "--label",
+        "--truncation",
+        "--provider",
+        "--threads",
+        "--allow-fallback",
+        "--npy",
+        "-o, --output",
+        "-q, --quiet",
+        "--json FILE",
+        "--batch-size",
+    ):
         assert option in result.output
     assert "--out " not in result.output  # the old spelling is a hidden alias
 
@@ -79,8 +91,14 @@ def test_bad_input_gives_a_message_not_a_traceback(args, message, float_model, c
     (tmp_path / "notes.txt").write_text("not a model")
     (tmp_path / "junk.onnx").write_bytes(b"\x00junk" * 8)
     plain = make_model("cli_plain/generator.onnx", metadata={"edgegan.format": None})
-    paths = {"missing": tmp_path / "none.onnx", "text": tmp_path / "notes.txt", "junk": tmp_path / "junk.onnx",
-             "plain": plain, "cond": cond_model, "float": float_model}
+    paths = {
+        "missing": tmp_path / "none.onnx",
+        "text": tmp_path / "notes.txt",
+        "junk": tmp_path / "junk.onnx",
+        "plain": plain,
+        "cond": cond_model,
+        "float": float_model,
+    }
     result = run(*[a.format(**paths) for a in args], "-o", tmp_path / "g.png")
     assert result.exit_code != 0
     assert message in result.output
@@ -101,11 +119,13 @@ def test_missing_provider_without_and_with_fallback(float_model, tmp_path):
     assert "Warning: provider fallback CUDAExecutionProvider -> CPUExecutionProvider" in result.output
 
 
-@pytest.mark.parametrize("suffix, pillow_format", [(".png", "PNG"), (".jpg", "JPEG"), (".JPEG", "JPEG"),
-                                                   (".webp", "WEBP")])
+@pytest.mark.parametrize(
+    "suffix, pillow_format", [(".png", "PNG"), (".jpg", "JPEG"), (".JPEG", "JPEG"), (".webp", "WEBP")]
+)
 @pytest.mark.parametrize("model", ["float", "cond"])  # grayscale and RGB
-def test_grid_is_written_in_the_format_its_suffix_names(suffix, pillow_format, model, float_model, cond_model,
-                                                        tmp_path):
+def test_grid_is_written_in_the_format_its_suffix_names(
+    suffix, pillow_format, model, float_model, cond_model, tmp_path
+):
     path = tmp_path / f"grid{suffix}"
     chosen = {"float": float_model, "cond": cond_model}[model]
     result = run(chosen, "-n", 4, "-o", path)

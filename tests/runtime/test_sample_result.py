@@ -1,5 +1,6 @@
 """Generator.__call__ -> SampleResult (the pipeline-shaped API), and the library's errors speaking its parameters
 (labels=None, truncation=None, pixels='float', provider=, n, Generator.iter_sample), never the command's flags."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -3,14 +3,19 @@ sampling and from every file `export_checkpoint` writes, through runtime.Generat
 
 Needs torch, trainer and export (skipped in a runtime-only install); tiny DCGANs (width 8) keep it fast.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="seed parity needs torch (the trainer side)")
-pipeline = pytest.importorskip("edgegan.export.pipeline", reason="seed parity needs edgegan.export.pipeline.export_checkpoint")
-trainer_sample = pytest.importorskip("edgegan.trainer.sample", reason="seed parity needs edgegan.trainer.sample.generate_images")
+pipeline = pytest.importorskip(
+    "edgegan.export.pipeline", reason="seed parity needs edgegan.export.pipeline.export_checkpoint"
+)
+trainer_sample = pytest.importorskip(
+    "edgegan.trainer.sample", reason="seed parity needs edgegan.trainer.sample.generate_images"
+)
 
 from edgegan.runtime import Generator  # noqa: E402
 from edgegan.runtime.contract import LATENT_RULE, to_uint8_nhwc  # noqa: E402
@@ -25,18 +30,34 @@ CLASSES = ["T-shirt", "Trouser", "Pullover"]
 def _checkpoint(path, num_classes: int):
     """A tiny DCGAN checkpoint whose BatchNorm running statistics are not the 0/1 defaults."""
     torch.manual_seed(0)
-    cfg = TrainConfig(model=ModelConfig(arch="dcgan", nz=16, image_size=28, channels=1, num_classes=num_classes,
-                                        width=8, label_embed_dim=4),
-                      dataset="fashion-mnist", class_names=CLASSES[:num_classes])
+    cfg = TrainConfig(
+        model=ModelConfig(
+            arch="dcgan", nz=16, image_size=28, channels=1, num_classes=num_classes, width=8, label_embed_dim=4
+        ),
+        dataset="fashion-mnist",
+        class_names=CLASSES[:num_classes],
+    )
     G, D = build_generator(cfg.model), build_discriminator(cfg.model)
     G.train()
     with torch.no_grad():
         for _ in range(3):
             label = torch.randint(0, num_classes, (32,)) if num_classes else None
             G(torch.randn(32, 16) * 1.5, label)
-    save_checkpoint({"config": cfg.to_dict(), "class_names": CLASSES[:num_classes], "G": G.state_dict(),
-                     "D": D.state_dict(), "G_ema": G.state_dict(), "opt_G": {}, "opt_D": {}, "step": 0, "epoch": 0,
-                     "rng": {}}, path)
+    save_checkpoint(
+        {
+            "config": cfg.to_dict(),
+            "class_names": CLASSES[:num_classes],
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "G_ema": G.state_dict(),
+            "opt_G": {},
+            "opt_D": {},
+            "step": 0,
+            "epoch": 0,
+            "rng": {},
+        },
+        path,
+    )
     return path
 
 
@@ -88,8 +109,12 @@ def test_checkpoint_and_generator_onnx_agree_within_one_level(exported, case):
 # measured here on the uint8 scale (max levels) and as a mean (most pixels must stay close).
 @pytest.mark.parametrize(
     "case, file, max_levels, mean_levels",
-    [("uncond", "generator.ort", 1, 0.01), ("uncond", "generator.fp16.onnx", 2, 0.05),
-     ("int8", "generator.int8.onnx", 4, 0.25), ("cond_uint8", "generator.fp16.onnx", 2, 0.05)],
+    [
+        ("uncond", "generator.ort", 1, 0.01),
+        ("uncond", "generator.fp16.onnx", 2, 0.05),
+        ("int8", "generator.int8.onnx", 4, 0.25),
+        ("cond_uint8", "generator.fp16.onnx", 2, 0.05),
+    ],
 )
 def test_every_variant_follows_the_seed(exported, case, file, max_levels, mean_levels):
     if isinstance(exported[case], str):

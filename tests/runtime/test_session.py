@@ -1,6 +1,7 @@
 """Signature checks against `GeneratorContract.io_spec()`: the onnxruntime session's inputs and outputs
 (runtime/session.py) and a TensorRT engine's tensor names (runtime/tensorrt_backend.py), on hand-made NodeArgs
 so each field of the spec is tried alone and no tensorrt is needed."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,8 +31,11 @@ def arg(name: str, type_: str, shape: list) -> SimpleNamespace:
 
 def signature(**changes: SimpleNamespace) -> tuple[list, list]:
     """A conditional float_nchw generator's inputs and outputs, with `changes` replacing tensors by name."""
-    tensors = {"z": arg("z", "tensor(float)", ["batch", 8]), "label": arg("label", "tensor(int64)", ["batch"]),
-               "image": arg("image", "tensor(float)", ["batch", 1, 4, 5])}
+    tensors = {
+        "z": arg("z", "tensor(float)", ["batch", 8]),
+        "label": arg("label", "tensor(int64)", ["batch"]),
+        "image": arg("image", "tensor(float)", ["batch", 1, 4, 5]),
+    }
     tensors.update(changes)
     return [tensors["z"], tensors["label"]], [tensors["image"]]
 
@@ -44,13 +48,19 @@ def test_the_contract_signature_passes_symbolic_and_unknown_dims_too():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"label": arg("label", "tensor(int32)", ["batch"])},
-         "input label is tensor(int32) [batch], expected tensor(int64) [batch]"),
+        (
+            {"label": arg("label", "tensor(int32)", ["batch"])},
+            "input label is tensor(int32) [batch], expected tensor(int64) [batch]",
+        ),
         ({"label": arg("label", "tensor(int64)", [4])}, "input label has a fixed batch of 4"),
-        ({"z": arg("z", "tensor(float)", ["batch", 8, 1])},
-         "input z is tensor(float) [batch, 8, 1], expected tensor(float) [batch, 8]"),
-        ({"image": arg("image", "tensor(float)", ["batch", 1, 4, 6])},
-         "expected tensor(float) [batch, 1, 4, 5] (edgegan.output=float_nchw)"),
+        (
+            {"z": arg("z", "tensor(float)", ["batch", 8, 1])},
+            "input z is tensor(float) [batch, 8, 1], expected tensor(float) [batch, 8]",
+        ),
+        (
+            {"image": arg("image", "tensor(float)", ["batch", 1, 4, 6])},
+            "expected tensor(float) [batch, 1, 4, 5] (edgegan.output=float_nchw)",
+        ),
         ({"image": arg("image", "tensor(float)", [1, 1, 4, 5])}, "output image has a fixed batch of 1"),
         ({"image": arg("pixels", "tensor(float)", ["batch", 1, 4, 5])}, "outputs are ['pixels'], expected ['image']"),
     ],
@@ -62,8 +72,9 @@ def test_each_part_of_the_io_spec_is_checked(changes, message):
 
 
 def test_every_problem_is_named_at_once():
-    inputs, outputs = signature(z=arg("z", "tensor(double)", ["batch", 8]),
-                                image=arg("image", "tensor(float)", [2, 1, 4, 5]))
+    inputs, outputs = signature(
+        z=arg("z", "tensor(double)", ["batch", 8]), image=arg("image", "tensor(float)", [2, 1, 4, 5])
+    )
     with pytest.raises(ContractError) as info:
         check_signature(inputs[:1], outputs, contract())
     text = str(info.value)
@@ -88,8 +99,11 @@ def test_engine_tensor_names_follow_the_io_spec():
 
 def test_the_graph_form_changes_nothing_the_contract_promises():
     """A provider's form (edgegan.graph_form) is the same contract: io_spec, latent rule, pixels, precision."""
-    for base in (contract(), contract(0, "uint8_nhwc"), dataclasses.replace(contract(), latent_rule=LATENT_RULE_NUMPY,
-                                                                           precision="fp16")):
+    for base in (
+        contract(),
+        contract(0, "uint8_nhwc"),
+        dataclasses.replace(contract(), latent_rule=LATENT_RULE_NUMPY, precision="fp16"),
+    ):
         form = base.with_graph_form(GRAPH_FORM_CONVTRANSPOSE)
         assert form.io_spec() == base.io_spec() and dataclasses.replace(form, graph_form=None) == base
         assert (form.latent_rule, form.output, form.precision) == (base.latent_rule, base.output, base.precision)

@@ -27,6 +27,11 @@ def tiny_cfg(tiny_npz):
     from edgegan.trainer.config import ModelConfig, TrainConfig
 
     return TrainConfig(
-        model=ModelConfig(arch="dcgan", nz=16, image_size=28, width=8), dataset="npz", data_dir=str(tiny_npz),
-        batch_size=16, max_steps=4, log_every=2, seed=3,
+        model=ModelConfig(arch="dcgan", nz=16, image_size=28, width=8),
+        dataset="npz",
+        data_dir=str(tiny_npz),
+        batch_size=16,
+        max_steps=4,
+        log_every=2,
+        seed=3,
     )

@@ -29,8 +29,22 @@ def test_train_help():
 
 def test_train_and_resume_through_the_cli(tiny_npz, tmp_path):
     out = tmp_path / "run"
-    common = ("train", "--dataset", "npz", "--data-dir", tiny_npz, "--width", "8", "--nz", "16", "--batch-size", "16",
-              "--quiet", "--out", out)
+    common = (
+        "train",
+        "--dataset",
+        "npz",
+        "--data-dir",
+        tiny_npz,
+        "--width",
+        "8",
+        "--nz",
+        "16",
+        "--batch-size",
+        "16",
+        "--quiet",
+        "--out",
+        out,
+    )
     result = run(*common, "--max-steps", "3")
     assert result.exit_code == 0, result.output
     assert "step 3" in result.output
@@ -67,7 +81,9 @@ def test_missing_data_says_where_it_looked(tmp_path, monkeypatch):
 def test_corrupt_data_is_refused(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
-    _assert_clean_error(run("train", "--dataset", "npz", "--data-dir", bad, "--quiet", "--out", tmp_path / "r"), "bad.npz")
+    _assert_clean_error(
+        run("train", "--dataset", "npz", "--data-dir", bad, "--quiet", "--out", tmp_path / "r"), "bad.npz"
+    )
 
 
 def test_unwritable_output_is_refused(tiny_npz, tmp_path):
@@ -103,7 +119,9 @@ def test_conditional_needs_labels(tmp_path):
 
     unlabelled = tmp_path / "u.npz"
     np.savez(unlabelled, images=np.zeros((64, 28, 28), np.uint8))
-    result = run("train", "--dataset", "npz", "--data-dir", unlabelled, "--conditional", "--quiet", "--out", tmp_path / "r")
+    result = run(
+        "train", "--dataset", "npz", "--data-dir", unlabelled, "--conditional", "--quiet", "--out", tmp_path / "r"
+    )
     _assert_clean_error(result, "--conditional needs labels")
 
 
@@ -111,15 +129,19 @@ def test_resume_without_a_run(tmp_path):
     _assert_clean_error(run("train", "--resume", "--quiet", "--out", tmp_path / "none"), "no checkpoints/last.pt")
 
 
-@pytest.mark.parametrize("device_args,fragment", [
-    (("--device", "cuda"), "--device cuda was asked for but CUDA is not available"),
-    (("--amp", "fp16", "--device", "cpu"), "--amp fp16 needs CUDA"),
-])
+@pytest.mark.parametrize(
+    "device_args,fragment",
+    [
+        (("--device", "cuda"), "--device cuda was asked for but CUDA is not available"),
+        (("--amp", "fp16", "--device", "cpu"), "--amp fp16 needs CUDA"),
+    ],
+)
 def test_device_errors_are_one_line_before_anything_is_written(tiny_npz, tmp_path, monkeypatch, device_args, fragment):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same refusal on a machine with a GPU
     out = tmp_path / "new" / "run"
-    result = run("train", "--dataset", "npz", "--data-dir", tiny_npz, "--max-steps", "1", *device_args, "--quiet",
-                 "--out", out)
+    result = run(
+        "train", "--dataset", "npz", "--data-dir", tiny_npz, "--max-steps", "1", *device_args, "--quiet", "--out", out
+    )
     assert result.exit_code == 1
     _assert_clean_error(result, fragment)
     assert result.output.strip().splitlines() == [result.output.strip()]  # one line
@@ -161,11 +183,35 @@ def test_every_train_option_is_a_config_field():
     from edgegan.trainer.config import TrainConfig
 
     base = {p.name: p.default for p in train.params}
-    changed = {"arch": "gan", "dataset": "mnist", "data_dir": "d", "conditional": True, "mode_seeking": 0.5,
-               "image_size": 32, "channels": "3", "width": 8, "nz": 16, "epochs": 2, "max_steps": 7,
-               "batch_size": 3, "lr": 1e-3, "lr_d": 2e-3, "beta1": 0.1, "beta2": 0.2, "loss": "hinge",
-               "ema": False, "ema_decay": 0.5, "ema_start": 4, "seed": 9, "device": "cpu", "amp": "off",
-               "channels_last": False, "compile_": True, "log_every": 3, "checkpoint_every": 5}
+    changed = {
+        "arch": "gan",
+        "dataset": "mnist",
+        "data_dir": "d",
+        "conditional": True,
+        "mode_seeking": 0.5,
+        "image_size": 32,
+        "channels": "3",
+        "width": 8,
+        "nz": 16,
+        "epochs": 2,
+        "max_steps": 7,
+        "batch_size": 3,
+        "lr": 1e-3,
+        "lr_d": 2e-3,
+        "beta1": 0.1,
+        "beta2": 0.2,
+        "loss": "hinge",
+        "ema": False,
+        "ema_decay": 0.5,
+        "ema_start": 4,
+        "seed": 9,
+        "device": "cpu",
+        "amp": "off",
+        "channels_last": False,
+        "compile_": True,
+        "log_every": 3,
+        "checkpoint_every": 5,
+    }
     assert set(changed) == {p.name for p in train.params} - NOT_CONFIG
     for name, value in changed.items():
         cfg = config_from_options({**base, name: value})

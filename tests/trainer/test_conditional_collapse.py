@@ -7,6 +7,7 @@ the losses looked healthy. Each case trains a tiny conditional model for STEPS s
 `edgegan train` logs. The old recipe is trained too, so the test shows that the figure tells the two apart on
 this very data.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,16 +40,26 @@ def digits():
             index = np.random.default_rng(0).permutation(len(data.images))[:SUBSET]
             data.images, data.labels = data.images[index], data.labels[index]
             return data
-    missing("neither real MNIST nor Fashion-MNIST is installed: run scripts/setup.sh "
-            "(dataset-fashion-mnist from Debian, MNIST through scripts/fetch_mnist.py)")
+    missing(
+        "neither real MNIST nor Fashion-MNIST is installed: run scripts/setup.sh "
+        "(dataset-fashion-mnist from Debian, MNIST through scripts/fetch_mnist.py)"
+    )
 
 
 def _train(data, arch: str, old_recipe: bool) -> list[float]:
     """-> per-class spread of G's samples / real images' after STEPS steps."""
-    model = ModelConfig(arch=arch, width=16, num_classes=10, channels=1,
-                        g_conditioning="concat" if old_recipe else None)
-    cfg = TrainConfig(model=model, dataset=data.name, conditional=True, amp="off", ema=False, seed=0,
-                      mode_seeking=0.0 if old_recipe else None)  # None: the defaults
+    model = ModelConfig(
+        arch=arch, width=16, num_classes=10, channels=1, g_conditioning="concat" if old_recipe else None
+    )
+    cfg = TrainConfig(
+        model=model,
+        dataset=data.name,
+        conditional=True,
+        amp="off",
+        ema=False,
+        seed=0,
+        mode_seeking=0.0 if old_recipe else None,
+    )  # None: the defaults
     torch.manual_seed(0)
     device = torch.device("cpu")
     engine = GANStep(cfg, device)

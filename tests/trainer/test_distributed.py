@@ -1,4 +1,5 @@
 """Data-parallel training through PyTorch's launcher: two CPU processes over gloo, as `torchrun` runs them."""
+
 from __future__ import annotations
 
 import json
@@ -42,13 +43,42 @@ def _write_npz(path: Path, n: int = 256, classes: int = 3) -> Path:
 def _torchrun(out: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
     """`torchrun --nproc_per_node 2 -m edgegan train ...` on CPU: 256 images, batch 16 -> 8 steps per epoch per rank."""
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        "-m", "edgegan", "train", "--dataset", "npz", "--data-dir", str(data), "--width", "8", "--nz", "16",
-        "--batch-size", "16", "--log-every", "2", "--device", "cpu", "--quiet", "--out", str(out), *extra,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "edgegan",
+        "train",
+        "--dataset",
+        "npz",
+        "--data-dir",
+        str(data),
+        "--width",
+        "8",
+        "--nz",
+        "16",
+        "--batch-size",
+        "16",
+        "--log-every",
+        "2",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
     ]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "OMP_NUM_THREADS": "1",
+    }
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"torchrun exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
@@ -83,7 +113,10 @@ def test_two_ranks_train_in_step_and_only_rank_0_writes(straight):
     assert [r["step"] for r in rows] == [2, 4, 6]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.pt"]
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_0000006.png"]
-    assert sum(" start at step 0/6 " in line and " x2," in line for line in (out / "train.log").read_text().splitlines()) == 1
+    assert (
+        sum(" start at step 0/6 " in line and " x2," in line for line in (out / "train.log").read_text().splitlines())
+        == 1
+    )
 
     ckpt = load_checkpoint(out)
     assert ckpt["step"] == 6

@@ -1,5 +1,6 @@
 """The training run's diversity figure: ~0 for a generator that ignores z, ~1 for one that does not, logged to
 train.log and metrics.jsonl, and a `mode collapse` warning when a class collapses."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,6 @@ from edgegan.trainer.config import ModelConfig
 from edgegan.trainer.diversity import COLLAPSE_RATIO, DiversityMonitor, real_spread, sample_diversity, spread
 from edgegan.trainer.models import build_generator
 from edgegan.trainer.train import train
-
 from tests.trainer.conftest import write_npz
 
 
@@ -78,8 +78,11 @@ def test_monitor_logs_warns_once_per_step_and_gives_metrics(tiny_cfg, data):
     d.images, d.labels = images, labels
     lines: list[str] = []
     monitor = DiversityMonitor(cfg, d, "cpu", lines.append)
-    with pytest.warns(RuntimeWarning, match=r"mode collapse at step 7: samples of class 0 \(a\), class 1 \(b\), "
-                                            r"class 2 \(c\) are nearly identical \(diversity 0\.00 of real"):
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"mode collapse at step 7: samples of class 0 \(a\), class 1 \(b\), "
+        r"class 2 \(c\) are nearly identical \(diversity 0\.00 of real",
+    ):
         row = monitor.measure(IgnoresZ(G), 7)
     assert row["diversity"] < 0.01 and len(row["diversity_per_class"]) == 3
     assert lines[0].startswith("diversity at step 7: 0.000 of real") and "mode collapse" in lines[1]

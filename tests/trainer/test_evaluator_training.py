@@ -1,6 +1,7 @@
 """The domain evaluator's training (trainer/evaluator_training.py): network shapes, what training hands to the
 export, holdout accuracy without a test split, and the `edgegan evaluator train` command (help, default output
 path, bad input). Its ONNX export is tests/export/test_evaluator_onnx.py's."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,13 @@ from click.testing import CliRunner
 
 from edgegan.cli import main
 from edgegan.runtime.evaluation.quality import default_evaluator_path
-from edgegan.trainer.evaluator_training import EvaluatorConfig, EvaluatorError, EvaluatorNet, PixelsEvaluator, train_evaluator
+from edgegan.trainer.evaluator_training import (
+    EvaluatorConfig,
+    EvaluatorError,
+    EvaluatorNet,
+    PixelsEvaluator,
+    train_evaluator,
+)
 from tests.quality_helpers import CLASS_NAMES, shapes
 
 
@@ -30,8 +37,9 @@ def test_holdout_without_a_test_split(tmp_path):
     images, labels = shapes(120, 3)
     npz = tmp_path / "train_only.npz"
     np.savez(npz, images=images, labels=labels)
-    cfg = EvaluatorConfig(dataset="npz", data_dir=str(npz), width=4, feature_dim=8, batch_size=16, max_steps=4,
-                          threads=1)
+    cfg = EvaluatorConfig(
+        dataset="npz", data_dir=str(npz), width=4, feature_dim=8, batch_size=16, max_steps=4, threads=1
+    )
     trained = train_evaluator(cfg, progress=False)
     assert trained.accuracy_split.startswith("holdout (12 training images")
     assert trained.train_images == 108 and trained.steps == 4 and len(trained.accuracy_images) == 12
@@ -40,8 +48,9 @@ def test_holdout_without_a_test_split(tmp_path):
 
 
 def test_training_hands_the_export_a_network_and_its_data(shapes_npz):
-    cfg = EvaluatorConfig(dataset="npz", data_dir=str(shapes_npz), width=4, feature_dim=8, batch_size=16,
-                          max_steps=3, threads=1)
+    cfg = EvaluatorConfig(
+        dataset="npz", data_dir=str(shapes_npz), width=4, feature_dim=8, batch_size=16, max_steps=3, threads=1
+    )
     trained = train_evaluator(cfg, progress=False)
     assert trained.image_shape == (16, 16, 1) and trained.class_names == CLASS_NAMES and trained.num_classes == 3
     assert trained.accuracy_split == "test" and trained.accuracy_images.dtype == np.uint8
@@ -59,9 +68,26 @@ def test_cli_help_and_default_output(shapes_npz, tmp_path, monkeypatch):
     assert result.exit_code == 0
     for option in ("--dataset", "--data-dir", "--epochs", "--out", "--feature-dim"):
         assert option in result.output
-    result = CliRunner().invoke(main, ["evaluator", "train", "--dataset", "npz", "--data-dir", str(shapes_npz),
-                                       "--max-steps", "3", "--width", "4", "--feature-dim", "8", "--threads", "1",
-                                       "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluator",
+            "train",
+            "--dataset",
+            "npz",
+            "--data-dir",
+            str(shapes_npz),
+            "--max-steps",
+            "3",
+            "--width",
+            "4",
+            "--feature-dim",
+            "8",
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     default = default_evaluator_path("npz")
     assert default.is_file() and str(default).startswith(str(tmp_path / "xdg"))
@@ -96,8 +122,13 @@ def test_the_trainer_knows_nothing_of_onnx():
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 if name.split(".")[0] in ("onnx", "onnxruntime") or name.startswith("edgegan.export"):
                     found.append(f"{path.relative_to(root)}: {name}")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sys
-
 from dataclasses import replace
 
 import pytest
@@ -108,8 +107,8 @@ def test_conditional_discriminator_starts_unsaturated(arch):
 
 
 def test_the_registry_is_the_one_list_of_architectures():
-    from edgegan.trainer.cli import train as train_command
     from edgegan.trainer.architectures import ARCHS
+    from edgegan.trainer.cli import train as train_command
     from edgegan.trainer.models import ARCHITECTURES
 
     assert ARCHS == tuple(ARCHITECTURES) == ("gan", "dcgan")
@@ -129,8 +128,13 @@ def test_an_architecture_is_one_module_and_one_table_row(monkeypatch):
     # A new module with its SPEC and a row in trainer/architectures.py is all it takes: building, size validation,
     # conditioning and memory format follow it.
     module = types.ModuleType("edgegan_tiny_arch")
-    module.SPEC = replace(mlp.SPEC, name="tiny", image_size_ok=lambda size: size == 8, g_conditioning="concat",
-                          image_size_error="tiny is 8x8 only, got {size}")
+    module.SPEC = replace(
+        mlp.SPEC,
+        name="tiny",
+        image_size_ok=lambda size: size == 8,
+        g_conditioning="concat",
+        image_size_error="tiny is 8x8 only, got {size}",
+    )
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setitem(architectures.ARCHITECTURE_MODULES, "tiny", module.__name__)
     monkeypatch.setattr(models, "ARCHITECTURES", models._load_specs())  # what importing trainer.models does

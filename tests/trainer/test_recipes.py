@@ -1,4 +1,5 @@
 """trainer/recipes.py: the recipe table, how `edgegan train` applies it, and that every key it sets is read."""
+
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from edgegan.trainer.config import ModelConfig, TrainConfig
 from edgegan.trainer.recipes import ABLATABLE, BASE, RECIPE_KEYS, RECIPES, apply_recipe, parse_changes, recipe_for
 from edgegan.trainer.step import EMA, GANStep
 
+
 def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
     for row in RECIPES:
         assert set(row.values) <= set(RECIPE_KEYS), row.name
@@ -21,11 +23,16 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
     assert any(r.specificity == 0 for r in RECIPES)  # the fallback row
 
 
-@pytest.mark.parametrize("arch, conditional, dataset, name, lr, ema_decay, loss", [
-    ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge"),
-    ("dcgan", False, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce"), ("dcgan", True, "mnist", "dcgan", 5e-4, 0.99, "bce"),
-    ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge"), ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce"),
-])
+@pytest.mark.parametrize(
+    "arch, conditional, dataset, name, lr, ema_decay, loss",
+    [
+        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge"),
+        ("dcgan", False, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce"),
+        ("dcgan", True, "mnist", "dcgan", 5e-4, 0.99, "bce"),
+        ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge"),
+        ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce"),
+    ],
+)
 def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name, lr, ema_decay, loss):
     cfg = apply_recipe(TrainConfig(model=ModelConfig(arch=arch), dataset=dataset, conditional=conditional))
     assert cfg.recipe["name"] == recipe_for(arch, conditional, dataset).name == name
@@ -47,8 +54,24 @@ def test_equal_values_give_one_digest_whoever_set_them():
 
 
 def test_train_cli_records_the_recipe_in_config_json(tmp_path, tiny_npz):
-    args = ["train", "--dataset", "npz", "--data-dir", str(tiny_npz), "--width", "8", "--nz", "16",
-            "--batch-size", "16", "--max-steps", "2", "--log-every", "1", "-q"]
+    args = [
+        "train",
+        "--dataset",
+        "npz",
+        "--data-dir",
+        str(tiny_npz),
+        "--width",
+        "8",
+        "--nz",
+        "16",
+        "--batch-size",
+        "16",
+        "--max-steps",
+        "2",
+        "--log-every",
+        "1",
+        "-q",
+    ]
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "a" / "config.json").read_text())
@@ -79,8 +102,18 @@ def _train_steps(cfg: TrainConfig, steps: int = 3) -> dict[str, torch.Tensor]:
 
 # A value unlike the recipe's for each key an ablation may change (ema_decay below the warm-up's 0.1 at step 0;
 # mode seeking: on by default for a conditional G only, so the change is the other way round).
-CHANGED = {"lr": 1e-3, "ema_decay": 0.05, "ema_start": 2, "loss": "lsgan", "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.9,
-           "batch_size": 12, "ema": False, "mode_seeking": 0.0}
+CHANGED = {
+    "lr": 1e-3,
+    "ema_decay": 0.05,
+    "ema_start": 2,
+    "loss": "lsgan",
+    "lr_d": 1e-3,
+    "beta1": 0.0,
+    "beta2": 0.9,
+    "batch_size": 12,
+    "ema": False,
+    "mode_seeking": 0.0,
+}
 
 
 @pytest.mark.parametrize("arch, conditional", [("dcgan", True), ("dcgan", False), ("gan", False)])
@@ -89,8 +122,16 @@ def test_every_ablatable_key_changes_the_training(key, arch, conditional):
     """An ablation of a key no code reads would silently change nothing (as ema_start did, and mode seeking on an
     unconditional G): each must show, for every kind of model."""
     assert set(CHANGED) == set(ABLATABLE)
-    base = apply_recipe(TrainConfig(model=ModelConfig(arch=arch, nz=8, width=4, num_classes=3 if conditional else 0),
-                                    conditional=conditional, batch_size=8, amp="off", channels_last=False, seed=1))
+    base = apply_recipe(
+        TrainConfig(
+            model=ModelConfig(arch=arch, nz=8, width=4, num_classes=3 if conditional else 0),
+            conditional=conditional,
+            batch_size=8,
+            amp="off",
+            channels_last=False,
+            seed=1,
+        )
+    )
     value = CHANGED[key] if key != "mode_seeking" or conditional else 1.0
     changed = replace(base, **{key: value})
     a, b = _train_steps(base), _train_steps(changed)
@@ -114,10 +155,17 @@ def test_ema_copies_g_until_ema_start_then_averages():
     assert not torch.equal(ema.model[0].weight, g[0].weight)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("device=cuda", "KEY one of"), ("log_every=5", "KEY one of"), ("loss=foo", "unknown loss"),
-    ("lr=abc", "takes a number"), ("ema_start=-1", "ema_start must be >= 0"), ("ema=maybe", "true or false"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("device=cuda", "KEY one of"),
+        ("log_every=5", "KEY one of"),
+        ("loss=foo", "unknown loss"),
+        ("lr=abc", "takes a number"),
+        ("ema_start=-1", "ema_start must be >= 0"),
+        ("ema=maybe", "true or false"),
+    ],
+)
 def test_ablate_refuses_keys_no_training_reads_and_bad_values(text, message):
     with pytest.raises(ValueError, match=message):
         parse_changes(text)

@@ -5,6 +5,7 @@ Before: two `train --out r` at once both exited 0 with metrics.jsonl, train.log 
 concurrent `--resume`s likewise; `--resume` followed a symlinked checkpoints/ into another run and overwrote
 its last.pt; `--json` replaced a FIFO or symlink with a regular file.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests import quality_helpers
-from tests.trainer.conftest import write_npz
 from tests.cli_helpers import one_line, run, tiny_args
+from tests.trainer.conftest import write_npz
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,15 +40,26 @@ def test_a_second_writer_into_a_training_run_is_refused_naming_the_holder(tmp_pa
     out = tmp_path / "r"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     holder = subprocess.Popen(
-        [sys.executable, "-m", "edgegan", *map(str, tiny_args(npz, out, "--max-steps", "100000",
-                                                                 "--checkpoint-every", "1"))],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "edgegan",
+            *map(str, tiny_args(npz, out, "--max-steps", "100000", "--checkpoint-every", "1")),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(out / "checkpoints" / "last.pt", holder)
         metrics_before = (out / "metrics.jsonl").stat().st_size
         for extra in ((), ("--resume",)):
-            one_line(run(*tiny_args(npz, out, "--max-steps", "1000001", "--seed", "2", *extra)),
-                     f"--out {out} is in use by another training (pid {holder.pid})")
+            one_line(
+                run(*tiny_args(npz, out, "--max-steps", "1000001", "--seed", "2", *extra)),
+                f"--out {out} is in use by another training (pid {holder.pid})",
+            )
         assert holder.poll() is None  # the holder was never disturbed
         assert (out / "metrics.jsonl").stat().st_size >= metrics_before
     finally:
@@ -104,4 +116,8 @@ def test_train_and_export_json_refuse_what_is_not_a_regular_file(kind, tmp_path)
     one_line(result, str(target), word)
     assert not (tmp_path / "m").exists()
     mode = os.lstat(target).st_mode
-    assert stat.S_ISFIFO(mode) if kind == "FIFO" else (stat.S_ISLNK(mode) and (tmp_path / "mine.json").read_text() == "kept")
+    assert (
+        stat.S_ISFIFO(mode)
+        if kind == "FIFO"
+        else (stat.S_ISLNK(mode) and (tmp_path / "mine.json").read_text() == "kept")
+    )

@@ -1,5 +1,6 @@
 """trainer/sample.py: the one place the trainer runs G on the contract's latents (grid, diversity figure, torch bench
 rows, the export's PyTorch reference)."""
+
 from __future__ import annotations
 
 import re
@@ -58,7 +59,13 @@ def test_a_generator_without_cfg_takes_nz_and_classes():
 def test_no_other_trainer_module_draws_contract_latents():
     """Latents through G are written once: other trainer modules call contract_inputs / generate_images."""
     calls = re.compile(r"\b(draw_latents|default_labels)\(")
-    others = [p.name for p in TRAINER.rglob("*.py") if p.name != "sample.py"
-              and any(calls.search(line.split("#")[0]) and not line.lstrip().startswith(('"', "("))
-                      for line in p.read_text().splitlines())]
+    others = [
+        p.name
+        for p in TRAINER.rglob("*.py")
+        if p.name != "sample.py"
+        and any(
+            calls.search(line.split("#")[0]) and not line.lstrip().startswith(('"', "("))
+            for line in p.read_text().splitlines()
+        )
+    ]
     assert others == []

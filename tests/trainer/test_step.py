@@ -1,4 +1,5 @@
 """trainer/step.py: the EMA G's standing BatchNorm statistics and the MLP G's output bias from the data's mean."""
+
 from __future__ import annotations
 
 import json
@@ -54,15 +55,32 @@ def test_mlp_generator_starts_at_the_data_mean(tmp_path):
     engine.init_output_bias(torch.from_numpy(mean).permute(2, 0, 1))
     for model in (engine.G, engine.sample_model):
         out = model.net[-2]  # the output Linear (then Tanh)
-        assert torch.allclose(torch.tanh(out.bias), torch.from_numpy(mean.clip(-0.98, 0.98)).permute(2, 0, 1).reshape(-1),
-                              atol=1e-5)
+        assert torch.allclose(
+            torch.tanh(out.bias), torch.from_numpy(mean.clip(-0.98, 0.98)).permute(2, 0, 1).reshape(-1), atol=1e-5
+        )
     dcgan = GANStep(TrainConfig(model=ModelConfig(nz=8, width=4), amp="off"), torch.device("cpu"))
     assert not dcgan.has_output_bias  # no per-pixel bias in a ConvTranspose G
 
 
 def test_train_ships_standing_statistics(tmp_path, tiny_npz):
-    args = ["train", "--arch", "gan", "--dataset", "npz", "--data-dir", str(tiny_npz), "--width", "4", "--nz", "8",
-            "--batch-size", "16", "--log-every", "1", "-q"]
+    args = [
+        "train",
+        "--arch",
+        "gan",
+        "--dataset",
+        "npz",
+        "--data-dir",
+        str(tiny_npz),
+        "--width",
+        "4",
+        "--nz",
+        "8",
+        "--batch-size",
+        "16",
+        "--log-every",
+        "1",
+        "-q",
+    ]
     out = tmp_path / "run"
     assert CliRunner().invoke(main, [*args, "--max-steps", "3", "--out", str(out)]).exit_code == 0
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt", map_location="cpu")

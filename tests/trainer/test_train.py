@@ -65,8 +65,9 @@ def test_resume_is_exact(tiny_cfg, tmp_path, arch, loss):
 
     On CUDA it does so only with --deterministic (cuDNN picks atomic-add weight-gradient algorithms otherwise:
     the 5th digit differs after 10 steps); test_resume_is_exact_on_cuda_when_deterministic checks that."""
-    cfg = replace(tiny_cfg, model=replace(tiny_cfg.model, arch=arch), loss=loss, conditional=arch == "gan",
-                  device="cpu")
+    cfg = replace(
+        tiny_cfg, model=replace(tiny_cfg.model, arch=arch), loss=loss, conditional=arch == "gan", device="cpu"
+    )
     a, b = _straight_and_resumed(cfg, tmp_path)
     for key in ("G", "D", "G_ema"):
         assert _states_equal(a[key], b[key]), key
@@ -78,13 +79,22 @@ def deterministic_mode():
     """trainer/cuda_step.deterministic() for one test; torch's process-wide flags restored after it."""
     from edgegan.trainer.cuda_step import deterministic
 
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32,
-              torch.backends.cuda.matmul.allow_tf32)
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+    )
     yield deterministic
     torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-    (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32,
-     torch.backends.cuda.matmul.allow_tf32) = before[2:]
+    (
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+    ) = before[2:]
 
 
 @pytest.mark.gpu
@@ -93,8 +103,9 @@ def test_resume_is_exact_on_cuda_when_deterministic(tiny_cfg, tmp_path, arch, lo
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA (torch.cuda.is_available() is False)")
     deterministic_mode()
-    cfg = replace(tiny_cfg, model=replace(tiny_cfg.model, arch=arch), loss=loss, conditional=arch == "gan",
-                  device="cuda")
+    cfg = replace(
+        tiny_cfg, model=replace(tiny_cfg.model, arch=arch), loss=loss, conditional=arch == "gan", device="cuda"
+    )
     a, b = _straight_and_resumed(cfg, tmp_path)
     for key in ("G", "D", "G_ema"):
         assert _states_equal(a[key], b[key]), key
@@ -106,9 +117,30 @@ def test_deterministic_flag_sets_the_cuda_switches(tiny_cfg, tmp_path, determini
     from edgegan.cli import main
 
     torch.backends.cudnn.benchmark = True  # as a tuned process would have it
-    result = CliRunner().invoke(main, ["train", "--dataset", "npz", "--data-dir", tiny_cfg.data_dir, "--width", "8",
-                                       "--nz", "16", "--max-steps", "2", "--batch-size", "16", "--device", "cpu",
-                                       "--deterministic", "-q", "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--dataset",
+            "npz",
+            "--data-dir",
+            tiny_cfg.data_dir,
+            "--width",
+            "8",
+            "--nz",
+            "16",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+            "--deterministic",
+            "-q",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
     assert not torch.backends.cudnn.benchmark and not torch.backends.cudnn.allow_tf32
@@ -328,6 +360,8 @@ def test_warm_up_before_capture_leaves_no_trace(tiny_cfg, resumed):
     for key in ("G", "D"):
         assert _states_equal(fresh.state_dict()[key], warmed.state_dict()[key]), key
     for key in ("opt_G", "opt_D"):
-        a, b = ([v for state in fresh_or_warm.state_dict()[key]["state"].values() for v in state.values()]
-                for fresh_or_warm in (fresh, warmed))
+        a, b = (
+            [v for state in fresh_or_warm.state_dict()[key]["state"].values() for v in state.values()]
+            for fresh_or_warm in (fresh, warmed)
+        )
         assert len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b)), key

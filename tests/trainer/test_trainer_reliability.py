@@ -1,5 +1,6 @@
 """The trainer's hostile cases (issue 10): NaN weights, corrupt or unsafe checkpoints, what killed runs leave,
 a full disk, and option values that must be refused before anything is written."""
+
 from __future__ import annotations
 
 import json
@@ -9,11 +10,11 @@ import subprocess
 import sys
 import textwrap
 import time
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 from edgegan.trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -54,7 +55,9 @@ def test_exploding_lr_saves_no_checkpoint_and_names_the_step(tiny_npz, tmp_path)
 
 
 @pytest.mark.parametrize("log_every,caught_at", [(100, 8), (2, 6)])  # at the save itself; at the next log step
-def test_nan_weights_with_finite_losses_keep_the_last_good_checkpoint(tiny_cfg, tmp_path, monkeypatch, log_every, caught_at):
+def test_nan_weights_with_finite_losses_keep_the_last_good_checkpoint(
+    tiny_cfg, tmp_path, monkeypatch, log_every, caught_at
+):
     out = tmp_path / "run"
     train(tiny_cfg, out, progress=False)  # good checkpoint and grid at step 4
     checkpoints, samples = folder_bytes(out / "checkpoints"), folder_bytes(out / "samples")
@@ -81,7 +84,9 @@ def test_resume_refuses_a_checkpoint_with_nan_weights(tiny_cfg, tmp_path):
     train(tiny_cfg, out, progress=False)
     state = load_checkpoint(out)
     next(iter(state["G_ema"].values())).fill_(float("nan"))  # what the old guard let through
-    save_checkpoint({k: v for k, v in state.items() if k not in ("format", "kind", "sha256")}, out / "checkpoints" / "last.pt")
+    save_checkpoint(
+        {k: v for k, v in state.items() if k not in ("format", "kind", "sha256")}, out / "checkpoints" / "last.pt"
+    )
     with pytest.raises(CheckpointError, match="holds NaN/Inf weights .*G_ema.* cannot be resumed"):
         train(replace(tiny_cfg, max_steps=8), out, resume=True, progress=False)
 
@@ -110,8 +115,17 @@ def test_bytes_corrupted_inside_a_tensor_fail_the_checksum(tiny_npz, tmp_path):
 
 def test_checkpoint_without_checksum_still_loads_and_says_so(tiny_cfg, tmp_path):
     old = tmp_path / "old.pt"
-    torch.save({"format": 1, "kind": "edgegan-checkpoint", "config": tiny_cfg.to_dict(), "G": {"w": torch.ones(2)},
-                "step": 3, "epoch": 0}, old)
+    torch.save(
+        {
+            "format": 1,
+            "kind": "edgegan-checkpoint",
+            "config": tiny_cfg.to_dict(),
+            "G": {"w": torch.ones(2)},
+            "step": 3,
+            "epoch": 0,
+        },
+        old,
+    )
     with pytest.warns(UserWarning, match="no checksum .* loaded unverified"):
         assert load_checkpoint(old)["step"] == 3
 
@@ -161,8 +175,12 @@ def test_kill_9_during_a_save_keeps_last_pt_and_the_next_run_cleans_up(tiny_cfg,
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     cfg = json.dumps(replace(tiny_cfg, max_steps=8).to_dict())
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_DURING_SAVE, str(out), str(ready), cfg], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_DURING_SAVE, str(out), str(ready), cfg],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 600  # a hang guard, not a timing assertion
         while not ready.exists():
@@ -219,8 +237,25 @@ FAILED_STARTS = {
 def test_a_failed_start_leaves_nothing_on_disk(tiny_npz, tmp_path, case):
     make_args, fragments = FAILED_STARTS[case]
     out = tmp_path / "runs" / "r"
-    args = ("train", "--dataset", "npz", "--data-dir", tiny_npz, "--width", "8", "--nz", "16", "--batch-size", "16",
-            "--max-steps", "1", "--quiet", "--out", out, *make_args(tmp_path))
+    args = (
+        "train",
+        "--dataset",
+        "npz",
+        "--data-dir",
+        tiny_npz,
+        "--width",
+        "8",
+        "--nz",
+        "16",
+        "--batch-size",
+        "16",
+        "--max-steps",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+        *make_args(tmp_path),
+    )
     assert_clean_error(run(*args), *fragments)
     assert not (tmp_path / "runs").exists()
 
@@ -228,16 +263,19 @@ def test_a_failed_start_leaves_nothing_on_disk(tiny_npz, tmp_path, case):
 # --- finding 6: option values refused up front, and a full disk ---------------------------------------------------
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--lr", "nan", "--lr must be a finite number > 0"),
-    ("--lr", "inf", "--lr must be a finite number > 0"),
-    ("--lr", "0", "--lr must be a finite number > 0"),
-    ("--beta1", "1.0", "--beta1 must be in [0, 1)"),
-    ("--beta1", "-0.1", "--beta1 must be in [0, 1)"),
-    ("--beta2", "1.0", "--beta2 must be in [0, 1)"),
-    ("--ema-decay", "2", "--ema-decay must be in [0, 1)"),
-    ("--ema-decay", "-1", "--ema-decay must be in [0, 1)"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--lr", "nan", "--lr must be a finite number > 0"),
+        ("--lr", "inf", "--lr must be a finite number > 0"),
+        ("--lr", "0", "--lr must be a finite number > 0"),
+        ("--beta1", "1.0", "--beta1 must be in [0, 1)"),
+        ("--beta1", "-0.1", "--beta1 must be in [0, 1)"),
+        ("--beta2", "1.0", "--beta2 must be in [0, 1)"),
+        ("--ema-decay", "2", "--ema-decay must be in [0, 1)"),
+        ("--ema-decay", "-1", "--ema-decay must be in [0, 1)"),
+    ],
+)
 def test_option_values_no_run_can_use_are_refused_before_any_write(tiny_npz, tmp_path, option, value, message):
     out = tmp_path / "runs" / "r"
     result = run(*tiny_args(tiny_npz, out, "--max-steps", "1", option, value))
@@ -254,8 +292,9 @@ def test_disk_full_during_a_checkpoint_save_is_one_line_naming_the_checkpoint(ti
     real_save = torch.save
     monkeypatch.setattr(torch, "save", lambda obj, f, *a, **k: real_save(obj, FullDisk(f, 4096), *a, **k))
     result = run(*tiny_args(tiny_npz, out, "--max-steps", "4", "--resume"))
-    assert_clean_error(result, f"cannot write checkpoint {out / 'checkpoints' / 'last.pt'}", "No space left on device",
-                       "left intact")
+    assert_clean_error(
+        result, f"cannot write checkpoint {out / 'checkpoints' / 'last.pt'}", "No space left on device", "left intact"
+    )
     assert ".tmp" not in result.output
     assert (out / "checkpoints" / "last.pt").read_bytes() == before
     assert leftovers(out / "checkpoints") == []

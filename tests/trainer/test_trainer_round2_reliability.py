@@ -1,16 +1,16 @@
 """Issue 19, items 8 (a lying config's message), 9 (disk full before the first checkpoint; a NaN with no checkpoint
 yet) and 10 (bad values: --batch-size beyond the data, a missing --data-dir, an empty --out, a torch
 pre-release of the security floor)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 import torch
 
 from edgegan.trainer.checkpoint import CheckpointError, check_torch_version, save_checkpoint
 from tests import quality_helpers
-from tests.trainer.conftest import write_npz
 from tests.cli_helpers import FullDisk, one_line, run, tiny_args
+from tests.trainer.conftest import write_npz
 
 
 def lying(path_in, path_out, **model):
@@ -21,6 +21,7 @@ def lying(path_in, path_out, **model):
 
 
 # --- item 8 --------------------------------------------------------------------------------------------------------
+
 
 def test_export_of_a_config_that_lies_names_the_mismatched_parameter(tmp_path):
     ckpt = lying(quality_helpers.make_checkpoint(tmp_path / "g.pt"), tmp_path / "lie.pt", nz=12)
@@ -41,6 +42,7 @@ def test_resume_of_a_config_that_lies_is_one_line_naming_the_parameter(tmp_path)
 
 
 # --- item 9 --------------------------------------------------------------------------------------------------------
+
 
 def test_disk_full_at_the_first_checkpoint_does_not_offer_resume_and_leaves_no_skeleton(tmp_path, monkeypatch):
     npz = write_npz(tmp_path / "tiny.npz", n=32)
@@ -72,6 +74,7 @@ def test_a_nan_loss_before_any_checkpoint_does_not_mention_one(tmp_path, monkeyp
 
 # --- item 10 -------------------------------------------------------------------------------------------------------
 
+
 def test_batch_size_beyond_the_data_is_one_line(tmp_path):
     npz = write_npz(tmp_path / "tiny.npz", n=32)
     result = run(*tiny_args(npz, tmp_path / "runs" / "r", "--max-steps", "1", "--batch-size", "100000"))
@@ -80,8 +83,18 @@ def test_batch_size_beyond_the_data_is_one_line(tmp_path):
 
 
 def test_an_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path):
-    result = run("train", "--dataset", "mnist", "--data-dir", tmp_path / "nonexistent", "--max-steps", "1",
-                 "--quiet", "--out", tmp_path / "runs" / "r")
+    result = run(
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        tmp_path / "nonexistent",
+        "--max-steps",
+        "1",
+        "--quiet",
+        "--out",
+        tmp_path / "runs" / "r",
+    )
     one_line(result, f"--data-dir {tmp_path / 'nonexistent'} does not exist")
     assert not (tmp_path / "runs").exists()
 

@@ -3,6 +3,7 @@
 Outside CI a missing tool skips them with the reason and the fix; with CI=true (scripts/setup.sh installs all of
 them) a missing tool fails them instead, so CI never passes without having run them.
 """
+
 from __future__ import annotations
 
 import os

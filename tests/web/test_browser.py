@@ -8,10 +8,10 @@ beside an `edgegan bench` run, (d) a bad model file shows a clear error on the p
 28x28 gray and an unconditional 32x32 RGB model, fp32 and int8, float and uint8 outputs, and a model without the
 new latent rule.
 """
+
 from __future__ import annotations
 
 import contextlib
-
 import json
 import shutil
 from pathlib import Path
@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
+from edgegan.cli import main
 from edgegan.export.variants.web import ORT_WEB_INTEGRITY, write_web
 from edgegan.runtime import Generator
 from edgegan.runtime.contract import KEY_LATENT_RULE
 from edgegan.runtime.latent_rule import RULE, rule_normals
-
-from edgegan.cli import main
 from tests.runtime.conftest import build_generator_onnx
 from tests.web.cdp import Browser
 from tests.web.conftest import ORT_WEB_DIST
@@ -37,16 +37,26 @@ def sites(tmp_path_factory, chromium, serve) -> dict[str, tuple[Path, str]]:
     out: dict[str, tuple[Path, str]] = {}
     # Unconditional 32x32 RGB, uint8 pixels from the graph, fp32 + int8 (torch-free tiny graphs).
     rgb = root / "rgb32"
-    files = {"fp32": build_generator_onnx(rgb / "generator.onnx", nz=12, channels=3, height=32, width=32,
-                                          output="uint8_nhwc"),
-             "int8": build_generator_onnx(rgb / "generator.int8.onnx", nz=12, channels=3, height=32, width=32,
-                                          output="uint8_nhwc", precision="int8")}
+    files = {
+        "fp32": build_generator_onnx(
+            rgb / "generator.onnx", nz=12, channels=3, height=32, width=32, output="uint8_nhwc"
+        ),
+        "int8": build_generator_onnx(
+            rgb / "generator.int8.onnx", nz=12, channels=3, height=32, width=32, output="uint8_nhwc", precision="int8"
+        ),
+    }
     write_web(rgb / "web", files, ORT_WEB_DIST)
     # Conditional 28x28 gray exported before the language-neutral rule (no edgegan.latent_rule key).
     legacy = root / "legacy"
-    write_web(legacy / "web", {"fp32": build_generator_onnx(legacy / "generator.onnx", nz=10, num_classes=3,
-                                                            height=28, width=28, metadata={KEY_LATENT_RULE: None})},
-              ORT_WEB_DIST)
+    write_web(
+        legacy / "web",
+        {
+            "fp32": build_generator_onnx(
+                legacy / "generator.onnx", nz=10, num_classes=3, height=28, width=28, metadata={KEY_LATENT_RULE: None}
+            )
+        },
+        ORT_WEB_DIST,
+    )
     # A page whose model file is not a model.
     bad = root / "bad"
     shutil.copytree(rgb / "web", bad / "web")
@@ -65,8 +75,21 @@ def exported(tmp_path_factory, chromium, serve) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("export")
     ckpt = _checkpoint(root / "cond.pt", 3)
     out = root / "fm"
-    result = CliRunner().invoke(main, ["export", str(ckpt), "--out", str(out), "--int8", "--web", "--web-runtime",
-                                       str(ORT_WEB_DIST), "--no-quality-gate", "-q"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(ckpt),
+            "--out",
+            str(out),
+            "--int8",
+            "--web",
+            "--web-runtime",
+            str(ORT_WEB_DIST),
+            "--no-quality-gate",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out, serve(out / "web")
 
@@ -141,12 +164,13 @@ def test_unconditional_rgb_uint8_page_fp32_and_int8(browser, sites):
                 got = _pixels(page, f"edgegan.sample({seed}, 3, null, null, '{name}')", (32, 32, 3))
                 diff = _levels(got, g.sample(3, seed=seed))
                 assert diff.max() <= most and diff.mean() <= mean, (name, seed, diff.max(), diff.mean())
-        top = 2 ** 64 - 1  # the largest seed of the rule: a BigInt in the page
+        top = 2**64 - 1  # the largest seed of the rule: a BigInt in the page
         got = _pixels(page, f"edgegan.sample({top}n, 2)", (32, 32, 3))
         assert _levels(got, Generator(folder / "generator.onnx").sample(2, seed=top)).max() <= 1
         page.evaluate("document.getElementById('seed').value = 'x1'; document.getElementById('draw').click(); true")
-        status = page.wait_for("document.getElementById('status').className === 'error' && "
-                               "document.getElementById('status').textContent")
+        status = page.wait_for(
+            "document.getElementById('status').className === 'error' && document.getElementById('status').textContent"
+        )
         assert status == 'drawing failed: seed must be a non-negative integer, got "x1"'
         page.evaluate(f"document.getElementById('seed').value = '{top}'; true")
         # The UI path: the Draw button paints the grid.
@@ -158,8 +182,10 @@ def test_unconditional_rgb_uint8_page_fp32_and_int8(browser, sites):
 def test_benchmark_json_merges_with_bench_report(browser, sites, tmp_path):
     folder, url = sites["rgb32"]
     with _open(browser, url) as page:
-        page.evaluate("document.getElementById('batches').value = '1,2'; document.getElementById('seconds').value = "
-                      "'0.3'; document.getElementById('bench').click(); true")
+        page.evaluate(
+            "document.getElementById('batches').value = '1,2'; document.getElementById('seconds').value = "
+            "'0.3'; document.getElementById('bench').click(); true"
+        )
         page.wait_for("!document.getElementById('bench-download').hidden", timeout=120)
         # What "Download JSON" saves: the blob behind the link.
         run = page.evaluate("fetch(document.getElementById('bench-download').href).then(r => r.json())")
@@ -170,8 +196,23 @@ def test_benchmark_json_merges_with_bench_report(browser, sites, tmp_path):
     browser_json = tmp_path / "browser.json"
     browser_json.write_text(json.dumps(run))
     cpu_json = tmp_path / "cpu.json"
-    bench = CliRunner().invoke(main, ["bench", str(folder / "generator.onnx"), "--batch-sizes", "1,2", "--iters",
-                                      "5", "--rounds", "1", "--no-peak", "--json", str(cpu_json), "-q"])
+    bench = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            str(folder / "generator.onnx"),
+            "--batch-sizes",
+            "1,2",
+            "--iters",
+            "5",
+            "--rounds",
+            "1",
+            "--no-peak",
+            "--json",
+            str(cpu_json),
+            "-q",
+        ],
+    )
     assert bench.exit_code == 0, bench.output
     report = CliRunner().invoke(main, ["bench-report", str(cpu_json), str(browser_json), "--json", "-"])
     assert report.exit_code == 0, report.output
@@ -184,8 +225,9 @@ def test_benchmark_json_merges_with_bench_report(browser, sites, tmp_path):
 def test_bad_model_file_shows_a_clear_error(browser, sites):
     _, url = sites["bad"]
     with _open(browser, url) as page:
-        status = page.wait_for("document.getElementById('status').className === 'error' && "
-                               "document.getElementById('status').textContent")
+        status = page.wait_for(
+            "document.getElementById('status').className === 'error' && document.getElementById('status').textContent"
+        )
         assert status.startswith("error: could not load model generator.onnx (wasm):"), status
 
 
@@ -213,5 +255,10 @@ def test_cdn_manifest_pins_the_npm_packages_file(tmp_path):
     manifest = write_web(tmp_path / "web", {"fp32": model})
     assert manifest["runtime"]["integrity"] == ORT_WEB_INTEGRITY and not manifest["runtime"]["local"]
     assert "onnxruntime-web@1.31.1" in manifest["runtime"]["script"] and not (tmp_path / "web" / "ort").exists()
-    assert {p.name for p in (tmp_path / "web").iterdir()} == {"index.html", "app.js", "latents.js", "manifest.json",
-                                                              "generator.onnx"}
+    assert {p.name for p in (tmp_path / "web").iterdir()} == {
+        "index.html",
+        "app.js",
+        "latents.js",
+        "manifest.json",
+        "generator.onnx",
+    }

@@ -1,13 +1,14 @@
 """The page's WebGPU path (onnxruntime-web's WebGPU execution provider), in headless chromium with software WebGPU
 (SwiftShader), so it runs in CI without a GPU: the page finds an adapter, the benchmark times a `webgpu` row, and the
 images follow Python's for the same seed. A browser of its own (other flags than test_browser's)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from edgegan.export.variants.web import write_web
 from edgegan.runtime import Generator
-
 from tests.runtime.conftest import build_generator_onnx
 from tests.web.cdp import SOFTWARE_WEBGPU, Browser
 from tests.web.conftest import ORT_WEB_DIST

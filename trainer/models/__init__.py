@@ -6,6 +6,7 @@ so `--help` works without torch); ARCHITECTURES below is built from it, and the 
 Every generator maps (z [B, nz], label [B] | None) to images [B, C, H, W] in [-1, 1]; every discriminator maps
 (x, label | None) to logits [B].
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,10 +24,17 @@ if TYPE_CHECKING:  # annotations only: the config validates against the registry
     from edgegan.trainer.config import ModelConfig
 
 __all__ = [
-    "ARCHITECTURES", "Architecture", "ConditionalBatchNorm", "DCGANDiscriminator", "DCGANGenerator",
-    "MLPDiscriminator", "MLPGenerator", "build_discriminator", "build_generator", "init_weights",
+    "ARCHITECTURES",
+    "Architecture",
+    "ConditionalBatchNorm",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "MLPDiscriminator",
+    "MLPGenerator",
+    "build_discriminator",
+    "build_generator",
+    "init_weights",
 ]
-
 
 
 def _load_specs() -> dict[str, Architecture]:
@@ -35,7 +43,9 @@ def _load_specs() -> dict[str, Architecture]:
     for name, module in ARCHITECTURE_MODULES.items():
         spec = importlib.import_module(module).SPEC
         if spec.name != name:
-            raise ImportError(f"{module}.SPEC is named {spec.name!r}, but trainer/architectures.py lists it as {name!r}")
+            raise ImportError(
+                f"{module}.SPEC is named {spec.name!r}, but trainer/architectures.py lists it as {name!r}"
+            )
         specs[name] = spec
     return specs
 

@@ -4,6 +4,7 @@ Pure modules: torch only, explicit ModelConfig, no I/O. A conditional G joins a 
 (its first layer draws a per-class template; trainer/step.py's mode-seeking term keeps z alive); D takes the
 label through a projection head.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ per class, z alone feeds the first layer; see ConditionalBatchNorm for why not a
 g_conditioning "concat", through a label embedding joined to z (LabelJoin); D uses a projection head (Miyato &
 Koyama 2018): logit = w·h + embed(label)·h on its last features h.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

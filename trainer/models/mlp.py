@@ -3,6 +3,7 @@
 Pure modules: torch only, explicit ModelConfig, no I/O. A conditional G takes its label through
 ConditionalBatchNorm by default (models/layers.py says what was measured); D through a projection head.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -1,8 +1,10 @@
 """What the trainer needs to know about one architecture: the registry entry each architecture module states."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from torch import nn
 
