@@ -37,4 +37,4 @@ fi
 # Strict editable mode: the installed `edgegan` is a tree of links to this checkout's files (build/__editable__.*),
 # which type checkers and editors read; the default mode's import hook hides edgegan.runtime etc. from them.
 # A new module needs this line again (tests/test_packaging.py names any module the tree lacks).
-"$PYTHON" -m pip install -q -e ".[all,test]" --config-settings editable_mode=strict
+"$PYTHON" -m pip install -q -e ".[all,test,lint]" --config-settings editable_mode=strict
