@@ -52,7 +52,8 @@ def recipe_default(key: str) -> str:
         plain, conditional = value(arch, False), value(arch, True)
         parts.append(f"{arch} {plain}" + (f" (conditional: {conditional})" if conditional != plain else ""))
     for row in RECIPES:  # rows of one dataset other than the default one: said too, or the help would hide them
-        if row.dataset not in (None, _TRAIN.dataset) and key in row.values:
+        generic = value(row.arch or ARCHS[0], bool(row.conditional))  # what the default dataset's row says
+        if row.dataset not in (None, _TRAIN.dataset) and key in row.values and str(row.values[key]) != generic:
             kind = {True: "conditional ", False: "unconditional ", None: ""}[row.conditional]
             got = row.values[key]
             parts.append(

@@ -28,7 +28,8 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
     [
         ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge"),
         ("dcgan", False, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce"),
-        ("dcgan", True, "mnist", "dcgan", 5e-4, 0.99, "bce"),
+        ("dcgan", True, "mnist", "dcgan-mnist-conditional", 5e-4, 0.999, "hinge"),
+        ("dcgan", True, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce"),
         ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge"),
         ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce"),
     ],
