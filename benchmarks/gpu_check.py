@@ -23,8 +23,8 @@ Targets (issue 23): `Generator` numpy in/out vs torch eager fp32 <= 1.0x at batc
 plain loop. `Generator` here is `Generator(export_folder, provider="cuda").generate(z)` with default options
 (uint8 pixels to the host, what a caller gets); the other rows show which options should become the defaults.
 
-On the GPU machine (no internet; /work/shared/gpu/README.md), from the project root:
-  here:    bash /work/shared/gpu/make_carry.sh   (onnxruntime-gpu for CUDA 13 / Python 3.12 in pieces of one
+On the GPU machine (no internet; docs/gpu_machine.md), from the project root:
+  here:    bash scripts/gpu/make_carry.sh   (onnxruntime-gpu for CUDA 13 / Python 3.12 in pieces of one
            transfer each, .carry0 .. .carryK, plus .carry-data with Fashion-MNIST and on_device.sh; it prints the
            order to send them in)
   there:   for each earlier piece: mkdir -p /tmp/ortgpu; cp .carryI/* /tmp/ortgpu/

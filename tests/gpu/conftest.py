@@ -1,6 +1,6 @@
 """GPU tests (`pytest -m gpu`): each needs CUDA and skips with the reason where it is absent (CPU CI, a laptop).
 
-On the GPU machine onnxruntime-gpu comes from the carry (/work/shared/gpu/README.md); `onnxruntime.preload_dlls()`
+On the GPU machine onnxruntime-gpu comes from the carry (docs/gpu_machine.md); `onnxruntime.preload_dlls()`
 loads the CUDA and cuDNN libraries torch's nvidia packages installed, before the first CUDA session.
 """
 

@@ -29,7 +29,7 @@ def test_help_documents_the_run():
         "make_carry.sh",
         "on_device.sh",
         "/tmp/ortgpu",
-        "/work/shared/gpu/README.md",
+        "docs/gpu_machine.md",
         "FAILS LOUDLY",
         "<= 0.5x at",
         "gpu_check.json",
