@@ -62,3 +62,4 @@ batch mnist_cdcgan "${MN[@]}" --arch dcgan --conditional --jobs 8 --ablate loss=
   --ablate ema_decay=0.999 &
 wait
 echo "recipe_runs: done; tables in $WORK/results"
+touch "$WORK/DONE"  # what a caller waits for (docs/gpu_machine.md: never pgrep for this script)
