@@ -4,13 +4,9 @@ import os
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from edgegan.cli import COMMANDS, main
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from edgegan.cli import COMMANDS
+from tests.cli_helpers import run, tiny_args
 
 
 def test_group_help_lists_every_command():
@@ -29,22 +25,7 @@ def test_train_help():
 
 def test_train_and_resume_through_the_cli(tiny_npz, tmp_path):
     out = tmp_path / "run"
-    common = (
-        "train",
-        "--dataset",
-        "npz",
-        "--data-dir",
-        tiny_npz,
-        "--width",
-        "8",
-        "--nz",
-        "16",
-        "--batch-size",
-        "16",
-        "--quiet",
-        "--out",
-        out,
-    )
+    common = tiny_args(tiny_npz, out)
     result = run(*common, "--max-steps", "3")
     assert result.exit_code == 0, result.output
     assert "step 3" in result.output

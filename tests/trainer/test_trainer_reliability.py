@@ -237,25 +237,7 @@ FAILED_STARTS = {
 def test_a_failed_start_leaves_nothing_on_disk(tiny_npz, tmp_path, case):
     make_args, fragments = FAILED_STARTS[case]
     out = tmp_path / "runs" / "r"
-    args = (
-        "train",
-        "--dataset",
-        "npz",
-        "--data-dir",
-        tiny_npz,
-        "--width",
-        "8",
-        "--nz",
-        "16",
-        "--batch-size",
-        "16",
-        "--max-steps",
-        "1",
-        "--quiet",
-        "--out",
-        out,
-        *make_args(tmp_path),
-    )
+    args = tiny_args(tiny_npz, out, "--max-steps", "1", *make_args(tmp_path))
     assert_clean_error(run(*args), *fragments)
     assert not (tmp_path / "runs").exists()
 
