@@ -115,11 +115,12 @@ def _os_error_in(exc: BaseException) -> OSError | None:
     """The OSError behind `exc`: torch's zip writer re-raises a failed file write as a RuntimeError whose
     context is the OSError ("[enforce fail at inline_container.cc] ... unexpected pos")."""
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, OSError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
     return None
 
 
@@ -143,7 +144,8 @@ def _feed(h: hashlib._Hash, obj: Any) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
+        flat = t.reshape(-1).view(torch.uint8).numpy()  # [numel * itemsize] the tensor's bytes
+        h.update(flat)  # type: ignore[arg-type]  # an ndarray is a buffer: numpy types __buffer__ for Python 3.12+ only
     elif isinstance(obj, dict):
         items = sorted(((_scalar(k), v) for k, v in obj.items()), key=lambda kv: kv[0])
         h.update(b"{%d;" % len(items))

@@ -124,16 +124,27 @@ class GraphedGANStep(GANStep):
             self.ema.update(self.G, t)
         return stats
 
-    def _replay(self, x, y_real, z, y_fake) -> torch.Tensor:
+    def _replay(
+        self, x: torch.Tensor, y_real: torch.Tensor | None, z: torch.Tensor, y_fake: torch.Tensor | None
+    ) -> torch.Tensor:
+        if self._graph is None:
+            raise RuntimeError("no CUDA graph to replay: _capture makes it")
         for static, value in zip(self._inputs, (x, y_real, z, y_fake)):
             if static is not None:
+                if value is None:
+                    raise ValueError("this step's graph was captured with labels; the batch has none")
                 static.copy_(value)  # into the captured addresses (device -> device)
         self._graph.replay()
         return self._stats.clone()  # the captured output is overwritten by the next replay
 
-    def _capture(self, x, y_real, z, y_fake) -> None:
+    def _capture(
+        self, x: torch.Tensor, y_real: torch.Tensor | None, z: torch.Tensor, y_fake: torch.Tensor | None
+    ) -> None:
         """Warm up on a side stream, undo the warm-up, capture train_batch on static copies of the inputs."""
-        self._inputs = [None if v is None else v.clone() for v in (x, y_real, z, y_fake)]
+        static_x, static_z = x.clone(), z.clone()
+        static_y_real = None if y_real is None else y_real.clone()
+        static_y_fake = None if y_fake is None else y_fake.clone()
+        self._inputs = [static_x, static_y_real, static_z, static_y_fake]
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
@@ -143,7 +154,7 @@ class GraphedGANStep(GANStep):
             opt.zero_grad(set_to_none=True)  # gradients are allocated from the graph's own pool
         self._graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self._graph):
-            self._stats = self.train_batch(*self._inputs)
+            self._stats = self.train_batch(static_x, static_y_real, static_z, static_y_fake)
         self._shape = tuple(x.shape)
         self.captures += 1
 

@@ -56,7 +56,7 @@ class BatchSource:
         self._order: torch.Tensor | None = None
 
     def _order_for(self, epoch: int) -> torch.Tensor:
-        if epoch != self._epoch:
+        if self._order is None or epoch != self._epoch:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             perm = torch.randperm(len(self.images), generator=gen)
             self._order = perm[self.rank :: self.world_size].to(self.device)

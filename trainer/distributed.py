@@ -10,12 +10,15 @@ import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from edgegan.runtime.errors import EdgeganError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -120,13 +123,13 @@ def gather_objects(obj: object, ctx: DistContext) -> list:
     return out
 
 
-def broadcast_object(obj: object, ctx: DistContext) -> object:
+def broadcast_object(obj: T, ctx: DistContext) -> T:
     """Rank 0's `obj` (picklable) on every rank; `obj` itself in one process."""
     if not ctx.enabled:
         return obj
     box = [obj if ctx.is_main else None]
     dist.broadcast_object_list(box, src=0)
-    return box[0]
+    return cast(T, box[0])  # rank 0's obj, received on every rank
 
 
 def parameter_digest(model: nn.Module) -> str:

@@ -11,7 +11,7 @@ from torch import nn
 
 from edgegan.runtime.contract import default_labels, draw_latents
 from edgegan.trainer.checkpoint import load_checkpoint
-from edgegan.trainer.config import TrainConfig
+from edgegan.trainer.config import ModelConfig, TrainConfig
 from edgegan.trainer.models import build_generator
 
 
@@ -26,7 +26,7 @@ def load_generator(
     ckpt = load_checkpoint(source, map_location=device)
     cfg = TrainConfig.from_dict(ckpt["config"])
     G = build_generator(cfg.model)
-    state = ckpt.get("G_ema") if use_ema and ckpt.get("G_ema") is not None else ckpt["G"]
+    state = ckpt["G_ema"] if use_ema and ckpt.get("G_ema") is not None else ckpt["G"]
     G.load_state_dict(state)
     return G.to(device).eval(), cfg, ckpt
 
@@ -48,6 +48,12 @@ def contract_inputs(
     return z, torch.from_numpy(lab).to(device)
 
 
+def _model_config(G: nn.Module) -> ModelConfig:
+    """G.cfg: the ModelConfig each generator of trainer/models keeps (an attribute nn.Module's types cannot see)."""
+    cfg: ModelConfig = G.cfg  # type: ignore[assignment]  # set in the generators' __init__, not a Tensor or Module
+    return cfg
+
+
 @torch.no_grad()
 def generate_images(
     G: nn.Module,
@@ -65,8 +71,8 @@ def generate_images(
     Conditional generators get `labels` [n] or, when None, arange(n) % num_classes (the contract rule).
     nz, num_classes: G's, read from G.cfg unless given (a wrapped G, e.g. DDP or a test double, has no cfg).
     """
-    nz = G.cfg.nz if nz is None else nz
-    num_classes = G.cfg.num_classes if num_classes is None else num_classes
+    nz = _model_config(G).nz if nz is None else nz
+    num_classes = _model_config(G).num_classes if num_classes is None else num_classes
     z, y = contract_inputs(n, seed, nz, num_classes, labels, device)
     was_training = G.training
     G.eval()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -45,19 +46,33 @@ from edgegan.trainer.recipes import apply_recipe
 
 ADAM_IMPLS = ("fused", "foreach", "for-loop")
 STAT_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z")  # the row of statistics each step returns
+_V = TypeVar("_V")
 
 
 def make_adam(params, cfg: TrainConfig, impl: str = "fused", lr: float | None = None) -> torch.optim.Adam:
     """Adam with the run's lr (or `lr`) and betas. `fused` (one kernel over all parameters, CPU and CUDA) falls
     back to `foreach` where fused is not available; `for-loop` is PyTorch's per-tensor default on CPU."""
-    kwargs = dict(lr=cfg.lr if lr is None else lr, betas=(cfg.beta1, cfg.beta2))
+    rate = _recipe_value(cfg.lr, "lr") if lr is None else lr
+    betas = (cfg.beta1, cfg.beta2)
     if impl == "fused":
         try:
-            return torch.optim.Adam(params, fused=True, **kwargs)
+            return torch.optim.Adam(params, lr=rate, betas=betas, fused=True)
         except (RuntimeError, TypeError):
             impl = "foreach"
     params = list(params)
-    return torch.optim.Adam(params, foreach=impl == "foreach", **kwargs)
+    return torch.optim.Adam(params, lr=rate, betas=betas, foreach=impl == "foreach")
+
+
+def _recipe_value(value: _V | None, key: str) -> _V:
+    """A recipe key's value (RECIPE_KEYS: lr, ema_decay, ema_start, loss), which apply_recipe fills; None is a bug."""
+    if value is None:
+        raise ValueError(f"TrainConfig.{key} is unset: apply_recipe fills it before a GANStep is built")
+    return value
+
+
+def _compile(model: nn.Module) -> nn.Module:
+    """torch.compile of a module: an OptimizedModule (an nn.Module); torch's types say only a callable."""
+    return cast(nn.Module, torch.compile(model))
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -112,7 +127,7 @@ class EMA:
     def __init__(self, model: nn.Module, decay: float, start: int = 0):
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay, self.start = decay, start
-        self._ema_params = list(self.model.parameters())
+        self._ema_params: list[torch.Tensor] = list(self.model.parameters())
         self._ema_buffers = list(self.model.buffers())
 
     def decay_at(self, step: int) -> float:
@@ -187,21 +202,25 @@ class GANStep:
             self.D = build_discriminator(cfg.model).to(device)
         self.channels_last = cfg.use_channels_last
         if self.channels_last:  # NHWC convolutions: faster on CPU (oneDNN) and on tensor cores
-            self.G.to(memory_format=torch.channels_last)
-            self.D.to(memory_format=torch.channels_last)
+            self.G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in its stubs
+            self.D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in its stubs
         self.opt_G = make_adam(self.G.parameters(), cfg, adam)
         self.opt_D = make_adam(self.D.parameters(), cfg, adam, lr=cfg.lr_d)
-        self.ema = EMA(self.G, cfg.ema_decay, cfg.ema_start) if cfg.ema else None
+        self.ema = (
+            EMA(self.G, _recipe_value(cfg.ema_decay, "ema_decay"), _recipe_value(cfg.ema_start, "ema_start"))
+            if cfg.ema
+            else None
+        )
         self.noise = torch.Generator(device=device).manual_seed(noise_seed(cfg.seed, ctx.rank))
         self.scaler_G, self.scaler_D = (torch.amp.GradScaler("cuda", enabled=self.amp == "fp16") for _ in range(2))
         self.G_train, self.D_train = dist_utils.wrap(self.G, ctx), dist_utils.wrap(self.D, ctx)
         self.D_gen = self.D  # the G step's D: bare (frozen parameters, no DDP hooks)
         if cfg.compile:
-            self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
-            self.D_gen = torch.compile(self.D)
+            self.G_train, self.D_train = _compile(self.G_train), _compile(self.D_train)
+            self.D_gen = _compile(self.D)
         if not freeze_d:
             self.D_gen = self.D_train
-        self.loss = get_loss(cfg.loss)
+        self.loss = get_loss(_recipe_value(cfg.loss, "loss"))
         # Mode seeking (Mao et al. 2019): the default is on for a conditional G whose label is joined to z, off
         # otherwise (unconditional figures in benchmarks/results/ are without it); an explicit weight is used as
         # given, conditional or not (unconditional latent pairs need no shared label).
@@ -251,7 +270,7 @@ class GANStep:
         if not self.has_output_bias:
             return
         for model in (self.G, self.sample_model):  # the EMA copy was made from the zero-bias G
-            model.init_output_bias(mean_image.to(self.device))
+            model.init_output_bias(mean_image.to(self.device))  # type: ignore[operator]  # the MLP G's own method
 
     def step(self, x: torch.Tensor, y_real: torch.Tensor | None, t: int) -> torch.Tensor:
         """Train D then G on one real batch; `t` is the 0-based global step (for the EMA warm-up).
@@ -339,7 +358,7 @@ class GANStep:
 
     def rng_state(self) -> dict:
         """This rank's noise stream (and fp16 loss-scaler state): what an exact resume needs besides weights."""
-        state = {"noise": self.noise.get_state()}
+        state: dict[str, Any] = {"noise": self.noise.get_state()}
         if self.amp == "fp16":
             state.update(scaler_G=self.scaler_G.state_dict(), scaler_D=self.scaler_D.state_dict())
         return state

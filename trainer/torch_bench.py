@@ -13,7 +13,7 @@ import contextlib
 import copy
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -101,7 +101,7 @@ class TorchRunner:
         self.provider_asked = device  # its share of peak is taken against the same device's matrix product
         mode = ", mode=reduce-overhead" if compiled and device == "cuda" else ""
         self.setup = f"omp_wait={WAIT_POLICY}" if device == "cpu" else f"numpy in/out{mode}"
-        self._fn = None
+        self._fn: Callable[..., torch.Tensor] | None = None  # set by load: G, or torch.compile(G)
         self._args: tuple = ()
         self._macs: dict[int, int] = {}
 
@@ -127,14 +127,17 @@ class TorchRunner:
         self._args = contract_inputs(batch, 0, self.cfg.nz, self.cfg.num_classes)  # the runtime rows' latents
 
     def run(self) -> None:
+        fn = self._fn
+        if fn is None:
+            raise RuntimeError(f"{self.name}: run() before load()")
         if self.device == "cpu":
             with torch.inference_mode():
-                self._fn(*self._args)  # [batch, C, H, W]; CPU tensors, so it has finished when this returns
+                fn(*self._args)  # [batch, C, H, W]; CPU tensors, so it has finished when this returns
             return
         z, y = self._args
         cast = torch.autocast("cuda", dtype=AUTOCAST[self.autocast]) if self.autocast else contextlib.nullcontext()
         with torch.inference_mode(), cast:
-            out = self._fn(z.to("cuda"), None if y is None else y.to("cuda"))  # [batch, C, H, W] on the GPU
+            out = fn(z.to("cuda"), None if y is None else y.to("cuda"))  # [batch, C, H, W] on the GPU
             out.float().cpu()  # numpy out: the copy back waits for every kernel (a synchronised call)
 
     def macs(self, batch: int) -> int:

@@ -53,14 +53,17 @@ class ChildTorchRunner:
             stdout=subprocess.PIPE,
             env=env,
         )
+        if self._proc.stdin is None or self._proc.stdout is None:  # both PIPE above: Popen made them
+            raise ChildTorchError(f"the {self.name} process has no pipes")
+        self._stdin, self._stdout = self._proc.stdin, self._proc.stdout
         self._ask("ping")
 
     def _ask(self, command: str) -> str:
         if self._proc.poll() is not None:
             raise ChildTorchError(f"the {self.name} process exited with code {self._proc.returncode}")
-        self._proc.stdin.write(command.encode() + b"\n")
-        self._proc.stdin.flush()
-        answer = self._proc.stdout.readline().decode().rstrip("\n")
+        self._stdin.write(command.encode() + b"\n")
+        self._stdin.flush()
+        answer = self._stdout.readline().decode().rstrip("\n")
         if not answer:
             raise ChildTorchError(f"the {self.name} process exited (code {self._proc.wait()}) during {command!r}")
         status, _, value = answer.partition(" ")
@@ -87,7 +90,7 @@ class ChildTorchRunner:
 
     def close(self) -> None:
         if self._proc.poll() is None:
-            self._proc.stdin.close()  # the child's loop ends at end of input
+            self._stdin.close()  # the child's loop ends at end of input
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -71,7 +71,7 @@ class ConditionalBatchNorm(nn.Module):
 class LabelledSequential(nn.Sequential):
     """nn.Sequential that hands the label to its ConditionalBatchNorm layers."""
 
-    def forward(self, h: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, h: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self:
             h = layer(h, label) if isinstance(layer, ConditionalBatchNorm) else layer(h)
         return h
