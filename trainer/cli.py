@@ -20,11 +20,12 @@ from edgegan.runtime.cli_options import (
     threads_option,
 )
 from edgegan.trainer.architectures import ARCHS
-from edgegan.trainer.config import AMP_MODES, DATASETS, DEVICES, LOSSES, ModelConfig, TrainConfig
+from edgegan.trainer.config import AMP_MODES, DATASETS, DEVICES, LOSSES, EvaluatorConfig, ModelConfig, TrainConfig
 
 # Every `edgegan train` default is the config dataclasses' (trainer/config.py), read here, never retyped; an option
 # is the field of the same name (--compile: `compile`), TrainConfig's unless it is one of MODEL_OPTIONS.
 _TRAIN = TrainConfig()
+_EVAL = EvaluatorConfig()
 _MODEL = _TRAIN.model
 MODEL_OPTIONS = ("arch", "nz", "image_size", "width")
 
@@ -190,20 +191,22 @@ def evaluator() -> None:
 
 
 @evaluator.command("train", cls=EdgeganCommand)
-@click.option("--dataset", type=click.Choice(DATASETS), default="fashion-mnist", show_default=True)
-@click.option("--data-dir", type=click.Path(), default=None, help="IDX folder, image tree or .npz file.")
-@click.option("--image-size", type=int, default=None, help="Resize to N x N (default: as stored).")
-@click.option("--epochs", type=int, default=3, show_default=True)
-@batch_size_option(128, "Images per optimizer step.")
+@click.option("--dataset", type=click.Choice(DATASETS), default=_EVAL.dataset, show_default=True)
+@click.option("--data-dir", type=click.Path(), default=_EVAL.data_dir, help="IDX folder, image tree or .npz file.")
+@click.option("--image-size", type=int, default=_EVAL.image_size, help="Resize to N x N (default: as stored).")
+@click.option("--epochs", type=int, default=_EVAL.epochs, show_default=True)
+@batch_size_option(_EVAL.batch_size, "Images per optimizer step.")
 @click.option(
-    "--lr", type=float, default=3e-3, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine)."
+    "--lr", type=float, default=_EVAL.lr, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine)."
 )
-@click.option("--width", type=int, default=32, show_default=True, help="Channels of the first conv stage.")
-@click.option("--feature-dim", type=int, default=128, show_default=True, help="Size of the features FID uses.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--max-images", type=int, default=None, help="Train on a random subset of N images.")
-@click.option("--max-steps", type=int, default=None, help="Stop after N steps.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--width", type=int, default=_EVAL.width, show_default=True, help="Channels of the first conv stage.")
+@click.option(
+    "--feature-dim", type=int, default=_EVAL.feature_dim, show_default=True, help="Size of the features FID uses."
+)
+@click.option("--seed", type=int, default=_EVAL.seed, show_default=True)
+@click.option("--max-images", type=int, default=_EVAL.max_images, help="Train on a random subset of N images.")
+@click.option("--max-steps", type=int, default=_EVAL.max_steps, help="Stop after N steps.")
+@click.option("--device", type=click.Choice(DEVICES), default=_EVAL.device, show_default=True)
 @threads_option("PyTorch")
 @output_option("Evaluator .onnx to write [default: ~/.cache/edgegan/evaluators/DATASET.onnx, where eval looks].")
 @deprecated_alias("--out", "output", "-o/--output", type=click.Path(dir_okay=False, path_type=Path))
@@ -215,7 +218,7 @@ def evaluator_train(**opts) -> None:
     Example: edgegan evaluator train --dataset fashion-mnist
     """
     # The CLI glue joins the packages: export writes the evaluator's ONNX file (the trainer knows nothing of ONNX).
-    from edgegan.trainer.evaluator_training import EvaluatorConfig  # first: without torch, the missing extra is "train"
+    import edgegan.trainer.evaluator_training  # noqa: F401 - first: without torch, the missing extra is "train"
 
     # isort: split
     from edgegan.export.evaluator_onnx import train_and_export_evaluator

@@ -169,3 +169,41 @@ class TrainConfig:
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in data.items() if k in names}
+
+
+class EvaluatorError(EdgeganError):
+    """The evaluator cannot be trained on the data given (its export's failures are export's errors)."""
+
+
+@dataclass
+class EvaluatorConfig:
+    """How to train an evaluator (trainer/evaluator_training.py); saved (as JSON) in the exported evaluator's edgegan.evaluator.train metadata."""
+
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    image_size: int | None = None  # None: the size the data is stored at
+    channels: int | None = None  # None: as stored
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 3e-3  # AdamW peak: linear warm-up over a quarter of the steps, then cosine decay to 0
+    weight_decay: float = 5e-4
+    width: int = 32
+    feature_dim: int = 128
+    dropout: float = 0.3
+    seed: int = 0
+    max_images: int | None = None  # train on a random subset of this many images (quick runs, tests)
+    max_steps: int | None = None  # stop after this many steps (tests)
+    device: str = "auto"
+    threads: int | None = None  # torch intra-op threads (None: torch's default, one per core)
+
+    def validate(self) -> None:
+        if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
+            raise EvaluatorError("--epochs, --batch-size and --lr must be positive")
+        if self.width <= 0 or self.feature_dim <= 0 or not 0 <= self.dropout < 1:
+            raise EvaluatorError("--width and --feature-dim must be positive and dropout in [0, 1)")
+        if self.max_images is not None and self.max_images <= 1:
+            raise EvaluatorError("--max-images must be at least 2")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise EvaluatorError("--max-steps must be positive")
+        if self.threads is not None and self.threads <= 0:
+            raise EvaluatorError("--threads must be positive")

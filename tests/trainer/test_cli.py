@@ -213,12 +213,12 @@ def test_train_help_shows_the_config_and_recipe_defaults():
 
 
 def test_evaluator_train_defaults_are_the_evaluator_config():
-    """`edgegan evaluator train` still types its defaults (EvaluatorConfig lives in a module that imports torch,
-    which --help must not): this keeps the two equal until the config moves somewhere torch-free."""
+    """`edgegan evaluator train` reads its defaults from EvaluatorConfig (trainer/config.py, torch-free, so --help
+    works without torch): every option named like a field has the field's default."""
     from dataclasses import fields
 
     from edgegan.trainer.cli import evaluator_train
-    from edgegan.trainer.evaluator_training import EvaluatorConfig
+    from edgegan.trainer.config import EvaluatorConfig
 
     defaults = {f.name: f.default for f in fields(EvaluatorConfig)}
     compared = [p.name for p in evaluator_train.params if p.name in defaults]
