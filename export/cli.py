@@ -47,7 +47,7 @@ class VariantTableCommand(EdgeganCommand):
 
     _table: tuple | None = None
 
-    @property  # type: ignore[override]
+    @property
     def params(self) -> list[click.Parameter]:
         from edgegan.export import variants
 

@@ -88,10 +88,11 @@ def integer_gemm(model: onnx.ModelProto, node_name: str, input_absmax: float, pa
     if passes not in (1, 2):
         raise ValueError(f"passes must be 1 or 2, got {passes}")
     graph = model.graph
-    index, node = next(((i, n) for i, n in enumerate(graph.node) if n.name == node_name), (None, None))
-    operands = gemm_operands(model, node) if node is not None else None
-    if operands is None:
+    found = next(((i, n) for i, n in enumerate(graph.node) if n.name == node_name), None)
+    operands = gemm_operands(model, found[1]) if found is not None else None
+    if found is None or operands is None:
         raise ValueError(f"{node_name!r} is not a Gemm with constant weights this rewrite handles")
+    index, node = found
     x, w, b = operands
     if w.shape[0] > MAX_K:
         raise ValueError(

@@ -22,7 +22,7 @@ import logging
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
@@ -46,6 +46,9 @@ from edgegan.trainer.models import ConditionalBatchNorm
 EXPORT_BATCH = 2
 #: Prefix of the nodes `append_uint8_tail` adds, so later passes (fp16) can leave them alone.
 TAIL_PREFIX = "edgegan_pixels/"
+
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 class ExportError(EdgeganError, RuntimeError):
@@ -88,7 +91,7 @@ def _fold_pair(layer: nn.Module, bn: nn.Module) -> nn.Module | None:
     return None
 
 
-def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
+def fold_batchnorm(model: ModuleT) -> tuple[ModuleT, int]:
     """Copy `model` with every BatchNorm that directly follows a ConvTranspose2d/Conv2d/Linear inside an
     nn.Sequential folded into that layer (the BN becomes nn.Identity).
 
@@ -182,6 +185,8 @@ def _export_dynamo(
             optimize=True,
             report=False,
         )
+    if program is None:  # torch returns None only from the TorchScript exporter (dynamo=False)
+        raise ExportError("torch.onnx.export(dynamo=True) returned no ONNXProgram")
     return program.model_proto
 
 
@@ -195,7 +200,7 @@ def _export_torchscript(
         torch.onnx.export(
             module,
             args,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch types f as a path; dynamo=False writes to file objects too
             dynamo=False,
             input_names=names,
             output_names=outputs,

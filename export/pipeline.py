@@ -21,7 +21,7 @@ import datetime as _dt
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from edgegan.runtime.contract import OUTPUT_FLOAT_NCHW, OUTPUT_UINT8_NHWC, Gener
 from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.evaluation.datasets import check_data_dir
 from edgegan.trainer.checkpoint import CheckpointError, resolve_checkpoint, state_dict_problem
-from edgegan.trainer.config import TrainConfig
+from edgegan.trainer.config import ModelConfig, TrainConfig
 from edgegan.trainer.contract import checkpoint_contract
 from edgegan.trainer.sample import generate_images, load_generator
 
@@ -74,7 +74,10 @@ def _load(source: str | os.PathLike, use_ema: bool) -> tuple[torch.nn.Module, Tr
 
 
 def _torch_reference(G: torch.nn.Module) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
-    conditional = bool(G.cfg.num_classes)
+    model_cfg = G.cfg  # the ModelConfig an edgegan generator was built from
+    if not isinstance(model_cfg, ModelConfig):
+        raise TypeError(f"{type(G).__name__} is not an edgegan generator: its .cfg is not a ModelConfig")
+    conditional = bool(model_cfg.num_classes)
 
     @torch.no_grad()
     def run(z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
@@ -110,7 +113,7 @@ def _verify(
     reference: CachedReference,
     progress: bool,
     *,
-    first: list[CheckRecord] = (),
+    first: Sequence[CheckRecord] = (),
     baseline: VariantVerification | None = None,
     tolerance: str | Tolerance | None = None,
 ) -> VariantVerification:

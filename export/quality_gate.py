@@ -24,12 +24,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgegan.runtime.contract import GeneratorContract
 from edgegan.runtime.errors import EdgeganError
+
+if TYPE_CHECKING:
+    from edgegan.runtime.evaluation.features import FeatureSet
 
 GATE_N = 2000  # images per variant: paired latents make the figure stable at this size
 GATE_SEED = 0
@@ -52,9 +55,7 @@ class GatePlan:
     n: int
     seed: int
     min_recall: float | None = None
-    reference: Any | None = (
-        None  # edgegan.runtime.evaluation.quality.FeatureSet of the real images (only with min_recall)
-    )
+    reference: FeatureSet | None = None  # the real images' features (only with min_recall)
     reference_info: dict[str, Any] | None = None  # dataset, split, n, source
 
 
@@ -160,7 +161,9 @@ def _recall_check(
     from edgegan.runtime.evaluation.metrics import PR_NEIGHBOURS, precision_recall
     from edgegan.runtime.evaluation.per_class import per_class_figures
 
-    ref = plan.reference
+    ref, min_recall = plan.reference, plan.min_recall
+    if ref is None or min_recall is None:  # plan_gate loads the reference whenever min_recall is given
+        raise QualityGateError("the recall check needs a gate plan with min_recall and its real reference (plan_gate)")
     precision, recall = precision_recall(ref.features, features, PR_NEIGHBOURS, real_radii=ref.radii)
     per_class = None
     if contract_labels is not None:
@@ -178,15 +181,15 @@ def _recall_check(
             }
             for r in figures["classes"]
         ]
-    low = [r for r in per_class or [] if r["recall"] is not None and r["recall"] < plan.min_recall]
+    low = [r for r in per_class or [] if r["recall"] is not None and r["recall"] < min_recall]
     return {
-        "min_recall": plan.min_recall,
+        "min_recall": min_recall,
         "reference": plan.reference_info,
         "precision": precision,
         "recall": recall,
         "per_class": per_class,
         "failed_classes": [r["class"] for r in low],
-        "passed": recall >= plan.min_recall and not low,
+        "passed": recall >= min_recall and not low,
     }
 
 

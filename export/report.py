@@ -75,11 +75,12 @@ def tolerance_table() -> dict[str, dict[str, float | None]]:
 
 
 def _size(n: int) -> str:
+    size = float(n)  # bytes, then KiB, MiB, GiB
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
 
 
 def _err(value: float | None, unit: str | None) -> str:

@@ -57,6 +57,13 @@ def subpixel_kernels(w: np.ndarray) -> np.ndarray:
     return k
 
 
+def _static_hw(hw: tuple[int, int] | None) -> tuple[int, int]:
+    """The input's static (H, W), which the "nhwc" layout's Reshapes need."""
+    if hw is None:
+        raise ValueError("layout 'nhwc' needs the ConvTranspose input's static height and width (hw)")
+    return hw
+
+
 def _subpixel_nodes(
     g: EditableGraph,
     node: onnx.NodeProto,
@@ -114,7 +121,8 @@ def _subpixel_nodes(
         blocks = np.concatenate([k[1 - by, 1 - bx] for by in range(2) for bx in range(2)])  # [4*Cout, Cin, 2, 2]
         wide = conv(blocks, np.tile(b, 4), 2, [1, 1, 1, 1])
         if layout == "nhwc":
-            h1, w1 = hw[0] + 1, hw[1] + 1
+            height, width = _static_hw(hw)
+            h1, w1 = height + 1, width + 1
             t = add("Reshape", [to_nhwc(wide), ints(0, h1, w1, 2, 2, cout)])  # [B, H+1, W+1, by, bx, Cout]
             t = add("Transpose", [t], perm=[0, 1, 3, 2, 4, 5])  # [B, H+1, by, W+1, bx, Cout]
             t = add("Reshape", [t, ints(0, 2 * h1, 2 * w1, cout)])  # [B, 2H+2, 2W+2, Cout]
@@ -130,14 +138,15 @@ def _subpixel_nodes(
             # Phase 0 reads rows m-1, m (pad before); phase 1 reads rows m, m+1 (pad after). [B, Cout, H, W]
             parts[ry, rx] = conv(k[ry, rx], b, 2, [1 - ry, 1 - rx, ry, rx])
         if layout == "nhwc":
+            height, width = _static_hw(hw)
             # [B, H, 1, W, 1, Cout] each; concat over rx (axis 4) then ry (axis 2): [B, H, 2, W, 2, Cout]
             cells = {key: add("Unsqueeze", [to_nhwc(p), ints(2, 4)]) for key, p in parts.items()}
             rows = [add("Concat", [cells[ry, 0], cells[ry, 1]], axis=4) for ry in range(2)]
             t = add("Concat", rows, axis=2)
-            t = add("Reshape", [t, ints(0, 2 * hw[0], 2 * hw[1], cout)])  # [B, 2H, 2W, Cout]
+            t = add("Reshape", [t, ints(0, 2 * height, 2 * width, cout)])  # [B, 2H, 2W, Cout]
             add("Transpose", [t], out, perm=[0, 3, 1, 2])
         else:
-            stacked = add("Concat", [parts[key] for key in itertools.product(range(2), repeat=2)], axis=1)
+            stacked = add("Concat", [parts[ry, rx] for ry, rx in itertools.product(range(2), repeat=2)], axis=1)
             add("DepthToSpace", [stacked], out, blocksize=2, mode="DCR")  # block (ry, rx) -> pixel phase (ry, rx)
     elif form == "3x3":
         # One 3x3 Conv (padding 1) over x: phase (ry, rx) uses taps (ry + ty, rx + tx) of the 3x3 window.
@@ -187,7 +196,7 @@ def convtranspose_to_subpixel(
         if attrs["kernel"] != [4, 4] or attrs["strides"] != [2, 2] or attrs["pads"] != [1, 1, 1, 1]:
             continue
         shape = shapes.get(node.input[0]) or []
-        hw = tuple(shape[2:]) if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:]) else None
+        hw = (shape[2], shape[3]) if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:]) else None
         node_layout = layout if (hw is not None and form != "3x3") else "nchw"
         consumers = g.consumers(node.output[0])
         act = None

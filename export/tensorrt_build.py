@@ -64,7 +64,7 @@ def check_batch_profile(batch: Sequence[int]) -> tuple[int, int, int]:
     profile = tuple(int(b) for b in batch)
     if len(profile) != 3 or not 1 <= profile[0] <= profile[1] <= profile[2]:
         raise ExportOptionError(f"TensorRT batch profile must be min <= opt <= max, all >= 1; got {tuple(batch)}")
-    return profile  # type: ignore[return-value]
+    return profile
 
 
 def parse_batch_profile(text: str) -> tuple[int, int, int]:

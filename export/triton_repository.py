@@ -121,6 +121,8 @@ def load_model_config_pb2() -> ModuleType | None:
     if not path.is_file():
         return None
     module_spec = importlib.util.spec_from_file_location("edgegan_triton_model_config_pb2", path)
+    if module_spec is None or module_spec.loader is None:  # not for a .py file; then there is no module to load
+        return None
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
@@ -131,7 +133,7 @@ def load_model_config_pb2() -> ModuleType | None:
 
 def parse_config(path: str | Path) -> Any:
     """Parse config.pbtxt with Triton's ModelConfig protobuf (raises if tritonclient is missing)."""
-    from google.protobuf import text_format
+    from google.protobuf import text_format  # type: ignore[import-untyped]  # protobuf ships no stubs (types-protobuf)
 
     pb2 = load_model_config_pb2()
     if pb2 is None:
@@ -141,7 +143,10 @@ def parse_config(path: str | Path) -> Any:
 
 def _config_problems(cfg: Any, name: str, contract: GeneratorContract, max_batch_size: int) -> list[str]:
     """How a parsed ModelConfig differs from what config_text writes for the contract."""
-    dtype = load_model_config_pb2().DataType.Name
+    pb2 = load_model_config_pb2()
+    if pb2 is None:  # the caller has checked tritonclient is installed
+        raise ImportError(f"tritonclient is not installed ({install_hint('triton')})")
+    dtype = pb2.DataType.Name
     problems = []
     if cfg.name != name or cfg.platform != PLATFORM or cfg.max_batch_size != max_batch_size:
         problems.append(f"name/platform/max_batch_size {cfg.name}/{cfg.platform}/{cfg.max_batch_size}")

@@ -84,7 +84,9 @@ def _bare_json_is_stdout(ctx: click.Context, param: click.Parameter, value: Any)
 def json_option(what: str, bare_flag: bool = False) -> Callable:
     """--json FILE; `what` says what goes in it. bare_flag: also accept `--json` without a value (export's old
     flag, printing to stdout) for one release."""
-    old_form = {"is_flag": False, "flag_value": _BARE_JSON, "callback": _bare_json_is_stdout} if bare_flag else {}
+    old_form: dict[str, Any] = (
+        {"is_flag": False, "flag_value": _BARE_JSON, "callback": _bare_json_is_stdout} if bare_flag else {}
+    )
     return click.option(
         "--json",
         "json_path",

@@ -93,6 +93,11 @@ class ModelOutputError(ContractError):
 OUTPUTS = ("numpy", "dlpack")
 
 
+def _shifted(latents: Callable[[int, int], np.ndarray], offset: int) -> Callable[[int, int], np.ndarray]:
+    """latents(offset + a, offset + b) as a function of (a, b): one batch's rows of a larger request."""
+    return lambda a, b: latents(offset + a, offset + b)
+
+
 class Generator:
     """An edgegan generator loaded from `generator.onnx`, a variant (.fp16.onnx, .int8.onnx, .ort) or a TensorRT
     engine (`generator.plan`, whose contract is read from the generator.onnx beside it).
@@ -284,8 +289,13 @@ class Generator:
         if labels is not None:
             feeds[INPUT_LABEL] = labels  # [b]
         # uint8 asked of a float model on a runner that makes pixels on the device: they come back as uint8 [b, H, W, C]
-        pixels = pixels and self.output != OUTPUT_UINT8_NHWC and getattr(self._runner, "device_pixels", False)
-        part = self._runner.run(feeds, pixels=True) if pixels else self._runner.run(feeds)
+        # (a TensorRT engine has no such tail: it returns the model's own output)
+        runner = self._runner
+        if isinstance(runner, SessionRunner) and pixels and self.output != OUTPUT_UINT8_NHWC and runner.device_pixels:
+            part = runner.run(feeds, pixels=True)
+        else:
+            pixels = False
+            part = runner.run(feeds)
         shape, dtype = self._expected_output(len(z), pixels)
         if not isinstance(part, np.ndarray) or part.shape != shape or part.dtype != dtype:
             got = f"{part.dtype} {shape_text(part.shape)}" if isinstance(part, np.ndarray) else type(part).__name__
@@ -311,7 +321,7 @@ class Generator:
             if self.device_output:  # this batch as its own device value
                 yield self._collect_device(
                     stop - start,
-                    lambda a, b, start=start: latents(start + a, start + b),
+                    _shifted(latents, start),
                     label_slice(self.contract, index, start, stop),
                     pixels,
                 )
@@ -324,15 +334,20 @@ class Generator:
     ) -> Any:
         """output="dlpack": images 0..n-1 into one OrtValue on the provider's device, each batch bound straight at
         its rows (no copy between batches, none to the host): uint8 [n, H, W, C] or float32 [n, C, H, W]."""
+        runner = self._runner
+        if not isinstance(runner, SessionRunner):  # cannot happen: __init__ refuses output="dlpack" for an engine
+            raise ProviderError(
+                f"{self.path.name}: output='dlpack' needs an onnxruntime session, not a TensorRT engine"
+            )
         shape, dtype = self._expected_output(n, pixels)
-        target = self._runner.device_buffer(shape, dtype)
+        target = runner.device_buffer(shape, dtype)
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
             feeds = {INPUT_LATENT: np.ascontiguousarray(latents(start, stop))}  # [b, nz]
             labels = label_slice(self.contract, index, start, stop)
             if labels is not None:
                 feeds[INPUT_LABEL] = labels  # [b]
-            self._runner.run_into(feeds, target, start, pixels and self.output != OUTPUT_UINT8_NHWC)
+            runner.run_into(feeds, target, start, pixels and self.output != OUTPUT_UINT8_NHWC)
         return target
 
     def _collect(

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgegan.runtime.contract import to_uint8_nhwc
+from edgegan.runtime.errors import GeneratorInputError
 from edgegan.runtime.files import OutputPathError, atomic_write, check_free_space
 from edgegan.runtime.latents import check_count
 from edgegan.runtime.memory import MEMORY_HINT, check_memory
@@ -202,6 +203,7 @@ def sample_to_files(
         (the files written, grid first; the number of images in the grid).
 
     Raises:
+        GeneratorInputError: neither `grid` nor `npy` given.
         MemoryLimitError, OutputPathError (EdgeganError), OSError from the writes.
     """
     n = check_count(n)  # before any size is computed from it
@@ -209,6 +211,8 @@ def sample_to_files(
         image_format(grid, "grid")  # a suffix Pillow cannot write is refused before any image is made
     h, w, c = generator.image_shape
     if npy is None:
+        if grid is None:
+            raise GeneratorInputError("sample_to_files writes a grid picture, an .npy file or both: give grid or npy")
         check_memory(
             generator.memory_needed(n, truncation) + _grid_bytes(n, h, w, c),
             f"{n} images of {h}x{w}x{c} and their grid",

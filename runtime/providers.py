@@ -135,7 +135,9 @@ def pinned_memory_info(execution_provider: str, device_id: int = 0, ort_module: 
     if execution_provider not in DEVICE_PROVIDERS:
         return None, f"{execution_provider} leaves its outputs in host memory already"
     if ort_module is None:
-        import onnxruntime as ort_module
+        import onnxruntime
+
+        ort_module = onnxruntime
     version = getattr(ort_module, "__version__", "?")
     ep_devices = getattr(ort_module, "get_ep_devices", None)
     kinds = getattr(ort_module, "OrtDeviceMemoryType", None)

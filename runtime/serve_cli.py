@@ -37,6 +37,8 @@ def serve(folder: Path, host: str, port: int, json_path: str | None, quiet: bool
     check_json_path(json_path)
     server = make_server(folder, host, port, quiet)
     bound_host, bound_port = server.server_address[:2]
+    if not isinstance(bound_host, str):  # typed str | bytes; an AF_INET/AF_INET6 socket's name gives its host as str
+        bound_host = bytes(bound_host).decode()
     everywhere = bound_host in ("0.0.0.0", "::")
     url = f"http://{'127.0.0.1' if everywhere else bound_host}:{bound_port}/"
     say = Say(quiet, json_path)

@@ -304,11 +304,12 @@ class SessionRunner:
     def _run_back(self, entry: BoundBatch, feeds: dict[str, np.ndarray], pixels: bool) -> ort.OrtValue:
         """One run whose output is coming back to the host: the OrtValue holding it (page-locked where there is
         such memory, `entry.pinned` says)."""
-        if pixels and self.device_pixels:
+        tail = self.tail
+        if pixels and tail is not None and self.device_pixels:
             entry.pinned = False
             source = entry.run(feeds)  # float [b, C, H, W], stays on the device
-            buffer = self.tail.buffer(entry, host=True)  # uint8 [b, H, W, C]: the copy back's target
-            self.tail.run(source, len(feeds[INPUT_LATENT]), buffer if entry.pinned else buffer.data_ptr())
+            buffer = tail.buffer(entry, host=True)  # uint8 [b, H, W, C]: the copy back's target
+            tail.run(source, len(feeds[INPUT_LATENT]), buffer if entry.pinned else buffer.data_ptr())
             return buffer
         return entry.run(feeds, host=True)
 

@@ -66,8 +66,8 @@ def convert_to_ort(
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
     onnx_path, ort_path = Path(onnx_path), Path(ort_path)
-    with tempfile.TemporaryDirectory(dir=ort_path.parent, prefix=".ort-convert-") as work:
-        work = Path(work)
+    with tempfile.TemporaryDirectory(dir=ort_path.parent, prefix=".ort-convert-") as work_dir:
+        work = Path(work_dir)
         src = work / "model.onnx"
         shutil.copyfile(onnx_path, src)
         chatter = io.StringIO()  # the tool prints each step; keep it for the error message only

@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import shutil
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def _runtime(folder: Path, runtime_dir: Path | None) -> dict[str, Any]:
 
 
 def write_web(
-    folder: str | Path, models: dict[str, str | Path], runtime_dir: str | Path | None = None, name: str | None = None
+    folder: str | Path, models: Mapping[str, str | Path], runtime_dir: str | Path | None = None, name: str | None = None
 ) -> dict:
     """Write the web page for generator files into `folder` (created; it must not exist yet).
 

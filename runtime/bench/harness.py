@@ -316,7 +316,7 @@ def run_bench(
     """
     batches, threads = parse_int_list(batches, "batch"), parse_int_list(threads, "threads")
     providers = parse_providers(providers)
-    setups = [s if isinstance(s, SessionSetup) else parse_setup(s) for s in setups] or [SessionSetup()]
+    session_setups = [s if isinstance(s, SessionSetup) else parse_setup(s) for s in setups] or [SessionSetup()]
     for name, value, low in (("warmup", warmup, 0), ("rounds", rounds, 1)):
         if not isinstance(value, int) or value < low:
             raise BenchError(f"--{name} must be an integer >= {low}, got {value!r}")
@@ -344,7 +344,7 @@ def run_bench(
             OrtRunner(p, prov, t, s, max(batches))
             for p in paths
             for prov in providers
-            for s in setups
+            for s in session_setups
             for t in threads
             if s.split <= t
         ]
@@ -377,7 +377,7 @@ def run_bench(
         "batches": list(batches),
         "threads": list(threads),
         "providers": list(providers),
-        "setups": [s.label for s in setups],
+        "setups": [s.label for s in session_setups],
         "warmup": warmup,
         "iters": iters,
         "duration_s": (duration or 2.0) if iters is None else None,

@@ -43,9 +43,10 @@ class MacCount:
 
 def _dims(shapes: dict[str, list[int | None]], name: str) -> list[int] | None:
     dims = shapes.get(name)
-    if dims is None or any(d is None or d <= 0 for d in dims):
+    if dims is None:
         return None
-    return [int(d) for d in dims]
+    known = [int(d) for d in dims if d is not None and d > 0]
+    return known if len(known) == len(dims) else None
 
 
 def _node_macs(node, shapes: dict[str, list[int | None]]) -> int | None:

@@ -127,17 +127,17 @@ def merge_runs(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike |
     """
     if not paths:
         raise BenchError(f"give at least one bench JSON file; {HOW}")
-    paths = [Path(p) for p in paths]
-    runs = [load_run(p) for p in paths]
+    files = [Path(p) for p in paths]
+    runs = [load_run(p) for p in files]
     formats = {run["format"] for run in runs}
     if len(formats) > 1:
-        listed = ", ".join(f"{p.name} format {run['format']}" for p, run in zip(paths, runs))
+        listed = ", ".join(f"{p.name} format {run['format']}" for p, run in zip(files, runs))
         raise BenchError(
             f"the runs have different bench formats ({listed}); their rows do not compare: run "
             "`edgegan bench` again with one edgegan version on every machine"
         )
-    labels = _labels(paths, runs)
-    chosen = _pick_baseline(baseline, paths, labels)
+    labels = _labels(files, runs)
+    chosen = _pick_baseline(baseline, files, labels)
     candidates: dict[tuple, list[dict]] = {}
     for row in runs[chosen]["rows"]:
         candidates.setdefault(_key(row), []).append(row)
@@ -167,7 +167,7 @@ def merge_runs(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike |
                 "memory_method": run.get("memory_method"),
                 "peak": run.get("peak", []),
             }
-            for label, path, run in zip(labels, paths, runs)
+            for label, path, run in zip(labels, files, runs)
         ],
         "rows": rows,
     }

@@ -158,6 +158,18 @@ def require_matplotlib() -> None:
         raise BenchError(f"--plot needs matplotlib, which is not installed: {install_hint('plot')}")
 
 
+def _palette(name: str) -> list[Any]:
+    """The colours of one of matplotlib's listed (qualitative) colormaps, "tab10" or "tab20"."""
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    cmap = matplotlib.colormaps[name]
+    colors = cmap.colors if isinstance(cmap, ListedColormap) else None
+    if not isinstance(colors, Sequence):
+        raise BenchError(f"matplotlib's colormap {name!r} is not a list of colours in this matplotlib version")
+    return list(colors)
+
+
 def _series(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """One line per configuration: everything but the batch."""
     lines: dict[str, list[dict[str, Any]]] = {}
@@ -187,7 +199,7 @@ def write_plot(result: dict[str, Any], path: str | os.PathLike, title: str = "ed
     import matplotlib.ticker  # noqa: F401  (matplotlib.ticker.ScalarFormatter below)
 
     fig, (ax_lat, ax_thr) = plt.subplots(1, 2, figsize=(13, 5.5))
-    colors = matplotlib.colormaps["tab20"].colors
+    colors = _palette("tab20")
     for i, (name, rows) in enumerate(sorted(_series(result["rows"]).items())):
         rows = sorted(rows, key=lambda r: r["batch"])
         batches = [r["batch"] for r in rows]
@@ -309,7 +321,7 @@ def write_merged_plot(merged: dict[str, Any], path: str | os.PathLike, title: st
     fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 0.45 * len(configs) * max(1, len(devices)) + 3), 8.5), sharex=True)
     width = 0.8 / max(1, len(devices))
     x = np.arange(len(configs))
-    colors = matplotlib.colormaps["tab10"].colors
+    colors = _palette("tab10")
     for d, device in enumerate(devices):
         rows = [by_key.get((device, *c)) for c in configs]
         for ax, key in zip(axes, ("p50_ms", "images_per_s")):

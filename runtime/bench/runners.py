@@ -108,8 +108,10 @@ def parse_setup(text: str) -> SessionSetup:
         key, value = key.strip(), value.strip().lower()
         if key == "opt" and value in ("disable", "basic", "extended", "all"):
             setup = replace(setup, opt=value)
-        elif key in ("spin", "preopt") and value in bools:
-            setup = replace(setup, **{key: bools[value]})
+        elif key == "spin" and value in bools:
+            setup = replace(setup, spin=bools[value])
+        elif key == "preopt" and value in bools:
+            setup = replace(setup, preopt=bools[value])
         elif key == "mode" and value in ("sequential", "parallel"):
             setup = replace(setup, mode=value)
         elif key == "split" and value.isdigit() and int(value) >= 1:

@@ -88,7 +88,8 @@ def images_digest(images: np.ndarray) -> str:
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    # allow_pickle=False: plain arrays only, as read_cache loads them (np.load with allow_pickle=False)
+    atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
 
 
 def _cache_path(dataset: str, split: str, evaluator: Evaluator, data_digest: str) -> Path:

@@ -115,5 +115,7 @@ def load_folder(data_dir, split: str, image_size: int | None, channels: int | No
         if out is None:  # uint8 [N, H, W, C]
             out = np.empty((len(files), *pixels.shape[:2], channels), np.uint8)
         out[i] = pixels.reshape(out.shape[1:])
+    if out is None:  # cannot happen: `files` is not empty (checked above)
+        raise DataError(f"no images decoded from {tree}")
     class_names = [c for c, _ in classes]
     return ImageData(out, labels, class_names, "folder", str(tree))
