@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from benchmarks.examples_data import ExamplesFashionMNIST
-from edgegan.runtime.bench.machine import cpu_info
+from edgegan.runtime.cpu import cpu_info
 from edgegan.runtime.evaluation.datasets import load_images
 from edgegan.runtime.files import atomic_write
 from edgegan.trainer.config import ModelConfig, TrainConfig

@@ -380,15 +380,14 @@ def optimized_model(path: str | os.PathLike, folder: str | os.PathLike | None = 
 
     import onnxruntime as ort
 
+    from edgegan.runtime.cpu import cpu_info
     from edgegan.runtime.files import cache_root
 
     path = Path(path)
     stat = path.stat()
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    except OSError:
-        flags = platform.processor() + platform.machine()
-    key = hashlib.sha256(f"{stat.st_size}|{stat.st_mtime_ns}|{ort.__version__}|{flags}".encode()).hexdigest()[:12]
+    cpu = cpu_info()  # the kernels onnxruntime fused for: another CPU gets its own file
+    machine = f"{cpu['model']}|{' '.join(cpu['flags'])}|{platform.machine()}"
+    key = hashlib.sha256(f"{stat.st_size}|{stat.st_mtime_ns}|{ort.__version__}|{machine}".encode()).hexdigest()[:12]
     folder = Path(folder) if folder is not None else path.parent
     if not os.access(folder, os.W_OK):
         folder = cache_root() / "ortopt"

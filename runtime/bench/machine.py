@@ -15,28 +15,8 @@ from typing import Any
 import numpy as np
 
 from edgegan.runtime.bench.runners import BenchError
+from edgegan.runtime.cpu import cpu_info
 
-CPU_FLAGS = (
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512bw",
-    "avx512_vnni",
-    "avx512_bf16",
-    "avx512_fp16",
-    "avx_vnni",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
-    "neon",
-    "asimd",
-    "asimdhp",
-    "asimddp",
-    "i8mm",
-    "bf16",
-    "sve",
-    "sve2",
-)  # the last: ARM (Pi, Jetson)
 MEMORY_METHOD = (
     "VmHWM from /proc/self/status (resident high-water), reset through /proc/self/clear_refs before "
     "each timed slice; whole process, so every loaded model counts"
@@ -44,27 +24,6 @@ MEMORY_METHOD = (
 
 
 # ------------------------------------------------------------------------------------------- the machine
-def cpu_info() -> dict[str, Any]:
-    """The CPU from /proc/cpuinfo (the one parser of it): model, the SIMD flags of CPU_FLAGS it has, physical cores.
-
-    Where /proc/cpuinfo is absent (not Linux): platform's name for the processor, no flags, cores None.
-    """
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"model": platform.processor() or platform.machine(), "flags": [], "physical_cores": None}
-    # x86 names the CPU in "model name"; ARM boards often only in "Model" (Raspberry Pi) or not at all.
-    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M) or re.search(r"^Model\s*:\s*(.+)$", text, re.M)
-    flags = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", text, re.M)  # ARM lists its SIMD under "Features"
-    cores = set(re.findall(r"^physical id\s*:\s*(\d+)$.*?^core id\s*:\s*(\d+)$", text, re.M | re.S))
-    present = set(flags.group(1).split()) if flags else set()
-    return {
-        "model": model.group(1).strip() if model else (platform.processor() or platform.machine()),
-        "flags": [f for f in CPU_FLAGS if f in present],
-        "physical_cores": len(cores) or None,
-    }
-
-
 def cpu_summary() -> str:
     """The CPU in one line for a benchmark's report header, e.g. "AMD EPYC 7B13, 2 logical CPUs, flags avx2 fma"."""
     cpu = cpu_info()
