@@ -136,24 +136,10 @@ def _export_with_pipeline(G, cfg, folder: Path) -> str | None:
         from edgegan.export.pipeline import export_checkpoint
     except ImportError:
         return None
-    from edgegan.trainer.checkpoint import save_checkpoint
+    from edgegan.trainer.checkpoint import save_weights_checkpoint
 
     ckpt = folder / "last.pt"
-    save_checkpoint(
-        {
-            "config": cfg.to_dict(),
-            "class_names": [],
-            "G": G.state_dict(),
-            "D": {},
-            "G_ema": None,
-            "opt_G": {},
-            "opt_D": {},
-            "step": 0,
-            "epoch": 0,
-            "rng": {},
-        },
-        ckpt,
-    )
+    save_weights_checkpoint(cfg, G.state_dict(), ckpt)
     export_checkpoint(ckpt, folder)
     return "edgegan.export.pipeline.export_checkpoint"
 

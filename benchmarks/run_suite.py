@@ -36,7 +36,7 @@ def build_family(name: str, work: Path) -> dict:
     import torch
 
     from edgegan.export.pipeline import export_checkpoint
-    from edgegan.trainer.checkpoint import save_checkpoint
+    from edgegan.trainer.checkpoint import save_weights_checkpoint
     from edgegan.trainer.config import ModelConfig, TrainConfig
     from edgegan.trainer.models import build_discriminator, build_generator
 
@@ -51,21 +51,7 @@ def build_family(name: str, work: Path) -> dict:
         for _ in range(3):
             G(torch.randn(64, cfg.model.nz))  # BatchNorm running stats away from 0/1
     run = work / "runs" / name
-    save_checkpoint(
-        {
-            "config": cfg.to_dict(),
-            "class_names": [],
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "G_ema": None,
-            "opt_G": {},
-            "opt_D": {},
-            "step": 0,
-            "epoch": 0,
-            "rng": {},
-        },
-        run / "checkpoints" / "last.pt",
-    )
+    save_weights_checkpoint(cfg, G.state_dict(), run / "checkpoints" / "last.pt", D=D.state_dict())
     models, failed = {}, {}
     out = work / "models" / name
     try:

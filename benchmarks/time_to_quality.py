@@ -71,7 +71,7 @@ from benchmarks.examples_data import ExamplesFashionMNIST  # noqa: E402
 from edgegan.runtime.errors import EdgeganError  # noqa: E402
 from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
 from edgegan.runtime.files import atomic_write  # noqa: E402
-from edgegan.trainer.checkpoint import save_checkpoint  # noqa: E402
+from edgegan.trainer.checkpoint import save_weights_checkpoint  # noqa: E402
 from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
 from edgegan.trainer.models import build_discriminator, build_generator  # noqa: E402
 from edgegan.trainer.recipes import parse_changes  # noqa: E402
@@ -235,19 +235,7 @@ def score(
     state = snap.states[which]
     folder = work / "snapshots" / f"{_slug(arm.name)}_seed{arm.seed}_{which}_{snap.mark:g}"
     cfg = TrainConfig.from_dict((arm.trained_cfg or arm.cfg).to_dict())
-    ckpt = {
-        "config": cfg.to_dict(),
-        "class_names": list(cfg.class_names),
-        "G": state,
-        "D": {},
-        "G_ema": None,
-        "opt_G": {},
-        "opt_D": {},
-        "step": snap.step,
-        "epoch": 0,
-        "rng": {},
-    }
-    save_checkpoint(ckpt, folder / "snapshot.pt")
+    save_weights_checkpoint(cfg, state, folder / "snapshot.pt", step=snap.step)
     export_checkpoint(folder / "snapshot.pt", folder / "model", use_ema=False, progress=False, force=True)
     report = evaluate(
         folder / "model" / "generator.onnx",

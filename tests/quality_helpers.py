@@ -109,7 +109,7 @@ def make_checkpoint(
     """
     import torch
 
-    from edgegan.trainer.checkpoint import save_checkpoint
+    from edgegan.trainer.checkpoint import save_weights_checkpoint
     from edgegan.trainer.config import ModelConfig, TrainConfig
     from edgegan.trainer.models import ConditionalBatchNorm, build_discriminator, build_generator
 
@@ -144,17 +144,7 @@ def make_checkpoint(
     G_ema = None
     if ema:
         G_ema = {k: (v * 0.9 if v.is_floating_point() else v).clone() for k, v in G.state_dict().items()}
-    state = {
-        "config": cfg.to_dict(),
-        "class_names": names,
-        "G": G.state_dict(),
-        "D": D.state_dict(),
-        "G_ema": G_ema,
-        "opt_G": {},
-        "opt_D": {},
-        "step": step,
-        "epoch": epoch,
-        "rng": {},
-    }
-    save_checkpoint(state, path)
+    save_weights_checkpoint(
+        cfg, G.state_dict(), path, D=D.state_dict(), G_ema=G_ema, class_names=names, step=step, epoch=epoch
+    )
     return path

@@ -17,12 +17,15 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.files import atomic_write
+
+if TYPE_CHECKING:
+    from edgegan.trainer.config import TrainConfig
 
 CHECKPOINT_KIND = "edgegan-checkpoint"
 CHECKPOINT_FORMAT = 1
@@ -184,6 +187,35 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     state = {"format": CHECKPOINT_FORMAT, "kind": CHECKPOINT_KIND, **state}
     state[DIGEST_KEY] = state_digest(state)
     return atomic_torch_save(state, path)
+
+
+def save_weights_checkpoint(
+    cfg: TrainConfig,
+    G: dict[str, Any],
+    path: str | os.PathLike,
+    *,
+    D: dict[str, Any] | None = None,
+    G_ema: dict[str, Any] | None = None,
+    class_names: list[str] | None = None,
+    step: int = 0,
+    epoch: int = 0,
+) -> Path:
+    """A checkpoint of weights alone (no optimizer or RNG state: it exports, it does not resume), e.g. a model built
+    in a benchmark or a test, or a snapshot taken mid-run. G, D, G_ema: state dicts. class_names default to the
+    config's."""
+    state = {
+        "config": cfg.to_dict(),
+        "class_names": list(cfg.class_names) if class_names is None else list(class_names),
+        "G": G,
+        "D": {} if D is None else D,
+        "G_ema": G_ema,
+        "opt_G": {},
+        "opt_D": {},
+        "step": step,
+        "epoch": epoch,
+        "rng": {},
+    }
+    return save_checkpoint(state, path)
 
 
 def check_torch_version(version: str | None = None) -> None:

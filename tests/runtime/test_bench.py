@@ -300,7 +300,7 @@ def _tiny_export(root: Path) -> tuple[Path, Path]:
     import torch
 
     from edgegan.export.pipeline import export_checkpoint
-    from edgegan.trainer.checkpoint import save_checkpoint
+    from edgegan.trainer.checkpoint import save_weights_checkpoint
     from edgegan.trainer.config import ModelConfig, TrainConfig
     from edgegan.trainer.models import build_discriminator, build_generator
 
@@ -315,20 +315,8 @@ def _tiny_export(root: Path) -> tuple[Path, Path]:
         for _ in range(3):
             G(torch.randn(16, 8), torch.randint(0, 3, (16,)))
     run = root / "run"
-    save_checkpoint(
-        {
-            "config": cfg.to_dict(),
-            "class_names": ["a", "b", "c"],
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "G_ema": None,
-            "opt_G": {},
-            "opt_D": {},
-            "step": 0,
-            "epoch": 0,
-            "rng": {},
-        },
-        run / "checkpoints" / "last.pt",
+    save_weights_checkpoint(
+        cfg, G.state_dict(), run / "checkpoints" / "last.pt", D=D.state_dict(), class_names=["a", "b", "c"]
     )
     export_checkpoint(run, root / "model", progress=False)
     return run, root / "model" / "generator.onnx"

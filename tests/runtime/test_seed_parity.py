@@ -20,7 +20,7 @@ trainer_sample = pytest.importorskip(
 from edgegan.runtime import Generator  # noqa: E402
 from edgegan.runtime.contract import LATENT_RULE, to_uint8_nhwc  # noqa: E402
 from edgegan.runtime.errors import EdgeganError  # noqa: E402
-from edgegan.trainer.checkpoint import save_checkpoint  # noqa: E402
+from edgegan.trainer.checkpoint import save_weights_checkpoint  # noqa: E402
 from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
 from edgegan.trainer.models import build_discriminator, build_generator  # noqa: E402
 
@@ -43,20 +43,8 @@ def _checkpoint(path, num_classes: int):
         for _ in range(3):
             label = torch.randint(0, num_classes, (32,)) if num_classes else None
             G(torch.randn(32, 16) * 1.5, label)
-    save_checkpoint(
-        {
-            "config": cfg.to_dict(),
-            "class_names": CLASSES[:num_classes],
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "G_ema": G.state_dict(),
-            "opt_G": {},
-            "opt_D": {},
-            "step": 0,
-            "epoch": 0,
-            "rng": {},
-        },
-        path,
+    save_weights_checkpoint(
+        cfg, G.state_dict(), path, D=D.state_dict(), G_ema=G.state_dict(), class_names=CLASSES[:num_classes]
     )
     return path
 
