@@ -68,5 +68,5 @@ def make_server(
         server = http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as exc:
         raise ServeError(f"cannot serve on {host}:{port}: {exc.strerror or exc} (try another --port)") from exc
-    server.quiet = quiet  # type: ignore[attr-defined]
+    server.quiet = quiet  # type: ignore[attr-defined]  # read by _Handler.log_message (an attribute of our own)
     return server
