@@ -98,8 +98,12 @@ def recipe_default(key: str) -> str:
 @click.option(
     "--lr-d", type=float, default=_TRAIN.lr_d, help="D's own learning rate (two time-scale rule); default: --lr."
 )
-@click.option("--beta1", type=float, default=_TRAIN.beta1, show_default=True, help="Adam beta1, in [0, 1).")
-@click.option("--beta2", type=float, default=_TRAIN.beta2, show_default=True, help="Adam beta2, in [0, 1).")
+@click.option(
+    "--beta1", type=float, default=_TRAIN.beta1, help=f"Adam beta1, in [0, 1); default: {recipe_default('beta1')}."
+)
+@click.option(
+    "--beta2", type=float, default=_TRAIN.beta2, help=f"Adam beta2, in [0, 1); default: {recipe_default('beta2')}."
+)
 @click.option("--loss", type=click.Choice(LOSSES), default=_TRAIN.loss, help=f"Default: {recipe_default('loss')}.")
 @click.option("--ema/--no-ema", default=_TRAIN.ema, show_default=True, help="Keep an EMA copy of G for samples/export.")
 @click.option(

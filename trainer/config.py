@@ -76,8 +76,8 @@ class TrainConfig:
     loss: str | None = None
     lr: float | None = None
     lr_d: float | None = None  # D's learning rate (two time-scale update rule, Heusel et al. 2017); None: lr
-    beta1: float = 0.5
-    beta2: float = 0.999
+    beta1: float | None = None  # Adam's betas: None until a recipe (trainer/recipes.py) or the user sets them
+    beta2: float | None = None
     batch_size: int = 64
     epochs: int = 5
     max_steps: int | None = None  # when set, overrides epochs

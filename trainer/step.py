@@ -53,7 +53,7 @@ def make_adam(params, cfg: TrainConfig, impl: str = "fused", lr: float | None = 
     """Adam with the run's lr (or `lr`) and betas. `fused` (one kernel over all parameters, CPU and CUDA) falls
     back to `foreach` where fused is not available; `for-loop` is PyTorch's per-tensor default on CPU."""
     rate = _recipe_value(cfg.lr, "lr") if lr is None else lr
-    betas = (cfg.beta1, cfg.beta2)
+    betas = (_recipe_value(cfg.beta1, "beta1"), _recipe_value(cfg.beta2, "beta2"))
     if impl == "fused":
         try:
             return torch.optim.Adam(params, lr=rate, betas=betas, fused=True)

@@ -207,9 +207,10 @@ def test_train_help_shows_the_config_and_recipe_defaults():
     from edgegan.trainer.recipes import recipe_for
 
     text = " ".join(run("train", "--help").output.split())
-    assert f"[default: {TrainConfig().batch_size};" in text and f"[default: {TrainConfig().beta2}]" in text
-    gan_loss = recipe_for("gan", False, TrainConfig().dataset).values["loss"]
-    assert f"gan {gan_loss} (conditional: bce)" in text  # read from the recipe table, not retyped
+    assert f"[default: {TrainConfig().batch_size};" in text and f"[default: {TrainConfig().model.width}]" in text
+    gan = recipe_for("gan", False, TrainConfig().dataset).values
+    assert f"gan {gan['loss']} (conditional: bce)" in text  # read from the recipe table, not retyped
+    assert f"Adam beta2, in [0, 1); default: the recipe's: gan {gan['beta2']:g} (conditional: 0.999)" in text
 
 
 def test_evaluator_train_defaults_are_the_evaluator_config():

@@ -37,14 +37,22 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
 def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name, lr, ema_decay, loss):
     cfg = apply_recipe(TrainConfig(model=ModelConfig(arch=arch), dataset=dataset, conditional=conditional))
     assert cfg.recipe["name"] == recipe_for(arch, conditional, dataset).name == name
-    assert cfg.recipe["filled"] == {"lr": lr, "ema_decay": ema_decay, "ema_start": 0, "loss": loss}
+    betas = (0.0, 0.9) if name == "gan-unconditional" else (0.5, 0.999)
+    assert cfg.recipe["filled"] == {
+        "lr": lr,
+        "beta1": betas[0],
+        "beta2": betas[1],
+        "ema_decay": ema_decay,
+        "ema_start": 0,
+        "loss": loss,
+    }
 
 
 def test_explicit_values_win_and_a_complete_config_is_left_alone():
     cfg = apply_recipe(TrainConfig(lr=1e-3, loss="hinge"))
     assert (cfg.lr, cfg.loss) == (1e-3, "hinge")
-    assert set(cfg.recipe["filled"]) == {"ema_decay", "ema_start"}
-    full = TrainConfig(lr=1e-3, loss="hinge", ema_decay=0.9, ema_start=5)
+    assert set(cfg.recipe["filled"]) == {"beta1", "beta2", "ema_decay", "ema_start"}
+    full = TrainConfig(lr=1e-3, beta1=0.5, beta2=0.99, loss="hinge", ema_decay=0.9, ema_start=5)
     assert apply_recipe(full) is full and full.recipe is None
 
 
@@ -109,8 +117,8 @@ CHANGED = {
     "ema_start": 2,
     "loss": "lsgan",
     "lr_d": 1e-3,
-    "beta1": 0.0,
-    "beta2": 0.9,
+    "beta1": 0.3,
+    "beta2": 0.95,
     "batch_size": 12,
     "ema": False,
     "mode_seeking": 0.0,
