@@ -80,17 +80,17 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "dcgan-mnist-conditional",
-        {"lr": 5e-4, "ema_decay": 0.999, "loss": "hinge"},
+        {"lr": 5e-4, "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.999, "loss": "hinge"},
         arch="dcgan",
         conditional=True,
         dataset="mnist",
-        evidence="by steps, MNIST conditional DCGAN at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1: hinge + EMA "
-        "0.999 FID 9.69 / 10.04, precision 0.73, label accuracy 98.5%, weakest class recall 0.742 / 0.754 (2-core CPU, "
-        "benchmarks/results/recipes/cpu_2026-12-04/mnist_cdcgan_cpu.md) against the dcgan row's 12.30 / 11.20, 0.70, "
-        "98.2%, 0.713 / 0.756 (H200, benchmarks/results/recipes/h200_2026-12-04/mnist_cdcgan.md; there hinge alone "
-        "9.66 / 10.07 with weakest class 0.728 / 0.741, EMA 0.999 alone 11.31 / 11.34 with 0.733 / 0.766, lr 2e-4 "
-        "15.4 / 17.6; with mode seeking 2 as well, weakest class 0.742 / 0.766 but FID 15.2 / 14.2 and label accuracy "
-        "97.2%, mnist_cdcgan_ms2_cpu.md)",
+        evidence="by steps, MNIST conditional DCGAN at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1 (2-core CPU, "
+        "benchmarks/results/recipes/cpu_2026-12-04/): Adam betas (0, 0.9) + hinge + EMA 0.999 FID 9.36 / 9.17, label "
+        "accuracy 98.7% / 98.2%, weakest class recall 0.767 / 0.777 (mnist_cdcgan_betas_cpu.md); with betas (0.5, "
+        "0.999) 9.69 / 10.04, 98.5%, 0.742 / 0.754 (mnist_cdcgan_cpu.md), and with mode seeking 2 as well 15.2 / 14.2, "
+        "97.2%, 0.742 / 0.766 (mnist_cdcgan_ms2_cpu.md). The dcgan row (bce, EMA 0.99): 12.30 / 11.20, 98.2%, 0.713 / "
+        "0.756 (H200, benchmarks/results/recipes/h200_2026-12-04/mnist_cdcgan.md; there hinge alone 9.66 / 10.07 with "
+        "weakest class 0.728 / 0.741, EMA 0.999 alone 11.31 / 11.34 with 0.733 / 0.766, lr 2e-4 15.4 / 17.6)",
     ),
     Recipe(
         "gan",

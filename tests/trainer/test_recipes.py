@@ -37,7 +37,7 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
 def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name, lr, ema_decay, loss):
     cfg = apply_recipe(TrainConfig(model=ModelConfig(arch=arch), dataset=dataset, conditional=conditional))
     assert cfg.recipe["name"] == recipe_for(arch, conditional, dataset).name == name
-    betas = (0.0, 0.9) if name == "gan-unconditional" else (0.5, 0.999)
+    betas = (0.0, 0.9) if name in ("gan-unconditional", "dcgan-mnist-conditional") else (0.5, 0.999)
     assert cfg.recipe["filled"] == {
         "lr": lr,
         "beta1": betas[0],
