@@ -14,6 +14,8 @@
 #   mnist_gan     MNIST MLP GAN (the seed article's model), unconditional, 3,000 steps
 #   mnist_cdcgan  MNIST DCGAN, conditional, 3,000 steps
 # Every batch runs 2 seeds; -n 5000 on MNIST (the README's `edgegan eval -n 5000`), 10,000 on Fashion-MNIST.
+# The arms are those run on an H200 on 2026-12-04 (benchmarks/results/recipes/h200_2026-12-04/), against the recipe
+# table of that day; the table has moved on since (trainer/recipes.py says what each row rests on).
 set -u
 WORK=${1:?usage: bash benchmarks/recipe_runs.sh WORK [cuda|cpu]}
 DEVICE=${2:-cuda}
