@@ -40,26 +40,27 @@ def config_from_options(opts: dict[str, Any]) -> TrainConfig:
 
 
 def recipe_default(key: str) -> str:
-    """What a recipe key defaults to, per architecture, read from trainer/recipes.py for the default dataset:
-    "the recipe's: dcgan 0.0005, gan 0.0005" ("gan hinge (conditional: bce)" where conditioning changes it)."""
+    """What a recipe key defaults to, read from trainer/recipes.py: per architecture for any dataset, then each
+    dataset's row that differs, e.g. "the recipe's: dcgan 0.0005, gan 0.0005, unconditional dcgan on mnist 0.001"
+    ("gan hinge (conditional: bce)" where conditioning changes it)."""
     from edgegan.trainer.recipes import BASE, RECIPES, recipe_for
 
     def value(arch: str, conditional: bool) -> str:
-        got = recipe_for(arch, conditional, _TRAIN.dataset).values.get(key, BASE[key])
+        got = recipe_for(arch, conditional, "").values.get(key, BASE[key])  # "": no dataset's row, the generic one
         return format(got, "g") if isinstance(got, float) else str(got)
 
     parts = []
     for arch in ARCHS:
         plain, conditional = value(arch, False), value(arch, True)
         parts.append(f"{arch} {plain}" + (f" (conditional: {conditional})" if conditional != plain else ""))
-    for row in RECIPES:  # rows of one dataset other than the default one: said too, or the help would hide them
-        generic = value(row.arch or ARCHS[0], bool(row.conditional))  # what the default dataset's row says
-        if row.dataset not in (None, _TRAIN.dataset) and key in row.values and str(row.values[key]) != generic:
+    for row in RECIPES:  # a dataset's own rows, where they differ from the generic one
+        got = row.values.get(key)
+        if row.dataset is None or got is None:
+            continue
+        shown = format(got, "g") if isinstance(got, float) else str(got)
+        if shown != value(row.arch or ARCHS[0], bool(row.conditional)):
             kind = {True: "conditional ", False: "unconditional ", None: ""}[row.conditional]
-            got = row.values[key]
-            parts.append(
-                f"{kind}{row.arch or 'any'} on {row.dataset} {format(got, 'g') if isinstance(got, float) else got}"
-            )
+            parts.append(f"{kind}{row.arch or 'any'} on {row.dataset} {shown}")
     return "the recipe's: " + ", ".join(parts)
 
 
@@ -151,8 +152,8 @@ def recipe_default(key: str) -> str:
 def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 
-    Options left unset (--lr, --ema-decay, --ema-start, --loss) come from the measured recipe for the
-    architecture, conditioning and dataset (trainer/recipes.py); config.json records them under "recipe".
+    Options left unset (--lr, --beta1, --beta2, --ema-decay, --ema-start, --loss) come from the measured recipe
+    for the architecture, conditioning and dataset (trainer/recipes.py); config.json records them under "recipe".
 
     Example: edgegan train --arch dcgan --dataset fashion-mnist --max-steps 200 --out runs/fm
     """

@@ -67,6 +67,18 @@ RECIPES: tuple[Recipe, ...] = (
         "DCGAN at 3,000 steps: 17.0 against 22.4 (2e-4) and 23.5 (1e-3)",
     ),
     Recipe(
+        "dcgan-fashion-mnist-unconditional",
+        {"lr": 5e-4, "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.99, "loss": "hinge"},
+        arch="dcgan",
+        conditional=False,
+        dataset="fashion-mnist",
+        evidence="by steps, Fashion-MNIST DCGAN, `edgegan eval` FID of 10,000 samples, seeds 0 / 1: Adam betas (0, 0.9) "
+        "+ hinge 75.7 / 71.9 at 4,000 steps and 48.3 / 49.4 at 8,000 (2-core CPU, "
+        "benchmarks/results/recipes/cpu_2026-12-04/fm_dcgan_betas_cpu.md) against the dcgan row's 80.6 / 86.2 and "
+        "51.7 / 52.2 (H200, benchmarks/results/recipes/h200_2026-12-04/fm_dcgan.md; the plain pytorch/examples loop "
+        "there: 114.5 / 119.3 and 75.6 / 67.8)",
+    ),
+    Recipe(
         "dcgan-mnist-unconditional",
         {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge"},
         arch="dcgan",

@@ -27,7 +27,7 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
     "arch, conditional, dataset, name, lr, ema_decay, loss",
     [
         ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge"),
-        ("dcgan", False, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce"),
+        ("dcgan", False, "fashion-mnist", "dcgan-fashion-mnist-unconditional", 5e-4, 0.99, "hinge"),
         ("dcgan", True, "mnist", "dcgan-mnist-conditional", 5e-4, 0.999, "hinge"),
         ("dcgan", True, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce"),
         ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge"),
@@ -37,7 +37,7 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
 def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name, lr, ema_decay, loss):
     cfg = apply_recipe(TrainConfig(model=ModelConfig(arch=arch), dataset=dataset, conditional=conditional))
     assert cfg.recipe["name"] == recipe_for(arch, conditional, dataset).name == name
-    betas = (0.0, 0.9) if name in ("gan-unconditional", "dcgan-mnist-conditional") else (0.5, 0.999)
+    betas = (0.5, 0.999) if name in ("dcgan", "gan", "dcgan-mnist-unconditional") else (0.0, 0.9)
     assert cfg.recipe["filled"] == {
         "lr": lr,
         "beta1": betas[0],
