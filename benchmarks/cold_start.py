@@ -144,17 +144,11 @@ def _export_with_pipeline(G, cfg, folder: Path) -> str | None:
     return "edgegan.export.pipeline.export_checkpoint"
 
 
-def _export_with_parts(G, onnx_path: Path) -> str | None:
-    """edgegan.export.onnx.export_generator (+ edgegan.export.graph_forms.optimize_fp32) while edgegan.export.pipeline is not there."""
-    try:
-        import onnx
-
-        from edgegan.export.onnx import export_generator
-    except ImportError:
-        return None
+def _contract():
+    """The contract of the timed model (DCGAN 28x28, NZ latents, unconditional): both export paths stamp it."""
     from edgegan.runtime.contract import GeneratorContract
 
-    contract = GeneratorContract(
+    return GeneratorContract(
         arch="dcgan",
         nz=NZ,
         num_classes=0,
@@ -164,6 +158,17 @@ def _export_with_parts(G, onnx_path: Path) -> str | None:
         dataset="fashion-mnist",
         train={"step": 0},
     )
+
+
+def _export_with_parts(G, onnx_path: Path) -> str | None:
+    """edgegan.export.onnx.export_generator (+ edgegan.export.graph_forms.optimize_fp32) while edgegan.export.pipeline is not there."""
+    try:
+        import onnx
+
+        from edgegan.export.onnx import export_generator
+    except ImportError:
+        return None
+    contract = _contract()
     model, _ = export_generator(G, contract)
     how = "edgegan.export.onnx.export_generator"
     try:
@@ -181,8 +186,6 @@ def _export_plain(G, onnx_path: Path) -> str:
     import onnx
     import torch
 
-    from edgegan.runtime.contract import GeneratorContract
-
     torch.onnx.export(
         G,
         (torch.zeros(1, NZ),),
@@ -194,16 +197,7 @@ def _export_plain(G, onnx_path: Path) -> str:
         dynamo=False,
     )
     model = onnx.load(str(onnx_path))
-    contract = GeneratorContract(
-        arch="dcgan",
-        nz=NZ,
-        num_classes=0,
-        channels=1,
-        height=SIZE,
-        width=SIZE,
-        dataset="fashion-mnist",
-        train={"step": 0},
-    )
+    contract = _contract()
     for key, value in contract.to_metadata().items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

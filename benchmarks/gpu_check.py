@@ -48,6 +48,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from edgegan.runtime.errors import exception_summary
+
 REPO = Path(__file__).resolve().parents[1]
 
 TARGETS = {1: 1.0, 64: 0.8, 1024: 0.5}  # Generator / torch eager fp32, numpy in/out
@@ -211,7 +213,7 @@ def inference_rows(forms: dict[str, Path], source: Path, batches: list[int], rou
         try:
             return make()
         except Exception as exc:  # noqa: BLE001 - one failed option must not cost the whole H200 run
-            errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+            errors[name] = exception_summary(exc)
             return None
 
     made = {
@@ -532,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
                         "engine": "training",
                         "images_per_s": None,
                         "vs_plain": None,
-                        "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300],
+                        "error": exception_summary(exc),
                     }
                 ]
     except CheckFailed as exc:

@@ -39,7 +39,7 @@ from edgegan.runtime.contract import (
     OUTPUT_IMAGE,
     GeneratorContract,
 )
-from edgegan.runtime.errors import EdgeganError
+from edgegan.runtime.errors import EdgeganError, exception_summary
 from edgegan.trainer.models import ConditionalBatchNorm
 
 #: Batch size of the example inputs the exporter traces with; verification runs other sizes (1, 3, 17).
@@ -315,7 +315,7 @@ def export_module(
         model = _export_dynamo(module, args, inputs, outputs, opset)
         exporter = "dynamo"
     except Exception as exc:  # noqa: BLE001 - any exporter failure: try the other exporter, keep the reason
-        fallback_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        fallback_reason = exception_summary(exc)
         try:
             model = _export_torchscript(module, args, inputs, outputs, opset)
         except Exception as exc2:  # noqa: BLE001

@@ -71,6 +71,7 @@ from edgegan.runtime.contract import (
     draw_latents,
     to_uint8_nhwc,
 )
+from edgegan.runtime.errors import exception_summary
 from edgegan.runtime.providers import session_options
 
 __all__ = [
@@ -232,8 +233,7 @@ def guard_check(name: str, kind: str, fn: Callable[[], CheckRecord]) -> CheckRec
     try:
         return fn()
     except Exception as exc:  # noqa: BLE001 - collected and reported, never swallowed silently
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return CheckRecord(name, False, detail=f"raised {type(exc).__name__}: {first}"[:500], kind=kind)
+        return CheckRecord(name, False, detail=f"raised {exception_summary(exc, 493)}", kind=kind)
 
 
 def _reference_opset(model):

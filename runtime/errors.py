@@ -26,3 +26,15 @@ class GeneratorInputError(EdgeganError, ValueError):
 
 class MemoryLimitError(GeneratorInputError):
     """More images asked for at once than the memory available now holds."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (onnxruntime's and torch's messages run to many), or its type where it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def exception_summary(exc: BaseException, limit: int = 300) -> str:
+    """ "TypeName: first line" of an exception, at most `limit` characters: what a report records of a failure."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:limit]

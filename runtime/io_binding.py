@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgegan.runtime.contract import BATCH_AXIS, IOSpec, TensorSpec
+from edgegan.runtime.errors import first_line
 from edgegan.runtime.onnx_bytes import pixel_tail_model
 
 if TYPE_CHECKING:
@@ -93,12 +94,6 @@ class HostMemory:
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors (no shared allocator, ...): fall back
             self.refuse(f"onnxruntime refused page-locked memory: {first_line(exc)}")
         return None
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's first line (onnxruntime's messages run to many), or its type where it has no text."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class BoundBatch:

@@ -28,9 +28,9 @@ from edgegan.runtime.contract import (
     TensorSpec,
     shape_text,
 )
-from edgegan.runtime.errors import EdgeganError, ModelFileError
+from edgegan.runtime.errors import EdgeganError, ModelFileError, first_line
 from edgegan.runtime.external_data import check_model_file
-from edgegan.runtime.io_binding import DEFAULT_CAPACITY, BindingCache, BoundBatch, HostMemory, PixelTail, first_line
+from edgegan.runtime.io_binding import DEFAULT_CAPACITY, BindingCache, BoundBatch, HostMemory, PixelTail
 from edgegan.runtime.providers import (
     CudaOptions,
     ProviderError,
@@ -205,7 +205,7 @@ def load_session(
     except EdgeganError:
         raise
     except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf / InvalidGraph classes
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise ModelFileError(f"onnxruntime cannot load {path} as an ONNX model: {reason}") from exc
 
 

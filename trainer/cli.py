@@ -233,21 +233,7 @@ def evaluator_train(**opts) -> None:
 
         check_writable(opts["output"], "-o")
     check_json_path(opts["json_path"])
-    cfg = EvaluatorConfig(
-        dataset=opts["dataset"],
-        data_dir=opts["data_dir"],
-        image_size=opts["image_size"],
-        epochs=opts["epochs"],
-        batch_size=opts["batch_size"],
-        lr=opts["lr"],
-        width=opts["width"],
-        feature_dim=opts["feature_dim"],
-        seed=opts["seed"],
-        max_images=opts["max_images"],
-        max_steps=opts["max_steps"],
-        device=opts["device"],
-        threads=opts["threads"],
-    )
+    cfg = EvaluatorConfig(**{f.name: opts[f.name] for f in fields(EvaluatorConfig) if f.name in opts})
     result = train_and_export_evaluator(cfg, opts["output"], progress=not opts["quiet"])
     info = result.info
     say = Say(opts["quiet"], opts["json_path"])

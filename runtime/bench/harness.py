@@ -61,7 +61,7 @@ from edgegan.runtime.bench.runners import (
     matmul_model,
     parse_setup,
 )
-from edgegan.runtime.errors import install_hint
+from edgegan.runtime.errors import exception_summary, install_hint
 from edgegan.runtime.external_data import check_model_file
 from edgegan.runtime.generator import resolve_model_path
 from edgegan.runtime.providers import DEVICE_PROVIDERS, PROVIDERS, ProviderError, resolve_provider
@@ -166,7 +166,7 @@ def _say(log: Callable[[str], None] | None, message: str) -> None:
 def _fail(runner: Any, exc: Exception) -> str:
     if not getattr(runner, "optional", False):
         raise exc
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
+    return exception_summary(exc)
 
 
 def _plan_iterations(iters: int | None, duration: float | None, warm: Sequence[float]) -> int:

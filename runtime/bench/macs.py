@@ -102,7 +102,7 @@ def count_macs(path: str | os.PathLike, batch: int) -> MacCount | None:
         from onnx import shape_inference
     except ImportError:
         return None
-    from edgegan.runtime.errors import ModelFileError
+    from edgegan.runtime.errors import ModelFileError, first_line
     from edgegan.runtime.external_data import check_model_file
 
     asked = Path(path)
@@ -118,7 +118,7 @@ def count_macs(path: str | os.PathLike, batch: int) -> MacCount | None:
     except ModelFileError as exc:
         raise ModelFileError(f"{exc}{beside}") from exc
     except Exception as exc:  # noqa: BLE001 - DecodeError, OSError, ...: any unreadable file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise ModelFileError(f"onnx cannot read {path}{beside}: {reason}") from exc
     for value in (*model.graph.input, *model.graph.output):
         dims = value.type.tensor_type.shape.dim
