@@ -4,14 +4,18 @@ rates most real, the kept fraction annealed from 1."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
+from edgegan.trainer import losses
+from edgegan.trainer.checkpoint import load_checkpoint
 from edgegan.trainer.config import ConfigError, ModelConfig, TrainConfig
 from edgegan.trainer.losses import TOP_K_ANNEAL_STEPS, get_loss, top_k_count, top_k_fraction
 from edgegan.trainer.recipes import parse_changes
 from edgegan.trainer.step import GANStep
+from edgegan.trainer.train import train
 
 LOGITS = [3.0, -1.0, 2.0, 0.5]  # the top half: 3.0 and 2.0
 
@@ -149,3 +153,17 @@ def test_top_k_outside_zero_one_is_refused(value):
 def test_top_k_is_an_ablation():
     assert parse_changes("top_k=0.5") == {"top_k": 0.5}
     TrainConfig(top_k=1.0).validate()
+
+
+def test_a_resumed_run_anneals_from_its_own_step(tiny_cfg, tmp_path, monkeypatch):
+    """The kept fraction follows the global step, so 4 steps and a resume to 10 equal 10 straight steps, bit for
+    bit, with the resume inside the anneal (shortened to 6 steps: k goes 16, 14, 12, 10, 8, 6, 4 of 16)."""
+    monkeypatch.setattr(losses, "TOP_K_ANNEAL_STEPS", 6)
+    cfg = replace(tiny_cfg, top_k=0.25, device="cpu")
+    train(replace(cfg, max_steps=10), tmp_path / "straight", progress=False)
+    train(replace(cfg, max_steps=4), tmp_path / "split", progress=False)
+    train(replace(cfg, max_steps=10), tmp_path / "split", resume=True, progress=False)
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
+    for key in ("G", "D", "G_ema"):
+        assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    assert a["config"]["top_k"] == 0.25
