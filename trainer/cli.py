@@ -106,6 +106,14 @@ def recipe_default(key: str) -> str:
     "--beta2", type=float, default=_TRAIN.beta2, help=f"Adam beta2, in [0, 1); default: {recipe_default('beta2')}."
 )
 @click.option("--loss", type=click.Choice(LOSSES), default=_TRAIN.loss, help=f"Default: {recipe_default('loss')}.")
+@click.option(
+    "--top-k",
+    type=float,
+    default=_TRAIN.top_k,
+    metavar="F",
+    help="Top-k training (Sinha et al. 2020): G's loss over the fraction F in (0, 1] of fakes D rates most real, "
+    f"annealed from 1 over the first steps (trainer/losses.py); 1 = off; default: {recipe_default('top_k')}.",
+)
 @click.option("--ema/--no-ema", default=_TRAIN.ema, show_default=True, help="Keep an EMA copy of G for samples/export.")
 @click.option(
     "--ema-decay", type=float, default=_TRAIN.ema_decay, help=f"In [0, 1); default: {recipe_default('ema_decay')}."
@@ -152,7 +160,7 @@ def recipe_default(key: str) -> str:
 def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 
-    Options left unset (--lr, --beta1, --beta2, --ema-decay, --ema-start, --loss) come from the measured recipe
+    Options left unset (--lr, --beta1, --beta2, --ema-decay, --ema-start, --loss, --top-k) come from the measured recipe
     for the architecture, conditioning and dataset (trainer/recipes.py); config.json records them under "recipe".
 
     Example: edgegan train --arch dcgan --dataset fashion-mnist --max-steps 200 --out runs/fm

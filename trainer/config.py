@@ -85,6 +85,9 @@ class TrainConfig:
     # (trainer/step.py says why); None: 1 where the label is joined to z (dcgan), 0 with conditional BatchNorm
     # (gan: measured, the term blurred its labels there); 0 turns it off.
     mode_seeking: float | None = None
+    # Top-k training (Sinha et al. 2020): G's loss over only the top_k fraction of fakes D rates most real, the
+    # fraction annealed from 1 over trainer/losses.py's TOP_K_ANNEAL_STEPS; 1 = off. None until a recipe sets it.
+    top_k: float | None = None
     ema: bool = True
     ema_decay: float | None = None
     ema_start: int | None = None  # steps before the EMA starts averaging (it copies G until then)
@@ -132,6 +135,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {value}")
         if self.mode_seeking is not None and not (math.isfinite(self.mode_seeking) and self.mode_seeking >= 0):
             raise ConfigError(f"--mode-seeking must be a finite number >= 0, got {self.mode_seeking}")
+        if self.top_k is not None and not (0.0 < self.top_k <= 1.0):
+            raise ConfigError(f"--top-k must be in (0, 1], got {self.top_k}")
         if self.ema_start is not None and self.ema_start < 0:
             raise ConfigError(f"ema_start must be >= 0, got {self.ema_start}")
         if self.max_steps is not None and self.max_steps <= 0:

@@ -5,7 +5,8 @@ throughput it reports is the training loop's own. Per step (B = batch size):
   x [B, C, H, W] real in [-1, 1], z [B, nz] ~ N(0, 1), fake = G(z) [B, C, H, W]
   D step: loss_D = d_real(D(x)) + d_fake(D(fake.detach())), two backwards (separate BatchNorm batches)
   G step: loss_G = g(D(fake)), with D's parameters frozen so no weight gradients are computed for D;
-          conditional G adds the mode-seeking term (below)
+          conditional G adds the mode-seeking term (below). With top_k < 1, g averages over only the k fakes of
+          highest D(fake) (trainer/losses.py: top-k training), k annealed from B by the step number.
   EMA:    G_ema <- lerp(G_ema, G, 1 - decay_t), decay_t = 0 before ema_start, then min(decay, (1 + t') / (10 + t'))
           with t' = t - ema_start
 Nothing here reads a value back to the host: the step returns its statistics as a device tensor.
@@ -40,7 +41,7 @@ from torch import nn
 
 from edgegan.trainer import distributed as dist_utils
 from edgegan.trainer.config import TrainConfig
-from edgegan.trainer.losses import get_loss
+from edgegan.trainer.losses import get_loss, top_k_fraction
 from edgegan.trainer.models import build_discriminator, build_generator
 from edgegan.trainer.recipes import apply_recipe
 
@@ -64,7 +65,7 @@ def make_adam(params, cfg: TrainConfig, impl: str = "fused", lr: float | None = 
 
 
 def _recipe_value(value: _V | None, key: str) -> _V:
-    """A recipe key's value (RECIPE_KEYS: lr, ema_decay, ema_start, loss), which apply_recipe fills; None is a bug."""
+    """A recipe key's value (trainer/recipes.py RECIPE_KEYS), which apply_recipe fills; None is a bug."""
     if value is None:
         raise ValueError(f"TrainConfig.{key} is unset: apply_recipe fills it before a GANStep is built")
     return value
@@ -171,7 +172,7 @@ class GANStep:
 
     Args:
         cfg: the recipe, validated, with model.channels / num_classes already set from the data. Used:
-            model, loss, lr, betas, ema, ema_decay, ema_start, seed, amp, channels_last, compile; unset recipe
+            model, loss, lr, betas, ema, ema_decay, ema_start, top_k, seed, amp, channels_last, compile; unset recipe
             keys are filled by trainer/recipes.py's apply_recipe.
         device: where G, D and the batches live.
         ctx: the data-parallel context (None: one process). Under DDP G and D are wrapped.
@@ -227,6 +228,11 @@ class GANStep:
         ms_default = 1.0 if cfg.model.num_classes and cfg.model.conditioning == "concat" else 0.0
         self.mode_seeking = ms_default if cfg.mode_seeking is None else cfg.mode_seeking
         self._to_prob = torch.sigmoid if cfg.loss == "bce" else (lambda t: t)
+        # Top-k: the kept fraction lives on the device (float64 []) and begin_step refills it each step, so the
+        # captured CUDA graph of train_batch reads the step's value; None when off (top_k 1: G's loss as it was).
+        self.top_k = _recipe_value(cfg.top_k, "top_k")
+        self._kept = torch.ones((), dtype=torch.float64, device=device) if self.top_k < 1.0 else None
+        self._kept_set = False  # begin_step has run: train_batch refuses to train with an unset fraction
         self.G_train.train()
         self.D_train.train()
 
@@ -281,11 +287,20 @@ class GANStep:
             float32 [4] on the device: loss_D, loss_G, mean D(x), mean D(G(z)) (probabilities for bce, raw
             scores otherwise). Reading it is a host sync; train() reads a window's sum once per log interval.
         """
+        self.begin_step(t)
         z, y_fake = self.draw_noise(x.shape[0])
         stats = self.train_batch(x, y_real, z, y_fake)
         if self.ema is not None:
             self.ema.update(self.G, t)
         return stats
+
+    def begin_step(self, t: int) -> None:
+        """What train_batch reads that depends on the 0-based global step `t`, written on the device without a
+        host sync: top-k's kept fraction (trainer/losses.py top_k_fraction). A step that replays a captured
+        train_batch must call this before each replay."""
+        if self._kept is not None:
+            self._kept.fill_(top_k_fraction(self.top_k, t))
+            self._kept_set = True
 
     def draw_noise(self, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This step's latents z [B, nz] and fake labels [B] (None: unconditional) from the rank's noise stream.
@@ -330,7 +345,16 @@ class GANStep:
             self.D.requires_grad_(False)
         with autocast(self.amp, self.device):
             d_gen = self.D_gen(fake, y_fake).float()
-        loss_g = self.loss.g(d_gen)  # the adversarial part: what the logs and the loss curve show
+        # The adversarial part (over the top k fakes with top-k): what the logs and the loss curve show.
+        if self._kept is None:
+            loss_g = self.loss.g(d_gen)
+        elif not self._kept_set:
+            raise RuntimeError(
+                "top_k < 1 reads its kept fraction from GANStep.begin_step(t), which no step has called: "
+                "a step that runs train_batch itself (a CUDA graph's) must call it before each batch"
+            )
+        else:
+            loss_g = self.loss.g_top_k(d_gen, self._kept)
         total_g = loss_g
         if pairs:
             a, b = fake[:pairs].float(), fake[pairs : 2 * pairs].float()  # [P, C, H, W] each

@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from edgegan.cli import main
+from edgegan.trainer import losses
 from edgegan.trainer.config import ModelConfig, TrainConfig
 from edgegan.trainer.recipes import ABLATABLE, BASE, RECIPE_KEYS, RECIPES, apply_recipe, parse_changes, recipe_for
 from edgegan.trainer.step import EMA, GANStep
@@ -45,14 +46,15 @@ def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name,
         "ema_decay": ema_decay,
         "ema_start": 0,
         "loss": loss,
+        "top_k": 1.0,
     }
 
 
 def test_explicit_values_win_and_a_complete_config_is_left_alone():
     cfg = apply_recipe(TrainConfig(lr=1e-3, loss="hinge"))
     assert (cfg.lr, cfg.loss) == (1e-3, "hinge")
-    assert set(cfg.recipe["filled"]) == {"beta1", "beta2", "ema_decay", "ema_start"}
-    full = TrainConfig(lr=1e-3, beta1=0.5, beta2=0.99, loss="hinge", ema_decay=0.9, ema_start=5)
+    assert set(cfg.recipe["filled"]) == {"beta1", "beta2", "ema_decay", "ema_start", "top_k"}
+    full = TrainConfig(lr=1e-3, beta1=0.5, beta2=0.99, loss="hinge", ema_decay=0.9, ema_start=5, top_k=0.5)
     assert apply_recipe(full) is full and full.recipe is None
 
 
@@ -110,7 +112,8 @@ def _train_steps(cfg: TrainConfig, steps: int = 3) -> dict[str, torch.Tensor]:
 
 
 # A value unlike the recipe's for each key an ablation may change (ema_decay below the warm-up's 0.1 at step 0;
-# mode seeking: on by default for a conditional G only, so the change is the other way round).
+# mode seeking: on by default for a conditional G only, so the change is the other way round; top_k: its anneal
+# keeps every fake for the first steps, so the test shortens it to one step).
 CHANGED = {
     "lr": 1e-3,
     "ema_decay": 0.05,
@@ -122,15 +125,17 @@ CHANGED = {
     "batch_size": 12,
     "ema": False,
     "mode_seeking": 0.0,
+    "top_k": 0.5,
 }
 
 
 @pytest.mark.parametrize("arch, conditional", [("dcgan", True), ("dcgan", False), ("gan", False)])
 @pytest.mark.parametrize("key", sorted(CHANGED))
-def test_every_ablatable_key_changes_the_training(key, arch, conditional):
+def test_every_ablatable_key_changes_the_training(key, arch, conditional, monkeypatch):
     """An ablation of a key no code reads would silently change nothing (as ema_start did, and mode seeking on an
     unconditional G): each must show, for every kind of model."""
     assert set(CHANGED) == set(ABLATABLE)
+    monkeypatch.setattr(losses, "TOP_K_ANNEAL_STEPS", 1)  # top_k acts from step 1 of the 3 (batch 8: k = 4)
     base = apply_recipe(
         TrainConfig(
             model=ModelConfig(arch=arch, nz=8, width=4, num_classes=3 if conditional else 0),
