@@ -4,7 +4,8 @@ Why: a DCGAN step at batch 64 is ~60 small kernels; on an H200 the reference loo
 them (docs/reference_figures.md: 9,800 images/s, launch-bound). `GraphedGANStep` captures `GANStep.train_batch` (D forward and
 backward on real and fake, D's Adam step, G forward/backward through the frozen D, G's Adam step, the statistics)
 once with torch.cuda.graph and replays it each step: one launch. What stays outside the graph, eagerly, is what
-must read the step number or the host: the noise draw (the same `draw_noise` calls on the same generator as the
+must read the step number or the host: top-k's kept fraction (`begin_step`, written into a device tensor
+the graph reads), the noise draw (the same `draw_noise` calls on the same generator as the
 eager step, so the random stream and a resume are unchanged), copying the batch into the captured input buffers
 (the data is already on the device: trainer/data.py), and the EMA update (its decay depends on the step).
 
@@ -111,6 +112,7 @@ class GraphedGANStep(GANStep):
         self._graph = None
 
     def step(self, x: torch.Tensor, y_real: torch.Tensor | None, t: int) -> torch.Tensor:
+        self.begin_step(t)  # eager: the step's top-k fraction, into the device tensor the graph reads
         z, y_fake = self.draw_noise(x.shape[0])  # eager: the same stream as GANStep's
         if self._graph is None or tuple(x.shape) != self._shape:
             if self._graph is not None:  # an odd-sized batch: eager, the graph kept for the usual size
