@@ -10,7 +10,7 @@ from typing import Any
 
 from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.evaluation.datasets import DATASETS
-from edgegan.trainer.architectures import ARCHITECTURE_MODULES
+from edgegan.trainer.architectures import ARCHITECTURE_MODULES, D_NORMS
 
 LOSSES = ("bce", "hinge", "lsgan")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -88,6 +88,7 @@ class TrainConfig:
     ema: bool = True
     ema_decay: float | None = None
     ema_start: int | None = None  # steps before the EMA starts averaging (it copies G until then)
+    d_norm: str | None = None  # D's normalisation, one of D_NORMS (trainer/architectures.py)
     seed: int = 0
     sample_seed: int = 0  # the grid each epoch: contract latents draw_latents(64, nz, sample_seed)
     device: str = "auto"
@@ -112,6 +113,8 @@ class TrainConfig:
         self.model.validate()
         if self.loss is not None and self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.d_norm is not None and self.d_norm not in D_NORMS:
+            raise ConfigError(f"unknown --d-norm {self.d_norm!r}; choose one of {', '.join(D_NORMS)}")
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         if self.amp not in AMP_MODES:

@@ -64,7 +64,7 @@ def make_adam(params, cfg: TrainConfig, impl: str = "fused", lr: float | None = 
 
 
 def _recipe_value(value: _V | None, key: str) -> _V:
-    """A recipe key's value (RECIPE_KEYS: lr, ema_decay, ema_start, loss), which apply_recipe fills; None is a bug."""
+    """A recipe key's value (trainer/recipes.py RECIPE_KEYS), which apply_recipe fills; None is a bug."""
     if value is None:
         raise ValueError(f"TrainConfig.{key} is unset: apply_recipe fills it before a GANStep is built")
     return value
@@ -199,7 +199,7 @@ class GANStep:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
             self.G = build_generator(cfg.model).to(device)
-            self.D = build_discriminator(cfg.model).to(device)
+            self.D = build_discriminator(cfg.model, _recipe_value(cfg.d_norm, "d_norm")).to(device)
         self.channels_last = cfg.use_channels_last
         if self.channels_last:  # NHWC convolutions: faster on CPU (oneDNN) and on tensor cores
             self.G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in its stubs

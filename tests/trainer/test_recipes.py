@@ -45,14 +45,15 @@ def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name,
         "ema_decay": ema_decay,
         "ema_start": 0,
         "loss": loss,
+        "d_norm": "batch",
     }
 
 
 def test_explicit_values_win_and_a_complete_config_is_left_alone():
     cfg = apply_recipe(TrainConfig(lr=1e-3, loss="hinge"))
     assert (cfg.lr, cfg.loss) == (1e-3, "hinge")
-    assert set(cfg.recipe["filled"]) == {"beta1", "beta2", "ema_decay", "ema_start"}
-    full = TrainConfig(lr=1e-3, beta1=0.5, beta2=0.99, loss="hinge", ema_decay=0.9, ema_start=5)
+    assert set(cfg.recipe["filled"]) == {"beta1", "beta2", "ema_decay", "ema_start", "d_norm"}
+    full = TrainConfig(lr=1e-3, beta1=0.5, beta2=0.99, loss="hinge", ema_decay=0.9, ema_start=5, d_norm="batch")
     assert apply_recipe(full) is full and full.recipe is None
 
 
@@ -122,6 +123,7 @@ CHANGED = {
     "batch_size": 12,
     "ema": False,
     "mode_seeking": 0.0,
+    "d_norm": "spectral",
 }
 
 
