@@ -13,3 +13,6 @@ ARCHITECTURE_MODULES: dict[str, str] = {
     "dcgan": "edgegan.trainer.models.dcgan",  # Radford et al. 2015: ConvTranspose G, strided-conv D
 }
 ARCHS = tuple(ARCHITECTURE_MODULES)
+# D's normalisation (`--d-norm`, a recipe key): the architecture's own BatchNorms, or spectral normalisation of
+# every weight with the BatchNorms removed (trainer/models/layers.py spectrally_normed).
+D_NORMS = ("batch", "spectral")

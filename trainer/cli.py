@@ -19,7 +19,7 @@ from edgegan.runtime.cli_options import (
     quiet_option,
     threads_option,
 )
-from edgegan.trainer.architectures import ARCHS
+from edgegan.trainer.architectures import ARCHS, D_NORMS
 from edgegan.trainer.config import AMP_MODES, DATASETS, DEVICES, LOSSES, EvaluatorConfig, ModelConfig, TrainConfig
 
 # Every `edgegan train` default is the config dataclasses' (trainer/config.py), read here, never retyped; an option
@@ -124,6 +124,13 @@ def recipe_default(key: str) -> str:
     default=_TRAIN.ema_start,
     help=f"Steps before the EMA starts averaging (it copies G until then); default: {recipe_default('ema_start')}.",
 )
+@click.option(
+    "--d-norm",
+    type=click.Choice(D_NORMS),
+    default=_TRAIN.d_norm,
+    help="D's normalisation: its BatchNorms, or spectral normalisation of every weight (BatchNorms removed); "
+    f"default: {recipe_default('d_norm')}.",
+)
 @click.option("--seed", type=int, default=_TRAIN.seed, show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default=_TRAIN.device, show_default=True)
 @click.option(
@@ -160,8 +167,9 @@ def recipe_default(key: str) -> str:
 def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 
-    Options left unset (--lr, --beta1, --beta2, --ema-decay, --ema-start, --loss, --top-k) come from the measured recipe
-    for the architecture, conditioning and dataset (trainer/recipes.py); config.json records them under "recipe".
+    Options left unset (--lr, --beta1, --beta2, --ema-decay, --ema-start, --loss, --top-k, --d-norm) come from the
+    measured recipe for the architecture, conditioning and dataset (trainer/recipes.py); config.json records them
+    under "recipe".
 
     Example: edgegan train --arch dcgan --dataset fashion-mnist --max-steps 200 --out runs/fm
     """

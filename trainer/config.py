@@ -10,7 +10,7 @@ from typing import Any
 
 from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.evaluation.datasets import DATASETS
-from edgegan.trainer.architectures import ARCHITECTURE_MODULES
+from edgegan.trainer.architectures import ARCHITECTURE_MODULES, D_NORMS
 
 LOSSES = ("bce", "hinge", "lsgan")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -91,6 +91,7 @@ class TrainConfig:
     ema: bool = True
     ema_decay: float | None = None
     ema_start: int | None = None  # steps before the EMA starts averaging (it copies G until then)
+    d_norm: str | None = None  # D's normalisation, one of D_NORMS (trainer/architectures.py)
     seed: int = 0
     sample_seed: int = 0  # the grid each epoch: contract latents draw_latents(64, nz, sample_seed)
     device: str = "auto"
@@ -115,6 +116,8 @@ class TrainConfig:
         self.model.validate()
         if self.loss is not None and self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.d_norm is not None and self.d_norm not in D_NORMS:
+            raise ConfigError(f"unknown --d-norm {self.d_norm!r}; choose one of {', '.join(D_NORMS)}")
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         if self.amp not in AMP_MODES:
@@ -160,6 +163,10 @@ class TrainConfig:
         model_data = dict(data.pop("model", {}))
         # Checkpoints from before g_conditioning existed joined the label to z: rebuild them that way.
         model_data.setdefault("g_conditioning", "concat")
+        # Runs from before top_k and d_norm existed trained without top-k and with the architecture's D: a resume
+        # keeps that, whatever a later recipe row sets.
+        data.setdefault("top_k", 1.0)
+        data.setdefault("d_norm", "batch")
         model = ModelConfig(**_known(ModelConfig, model_data))
         return cls(model=model, **_known(cls, data))
 

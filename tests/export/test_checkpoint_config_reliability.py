@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from edgegan.cli import main
 from edgegan.trainer.checkpoint import CONFIG_KEYS, CheckpointError, load_checkpoint, save_checkpoint
+from edgegan.trainer.config import TrainConfig
 from tests import quality_helpers
 
 
@@ -46,16 +47,20 @@ def test_a_config_missing_keys_is_refused_naming_them(drop, named, tmp_path):
 
 
 def test_keys_added_after_format_1_may_be_missing(tmp_path):
-    """lr_d, mode_seeking, recipe and model.g_conditioning came later: older format-1 checkpoints lack them."""
+    """lr_d, mode_seeking, recipe, top_k, d_norm and model.g_conditioning came later: older format-1 checkpoints
+    lack them, and rebuild as they trained (no top-k, the architecture's D), whatever the recipe table says now."""
+    later = ("lr_d", "mode_seeking", "top_k", "d_norm")
 
     def drop_later(c):
-        for key in ("lr_d", "mode_seeking"):
+        for key in later:
             c.pop(key)
         c["model"].pop("g_conditioning")
 
     state = load_checkpoint(edited_checkpoint(tmp_path, drop_later))
     assert state["config"]["dataset"] == "mnist"
-    assert set(CONFIG_KEYS[1][0]) | {"lr_d", "mode_seeking", "recipe"} >= set(state["config"])
+    assert set(CONFIG_KEYS[1][0]) | {*later, "recipe"} >= set(state["config"])
+    rebuilt = TrainConfig.from_dict(state["config"])
+    assert (rebuilt.top_k, rebuilt.d_norm, rebuilt.model.g_conditioning) == (1.0, "batch", "concat")
 
 
 def test_unknown_keys_are_named_in_one_warning_line(tmp_path):

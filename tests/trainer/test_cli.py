@@ -186,6 +186,7 @@ def test_every_train_option_is_a_config_field():
         "ema": False,
         "ema_decay": 0.5,
         "ema_start": 4,
+        "d_norm": "spectral",
         "seed": 9,
         "device": "cpu",
         "amp": "off",

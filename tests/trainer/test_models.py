@@ -106,6 +106,31 @@ def test_conditional_discriminator_starts_unsaturated(arch):
     assert logits.abs().mean() < 3
 
 
+@pytest.mark.parametrize("arch, num_classes", [("dcgan", 0), ("dcgan", 10), ("gan", 10)])
+def test_spectral_discriminator_has_unit_spectral_norms_and_no_batchnorm(arch, num_classes):
+    """--d-norm spectral: every weight's largest singular value is 1 after power iteration, D keeps no batch
+    statistics (its output for one image does not depend on the rest of the batch), and it starts unsaturated."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch=arch, image_size=28, num_classes=num_classes, width=16)
+    D = build_discriminator(cfg, "spectral")
+    assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)) for m in D.modules())
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    y = torch.arange(8) % num_classes if num_classes else None
+    for _ in range(30):  # training-mode forwards run the power iteration
+        D(x, y)
+    weighted = [m for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.Embedding))]
+    assert weighted and all(hasattr(m, "parametrizations") for m in weighted)
+    for m in weighted:
+        w = m.weight.detach().reshape(m.weight.shape[0], -1)
+        assert torch.linalg.matrix_norm(w, ord=2) == pytest.approx(1.0, abs=0.05), m
+    D.eval()
+    alone = D(x[:1], None if y is None else y[:1])
+    assert torch.allclose(alone, D(x, y)[:1], atol=1e-5)
+    assert D(x, y).abs().mean() < 3
+    with pytest.raises(ValueError, match="spectral"):
+        build_discriminator(cfg, "layer")
+
+
 def test_the_registry_is_the_one_list_of_architectures():
     from edgegan.trainer.architectures import ARCHS
     from edgegan.trainer.cli import train as train_command

@@ -47,14 +47,17 @@ def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name,
         "ema_start": 0,
         "loss": loss,
         "top_k": 1.0,
+        "d_norm": "batch",
     }
 
 
 def test_explicit_values_win_and_a_complete_config_is_left_alone():
     cfg = apply_recipe(TrainConfig(lr=1e-3, loss="hinge"))
     assert (cfg.lr, cfg.loss) == (1e-3, "hinge")
-    assert set(cfg.recipe["filled"]) == {"beta1", "beta2", "ema_decay", "ema_start", "top_k"}
-    full = TrainConfig(lr=1e-3, beta1=0.5, beta2=0.99, loss="hinge", ema_decay=0.9, ema_start=5, top_k=0.5)
+    assert set(cfg.recipe["filled"]) == {"beta1", "beta2", "ema_decay", "ema_start", "top_k", "d_norm"}
+    full = TrainConfig(
+        lr=1e-3, beta1=0.5, beta2=0.99, loss="hinge", ema_decay=0.9, ema_start=5, top_k=0.5, d_norm="batch"
+    )
     assert apply_recipe(full) is full and full.recipe is None
 
 
@@ -126,6 +129,7 @@ CHANGED = {
     "ema": False,
     "mode_seeking": 0.0,
     "top_k": 0.5,
+    "d_norm": "spectral",
 }
 
 

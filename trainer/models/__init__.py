@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from edgegan.trainer.architectures import ARCHITECTURE_MODULES
+from edgegan.trainer.architectures import ARCHITECTURE_MODULES, D_NORMS
 from edgegan.trainer.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from edgegan.trainer.models.layers import ConditionalBatchNorm, init_weights
+from edgegan.trainer.models.layers import ConditionalBatchNorm, init_weights, spectrally_normed
 from edgegan.trainer.models.mlp import MLPDiscriminator, MLPGenerator
 from edgegan.trainer.models.spec import Architecture
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # annotations only: the config validates against the registry
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
+    "D_NORMS",
     "ConditionalBatchNorm",
     "DCGANDiscriminator",
     "DCGANGenerator",
@@ -61,9 +62,12 @@ def build_generator(cfg: ModelConfig) -> nn.Module:
     return model
 
 
-def build_discriminator(cfg: ModelConfig) -> nn.Module:
-    """D for a validated `cfg`, DCGAN-initialised."""
+def build_discriminator(cfg: ModelConfig, norm: str = "batch") -> nn.Module:
+    """D for a validated `cfg`, DCGAN-initialised; `norm` "spectral" swaps its BatchNorms for spectral
+    normalisation of every weight (models/layers.py spectrally_normed), "batch" keeps the architecture's own."""
     cfg.validate()
+    if norm not in D_NORMS:
+        raise ValueError(f"unknown discriminator normalisation {norm!r}; choose one of {', '.join(D_NORMS)}")
     model = ARCHITECTURES[cfg.arch].discriminator(cfg)
     init_weights(model)
-    return model
+    return spectrally_normed(model) if norm == "spectral" else model

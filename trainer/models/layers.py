@@ -39,6 +39,24 @@ def init_weights(module: nn.Module) -> None:
             nn.init.normal_(m.embed.weight, 0.0, 0.02)
 
 
+def spectrally_normed(d: nn.Module) -> nn.Module:
+    """D with spectral normalisation (Miyato et al. 2018), in place: each Conv2d, Linear and Embedding weight is
+    divided by its largest singular value (one power iteration per training forward), and D's BatchNorms become
+    identities, as in SN-GAN's D: batch statistics rescale each layer by the batch it sees, which undoes the
+    per-layer Lipschitz bound the normalisation exists for. Call after init_weights: the parametrization then
+    normalises the DCGAN-initialised weights.
+    """
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for parent in list(d.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                setattr(parent, name, nn.Identity())
+            elif isinstance(child, (nn.Conv2d, nn.Linear, nn.Embedding)):
+                spectral_norm(child)
+    return d
+
+
 class ConditionalBatchNorm(nn.Module):
     """BatchNorm without an affine of its own, then a gain and a bias per class (de Vries et al. 2017, as in the
     projection-discriminator cGANs): h [B, C, ...] -> BN(h) * (1 + gain[label]) + bias[label].
