@@ -30,13 +30,22 @@ def cuda_cfg(tmp_path, torch_cuda):
     )
 
 
-@pytest.mark.parametrize("amp", ["off", "bf16"])
-def test_graph_step_follows_the_eager_step(cuda_cfg, torch_cuda, amp):
+@pytest.mark.parametrize(
+    "amp, changes",
+    [("off", {}), ("bf16", {}), ("off", {"top_k": 0.5}), ("off", {"d_norm": "spectral"})],
+    ids=["fp32", "bf16", "top_k", "spectral_d"],
+)
+def test_graph_step_follows_the_eager_step(cuda_cfg, torch_cuda, amp, changes, monkeypatch):
+    """The replayed graph trains as the eager step does; with top-k its kept fraction changes every step here
+    (the anneal shortened to 3 steps), which a graph that froze it at capture would miss; a spectrally normalised
+    D's power iteration updates its vectors inside the graph."""
     torch = torch_cuda
+    from edgegan.trainer import losses
     from edgegan.trainer.cuda_step import GraphedGANStep
     from edgegan.trainer.step import GANStep
 
-    cfg = replace(cuda_cfg, amp=amp)
+    monkeypatch.setattr(losses, "TOP_K_ANNEAL_STEPS", 3)
+    cfg = replace(cuda_cfg, amp=amp, **changes)
     device = torch.device("cuda")
     eager, graphed = GANStep(cfg, device), GraphedGANStep(cfg, device)
     gen = torch.Generator(device="cuda").manual_seed(0)
