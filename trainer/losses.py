@@ -8,7 +8,6 @@ drags nearby samples off the data). `GANLoss.g_top_k` is that loss; `top_k_fract
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,7 +45,7 @@ class GANLoss:
         `fraction` is a float64 scalar tensor on the logits' device, not a float: a CUDA graph that captured this
         step reads each step's value from its address (a float would be frozen at capture). Hence a mask over the
         sorted logits rather than `topk(logits, k)`, whose k must be a host int; the same value either way.
-        float64 so that ceil(fraction * B) is the host's `top_k_count` exactly.
+        float64 so that ceil(fraction * B) is exactly the host's max(1, math.ceil(fraction * B)).
         """
         batch = logits.shape[0]
         k = torch.ceil(fraction * batch).clamp(min=1)  # float64 [], a whole number
@@ -59,11 +58,6 @@ def top_k_fraction(top_k: float, step: int) -> float:
     """The fraction of fakes G's loss keeps at 0-based `step`: 1.0 at step 0, falling linearly to `top_k` at
     TOP_K_ANNEAL_STEPS and `top_k` from there on."""
     return 1.0 - (1.0 - top_k) * min(step, TOP_K_ANNEAL_STEPS) / TOP_K_ANNEAL_STEPS
-
-
-def top_k_count(fraction: float, batch: int) -> int:
-    """How many of `batch` fakes G's loss keeps at `fraction` (what `GANLoss.g_top_k` computes on the device)."""
-    return max(1, math.ceil(fraction * batch))
 
 
 LOSSES: dict[str, GANLoss] = {

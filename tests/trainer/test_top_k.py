@@ -12,7 +12,7 @@ import torch
 from edgegan.trainer import losses
 from edgegan.trainer.checkpoint import load_checkpoint
 from edgegan.trainer.config import ConfigError, ModelConfig, TrainConfig
-from edgegan.trainer.losses import TOP_K_ANNEAL_STEPS, get_loss, top_k_count, top_k_fraction
+from edgegan.trainer.losses import TOP_K_ANNEAL_STEPS, get_loss, top_k_fraction
 from edgegan.trainer.recipes import parse_changes
 from edgegan.trainer.step import GANStep
 from edgegan.trainer.train import train
@@ -50,6 +50,12 @@ def test_fraction_one_is_the_plain_loss_and_k_is_at_least_one():
     assert hinge.g_top_k(logits, _fraction(1.0)).item() == pytest.approx(hinge.g(logits).item())
     assert hinge.g_top_k(logits, _fraction(0.01)).item() == pytest.approx(-3.0)  # ceil(0.04) = 1: the best one
     assert hinge.g_top_k(logits, _fraction(0.3)).item() == pytest.approx(-2.5)  # ceil(1.2) = 2
+
+
+def top_k_count(fraction: float, batch: int) -> int:
+    """How many of `batch` fakes G's loss should keep at `fraction`, computed on the host: the oracle for the
+    count GANLoss.g_top_k derives on the device."""
+    return max(1, math.ceil(fraction * batch))
 
 
 def test_the_kept_fraction_anneals_linearly_from_one_then_holds():
