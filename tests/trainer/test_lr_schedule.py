@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -170,3 +171,25 @@ def test_a_run_resumed_inside_the_decay_equals_the_straight_run(tiny_cfg, tmp_pa
         assert a[key]["param_groups"] == b[key]["param_groups"], key
         for p, state in a[key]["state"].items():
             assert all(torch.equal(v, b[key]["state"][p][name]) for name, v in state.items()), key
+
+
+def test_time_to_quality_runs_a_planned_total_arm_once_per_mark():
+    """benchmarks/time_to_quality.py, steps mode: an arm with linear_half becomes one job per mark, each planning
+    exactly its mark (a snapshot at 4,000 steps of an 8,000-step plan is not a 4,000-step run); constant arms, the
+    plain loop and arms whose recipe row fills constant keep one job snapshotted at every mark."""
+    from benchmarks.time_to_quality import Arm, Plan, _arm_file, _arm_marks, per_mark, plans_its_total
+
+    base = TrainConfig(dataset="fashion-mnist")
+    scheduled = Arm("edgegan lr_schedule=linear_half", "edgegan", replace(base, lr_schedule="linear_half"))
+    arms = [Arm("edgegan", "edgegan", base), Arm("plain", "plain", replace(base, ema=False)), scheduled]
+    assert [plans_its_total(a.cfg) for a in arms] == [False, False, True]
+    jobs = per_mark(arms, [8000.0, 4000.0])
+    assert [(a.name, a.to_mark) for a in jobs] == [
+        ("edgegan", None),
+        ("plain", None),
+        (scheduled.name, 4000),
+        (scheduled.name, 8000),
+    ]
+    plan = Plan("step", [4000.0, 8000.0], 8000.0, Path("w"), "e.onnx", 10, None, 2, 1, None)
+    assert [_arm_marks(plan, a) for a in jobs] == [[4000.0, 8000.0], [4000.0, 8000.0], [4000], [8000]]
+    assert len({_arm_file(plan, a) for a in jobs}) == 4  # each job its own result file (a rerun resumes per job)
