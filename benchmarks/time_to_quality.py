@@ -6,6 +6,11 @@ training split, one after the other on this machine. Two modes:
               snapshots at the marks of `--at` (minutes). Machine-dependent: speed and quality per step together.
   steps       `--steps 4000,8000`: each arm runs to the last mark and is snapshotted at each step count (batch 64).
               Machine-independent: quality per step alone, comparable between a laptop and a GPU.
+              An arm whose lr schedule reads the run's planned steps (lr_schedule other than "constant",
+              trainer/step.py lr_factor) is not snapshotted on the way: its weights at step 4,000 of an 8,000-step
+              plan are not what `edgegan train --max-steps 4000` gives (that run has already decayed to 0). Such an
+              arm runs once per mark instead, each run its own job with max_steps = the mark, and is scored at its
+              end; the report lists it as one arm. Wall-clock mode has no planned total and refuses these arms.
 `--seeds K` repeats every arm with seeds seed..seed+K-1; the summary gives each figure's mean and spread
 (half the range over seeds). At each mark the generator is snapshotted; after training,
 every snapshot is exported with `export_checkpoint` and scored with `edgegan.runtime.evaluation.quality.evaluate` (the same
@@ -55,7 +60,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -106,6 +111,9 @@ class Arm:
     final_losses: dict[str, float] = field(default_factory=dict)
     # the config train() ran (recipe filled, classes from the data): what a checkpoint of the arm would hold
     trained_cfg: TrainConfig | None = None
+    # steps mode, an arm whose lr schedule reads the planned total: the one mark this job trains to (max_steps)
+    # and is scored at; None: the plan's marks, snapshotted on the way
+    to_mark: int | None = None
 
 
 class Clock:
@@ -156,11 +164,12 @@ def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
         return engine
 
     cfg = TrainConfig.from_dict(arm.cfg.to_dict())
-    cfg.max_steps = 10**9  # the clock ends the run
+    # the clock ends the run; an arm with a planned-total lr schedule plans exactly its mark, as a user would
+    cfg.max_steps = arm.to_mark if arm.to_mark is not None else 10**9
     clock.start = time.perf_counter()
     try:
         with mock.patch.object(train_module, "make_step", timed_make_step):
-            train_module.train(cfg, work / f"{_slug(arm.name)}_seed{arm.seed}", progress=False)
+            train_module.train(cfg, work / _arm_stem(arm), progress=False)
     except BudgetReached:
         pass
     arm.snapshots = clock.snapshots
@@ -290,6 +299,31 @@ CONDITIONAL_METRICS = ("label_accuracy", "min_class_recall")
 
 def _slug(name: str) -> str:
     return name.replace(" ", "_").replace("=", "-").replace(",", "_")
+
+
+def _arm_stem(arm: Arm) -> str:
+    """The file name stem of one arm job: its run folder and WORK/arms/STEM.json."""
+    return f"{_slug(arm.name)}_seed{arm.seed}" + (f"_to{arm.to_mark}" if arm.to_mark is not None else "")
+
+
+def plans_its_total(cfg: TrainConfig) -> bool:
+    """The arm's lr schedule (its own or its recipe row's) reads the run's planned steps: a snapshot at an earlier
+    mark is not the run a user training that many steps gets."""
+    from edgegan.trainer.recipes import apply_recipe
+
+    return apply_recipe(cfg).lr_schedule != "constant"
+
+
+def per_mark(arms: list[Arm], marks: list[float]) -> list[Arm]:
+    """Steps mode: each edgegan arm that plans_its_total becomes one job per mark (to_mark = the mark); the others
+    are kept as they are. (run_arms starts the longest jobs first.)"""
+    out: list[Arm] = []
+    for arm in arms:
+        if arm.kind != "edgegan" or not plans_its_total(arm.cfg):
+            out.append(arm)
+            continue
+        out += [replace(arm, to_mark=int(mark), snapshots=[]) for mark in sorted(marks)]
+    return out
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -425,7 +459,14 @@ def render(
         "Rows: `edgegan`/`ema` is what `edgegan train` + `edgegan export` ship (EMA weights); `edgegan`/`raw` is the same "
         "run's raw G (EMA's contribution); `plain` is pytorch/examples' loop (no EMA). images/s counts the whole "
         "arm's wall clock (setup, data loading, checkpoints) up to the mark."
-        + (" Ablations: " + "; ".join(changes) + "." if changes else ""),
+        + (" Ablations: " + "; ".join(changes) + "." if changes else "")
+        + (
+            " Arms whose lr schedule reads the planned steps ("
+            + ", ".join(sorted({f"`{a.name}`" for a in arms if a.to_mark is not None}))
+            + ") ran once per mark, each with max_steps = the mark, and were scored at its end."
+            if any(a.to_mark is not None for a in arms)
+            else ""
+        ),
         "",
         "![edgegan samples](ttq_edgegan.png) ![plain samples](ttq_plain.png)",
         "",
@@ -464,16 +505,28 @@ class Plan:
 
 
 def _arm_file(plan: Plan, arm: Arm) -> Path:
-    return plan.work / "arms" / f"{_slug(arm.name)}_seed{arm.seed}.json"
+    return plan.work / "arms" / f"{_arm_stem(arm)}.json"
+
+
+def _arm_marks(plan: Plan, arm: Arm) -> list[float]:
+    """The marks one arm job is snapshotted at: its own mark (a per-mark job) or the plan's."""
+    return [arm.to_mark] if arm.to_mark is not None else list(plan.marks)
+
+
+def _arm_budget(plan: Plan, arm: Arm) -> float:
+    return float(arm.to_mark) if arm.to_mark is not None else plan.budget
 
 
 def run_arm(arm: Arm, plan: Plan, floor: bool) -> dict[str, Any]:
     """Train one arm, score each snapshot, write WORK/arms/ARM.json (what a resumed run reads) and return it."""
     if plan.threads:
         torch.set_num_threads(plan.threads)
-    what = f"{plan.budget:g} min" if plan.unit == "min" else f"{plan.marks[-1]:g} steps"
+    marks = _arm_marks(plan, arm)
+    what = f"{plan.budget:g} min" if plan.unit == "min" else f"{marks[-1]:g} steps"
+    if arm.to_mark is not None:
+        what += f" (max_steps {arm.to_mark}: its lr schedule plans the run's steps)"
     _log(f"training {arm.name} seed {arm.seed} for {what} on {arm.cfg.device}", plan.log)
-    clock = Clock(list(plan.marks), plan.budget, plan.unit)
+    clock = Clock(marks, _arm_budget(plan, arm), plan.unit)
     if arm.kind == "plain":
         run_plain(arm, clock, plan.plain_workers, plan.data_dir)
     else:
@@ -502,7 +555,8 @@ def run_arm(arm: Arm, plan: Plan, floor: bool) -> dict[str, Any]:
             "seconds": arm.seconds,
             "final_losses": arm.final_losses,
             "unit": plan.unit,
-            "marks": plan.marks,
+            "marks": marks,
+            "max_steps": arm.to_mark,
         },
         "rows": rows,
         "floor": floor_figures,
@@ -520,7 +574,7 @@ def _finished(plan: Plan, arm: Arm) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
-    same = result["arm"]["unit"] == plan.unit and result["arm"]["marks"] == plan.marks
+    same = result["arm"]["unit"] == plan.unit and result["arm"]["marks"] == _arm_marks(plan, arm)
     return result if same else None
 
 
@@ -535,6 +589,8 @@ def run_arms(arms: list[Arm], plan: Plan, jobs: int) -> list[dict[str, Any]]:
             results[i] = done
         else:
             todo.append(i)
+    # the longest jobs first (per-mark jobs differ): with --jobs N the short ones fill in at the end
+    todo.sort(key=lambda i: -_arm_budget(plan, arms[i]))
     need_floor = not any(r["floor"] for r in results.values())
     floor_arm = todo[0] if need_floor and todo else None
     if jobs <= 1:
@@ -662,6 +718,10 @@ def main(argv: list[str] | None = None) -> int:
                 setattr(cfg, key, value)
             name = "edgegan " + ",".join(f"{k}={v}" for k, v in changes.items())
             arms.append(Arm(name, "edgegan", cfg, changes, seed=seed))
+    if unit == "step":
+        arms = per_mark(arms, marks)
+    elif any(a.kind == "edgegan" and plans_its_total(a.cfg) for a in arms):
+        parser.error("an lr_schedule other than constant reads the run's planned steps: measure it with --steps")
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ttq-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -730,6 +790,7 @@ def main(argv: list[str] | None = None) -> int:
                             "steps": a.total_steps,
                             "seconds": a.seconds,
                             "final_losses": a.final_losses,
+                            "max_steps": a.to_mark,
                         }
                         for a in arms
                     ],

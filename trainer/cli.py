@@ -20,7 +20,16 @@ from edgegan.runtime.cli_options import (
     threads_option,
 )
 from edgegan.trainer.architectures import ARCHS, D_NORMS
-from edgegan.trainer.config import AMP_MODES, DATASETS, DEVICES, LOSSES, EvaluatorConfig, ModelConfig, TrainConfig
+from edgegan.trainer.config import (
+    AMP_MODES,
+    DATASETS,
+    DEVICES,
+    LOSSES,
+    LR_SCHEDULES,
+    EvaluatorConfig,
+    ModelConfig,
+    TrainConfig,
+)
 
 # Every `edgegan train` default is the config dataclasses' (trainer/config.py), read here, never retyped; an option
 # is the field of the same name (--compile: `compile`), TrainConfig's unless it is one of MODEL_OPTIONS.
@@ -105,6 +114,14 @@ def recipe_default(key: str) -> str:
 @click.option(
     "--beta2", type=float, default=_TRAIN.beta2, help=f"Adam beta2, in [0, 1); default: {recipe_default('beta2')}."
 )
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(LR_SCHEDULES),
+    default=_TRAIN.lr_schedule,
+    help="G's and D's learning rate over the run: constant, or linear_half (the set lr for the first half of the "
+    "planned steps, --max-steps or --epochs, then linear to 0 at the end); "
+    f"default: {recipe_default('lr_schedule')}.",
+)
 @click.option("--loss", type=click.Choice(LOSSES), default=_TRAIN.loss, help=f"Default: {recipe_default('loss')}.")
 @click.option(
     "--top-k",
@@ -167,9 +184,9 @@ def recipe_default(key: str) -> str:
 def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 
-    Options left unset (--lr, --beta1, --beta2, --ema-decay, --ema-start, --loss, --top-k, --d-norm) come from the
-    measured recipe for the architecture, conditioning and dataset (trainer/recipes.py); config.json records them
-    under "recipe".
+    Options left unset (--lr, --beta1, --beta2, --lr-schedule, --ema-decay, --ema-start, --loss, --top-k, --d-norm)
+    come from the measured recipe for the architecture, conditioning and dataset (trainer/recipes.py); config.json
+    records them under "recipe".
 
     Example: edgegan train --arch dcgan --dataset fashion-mnist --max-steps 200 --out runs/fm
     """

@@ -16,6 +16,9 @@ LOSSES = ("bce", "hinge", "lsgan")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 G_CONDITIONINGS = ("cbn", "concat")
+# How the learning rate moves over a run (trainer/step.py lr_factor): "constant", or "linear_half": the set lr for
+# the first half of the run's planned steps, then linear to 0 at its end.
+LR_SCHEDULES = ("constant", "linear_half")
 
 
 class ConfigError(EdgeganError, ValueError):
@@ -78,6 +81,9 @@ class TrainConfig:
     lr_d: float | None = None  # D's learning rate (two time-scale update rule, Heusel et al. 2017); None: lr
     beta1: float | None = None  # Adam's betas: None until a recipe (trainer/recipes.py) or the user sets them
     beta2: float | None = None
+    # G's and D's learning rate over the run (LR_SCHEDULES; trainer/step.py lr_factor); it reads the planned steps
+    # (max_steps, else epochs x steps per epoch). None until a recipe sets it.
+    lr_schedule: str | None = None
     batch_size: int = 64
     epochs: int = 5
     max_steps: int | None = None  # when set, overrides epochs
@@ -116,6 +122,8 @@ class TrainConfig:
         self.model.validate()
         if self.loss is not None and self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.lr_schedule is not None and self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"unknown --lr-schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
         if self.d_norm is not None and self.d_norm not in D_NORMS:
             raise ConfigError(f"unknown --d-norm {self.d_norm!r}; choose one of {', '.join(D_NORMS)}")
         if self.dataset not in DATASETS:
@@ -163,10 +171,11 @@ class TrainConfig:
         model_data = dict(data.pop("model", {}))
         # Checkpoints from before g_conditioning existed joined the label to z: rebuild them that way.
         model_data.setdefault("g_conditioning", "concat")
-        # Runs from before top_k and d_norm existed trained without top-k and with the architecture's D: a resume
-        # keeps that, whatever a later recipe row sets.
+        # Runs from before top_k, d_norm and lr_schedule existed trained without top-k, with the architecture's D
+        # and a constant lr: a resume keeps that, whatever a later recipe row sets.
         data.setdefault("top_k", 1.0)
         data.setdefault("d_norm", "batch")
+        data.setdefault("lr_schedule", "constant")
         model = ModelConfig(**_known(ModelConfig, model_data))
         return cls(model=model, **_known(cls, data))
 

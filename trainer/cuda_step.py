@@ -4,8 +4,9 @@ Why: a DCGAN step at batch 64 is ~60 small kernels; on an H200 the reference loo
 them (docs/reference_figures.md: 9,800 images/s, launch-bound). `GraphedGANStep` captures `GANStep.train_batch` (D forward and
 backward on real and fake, D's Adam step, G forward/backward through the frozen D, G's Adam step, the statistics)
 once with torch.cuda.graph and replays it each step: one launch. What stays outside the graph, eagerly, is what
-must read the step number or the host: top-k's kept fraction (`begin_step`, written into a device tensor
-the graph reads), the noise draw (the same `draw_noise` calls on the same generator as the
+must read the step number or the host: top-k's kept fraction and, with an lr schedule, both optimizers'
+learning rates (`begin_step`, written into device tensors the graph reads: Adam reads a float lr once, at
+capture, and a one-element float32 CUDA tensor lr at every replay), the noise draw (the same `draw_noise` calls on the same generator as the
 eager step, so the random stream and a resume are unchanged), copying the batch into the captured input buffers
 (the data is already on the device: trainer/data.py), and the EMA update (its decay depends on the step).
 
@@ -80,10 +81,17 @@ def choose_step(cfg: TrainConfig, device: torch.device, world_size: int = 1) -> 
     return "graph", "CUDA, one process: the D+G step replays as one CUDA graph"
 
 
-def make_step(cfg: TrainConfig, device: torch.device, ctx: dist_utils.DistContext | None = None) -> GANStep:
-    """The training step for this run: GraphedGANStep where `choose_step` allows it, else GANStep."""
+def make_step(
+    cfg: TrainConfig,
+    device: torch.device,
+    ctx: dist_utils.DistContext | None = None,
+    total_steps: int | None = None,
+) -> GANStep:
+    """The training step for this run: GraphedGANStep where `choose_step` allows it, else GANStep. `total_steps`:
+    the run's planned steps (GANStep's argument: an lr schedule reads it)."""
     mode, _ = choose_step(cfg, device, ctx.world_size if ctx is not None else 1)
-    return GraphedGANStep(cfg, device, ctx) if mode == "graph" else GANStep(cfg, device, ctx)
+    kind = GraphedGANStep if mode == "graph" else GANStep
+    return kind(cfg, device, ctx, total_steps=total_steps)
 
 
 class GraphedGANStep(GANStep):
@@ -91,25 +99,47 @@ class GraphedGANStep(GANStep):
 
     Captured lazily at the first step (after a resume's `load_state_dict`), and again after a later one (loading
     replaces the tensors the graph reads). A batch of another shape than the captured one runs eagerly.
+    With an lr schedule, each optimizer's lr is a float32 tensor on the device (torch's Adam takes a tensor lr with
+    capturable=True or fused=True) that begin_step refills; checkpoints hold it as a float, as the eager step's do.
     """
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, ctx: dist_utils.DistContext | None = None):
-        super().__init__(cfg, device, ctx)
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        device: torch.device,
+        ctx: dist_utils.DistContext | None = None,
+        total_steps: int | None = None,
+    ):
+        super().__init__(cfg, device, ctx, total_steps=total_steps)
         if device.type != "cuda":
             raise ValueError(f"GraphedGANStep needs a CUDA device, got {device}")
-        for opt in (self.opt_G, self.opt_D):  # step counts on the device: Adam's update can replay
-            for group in opt.param_groups:
-                group["capturable"] = True
+        self._make_capturable()
         self._graph: torch.cuda.CUDAGraph | None = None
         self._shape: tuple[int, ...] | None = None
         self.captures = 0
 
-    def load_state_dict(self, ckpt: dict) -> None:
-        super().load_state_dict(ckpt)
-        for opt in (self.opt_G, self.opt_D):  # a checkpoint's param_groups replace ours
+    def _make_capturable(self) -> None:
+        """Step counts on the device (Adam's update can replay) and, with an lr schedule, lr as a device tensor
+        (the value a replay reads is the one begin_step wrote, not the one at capture)."""
+        for opt in (self.opt_G, self.opt_D):
             for group in opt.param_groups:
                 group["capturable"] = True
+                if self.lr_schedule != "constant" and not isinstance(group["lr"], torch.Tensor):
+                    group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=self.device)
+
+    def load_state_dict(self, ckpt: dict) -> None:
+        super().load_state_dict(ckpt)
+        self._make_capturable()  # a checkpoint's param_groups replace ours
         self._graph = None
+
+    def state_dict(self) -> dict:
+        """GANStep's, with a tensor lr written as the float it holds (one host sync, at a checkpoint)."""
+        state = super().state_dict()
+        for key in ("opt_G", "opt_D"):
+            for group in state[key]["param_groups"]:  # Optimizer.state_dict's own copies of the groups
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"] = float(group["lr"])
+        return state
 
     def step(self, x: torch.Tensor, y_real: torch.Tensor | None, t: int) -> torch.Tensor:
         self.begin_step(t)  # eager: the step's top-k fraction, into the device tensor the graph reads

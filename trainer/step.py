@@ -9,6 +9,8 @@ throughput it reports is the training loop's own. Per step (B = batch size):
           highest D(fake) (trainer/losses.py: top-k training), k annealed from B by the step number.
   EMA:    G_ema <- lerp(G_ema, G, 1 - decay_t), decay_t = 0 before ema_start, then min(decay, (1 + t') / (10 + t'))
           with t' = t - ema_start
+  lr:     both Adams take lr x lr_factor(lr_schedule, t, T) at step t of a run planned for T steps (D: lr_d x the
+          same factor); "constant" never touches the optimizers' lr.
 Nothing here reads a value back to the host: the step returns its statistics as a device tensor.
 
 Mode seeking (Mao et al. 2019, MSGAN), for a conditional G whose label is joined to z (the DCGAN default): the
@@ -40,7 +42,7 @@ import torch
 from torch import nn
 
 from edgegan.trainer import distributed as dist_utils
-from edgegan.trainer.config import TrainConfig
+from edgegan.trainer.config import LR_SCHEDULES, TrainConfig
 from edgegan.trainer.losses import get_loss, top_k_fraction
 from edgegan.trainer.models import build_discriminator, build_generator
 from edgegan.trainer.recipes import apply_recipe
@@ -113,6 +115,23 @@ def autocast(amp: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """What the learning rate is multiplied by at 0-based `step` of a run planned for `total` steps.
+
+    "constant": 1. "linear_half": 1 up to step total / 2, then linear to 0 at step `total`, where the run ends:
+    min(1, 2 (total - step) / total), floored at 0. The last update (step total - 1) takes 2 / total of the rate,
+    so none is spent at lr 0 (the convention of a linear decay "to 0 over T steps", as in Hugging Face's
+    get_linear_schedule_with_warmup). A pure function of the step and the plan: a resume continues it exactly.
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule != "linear_half":
+        raise ValueError(f"unknown lr_schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    if total <= 0:
+        raise ValueError(f"lr_schedule {schedule!r} needs the run's planned steps (> 0), got {total}")
+    return max(0.0, min(1.0, 2.0 * (total - step) / total))
+
+
 def noise_seed(seed: int, rank: int, step: int = 0) -> int:
     """Seed of a rank's latent stream; `step` > 0 restarts a stream that a checkpoint did not record."""
     return seed * 7919 + 17 + rank + 1_000_003 * step
@@ -172,13 +191,15 @@ class GANStep:
 
     Args:
         cfg: the recipe, validated, with model.channels / num_classes already set from the data. Used:
-            model, loss, lr, betas, ema, ema_decay, ema_start, top_k, seed, amp, channels_last, compile; unset recipe
-            keys are filled by trainer/recipes.py's apply_recipe.
+            model, loss, lr, lr_d, betas, lr_schedule, ema, ema_decay, ema_start, top_k, seed, amp, channels_last,
+            compile; unset recipe keys are filled by trainer/recipes.py's apply_recipe.
         device: where G, D and the batches live.
         ctx: the data-parallel context (None: one process). Under DDP G and D are wrapped.
         adam: "fused" (default), "foreach" or "for-loop"; an ablation knob for the benchmark.
         freeze_d: freeze D's parameters in the G step (default). False computes D weight gradients there and
             throws them away, as pytorch/examples' loop does; one process only (DDP's hooks would fire).
+        total_steps: the run's planned steps, which an lr schedule other than "constant" reads (train() passes
+            max_steps, else epochs x steps per epoch); None: cfg.max_steps.
     """
 
     def __init__(
@@ -189,6 +210,7 @@ class GANStep:
         *,
         adam: str = "fused",
         freeze_d: bool = True,
+        total_steps: int | None = None,
     ):
         ctx = ctx or dist_utils.DistContext(device=device)
         cfg = apply_recipe(cfg)  # a config built in code (benchmarks, tests) gets the recipe train() applies
@@ -207,6 +229,16 @@ class GANStep:
             self.D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in its stubs
         self.opt_G = make_adam(self.G.parameters(), cfg, adam)
         self.opt_D = make_adam(self.D.parameters(), cfg, adam, lr=cfg.lr_d)
+        # The lr schedule: begin_step sets each optimizer's lr to its base x lr_factor(t); "constant" leaves them.
+        self.lr_schedule = _recipe_value(cfg.lr_schedule, "lr_schedule")
+        self.total_steps = total_steps if total_steps is not None else cfg.max_steps
+        if self.lr_schedule != "constant" and self.total_steps is None:
+            raise ValueError(
+                f"lr_schedule {self.lr_schedule!r} reads the run's planned steps: give GANStep total_steps "
+                "(train() does) or set max_steps"
+            )
+        lr = _recipe_value(cfg.lr, "lr")
+        self._base_lr = ((self.opt_G, lr), (self.opt_D, lr if cfg.lr_d is None else cfg.lr_d))
         self.ema = (
             EMA(self.G, _recipe_value(cfg.ema_decay, "ema_decay"), _recipe_value(cfg.ema_start, "ema_start"))
             if cfg.ema
@@ -295,12 +327,21 @@ class GANStep:
         return stats
 
     def begin_step(self, t: int) -> None:
-        """What train_batch reads that depends on the 0-based global step `t`, written on the device without a
-        host sync: top-k's kept fraction (trainer/losses.py top_k_fraction). A step that replays a captured
-        train_batch must call this before each replay."""
+        """What train_batch reads that depends on the 0-based global step `t`, written without a host sync:
+        top-k's kept fraction (trainer/losses.py top_k_fraction) and, with an lr schedule, both optimizers' lr
+        (a float, or filled into the device tensor a CUDA graph's Adam reads: trainer/cuda_step.py). A step that
+        replays a captured train_batch must call this before each replay."""
         if self._kept is not None:
             self._kept.fill_(top_k_fraction(self.top_k, t))
             self._kept_set = True
+        if self.lr_schedule != "constant":
+            factor = lr_factor(self.lr_schedule, t, cast(int, self.total_steps))
+            for opt, base in self._base_lr:
+                for group in opt.param_groups:
+                    if isinstance(group["lr"], torch.Tensor):
+                        group["lr"].fill_(base * factor)
+                    else:
+                        group["lr"] = base * factor
 
     def draw_noise(self, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This step's latents z [B, nz] and fake labels [B] (None: unconditional) from the rank's noise stream.

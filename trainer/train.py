@@ -146,7 +146,8 @@ def _train(
     steps_per_epoch = source.steps_per_epoch
     total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
 
-    engine = make_step(cfg, device, ctx)  # GANStep, or on CUDA its one-graph form (trainer/cuda_step.py)
+    # GANStep, or on CUDA its one-graph form (trainer/cuda_step.py); an lr schedule reads the planned total
+    engine = make_step(cfg, device, ctx, total_steps=total_steps)
     step = 0
     if ckpt is None and engine.has_output_bias:  # a fresh MLP G starts at the data's mean image
         mean = data.images.mean(axis=0, dtype=np.float32) / 127.5 - 1  # [H, W, C] in [-1, 1]
@@ -195,6 +196,11 @@ def _train(
         filled = ", ".join(f"{k} {v}" for k, v in cfg.recipe["filled"].items())
         log(f"recipe {cfg.recipe['name']!r} (trainer/recipes.py) for the options left unset: {filled}")
     log("step: {} ({})".format(*choose_step(cfg, device, ctx.world_size)))
+    if cfg.lr_schedule == "linear_half":
+        log(
+            f"lr schedule linear_half over the {total_steps} planned steps: the set lr to step {total_steps / 2:g}, "
+            f"then linear to 0 at step {total_steps} (a resume with other --max-steps / --epochs re-plans it)"
+        )
     if leftovers:
         log(
             f"removed {len(leftovers)} leftover temp file(s) of an interrupted run: {', '.join(p.name for p in leftovers)}"

@@ -171,6 +171,7 @@ def test_every_train_option_is_a_config_field():
         "conditional": True,
         "mode_seeking": 0.5,
         "top_k": 0.5,
+        "lr_schedule": "linear_half",
         "image_size": 32,
         "channels": "3",
         "width": 8,

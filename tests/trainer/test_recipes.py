@@ -48,15 +48,24 @@ def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name,
         "loss": loss,
         "top_k": 1.0,
         "d_norm": "batch",
+        "lr_schedule": "constant",
     }
 
 
 def test_explicit_values_win_and_a_complete_config_is_left_alone():
     cfg = apply_recipe(TrainConfig(lr=1e-3, loss="hinge"))
     assert (cfg.lr, cfg.loss) == (1e-3, "hinge")
-    assert set(cfg.recipe["filled"]) == {"beta1", "beta2", "ema_decay", "ema_start", "top_k", "d_norm"}
+    assert set(cfg.recipe["filled"]) == {"beta1", "beta2", "ema_decay", "ema_start", "top_k", "d_norm", "lr_schedule"}
     full = TrainConfig(
-        lr=1e-3, beta1=0.5, beta2=0.99, loss="hinge", ema_decay=0.9, ema_start=5, top_k=0.5, d_norm="batch"
+        lr=1e-3,
+        beta1=0.5,
+        beta2=0.99,
+        loss="hinge",
+        ema_decay=0.9,
+        ema_start=5,
+        top_k=0.5,
+        d_norm="batch",
+        lr_schedule="linear_half",
     )
     assert apply_recipe(full) is full and full.recipe is None
 
@@ -116,7 +125,8 @@ def _train_steps(cfg: TrainConfig, steps: int = 3) -> dict[str, torch.Tensor]:
 
 # A value unlike the recipe's for each key an ablation may change (ema_decay below the warm-up's 0.1 at step 0;
 # mode seeking: on by default for a conditional G only, so the change is the other way round; top_k: its anneal
-# keeps every fake for the first steps, so the test shortens it to one step).
+# keeps every fake for the first steps, so the test shortens it to one step; lr_schedule: the runs plan 3 steps
+# (max_steps), so linear_half's decay is on at the third: lr x 2/3).
 CHANGED = {
     "lr": 1e-3,
     "ema_decay": 0.05,
@@ -130,6 +140,7 @@ CHANGED = {
     "mode_seeking": 0.0,
     "top_k": 0.5,
     "d_norm": "spectral",
+    "lr_schedule": "linear_half",
 }
 
 
@@ -148,6 +159,7 @@ def test_every_ablatable_key_changes_the_training(key, arch, conditional, monkey
             amp="off",
             channels_last=False,
             seed=1,
+            max_steps=3,  # the planned total an lr schedule reads: _train_steps runs all 3
         )
     )
     value = CHANGED[key] if key != "mode_seeking" or conditional else 1.0
