@@ -114,6 +114,9 @@ class Arm:
     # steps mode, an arm whose lr schedule reads the planned total: the one mark this job trains to (max_steps)
     # and is scored at; None: the plan's marks, snapshotted on the way
     to_mark: int | None = None
+    # wall-clock mode, a defaults arm whose recipe row decays the lr over a planned step count, which a clock
+    # budget does not give: it runs the row's other values with a constant lr (the report says so)
+    constant_lr: bool = False
 
 
 class Clock:
@@ -466,6 +469,13 @@ def render(
             + ") ran once per mark, each with max_steps = the mark, and were scored at its end."
             if any(a.to_mark is not None for a in arms)
             else ""
+        )
+        + (
+            " By the clock there is no planned step count for the recipe's lr schedule to read: "
+            + ", ".join(sorted({f"`{a.name}`" for a in arms if a.constant_lr}))
+            + " ran its row with a constant lr (`--steps` measures the schedule)."
+            if any(a.constant_lr for a in arms)
+            else ""
         ),
         "",
         "![edgegan samples](ttq_edgegan.png) ![plain samples](ttq_plain.png)",
@@ -720,8 +730,17 @@ def main(argv: list[str] | None = None) -> int:
             arms.append(Arm(name, "edgegan", cfg, changes, seed=seed))
     if unit == "step":
         arms = per_mark(arms, marks)
-    elif any(a.kind == "edgegan" and plans_its_total(a.cfg) for a in arms):
-        parser.error("an lr_schedule other than constant reads the run's planned steps: measure it with --steps")
+    else:
+        if any(a.kind == "edgegan" and "lr_schedule" in a.changes and plans_its_total(a.cfg) for a in arms):
+            parser.error("an lr_schedule other than constant reads the run's planned steps: measure it with --steps")
+        for arm in arms:  # a recipe row's schedule: the clock gives no planned total, so the lr stays constant
+            if arm.kind == "edgegan" and plans_its_total(arm.cfg):
+                arm.cfg.lr_schedule, arm.constant_lr = "constant", True
+                _log(
+                    f"{arm.name}: its recipe's lr schedule needs a planned step count; by the clock it runs with a "
+                    "constant lr (measure the schedule with --steps)",
+                    args.log,
+                )
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ttq-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -79,15 +79,19 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "dcgan-fashion-mnist-unconditional",
-        {"lr": 5e-4, "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.99, "loss": "hinge"},
+        {"lr": 1e-3, "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.99, "loss": "hinge", "lr_schedule": "linear_half"},
         arch="dcgan",
         conditional=False,
         dataset="fashion-mnist",
-        evidence="by steps, Fashion-MNIST DCGAN, `edgegan eval` FID of 10,000 samples, seeds 0 / 1: Adam betas (0, 0.9) "
-        "+ hinge 75.7 / 71.9 at 4,000 steps and 48.3 / 49.4 at 8,000 (2-core CPU, "
-        "benchmarks/results/recipes/cpu_2026-12-04/fm_dcgan_betas_cpu.md) against the dcgan row's 80.6 / 86.2 and "
-        "51.7 / 52.2 (H200, benchmarks/results/recipes/h200_2026-12-04/fm_dcgan.md; the plain pytorch/examples loop "
-        "there: 114.5 / 119.3 and 75.6 / 67.8)",
+        evidence="by steps, Fashion-MNIST DCGAN, `edgegan eval` FID of 10,000 samples, seeds 0 / 1, 2-core CPU, each mark "
+        "its own run (the schedule plans the run's steps): lr 1e-3 with linear_half (constant for half the run, then "
+        "linear to 0) 67.1 / 70.2 at 4,000 steps and 45.9 / 49.8 at 8,000 "
+        "(benchmarks/results/recipes/cpu_2026-12-05/fm_lr1e-3_linear_half.md), against Adam betas (0, 0.9) + hinge "
+        "at lr 5e-4 constant 75.7 / 71.9 and 48.3 / 49.4 (cpu_2026-12-04/fm_dcgan_betas_cpu.md), lr 1e-3 constant "
+        "66.6 / 69.2 and 45.2 / 56.8 (seed 1 unstable late; cpu_2026-12-04_late/) and linear_half at lr 5e-4 "
+        "49.7 / 51.7 at 8,000 (cpu_2026-12-05/); the dcgan row 80.6 / 86.2 and 51.7 / 52.2 (H200, "
+        "benchmarks/results/recipes/h200_2026-12-04/fm_dcgan.md; the plain pytorch/examples loop there: 114.5 / "
+        "119.3 and 75.6 / 67.8)",
     ),
     Recipe(
         "dcgan-mnist-unconditional",

@@ -199,7 +199,8 @@ class GANStep:
         freeze_d: freeze D's parameters in the G step (default). False computes D weight gradients there and
             throws them away, as pytorch/examples' loop does; one process only (DDP's hooks would fire).
         total_steps: the run's planned steps, which an lr schedule other than "constant" reads (train() passes
-            max_steps, else epochs x steps per epoch); None: cfg.max_steps.
+            max_steps, else epochs x steps per epoch); None: cfg.max_steps. With neither, a schedule the user set is
+            refused (ValueError) and one a recipe row filled runs as "constant".
     """
 
     def __init__(
@@ -232,7 +233,15 @@ class GANStep:
         # The lr schedule: begin_step sets each optimizer's lr to its base x lr_factor(t); "constant" leaves them.
         self.lr_schedule = _recipe_value(cfg.lr_schedule, "lr_schedule")
         self.total_steps = total_steps if total_steps is not None else cfg.max_steps
-        if self.lr_schedule != "constant" and self.total_steps is None:
+        if (
+            self.lr_schedule != "constant"
+            and self.total_steps is None
+            and "lr_schedule" in (cfg.recipe or {}).get("filled", {})
+        ):
+            # A recipe row's schedule (Fashion-MNIST DCGAN) and a caller that steps without a plan (a throughput
+            # benchmark, a test): there is no end to decay towards, so the row's other values run at a constant lr.
+            self.lr_schedule = "constant"
+        elif self.lr_schedule != "constant" and self.total_steps is None:
             raise ValueError(
                 f"lr_schedule {self.lr_schedule!r} reads the run's planned steps: give GANStep total_steps "
                 "(train() does) or set max_steps"

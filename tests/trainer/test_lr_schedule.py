@@ -96,10 +96,16 @@ def test_constant_never_touches_the_rates_and_linear_half_equals_it_for_the_firs
     assert _engine("constant", total=None).total_steps is None  # constant needs no plan
 
 
-def test_a_schedule_without_a_planned_total_is_refused():
+def test_a_schedule_without_a_planned_total_is_refused_unless_a_row_filled_it():
     with pytest.raises(ValueError, match="planned steps"):
         _engine("linear_half", total=None)
     assert _engine("linear_half", total=None, max_steps=12).total_steps == 12  # max_steps is the plan
+    # the Fashion-MNIST DCGAN row's schedule with no plan (a benchmark stepping GANStep itself): a constant lr
+    unplanned = GANStep(
+        TrainConfig(model=ModelConfig(nz=8, width=4), dataset="fashion-mnist", batch_size=8, amp="off"),
+        torch.device("cpu"),
+    )
+    assert unplanned.cfg.recipe["filled"]["lr_schedule"] == "linear_half" and unplanned.lr_schedule == "constant"
 
 
 @pytest.mark.parametrize("value", ["cosine", "", "Linear_half"])
@@ -179,7 +185,8 @@ def test_time_to_quality_runs_a_planned_total_arm_once_per_mark():
     plain loop and arms whose recipe row fills constant keep one job snapshotted at every mark."""
     from benchmarks.time_to_quality import Arm, Plan, _arm_file, _arm_marks, per_mark, plans_its_total
 
-    base = TrainConfig(dataset="fashion-mnist")
+    base = TrainConfig(dataset="mnist")  # its DCGAN row keeps a constant lr
+    assert plans_its_total(TrainConfig(dataset="fashion-mnist"))  # that row decays: its defaults arm is per mark
     scheduled = Arm("edgegan lr_schedule=linear_half", "edgegan", replace(base, lr_schedule="linear_half"))
     arms = [Arm("edgegan", "edgegan", base), Arm("plain", "plain", replace(base, ema=False)), scheduled]
     assert [plans_its_total(a.cfg) for a in arms] == [False, False, True]
@@ -193,3 +200,29 @@ def test_time_to_quality_runs_a_planned_total_arm_once_per_mark():
     plan = Plan("step", [4000.0, 8000.0], 8000.0, Path("w"), "e.onnx", 10, None, 2, 1, None)
     assert [_arm_marks(plan, a) for a in jobs] == [[4000.0, 8000.0], [4000.0, 8000.0], [4000], [8000]]
     assert len({_arm_file(plan, a) for a in jobs}) == 4  # each job its own result file (a rerun resumes per job)
+
+
+def test_time_to_quality_by_the_clock_runs_a_decaying_row_with_a_constant_lr(tmp_path, monkeypatch, capsys):
+    """Wall-clock mode has no planned step count: the defaults arm of a row that decays its lr (Fashion-MNIST DCGAN)
+    runs the row's other values with a constant lr, and says so; an explicit schedule ablation is refused."""
+    import benchmarks.time_to_quality as ttq
+
+    seen: list = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(arms, plan, jobs):
+        seen.extend(arms)
+        raise Stop
+
+    monkeypatch.setattr(ttq, "run_arms", capture)
+    evaluator = Path(__file__).parents[1] / "fixtures" / "mnist_evaluator.onnx"  # read, never used: nothing is scored
+    argv = ["--minutes", "1", "--at", "1", "--no-plain", "--evaluator", str(evaluator), "--keep", str(tmp_path)]
+    argv += ["--threads", str(torch.get_num_threads())]  # main sets torch's threads: leave this process's as they are
+    with pytest.raises(Stop):
+        ttq.main([*argv, "--dataset", "fashion-mnist"])
+    assert [(a.name, a.cfg.lr_schedule, a.constant_lr) for a in seen] == [("edgegan", "constant", True)]
+    assert "by the clock it runs with a constant lr" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ttq.main([*argv, "--no-defaults", "--ablate", "lr_schedule=linear_half"])
