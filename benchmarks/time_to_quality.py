@@ -478,7 +478,10 @@ def render(
             else ""
         ),
         "",
-        "![edgegan samples](ttq_edgegan.png) ![plain samples](ttq_plain.png)",
+        # the grids main() writes: one per arm kind that has rows (--no-defaults / --no-plain leave one out)
+        " ".join(
+            f"![{kind} samples](ttq_{kind}.png)" for kind in ("edgegan", "plain") if any(r["arm"] == kind for r in rows)
+        ),
         "",
         f"Command: `{command}`",
     ]
