@@ -10,7 +10,8 @@ training split, one after the other on this machine. Two modes:
               trainer/step.py lr_factor) is not snapshotted on the way: its weights at step 4,000 of an 8,000-step
               plan are not what `edgegan train --max-steps 4000` gives (that run has already decayed to 0). Such an
               arm runs once per mark instead, each run its own job with max_steps = the mark, and is scored at its
-              end; the report lists it as one arm. Wall-clock mode has no planned total and refuses these arms.
+              end; the report lists it as one arm. Wall-clock mode has no planned total: it refuses an explicit
+              schedule ablation and runs a recipe row's schedule (Fashion-MNIST DCGAN) with a constant lr, saying so.
 `--seeds K` repeats every arm with seeds seed..seed+K-1; the summary gives each figure's mean and spread
 (half the range over seeds). At each mark the generator is snapshotted; after training,
 every snapshot is exported with `export_checkpoint` and scored with `edgegan.runtime.evaluation.quality.evaluate` (the same
