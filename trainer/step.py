@@ -246,8 +246,8 @@ class GANStep:
                 f"lr_schedule {self.lr_schedule!r} reads the run's planned steps: give GANStep total_steps "
                 "(train() does) or set max_steps"
             )
-        lr = _recipe_value(cfg.lr, "lr")
-        self._base_lr = ((self.opt_G, lr), (self.opt_D, lr if cfg.lr_d is None else cfg.lr_d))
+        # each optimizer's rate as make_adam set it (D: lr_d, else lr): what lr_factor scales
+        self._base_lr = tuple((opt, float(opt.param_groups[0]["lr"])) for opt in (self.opt_G, self.opt_D))
         self.ema = (
             EMA(self.G, _recipe_value(cfg.ema_decay, "ema_decay"), _recipe_value(cfg.ema_start, "ema_start"))
             if cfg.ema

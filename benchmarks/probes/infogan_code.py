@@ -21,7 +21,6 @@ Result: benchmarks/results/recipes/cpu_2026-12-05/infogan_code.md.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 
@@ -34,6 +33,7 @@ from torch import nn
 from edgegan.runtime.evaluation.datasets import load_images
 from edgegan.trainer.config import ModelConfig
 from edgegan.trainer.models import build_discriminator, build_generator
+from edgegan.trainer.step import EMA
 
 BATCH = 64
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     nn.init.zeros_(Q.bias)
     opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam([*D.parameters(), *Q.parameters()], lr=a.lr, betas=(0.5, 0.999))
-    ema = copy.deepcopy(G).eval()
+    ema = EMA(G, a.ema)  # updated below by a plain lerp (no warm-up): the loop this probe measured
     gen = torch.Generator().manual_seed(a.seed + 1)
 
     def code(z: torch.Tensor) -> torch.Tensor | None:
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         loss_g.backward()
         opt_g.step()
         with torch.no_grad():
-            for pe, pg in zip(ema.parameters(), G.parameters()):
+            for pe, pg in zip(ema.model.parameters(), G.parameters()):
                 pe.lerp_(pg, 1 - a.ema)
         if step % 250 == 0:
             acc = (Q(h).argmax(1) == c).float().mean().item() if k else float("nan")
@@ -99,16 +99,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"{time.time() - start:.0f} s",
                 flush=True,
             )
-    with torch.no_grad():  # standing BatchNorm statistics of the EMA G (trainer/step.py's EMA does the same)
-        norms = [m for m in ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None
-        ema.train()
-        for _ in range(16):
-            z = torch.randn(256, 100, generator=gen)
-            ema(z, code(z))
-        ema.eval()
+
+    def draw() -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = torch.randn(256, 100, generator=gen)  # [256, nz]
+        return z, code(z)
+
+    with torch.no_grad():  # the EMA G's own BatchNorm statistics, as the trainer's EMA ships them
+        ema.standing_statistics(draw, 16)
 
     class FromZ(nn.Module):  # z [B, 100] -> images [B, 1, 28, 28]: the code is read from z inside the graph
         def __init__(self, g: nn.Module):
@@ -119,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             return self.g(z, code(z))
 
     torch.onnx.export(
-        FromZ(ema).eval(),
+        FromZ(ema.model).eval(),
         (torch.randn(2, 100),),
         a.out,
         input_names=["z"],
