@@ -329,7 +329,8 @@ class GANStep:
             x: real images float32 [B, C, H, W] in [-1, 1]. y_real: int64 [B] labels, or None (unconditional).
         Returns:
             float32 [4] on the device: loss_D, loss_G, mean D(x), mean D(G(z)) (GANLoss.scores: probabilities
-            for bce, for rasgan those of the relative logits, raw scores otherwise). Reading it is a host sync; train() reads a window's sum once per log interval.
+            for bce, for rasgan those of the relative logits, the relative logits for rahinge, raw scores
+            otherwise). Reading it is a host sync; train() reads a window's sum once per log interval.
         """
         self.begin_step(t)
         z, y_fake = self.draw_noise(x.shape[0])
