@@ -29,8 +29,8 @@ The MLP G takes its label through ConditionalBatchNorm instead (trainer/models/l
 
 Under DDP (torchrun) G and D are wrapped: D's real half runs under no_sync and its fake half all-reduces both
 halves' gradients (one all-reduce per step; with a relativistic loss the real forward runs under no_sync and the
-one backward, prepared by the synchronising fake forward, reduces the sum); the G step runs through the bare D, whose frozen parameters fire no
-DDP hooks, so only G's gradients are reduced. BatchNorm running statistics are rank 0's: DDP broadcasts module
+one backward, prepared by the synchronising fake forward, reduces the sum); the G step runs through the bare D,
+whose frozen parameters fire no DDP hooks, so only G's gradients are reduced. BatchNorm running statistics are rank 0's: DDP broadcasts module
 buffers from rank 0 at the start of each synchronising forward (broadcast_buffers=True); the batch statistics
 used for normalisation in training are each rank's own (no SyncBatchNorm).
 """
