@@ -12,7 +12,7 @@ from edgegan.runtime.errors import EdgeganError
 from edgegan.runtime.evaluation.datasets import DATASETS
 from edgegan.trainer.architectures import ARCHITECTURE_MODULES, D_NORMS
 
-LOSSES = ("bce", "hinge", "lsgan")
+LOSSES = ("bce", "hinge", "lsgan", "rasgan", "rahinge")  # trainer/losses.py LOSSES
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 G_CONDITIONINGS = ("cbn", "concat")

@@ -3,8 +3,11 @@
 `train()` drives a `GANStep` through a run; `benchmarks/train_throughput.py` times the same object, so the
 throughput it reports is the training loop's own. Per step (B = batch size):
   x [B, C, H, W] real in [-1, 1], z [B, nz] ~ N(0, 1), fake = G(z) [B, C, H, W]
-  D step: loss_D = d_real(D(x)) + d_fake(D(fake.detach())), two backwards (separate BatchNorm batches)
+  D step: loss_D = d_real(D(x)) + d_fake(D(fake.detach())), two backwards (separate BatchNorm batches);
+          a relativistic loss (rasgan, rahinge: trainer/losses.py) reads both logit sets in each term, so there
+          the two forwards (still separate BatchNorm batches) are followed by one backward of the sum
   G step: loss_G = g(D(fake)), with D's parameters frozen so no weight gradients are computed for D;
+          a relativistic loss also reads D(x), the D step's real logits, detached (D before its update);
           conditional G adds the mode-seeking term (below). With top_k < 1, g averages over only the k fakes of
           highest D(fake) (trainer/losses.py: top-k training), k annealed from B by the step number.
   EMA:    G_ema <- lerp(G_ema, G, 1 - decay_t), decay_t = 0 before ema_start, then min(decay, (1 + t') / (10 + t'))
@@ -25,8 +28,9 @@ within-class spread to 0.16 of real images'; with the term z's share stays 0.54-
 The MLP G takes its label through ConditionalBatchNorm instead (trainer/models/layers.py).
 
 Under DDP (torchrun) G and D are wrapped: D's real half runs under no_sync and its fake half all-reduces both
-halves' gradients (one all-reduce per step); the G step runs through the bare D, whose frozen parameters fire no
-DDP hooks, so only G's gradients are reduced. BatchNorm running statistics are rank 0's: DDP broadcasts module
+halves' gradients (one all-reduce per step; with a relativistic loss the real forward runs under no_sync and the
+one backward, prepared by the synchronising fake forward, reduces the sum); the G step runs through the bare D,
+whose frozen parameters fire no DDP hooks, so only G's gradients are reduced. BatchNorm running statistics are rank 0's: DDP broadcasts module
 buffers from rank 0 at the start of each synchronising forward (broadcast_buffers=True); the batch statistics
 used for normalisation in training are each rank's own (no SyncBatchNorm).
 """
@@ -268,7 +272,6 @@ class GANStep:
         # given, conditional or not (unconditional latent pairs need no shared label).
         ms_default = 1.0 if cfg.model.num_classes and cfg.model.conditioning == "concat" else 0.0
         self.mode_seeking = ms_default if cfg.mode_seeking is None else cfg.mode_seeking
-        self._to_prob = torch.sigmoid if cfg.loss == "bce" else (lambda t: t)
         # Top-k: the kept fraction lives on the device (float64 []) and begin_step refills it each step, so the
         # captured CUDA graph of train_batch reads the step's value; None when off (top_k 1: G's loss as it was).
         self.top_k = _recipe_value(cfg.top_k, "top_k")
@@ -325,8 +328,9 @@ class GANStep:
         Args:
             x: real images float32 [B, C, H, W] in [-1, 1]. y_real: int64 [B] labels, or None (unconditional).
         Returns:
-            float32 [4] on the device: loss_D, loss_G, mean D(x), mean D(G(z)) (probabilities for bce, raw
-            scores otherwise). Reading it is a host sync; train() reads a window's sum once per log interval.
+            float32 [4] on the device: loss_D, loss_G, mean D(x), mean D(G(z)) (GANLoss.scores: probabilities
+            for bce, for rasgan those of the relative logits, the relative logits for rahinge, raw scores
+            otherwise). Reading it is a host sync; train() reads a window's sum once per log interval.
         """
         self.begin_step(t)
         z, y_fake = self.draw_noise(x.shape[0])
@@ -378,15 +382,29 @@ class GANStep:
         self.opt_D.zero_grad(set_to_none=True)  # also drops what an unfrozen G step left in D
         with autocast(self.amp, self.device):
             fake = self.G_train(z, y_fake)  # [B, C, H, W]; its graph is reused by the G step
-        with dist_utils.no_sync(self.D_train):
+        if self.loss.relativistic:
+            # Each term reads both halves' logits: the two forwards (separate BatchNorm batches, as below), then one
+            # backward of the sum. Under DDP the real forward still runs under no_sync: DDP decides at forward time
+            # whether the next backward reduces, and a second synchronising forward before that backward is an error;
+            # the fake forward prepares the reduction, and the one backward fires each parameter's hook once, with
+            # both halves' gradient summed, so it all-reduces what the two-backward path reduces.
+            with dist_utils.no_sync(self.D_train):
+                with autocast(self.amp, self.device):
+                    d_real = self.D_train(x, y_real).float()  # [B] logits
             with autocast(self.amp, self.device):
-                d_real = self.D_train(x, y_real).float()  # [B] logits
-            loss_real = self.loss.d_real(d_real)
-            self.scaler_D.scale(loss_real).backward()
-        with autocast(self.amp, self.device):
-            d_fake = self.D_train(fake.detach(), y_fake).float()
-        loss_fake = self.loss.d_fake(d_fake)
-        self.scaler_D.scale(loss_fake).backward()
+                d_fake = self.D_train(fake.detach(), y_fake).float()
+            loss_real, loss_fake = self.loss.d(d_real, d_fake)
+            self.scaler_D.scale(loss_real + loss_fake).backward()
+        else:
+            with dist_utils.no_sync(self.D_train):
+                with autocast(self.amp, self.device):
+                    d_real = self.D_train(x, y_real).float()  # [B] logits
+                loss_real = self.loss.d_real(d_real)
+                self.scaler_D.scale(loss_real).backward()
+            with autocast(self.amp, self.device):
+                d_fake = self.D_train(fake.detach(), y_fake).float()
+            loss_fake = self.loss.d_fake(d_fake)
+            self.scaler_D.scale(loss_fake).backward()
         self.scaler_D.step(self.opt_D)
         self.scaler_D.update()
 
@@ -395,16 +413,20 @@ class GANStep:
             self.D.requires_grad_(False)
         with autocast(self.amp, self.device):
             d_gen = self.D_gen(fake, y_fake).float()
+        # A relativistic G loss also reads C(x_r): the D step's real logits, detached, i.e. those of D *before* this
+        # step's update (Algorithm 2 of the paper evaluates the updated D on reals; that is a third D forward and
+        # a third BatchNorm batch per step, for logits one Adam step apart). None for the plain losses.
+        real_logits = d_real.detach() if self.loss.relativistic else None
         # The adversarial part (over the top k fakes with top-k): what the logs and the loss curve show.
         if self._kept is None:
-            loss_g = self.loss.g(d_gen)
+            loss_g = self.loss.g(d_gen, real_logits)
         elif not self._kept_set:
             raise RuntimeError(
                 "top_k < 1 reads its kept fraction from GANStep.begin_step(t), which no step has called: "
                 "a step that runs train_batch itself (a CUDA graph's) must call it before each batch"
             )
         else:
-            loss_g = self.loss.g_top_k(d_gen, self._kept)
+            loss_g = self.loss.g_top_k(d_gen, self._kept, real_logits)
         total_g = loss_g
         if pairs:
             a, b = fake[:pairs].float(), fake[pairs : 2 * pairs].float()  # [P, C, H, W] each
@@ -416,9 +438,7 @@ class GANStep:
         self.opt_G.zero_grad(set_to_none=True)
 
         with torch.no_grad():
-            return torch.stack(
-                [loss_real + loss_fake, loss_g, self._to_prob(d_real).mean(), self._to_prob(d_fake).mean()]
-            )
+            return torch.stack([loss_real + loss_fake, loss_g, *self.loss.scores(d_real, d_fake)])
 
     def state_dict(self) -> dict:
         """Checkpoint entries G, D, G_ema (None without EMA), opt_G, opt_D (rng is the caller's: see rng_state)."""
