@@ -11,7 +11,7 @@ average fake, and the other way round. With C the raw logits, f1 and f2 the plai
   D: f1(C(x_r) - mean C(x_f)) + f2(C(x_f) - mean C(x_r))
   G: f1(C(x_f) - mean C(x_r)) + f2(C(x_r) - mean C(x_f))
 each term a batch mean; rasgan takes f1, f2 = softplus(-t), softplus(t) (bce's), rahinge relu(1 - t), relu(1 + t)
-(hinge's). Each side's loss reads both logit sets, so these GANLoss's have `relativistic` set and are called
+(hinge's). Each side's loss reads both logit sets, so these GANLoss's have no `gen` and are called
 through `d` and `g` with both (`d_real` / `d_fake` alone refuse them).
 """
 
@@ -35,17 +35,20 @@ TOP_K_ANNEAL_STEPS = 1000
 class GANLoss:
     """Per-sample losses; d_real, d_fake and g average them over the batch.
 
-    relativistic: a relativistic average loss (module docstring): `real` and `fake` are f1 and f2, applied to
-    differences from the other set's mean, `gen` is unused, and `d` and `g` need both logit sets.
+    gen None: a relativistic average loss (module docstring, `relativistic`): `real` and `fake` are f1 and f2,
+    applied to differences from the other set's mean, and `d` and `g` need both logit sets.
     to_prob: what the step statistics D(x) and D(G(z)) show, from logits (`scores`): sigmoid where the logit is a
     log-odds (bce; rasgan, of the relative logit), None for raw scores (hinge, lsgan; rahinge, relative).
     """
 
     real: Loss  # D's loss on real logits (relativistic: f1)
     fake: Loss  # D's loss on generated logits (relativistic: f2)
-    gen: Loss  # G's loss on D's logits for generated images (relativistic: unused)
-    relativistic: bool = False
+    gen: Loss | None  # G's loss on D's logits for generated images; None: relativistic (G's loss is D's, roles swapped)
     to_prob: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def relativistic(self) -> bool:
+        return self.gen is None
 
     def _plain(self, what: str) -> None:
         if self.relativistic:
@@ -70,10 +73,10 @@ class GANLoss:
     def g(self, logits: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         """G's loss from D's logits [B] for the fakes; a relativistic loss also reads D's logits `real` [B'] for
         real images: f1(C_f - mean C_r) + f2(C_r - mean C_f), batch means."""
-        if not self.relativistic:
+        if self.gen is not None:
             return self.gen(logits).mean()
-        real = self._need_real(real)
-        return self.real(logits - real.mean()).mean() + self.fake(real - logits.mean()).mean()
+        as_real, as_fake = self.d(logits, self._need_real(real))  # D's loss with the fakes in the reals' place
+        return as_real + as_fake
 
     def _need_real(self, real: torch.Tensor | None) -> torch.Tensor:
         if real is None:
@@ -97,7 +100,7 @@ class GANLoss:
         ranked = logits.sort(descending=True).values  # [B], most real first
         keep = torch.arange(batch, device=logits.device) < k  # [B] bool: the first k
         count = k.to(logits.dtype)
-        if not self.relativistic:
+        if self.gen is not None:
             return (self.gen(ranked) * keep).sum() / count
         real = self._need_real(real)
         kept_mean = (ranked * keep).sum() / count  # mean C_f over the kept fakes
@@ -123,11 +126,6 @@ def top_k_fraction(top_k: float, step: int) -> float:
     """The fraction of fakes G's loss keeps at 0-based `step`: 1.0 at step 0, falling linearly to `top_k` at
     TOP_K_ANNEAL_STEPS and `top_k` from there on."""
     return 1.0 - (1.0 - top_k) * min(step, TOP_K_ANNEAL_STEPS) / TOP_K_ANNEAL_STEPS
-
-
-def _relativistic_gen(logits: torch.Tensor) -> torch.Tensor:
-    """A relativistic loss's `gen`: never called (its G loss reads both logit sets: GANLoss.g)."""
-    raise ValueError("a relativistic G loss reads both logit sets: call GANLoss.g(fake, real=...)")
 
 
 LOSSES: dict[str, GANLoss] = {
@@ -156,15 +154,13 @@ LOSSES: dict[str, GANLoss] = {
     "rasgan": GANLoss(
         real=lambda t: F.softplus(-t),
         fake=F.softplus,
-        gen=_relativistic_gen,
-        relativistic=True,
+        gen=None,
         to_prob=torch.sigmoid,
     ),
     "rahinge": GANLoss(
         real=lambda t: F.relu(1.0 - t),
         fake=lambda t: F.relu(1.0 + t),
-        gen=_relativistic_gen,
-        relativistic=True,
+        gen=None,
     ),
 }
 

@@ -237,19 +237,15 @@ class GANStep:
         # The lr schedule: begin_step sets each optimizer's lr to its base x lr_factor(t); "constant" leaves them.
         self.lr_schedule = _recipe_value(cfg.lr_schedule, "lr_schedule")
         self.total_steps = total_steps if total_steps is not None else cfg.max_steps
-        if (
-            self.lr_schedule != "constant"
-            and self.total_steps is None
-            and "lr_schedule" in (cfg.recipe or {}).get("filled", {})
-        ):
+        if self.lr_schedule != "constant" and self.total_steps is None:
+            if "lr_schedule" not in (cfg.recipe or {}).get("filled", {}):
+                raise ValueError(
+                    f"lr_schedule {self.lr_schedule!r} reads the run's planned steps: give GANStep total_steps "
+                    "(train() does) or set max_steps"
+                )
             # A recipe row's schedule (Fashion-MNIST DCGAN) and a caller that steps without a plan (a throughput
             # benchmark, a test): there is no end to decay towards, so the row's other values run at a constant lr.
             self.lr_schedule = "constant"
-        elif self.lr_schedule != "constant" and self.total_steps is None:
-            raise ValueError(
-                f"lr_schedule {self.lr_schedule!r} reads the run's planned steps: give GANStep total_steps "
-                "(train() does) or set max_steps"
-            )
         # each optimizer's rate as make_adam set it (D: lr_d, else lr): what lr_factor scales
         self._base_lr = tuple((opt, float(opt.param_groups[0]["lr"])) for opt in (self.opt_G, self.opt_D))
         self.ema = (
@@ -382,27 +378,23 @@ class GANStep:
         self.opt_D.zero_grad(set_to_none=True)  # also drops what an unfrozen G step left in D
         with autocast(self.amp, self.device):
             fake = self.G_train(z, y_fake)  # [B, C, H, W]; its graph is reused by the G step
-        if self.loss.relativistic:
-            # Each term reads both halves' logits: the two forwards (separate BatchNorm batches, as below), then one
-            # backward of the sum. Under DDP the real forward still runs under no_sync: DDP decides at forward time
-            # whether the next backward reduces, and a second synchronising forward before that backward is an error;
-            # the fake forward prepares the reduction, and the one backward fires each parameter's hook once, with
-            # both halves' gradient summed, so it all-reduces what the two-backward path reduces.
-            with dist_utils.no_sync(self.D_train):
-                with autocast(self.amp, self.device):
-                    d_real = self.D_train(x, y_real).float()  # [B] logits
+        # A relativistic loss's terms each read both halves' logits: its two forwards (still separate BatchNorm
+        # batches) are followed by one backward of the sum. Under DDP its real forward still runs under no_sync: DDP
+        # decides at forward time whether the next backward reduces, and a second synchronising forward before that
+        # backward is an error; the fake forward prepares the reduction, and the one backward fires each parameter's
+        # hook once, with both halves' gradient summed, so it all-reduces what the two-backward path reduces.
+        with dist_utils.no_sync(self.D_train):
             with autocast(self.amp, self.device):
-                d_fake = self.D_train(fake.detach(), y_fake).float()
+                d_real = self.D_train(x, y_real).float()  # [B] logits
+            if not self.loss.relativistic:
+                loss_real = self.loss.d_real(d_real)
+                self.scaler_D.scale(loss_real).backward()
+        with autocast(self.amp, self.device):
+            d_fake = self.D_train(fake.detach(), y_fake).float()
+        if self.loss.relativistic:
             loss_real, loss_fake = self.loss.d(d_real, d_fake)
             self.scaler_D.scale(loss_real + loss_fake).backward()
         else:
-            with dist_utils.no_sync(self.D_train):
-                with autocast(self.amp, self.device):
-                    d_real = self.D_train(x, y_real).float()  # [B] logits
-                loss_real = self.loss.d_real(d_real)
-                self.scaler_D.scale(loss_real).backward()
-            with autocast(self.amp, self.device):
-                d_fake = self.D_train(fake.detach(), y_fake).float()
             loss_fake = self.loss.d_fake(d_fake)
             self.scaler_D.scale(loss_fake).backward()
         self.scaler_D.step(self.opt_D)
