@@ -181,6 +181,23 @@ def recipe_default(key: str) -> str:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
 @json_option("the final step's figures (step, losses, images/s, checkpoint)")
 @quiet_option("No progress bar or lines on stderr.")
+@click.option(
+    "--consistency",
+    type=float,
+    default=_TRAIN.consistency,
+    show_default=True,
+    metavar="W",
+    help="Balanced consistency regularisation (Zhao et al. 2020): D also gives each real and fake image, shifted by "
+    "up to an eighth of its size, the logit of the image itself, weight W on the squared difference; 0 = off.",
+)
+@click.option(
+    "--r1",
+    type=float,
+    default=_TRAIN.r1,
+    show_default=True,
+    metavar="GAMMA",
+    help="R1 penalty (Mescheder et al. 2018): D also minimises GAMMA / 2 x |grad of D at real images|^2; 0 = off.",
+)
 def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 

@@ -98,6 +98,11 @@ class TrainConfig:
     ema_decay: float | None = None
     ema_start: int | None = None  # steps before the EMA starts averaging (it copies G until then)
     d_norm: str | None = None  # D's normalisation, one of D_NORMS (trainer/architectures.py)
+    # Balanced consistency regularisation (Zhao et al. 2020, bCR): D is also trained to give a randomly translated
+    # real or fake image the logit of the image itself, weight `consistency` on each squared difference; 0 = off.
+    consistency: float = 0.0
+    # R1 (Mescheder et al. 2018): D also minimises r1 / 2 x E ||grad_x D(x)||^2 on real images; 0 = off.
+    r1: float = 0.0
     seed: int = 0
     sample_seed: int = 0  # the grid each epoch: contract latents draw_latents(64, nz, sample_seed)
     device: str = "auto"
@@ -146,6 +151,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {value}")
         if self.mode_seeking is not None and not (math.isfinite(self.mode_seeking) and self.mode_seeking >= 0):
             raise ConfigError(f"--mode-seeking must be a finite number >= 0, got {self.mode_seeking}")
+        if not (math.isfinite(self.consistency) and self.consistency >= 0):
+            raise ConfigError(f"--consistency must be a finite number >= 0, got {self.consistency}")
+        if not (math.isfinite(self.r1) and self.r1 >= 0):
+            raise ConfigError(f"--r1 must be a finite number >= 0, got {self.r1}")
         if self.top_k is not None and not (0.0 < self.top_k <= 1.0):
             raise ConfigError(f"--top-k must be in (0, 1], got {self.top_k}")
         if self.ema_start is not None and self.ema_start < 0:

@@ -5,7 +5,9 @@ throughput it reports is the training loop's own. Per step (B = batch size):
   x [B, C, H, W] real in [-1, 1], z [B, nz] ~ N(0, 1), fake = G(z) [B, C, H, W]
   D step: loss_D = d_real(D(x)) + d_fake(D(fake.detach())), two backwards (separate BatchNorm batches);
           a relativistic loss (rasgan, rahinge: trainer/losses.py) reads both logit sets in each term, so there
-          the two forwards (still separate BatchNorm batches) are followed by one backward of the sum
+          the two forwards (still separate BatchNorm batches) are followed by one backward of the sum;
+          R1 and consistency regularisation (--r1, --consistency: trainer/regularisers.py) add their terms to
+          the half they read, each D forward of shifted images its own BatchNorm batch
   G step: loss_G = g(D(fake)), with D's parameters frozen so no weight gradients are computed for D;
           a relativistic loss also reads D(x), the D step's real logits, detached (D before its update);
           conditional G adds the mode-seeking term (below). With top_k < 1, g averages over only the k fakes of
@@ -50,6 +52,7 @@ from edgegan.trainer.config import LR_SCHEDULES, TrainConfig
 from edgegan.trainer.losses import get_loss, top_k_fraction
 from edgegan.trainer.models import build_discriminator, build_generator
 from edgegan.trainer.recipes import apply_recipe
+from edgegan.trainer.regularisers import consistency_penalty, max_shift, r1_penalty, translate
 
 ADAM_IMPLS = ("fused", "foreach", "for-loop")
 STAT_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z")  # the row of statistics each step returns
@@ -271,10 +274,30 @@ class GANStep:
         # Top-k: the kept fraction lives on the device (float64 []) and begin_step refills it each step, so the
         # captured CUDA graph of train_batch reads the step's value; None when off (top_k 1: G's loss as it was).
         self.top_k = _recipe_value(cfg.top_k, "top_k")
+        self.consistency = cfg.consistency
+        # Consistency regularisation's per-image shifts [real / fake, B, (row, column)], drawn by begin_step from
+        # the noise stream into this fixed buffer, as top-k's fraction is: a captured CUDA graph reads this step's.
+        self._offsets = torch.zeros(2, cfg.batch_size, 2, dtype=torch.long, device=device) if self.consistency else None
+        self.r1 = cfg.r1
         self._kept = torch.ones((), dtype=torch.float64, device=device) if self.top_k < 1.0 else None
         self._kept_set = False  # begin_step has run: train_batch refuses to train with an unset fraction
         self.G_train.train()
         self.D_train.train()
+
+    def _translate(self, images: torch.Tensor, which: int) -> torch.Tensor:
+        """images [B, C, H, W] each shifted by this step's offsets (trainer/regularisers.py); which: 0 real, 1 fake."""
+        if self._offsets is None or images.shape[0] > self._offsets.shape[1]:
+            raise ValueError(f"consistency regularisation draws offsets for batches of up to {self.cfg.batch_size}")
+        return translate(images, self._offsets[which, : images.shape[0]], max_shift(images.shape[-1]))
+
+    def _consistency(
+        self, images: torch.Tensor, y: torch.Tensor | None, logits: torch.Tensor, which: int
+    ) -> torch.Tensor:
+        """consistency x mean (D(x) - D(T(x)))^2 for images [B, C, H, W] (which: 0 real, 1 fake) whose logits [B]
+        D gave. D(T(x)) is its own forward (its own BatchNorm batch)."""
+        with autocast(self.amp, self.device):
+            moved = self.D_train(self._translate(images, which), y).float()  # [B]
+        return self.consistency * consistency_penalty(logits, moved)
 
     @property
     def sample_model(self) -> nn.Module:
@@ -343,6 +366,8 @@ class GANStep:
         if self._kept is not None:
             self._kept.fill_(top_k_fraction(self.top_k, t))
             self._kept_set = True
+        if self._offsets is not None:
+            self._offsets.random_(0, 2 * max_shift(self.cfg.model.image_size) + 1, generator=self.noise)
         if self.lr_schedule != "constant":
             factor = lr_factor(self.lr_schedule, t, cast(int, self.total_steps))
             for opt, base in self._base_lr:
@@ -383,20 +408,34 @@ class GANStep:
         # decides at forward time whether the next backward reduces, and a second synchronising forward before that
         # backward is an error; the fake forward prepares the reduction, and the one backward fires each parameter's
         # hook once, with both halves' gradient summed, so it all-reduces what the two-backward path reduces.
+        # D's regularisers (trainer/regularisers.py; none by default), added to the loss of the half they read
+        real_terms: list[torch.Tensor] = []
+        fake_terms: list[torch.Tensor] = []
         with dist_utils.no_sync(self.D_train):
+            if self.r1:
+                x = x.detach().requires_grad_(True)  # R1 differentiates D at the real images
             with autocast(self.amp, self.device):
                 d_real = self.D_train(x, y_real).float()  # [B] logits
+            if self.r1:
+                real_terms.append(self.r1 * r1_penalty(d_real, x))
+            if self.consistency:
+                real_terms.append(self._consistency(x, y_real, d_real, 0))
+                # D of the shifted fakes, before the synchronising fake forward: its backward is the fake half's
+                with autocast(self.amp, self.device):
+                    d_fake_moved = self.D_train(self._translate(fake.detach(), 1), y_fake).float()  # [B]
             if not self.loss.relativistic:
                 loss_real = self.loss.d_real(d_real)
-                self.scaler_D.scale(loss_real).backward()
+                self.scaler_D.scale(sum(real_terms, loss_real)).backward()
         with autocast(self.amp, self.device):
             d_fake = self.D_train(fake.detach(), y_fake).float()
+        if self.consistency:
+            fake_terms.append(self.consistency * consistency_penalty(d_fake, d_fake_moved))
         if self.loss.relativistic:
             loss_real, loss_fake = self.loss.d(d_real, d_fake)
-            self.scaler_D.scale(loss_real + loss_fake).backward()
+            self.scaler_D.scale(sum(real_terms + fake_terms, loss_real + loss_fake)).backward()
         else:
             loss_fake = self.loss.d_fake(d_fake)
-            self.scaler_D.scale(loss_fake).backward()
+            self.scaler_D.scale(sum(fake_terms, loss_fake)).backward()
         self.scaler_D.step(self.opt_D)
         self.scaler_D.update()
 

@@ -141,6 +141,8 @@ CHANGED = {
     "top_k": 0.5,
     "d_norm": "spectral",
     "lr_schedule": "linear_half",
+    "consistency": 10.0,
+    "r1": 1.0,
 }
 
 
