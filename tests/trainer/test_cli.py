@@ -188,6 +188,8 @@ def test_every_train_option_is_a_config_field():
         "ema_decay": 0.5,
         "ema_start": 4,
         "d_norm": "spectral",
+        "r1": 0.5,
+        "consistency": 3.0,
         "seed": 9,
         "device": "cpu",
         "amp": "off",
