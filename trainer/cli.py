@@ -182,6 +182,15 @@ def recipe_default(key: str) -> str:
 @json_option("the final step's figures (step, losses, images/s, checkpoint)")
 @quiet_option("No progress bar or lines on stderr.")
 @click.option(
+    "--d-depth",
+    type=int,
+    default=_TRAIN.d_depth,
+    show_default=True,
+    metavar="N",
+    help="Layers D adds to each stage (dcgan: a 3x3 convolution after each strided one; gan: a hidden layer); "
+    "0: the published D.",
+)
+@click.option(
     "--consistency",
     type=float,
     default=_TRAIN.consistency,

@@ -98,6 +98,7 @@ class TrainConfig:
     ema_decay: float | None = None
     ema_start: int | None = None  # steps before the EMA starts averaging (it copies G until then)
     d_norm: str | None = None  # D's normalisation, one of D_NORMS (trainer/architectures.py)
+    d_depth: int = 0  # layers D adds to each stage (DCGAN: a 3x3 convolution after each strided one); 0: as published
     # Balanced consistency regularisation (Zhao et al. 2020, bCR): D is also trained to give a randomly translated
     # real or fake image the logit of the image itself, weight `consistency` on each squared difference; 0 = off.
     consistency: float = 0.0
@@ -153,6 +154,8 @@ class TrainConfig:
             raise ConfigError(f"--mode-seeking must be a finite number >= 0, got {self.mode_seeking}")
         if not (math.isfinite(self.consistency) and self.consistency >= 0):
             raise ConfigError(f"--consistency must be a finite number >= 0, got {self.consistency}")
+        if self.d_depth < 0:
+            raise ConfigError(f"--d-depth must be >= 0, got {self.d_depth}")
         if not (math.isfinite(self.r1) and self.r1 >= 0):
             raise ConfigError(f"--r1 must be a finite number >= 0, got {self.r1}")
         if self.top_k is not None and not (0.0 < self.top_k <= 1.0):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 RECIPE_KEYS = ("lr", "beta1", "beta2", "ema_decay", "ema_start", "loss", "top_k", "d_norm", "lr_schedule")
 # TrainConfig fields an experiment (time_to_quality.py --ablate) may change: each changes what a run learns
 # (tests/trainer/test_recipes.py trains a few steps with each changed and fails if G comes out the same).
-ABLATABLE = (*RECIPE_KEYS, "lr_d", "batch_size", "ema", "mode_seeking", "consistency", "r1")
+ABLATABLE = (*RECIPE_KEYS, "lr_d", "batch_size", "ema", "mode_seeking", "consistency", "r1", "d_depth")
 # What a field takes where no row sets it: the DCGAN paper's Adam lr and betas, a plain, immediate EMA, G's loss
 # over every fake (top_k 1: no top-k training), the architecture's own D (its BatchNorms) and a constant lr.
 BASE = {

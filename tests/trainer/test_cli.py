@@ -189,6 +189,7 @@ def test_every_train_option_is_a_config_field():
         "ema_start": 4,
         "d_norm": "spectral",
         "r1": 0.5,
+        "d_depth": 2,
         "consistency": 3.0,
         "seed": 9,
         "device": "cpu",

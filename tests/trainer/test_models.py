@@ -181,3 +181,32 @@ def test_channels_last_only_where_the_architecture_convolves():
     assert TrainConfig(model=ModelConfig(arch="dcgan")).use_channels_last
     assert not TrainConfig(model=ModelConfig(arch="dcgan"), channels_last=False).use_channels_last
     assert not TrainConfig(model=ModelConfig(arch="gan")).use_channels_last
+
+
+@pytest.mark.parametrize("size, channels", [(28, 1), (32, 3), (64, 1)])
+@pytest.mark.parametrize("norm", ["batch", "spectral"])
+def test_d_depth_adds_a_3x3_convolution_after_each_strided_one(size, channels, norm):
+    """--d-depth N: N stride-1 3x3 convolutions after each strided one, BatchNorm where the stage has one (not
+    after the first), the same logits shape; 0 is the DCGAN paper's D."""
+    cfg = ModelConfig(arch="dcgan", image_size=size, channels=channels, width=4)
+    plain, deep = build_discriminator(cfg, norm), build_discriminator(cfg, norm, depth=2)
+    strided = [m for m in plain.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.stride == (2, 2) for m in strided)
+    convs = [m for m in deep.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 * len(strided)
+    assert [m.kernel_size for m in convs if m.stride == (1, 1)] == [(3, 3)] * 2 * len(strided)
+    layers = list(deep.features)
+    after_first = layers[2:6]  # the first stage's two refinements: no BatchNorm, as its strided conv has none
+    assert [isinstance(m, torch.nn.Conv2d) for m in after_first] == [True, False, True, False]
+    assert all(isinstance(m, torch.nn.LeakyReLU) for m in after_first[1::2])
+    if norm == "batch":
+        later = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.Conv2d)][3:]
+        assert all(isinstance(layers[i + 1], torch.nn.BatchNorm2d) for i in later)
+    x = torch.rand(5, channels, size, size) * 2 - 1
+    assert deep(x, None).shape == plain(x, None).shape == (5,)
+
+
+def test_d_depth_adds_hidden_layers_to_the_mlp_d():
+    cfg = ModelConfig(arch="gan", image_size=28, width=4)
+    linears = [m.out_features for m in build_discriminator(cfg, depth=2).features if isinstance(m, torch.nn.Linear)]
+    assert linears == [64, 32, 16, 16, 16]

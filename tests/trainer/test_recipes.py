@@ -143,6 +143,7 @@ CHANGED = {
     "lr_schedule": "linear_half",
     "consistency": 10.0,
     "r1": 1.0,
+    "d_depth": 1,
 }
 
 

@@ -62,12 +62,13 @@ def build_generator(cfg: ModelConfig) -> nn.Module:
     return model
 
 
-def build_discriminator(cfg: ModelConfig, norm: str = "batch") -> nn.Module:
+def build_discriminator(cfg: ModelConfig, norm: str = "batch", depth: int = 0) -> nn.Module:
     """D for a validated `cfg`, DCGAN-initialised; `norm` "spectral" swaps its BatchNorms for spectral
-    normalisation of every weight (models/layers.py spectrally_normed), "batch" keeps the architecture's own."""
+    normalisation of every weight (models/layers.py spectrally_normed), "batch" keeps the architecture's own;
+    `depth` layers more per stage (the architecture's D says where; 0: as published)."""
     cfg.validate()
     if norm not in D_NORMS:
         raise ValueError(f"unknown discriminator normalisation {norm!r}; choose one of {', '.join(D_NORMS)}")
-    model = ARCHITECTURES[cfg.arch].discriminator(cfg)
+    model = ARCHITECTURES[cfg.arch].discriminator(cfg, depth)
     init_weights(model)
     return spectrally_normed(model) if norm == "spectral" else model

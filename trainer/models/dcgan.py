@@ -56,18 +56,32 @@ class DCGANGenerator(nn.Module):
         return self.net(h.view(h.shape[0], h.shape[1], 1, 1), label)  # [B, C, H, W]
 
 
-class DCGANDiscriminator(nn.Module):
-    """Strided Conv2d + LeakyReLU(0.2), BatchNorm on all but the first layer, then a linear/projection head."""
+def _refine(channels: int, depth: int, norm: bool) -> list[nn.Module]:
+    """`depth` 3x3 stride-1 convolutions at one resolution of D (SNGAN's "standard CNN" D pairs each strided
+    convolution with one), each with BatchNorm where its stage has one, then LeakyReLU(0.2)."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers.append(nn.Conv2d(channels, channels, 3, 1, 1, bias=False))
+        layers += [nn.BatchNorm2d(channels)] if norm else []
+        layers.append(nn.LeakyReLU(0.2, True))
+    return layers
 
-    def __init__(self, cfg: ModelConfig):
+
+class DCGANDiscriminator(nn.Module):
+    """Strided Conv2d + LeakyReLU(0.2), BatchNorm on all but the first layer, then a linear/projection head;
+    `depth` 3x3 convolutions after each strided one (0: the DCGAN paper's D)."""
+
+    def __init__(self, cfg: ModelConfig, depth: int = 0):
         super().__init__()
         start, g_ladder = dcgan_plan(cfg)
         # w, 2w, 4w, ... as in pytorch/examples (ndf first); the mirror of G's ladder at sizes 2^k, and at 28x28
         # w -> 2w rather than G's 4w/2w (a 4x larger D bought no quality and cost 4x the D multiply-adds).
         ladder = [cfg.width * 2**i for i in range(len(g_ladder))]
         layers: list[nn.Module] = [nn.Conv2d(cfg.channels, ladder[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        layers += _refine(ladder[0], depth, norm=False)
         for c_in, c_out in zip(ladder, ladder[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, True)]
+            layers += _refine(c_out, depth, norm=True)
         layers.append(nn.Flatten())  # [B, widest * start * start]
         self.features = nn.Sequential(*layers)
         # The head is the paper's final convolution over the start x start map, written as a Linear so a

@@ -47,11 +47,11 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """x [B, C, H, W] -> 16w -> 8w -> 4w (LeakyReLU 0.2) -> logit."""
+    """x [B, C, H, W] -> 16w -> 8w -> 4w (LeakyReLU 0.2; `depth` more 4w layers) -> logit."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, depth: int = 0):
         super().__init__()
-        widths = [cfg.width * 16, cfg.width * 8, cfg.width * 4]
+        widths = [cfg.width * 16, cfg.width * 8, cfg.width * 4] + [cfg.width * 4] * depth
         layers: list[nn.Module] = [nn.Flatten()]
         fan_in = cfg.channels * cfg.image_size**2
         for width in widths:
