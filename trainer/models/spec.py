@@ -19,7 +19,8 @@ class Architecture:
     Attributes:
         name: the `--arch` value, saved as `config.model.arch` in every checkpoint.
         generator: ModelConfig -> G, (z [B, nz], label [B] | None) -> images [B, C, H, W] in [-1, 1].
-        discriminator: ModelConfig -> D, (x [B, C, H, W], label [B] | None) -> logits [B].
+        discriminator: (ModelConfig, depth) -> D, (x [B, C, H, W], label [B] | None) -> logits [B]; depth: the
+            layers it adds to each stage (--d-depth; 0: as published).
         image_size_ok: whether G and D can be built for an image side of this many pixels.
         image_size_error: the ConfigError message otherwise, with `{size}` for the refused size.
         g_conditioning: how a conditional G takes its label unless the config says ("cbn" or "concat").
@@ -28,7 +29,7 @@ class Architecture:
 
     name: str
     generator: Callable[[ModelConfig], nn.Module]
-    discriminator: Callable[[ModelConfig], nn.Module]
+    discriminator: Callable[[ModelConfig, int], nn.Module]
     image_size_ok: Callable[[int], bool]
     image_size_error: str
     g_conditioning: str
