@@ -185,10 +185,9 @@ def recipe_default(key: str) -> str:
     "--d-depth",
     type=int,
     default=_TRAIN.d_depth,
-    show_default=True,
     metavar="N",
     help="Layers D adds to each stage (dcgan: a 3x3 convolution after each strided one; gan: a hidden layer); "
-    "0: the published D.",
+    f"0: the published D; default: {recipe_default('d_depth')}.",
 )
 @click.option(
     "--consistency",
@@ -210,7 +209,8 @@ def recipe_default(key: str) -> str:
 def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 
-    Options left unset (--lr, --beta1, --beta2, --lr-schedule, --ema-decay, --ema-start, --loss, --top-k, --d-norm)
+    Options left unset (--lr, --beta1, --beta2, --lr-schedule, --ema-decay, --ema-start, --loss, --top-k, --d-norm,
+    --d-depth)
     come from the measured recipe for the architecture, conditioning and dataset (trainer/recipes.py); config.json
     records them under "recipe".
 

@@ -98,7 +98,9 @@ class TrainConfig:
     ema_decay: float | None = None
     ema_start: int | None = None  # steps before the EMA starts averaging (it copies G until then)
     d_norm: str | None = None  # D's normalisation, one of D_NORMS (trainer/architectures.py)
-    d_depth: int = 0  # layers D adds to each stage (DCGAN: a 3x3 convolution after each strided one); 0: as published
+    # Layers D adds to each stage (DCGAN: a 3x3 convolution after each strided one); 0: as published. None until a
+    # recipe sets it.
+    d_depth: int | None = None
     # Balanced consistency regularisation (Zhao et al. 2020, bCR): D is also trained to give a randomly translated
     # real or fake image the logit of the image itself, weight `consistency` on each squared difference; 0 = off.
     consistency: float = 0.0
@@ -154,7 +156,7 @@ class TrainConfig:
             raise ConfigError(f"--mode-seeking must be a finite number >= 0, got {self.mode_seeking}")
         if not (math.isfinite(self.consistency) and self.consistency >= 0):
             raise ConfigError(f"--consistency must be a finite number >= 0, got {self.consistency}")
-        if self.d_depth < 0:
+        if self.d_depth is not None and self.d_depth < 0:
             raise ConfigError(f"--d-depth must be >= 0, got {self.d_depth}")
         if not (math.isfinite(self.r1) and self.r1 >= 0):
             raise ConfigError(f"--r1 must be a finite number >= 0, got {self.r1}")
@@ -183,10 +185,11 @@ class TrainConfig:
         model_data = dict(data.pop("model", {}))
         # Checkpoints from before g_conditioning existed joined the label to z: rebuild them that way.
         model_data.setdefault("g_conditioning", "concat")
-        # Runs from before top_k, d_norm and lr_schedule existed trained without top-k, with the architecture's D
-        # and a constant lr: a resume keeps that, whatever a later recipe row sets.
+        # Runs from before top_k, d_norm, d_depth and lr_schedule existed trained without top-k, with the
+        # architecture's D and a constant lr: a resume keeps that, whatever a later recipe row sets.
         data.setdefault("top_k", 1.0)
         data.setdefault("d_norm", "batch")
+        data.setdefault("d_depth", 0)
         data.setdefault("lr_schedule", "constant")
         model = ModelConfig(**_known(ModelConfig, model_data))
         return cls(model=model, **_known(cls, data))

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from edgegan.trainer.config import TrainConfig
 
 # TrainConfig fields a recipe sets; each is None in a TrainConfig until a recipe or the user gives it a value.
-RECIPE_KEYS = ("lr", "beta1", "beta2", "ema_decay", "ema_start", "loss", "top_k", "d_norm", "lr_schedule")
+RECIPE_KEYS = ("lr", "beta1", "beta2", "ema_decay", "ema_start", "loss", "top_k", "d_norm", "d_depth", "lr_schedule")
 # TrainConfig fields an experiment (time_to_quality.py --ablate) may change: each changes what a run learns
 # (tests/trainer/test_recipes.py trains a few steps with each changed and fails if G comes out the same).
-ABLATABLE = (*RECIPE_KEYS, "lr_d", "batch_size", "ema", "mode_seeking", "consistency", "r1", "d_depth")
+ABLATABLE = (*RECIPE_KEYS, "lr_d", "batch_size", "ema", "mode_seeking", "consistency", "r1")
 # What a field takes where no row sets it: the DCGAN paper's Adam lr and betas, a plain, immediate EMA, G's loss
 # over every fake (top_k 1: no top-k training), the architecture's own D (its BatchNorms) and a constant lr.
 BASE = {
@@ -34,6 +34,7 @@ BASE = {
     "loss": "bce",
     "top_k": 1.0,
     "d_norm": "batch",
+    "d_depth": 0,
     "lr_schedule": "constant",
 }
 

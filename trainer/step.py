@@ -230,7 +230,8 @@ class GANStep:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
             self.G = build_generator(cfg.model).to(device)
-            self.D = build_discriminator(cfg.model, _recipe_value(cfg.d_norm, "d_norm"), cfg.d_depth).to(device)
+            d_norm, d_depth = _recipe_value(cfg.d_norm, "d_norm"), _recipe_value(cfg.d_depth, "d_depth")
+            self.D = build_discriminator(cfg.model, d_norm, d_depth).to(device)
         self.channels_last = cfg.use_channels_last
         if self.channels_last:  # NHWC convolutions: faster on CPU (oneDNN) and on tensor cores
             self.G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in its stubs

@@ -48,6 +48,7 @@ def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name,
         "loss": loss,
         "top_k": 1.0,
         "d_norm": "batch",
+        "d_depth": 0,
         "lr_schedule": schedule,
     }
 
@@ -55,7 +56,16 @@ def test_measured_recipe_for_each_architecture(arch, conditional, dataset, name,
 def test_explicit_values_win_and_a_complete_config_is_left_alone():
     cfg = apply_recipe(TrainConfig(lr=1e-3, loss="hinge"))
     assert (cfg.lr, cfg.loss) == (1e-3, "hinge")
-    assert set(cfg.recipe["filled"]) == {"beta1", "beta2", "ema_decay", "ema_start", "top_k", "d_norm", "lr_schedule"}
+    assert set(cfg.recipe["filled"]) == {
+        "beta1",
+        "beta2",
+        "ema_decay",
+        "ema_start",
+        "top_k",
+        "d_norm",
+        "d_depth",
+        "lr_schedule",
+    }
     full = TrainConfig(
         lr=1e-3,
         beta1=0.5,
@@ -65,6 +75,7 @@ def test_explicit_values_win_and_a_complete_config_is_left_alone():
         ema_start=5,
         top_k=0.5,
         d_norm="batch",
+        d_depth=0,
         lr_schedule="linear_half",
     )
     assert apply_recipe(full) is full and full.recipe is None
