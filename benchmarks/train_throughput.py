@@ -371,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset="fashion-mnist",
         batch_size=BATCH,
         device=args.device,
+        d_depth=0,  # the plain loop's D: the same networks on both sides (the row's deeper D is a quality choice)
     )
     rows = build_rows(data, device, args.compile, base)
     if args.only:

@@ -98,6 +98,7 @@ def train_one(fx: Fixture, work: Path, threads: int) -> dict[str, Any]:
         device="cpu",
         amp="off",
         log_every=50,
+        d_depth=0,  # the D the committed fixtures were trained with (recipe rows since add layers: trainer/recipes.py)
         **fx.train,
     )
     run = work / fx.name

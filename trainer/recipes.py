@@ -80,12 +80,23 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "dcgan-fashion-mnist-unconditional",
-        {"lr": 1e-3, "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.99, "loss": "hinge", "lr_schedule": "linear_half"},
+        {
+            "lr": 1e-3,
+            "beta1": 0.0,
+            "beta2": 0.9,
+            "ema_decay": 0.99,
+            "loss": "hinge",
+            "lr_schedule": "linear_half",
+            "d_depth": 1,
+        },
         arch="dcgan",
         conditional=False,
         dataset="fashion-mnist",
         evidence="by steps, Fashion-MNIST DCGAN, `edgegan eval` FID of 10,000 samples, seeds 0 / 1, 2-core CPU, each mark "
-        "its own run (the schedule plans the run's steps): lr 1e-3 with linear_half (constant for half the run, then "
+        "its own run (the schedule plans the run's steps): d_depth 1 (a 3x3 convolution after each of D's strided "
+        "ones) FID 37.2 / 40.9 at 4,000 steps and 20.8 / 21.5 at 8,000, a D step 1.45x the published D's "
+        "(benchmarks/results/recipes/cpu_2026-12-05c/README.md; there R1 0.1 or 1 scored 39.5 / 39.7 and consistency "
+        "regularisation 1 / 10 47.3 / 59.5 at 8,000). Without d_depth: lr 1e-3 with linear_half (constant for half the run, then "
         "linear to 0) 67.1 / 70.2 at 4,000 steps and 45.9 / 49.8 at 8,000 "
         "(benchmarks/results/recipes/cpu_2026-12-05/fm_lr1e-3_linear_half.md), against Adam betas (0, 0.9) + hinge "
         "at lr 5e-4 constant 75.7 / 71.9 and 48.3 / 49.4 (cpu_2026-12-04/fm_dcgan_betas_cpu.md), lr 1e-3 constant "
@@ -96,15 +107,19 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "dcgan-mnist-unconditional",
-        {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge"},
+        {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge", "d_depth": 2},
         arch="dcgan",
         conditional=False,
         dataset="mnist",
-        evidence="H200, by steps, MNIST unconditional DCGAN at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1 "
+        evidence="by steps, MNIST unconditional DCGAN at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1, 2-core CPU "
+        "(benchmarks/results/recipes/cpu_2026-12-05c/README.md): d_depth 2 (two 3x3 convolutions after each of D's "
+        "strided ones) FID 58.4 / 66.9, precision 0.633 / 0.632, recall 0.78 / 0.80, against d_depth 1 65.7 / 70.2 "
+        "(0.60 / 0.61), d_depth 3 80.6 (seed 0) and the row without it 127.8 / 133.3 (0.55; "
+        "cpu_2026-12-04_late/mnist_dcgan_row_cpu.md). Before: H200, by steps, seeds 0 / 1 "
         "(benchmarks/results/recipes/h200_2026-12-04/mnist_dcgan.md): lr 1e-3 + hinge FID 134.9 / 134.4, recall "
         "0.82, against 174.0 / 173.3 (recall 0.78) for the dcgan row; lr 1e-3 alone 148.2 / 135.3, hinge alone "
-        "183.6 / 172.6, lr_d 1e-3 174.1 / 159.4, Adam betas (0, 0.9) + hinge 159.0 / 155.7. Precision stays "
-        "0.52-0.56 in every arm: the ten disconnected digits (benchmarks/results/recipes/mnist_noise.md), not these settings",
+        "183.6 / 172.6, lr_d 1e-3 174.1 / 159.4, Adam betas (0, 0.9) + hinge 159.0 / 155.7, precision 0.52-0.56 in "
+        "every one of those arms",
     ),
     Recipe(
         "dcgan-mnist-conditional",
