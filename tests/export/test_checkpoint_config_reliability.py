@@ -47,10 +47,10 @@ def test_a_config_missing_keys_is_refused_naming_them(drop, named, tmp_path):
 
 
 def test_keys_added_after_format_1_may_be_missing(tmp_path):
-    """lr_d, mode_seeking, recipe, top_k, d_norm, lr_schedule and model.g_conditioning came later: older format-1
-    checkpoints lack them, and rebuild as they trained (no top-k, the architecture's D, a constant lr), whatever the
-    recipe table says now."""
-    later = ("lr_d", "mode_seeking", "top_k", "d_norm", "lr_schedule")
+    """lr_d, mode_seeking, recipe, top_k, d_norm, d_depth, lr_schedule, r1, consistency and model.g_conditioning
+    came later: older format-1 checkpoints lack them, and rebuild as they trained (no top-k, the architecture's D as
+    published, a constant lr, no D regularisers), whatever the recipe table says now."""
+    later = ("lr_d", "mode_seeking", "top_k", "d_norm", "d_depth", "lr_schedule", "r1", "consistency")
 
     def drop_later(c):
         for key in later:
@@ -61,12 +61,14 @@ def test_keys_added_after_format_1_may_be_missing(tmp_path):
     assert state["config"]["dataset"] == "mnist"
     assert set(CONFIG_KEYS[1][0]) | {*later, "recipe"} >= set(state["config"])
     rebuilt = TrainConfig.from_dict(state["config"])
-    assert (rebuilt.top_k, rebuilt.d_norm, rebuilt.lr_schedule, rebuilt.model.g_conditioning) == (
+    assert (rebuilt.top_k, rebuilt.d_norm, rebuilt.d_depth, rebuilt.lr_schedule, rebuilt.model.g_conditioning) == (
         1.0,
         "batch",
+        0,
         "constant",
         "concat",
     )
+    assert (rebuilt.r1, rebuilt.consistency) == (0.0, 0.0)
 
 
 def test_unknown_keys_are_named_in_one_warning_line(tmp_path):
