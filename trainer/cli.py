@@ -202,15 +202,15 @@ def recipe_default(key: str) -> str:
     "--r1",
     type=float,
     default=_TRAIN.r1,
-    show_default=True,
     metavar="GAMMA",
-    help="R1 penalty (Mescheder et al. 2018): D also minimises GAMMA / 2 x |grad of D at real images|^2; 0 = off.",
+    help="R1 penalty (Mescheder et al. 2018): D also minimises GAMMA / 2 x |grad of D at real images|^2; 0 = off; "
+    f"default: {recipe_default('r1')}.",
 )
 def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 
     Options left unset (--lr, --beta1, --beta2, --lr-schedule, --ema-decay, --ema-start, --loss, --top-k, --d-norm,
-    --d-depth)
+    --d-depth, --r1)
     come from the measured recipe for the architecture, conditioning and dataset (trainer/recipes.py); config.json
     records them under "recipe".
 

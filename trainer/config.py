@@ -104,8 +104,9 @@ class TrainConfig:
     # Balanced consistency regularisation (Zhao et al. 2020, bCR): D is also trained to give a randomly translated
     # real or fake image the logit of the image itself, weight `consistency` on each squared difference; 0 = off.
     consistency: float = 0.0
-    # R1 (Mescheder et al. 2018): D also minimises r1 / 2 x E ||grad_x D(x)||^2 on real images; 0 = off.
-    r1: float = 0.0
+    # R1 (Mescheder et al. 2018): D also minimises r1 / 2 x E ||grad_x D(x)||^2 on real images; 0 = off. None until a
+    # recipe sets it.
+    r1: float | None = None
     seed: int = 0
     sample_seed: int = 0  # the grid each epoch: contract latents draw_latents(64, nz, sample_seed)
     device: str = "auto"
@@ -158,7 +159,7 @@ class TrainConfig:
             raise ConfigError(f"--consistency must be a finite number >= 0, got {self.consistency}")
         if self.d_depth is not None and self.d_depth < 0:
             raise ConfigError(f"--d-depth must be >= 0, got {self.d_depth}")
-        if not (math.isfinite(self.r1) and self.r1 >= 0):
+        if self.r1 is not None and not (math.isfinite(self.r1) and self.r1 >= 0):
             raise ConfigError(f"--r1 must be a finite number >= 0, got {self.r1}")
         if self.top_k is not None and not (0.0 < self.top_k <= 1.0):
             raise ConfigError(f"--top-k must be in (0, 1], got {self.top_k}")
@@ -185,11 +186,12 @@ class TrainConfig:
         model_data = dict(data.pop("model", {}))
         # Checkpoints from before g_conditioning existed joined the label to z: rebuild them that way.
         model_data.setdefault("g_conditioning", "concat")
-        # Runs from before top_k, d_norm, d_depth and lr_schedule existed trained without top-k, with the
+        # Runs from before top_k, d_norm, d_depth, r1 and lr_schedule existed trained without top-k, with the
         # architecture's D and a constant lr: a resume keeps that, whatever a later recipe row sets.
         data.setdefault("top_k", 1.0)
         data.setdefault("d_norm", "batch")
         data.setdefault("d_depth", 0)
+        data.setdefault("r1", 0.0)
         data.setdefault("lr_schedule", "constant")
         model = ModelConfig(**_known(ModelConfig, model_data))
         return cls(model=model, **_known(cls, data))

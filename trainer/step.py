@@ -279,7 +279,7 @@ class GANStep:
         # Consistency regularisation's per-image shifts [real / fake, B, (row, column)], drawn by begin_step from
         # the noise stream into this fixed buffer, as top-k's fraction is: a captured CUDA graph reads this step's.
         self._offsets = torch.zeros(2, cfg.batch_size, 2, dtype=torch.long, device=device) if self.consistency else None
-        self.r1 = cfg.r1
+        self.r1 = _recipe_value(cfg.r1, "r1")
         self._kept = torch.ones((), dtype=torch.float64, device=device) if self.top_k < 1.0 else None
         self._kept_set = False  # begin_step has run: train_batch refuses to train with an unset fraction
         self.G_train.train()

@@ -25,18 +25,29 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
 
 
 @pytest.mark.parametrize(
-    "arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth",
+    "arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1",
     [
-        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge", "constant", 2),
-        ("dcgan", False, "fashion-mnist", "dcgan-fashion-mnist-unconditional", 1e-3, 0.99, "hinge", "linear_half", 1),
-        ("dcgan", True, "mnist", "dcgan-mnist-conditional", 5e-4, 0.999, "hinge", "constant", 0),
-        ("dcgan", True, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce", "constant", 0),
-        ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge", "constant", 0),
-        ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce", "constant", 0),
+        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge", "constant", 2, 0.1),
+        (
+            "dcgan",
+            False,
+            "fashion-mnist",
+            "dcgan-fashion-mnist-unconditional",
+            1e-3,
+            0.99,
+            "hinge",
+            "linear_half",
+            1,
+            0.0,
+        ),
+        ("dcgan", True, "mnist", "dcgan-mnist-conditional", 5e-4, 0.999, "hinge", "constant", 0, 0.0),
+        ("dcgan", True, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce", "constant", 0, 0.0),
+        ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 0.0),
+        ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce", "constant", 0, 0.0),
     ],
 )
 def test_measured_recipe_for_each_architecture(
-    arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth
+    arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1
 ):
     cfg = apply_recipe(TrainConfig(model=ModelConfig(arch=arch), dataset=dataset, conditional=conditional))
     assert cfg.recipe["name"] == recipe_for(arch, conditional, dataset).name == name
@@ -51,6 +62,7 @@ def test_measured_recipe_for_each_architecture(
         "top_k": 1.0,
         "d_norm": "batch",
         "d_depth": d_depth,
+        "r1": r1,
         "lr_schedule": schedule,
     }
 
@@ -66,6 +78,7 @@ def test_explicit_values_win_and_a_complete_config_is_left_alone():
         "top_k",
         "d_norm",
         "d_depth",
+        "r1",
         "lr_schedule",
     }
     full = TrainConfig(
@@ -78,6 +91,7 @@ def test_explicit_values_win_and_a_complete_config_is_left_alone():
         top_k=0.5,
         d_norm="batch",
         d_depth=0,
+        r1=0.0,
         lr_schedule="linear_half",
     )
     assert apply_recipe(full) is full and full.recipe is None
