@@ -262,8 +262,11 @@ class GANStep:
         self.G_train, self.D_train = dist_utils.wrap(self.G, ctx), dist_utils.wrap(self.D, ctx)
         self.D_gen = self.D  # the G step's D: bare (frozen parameters, no DDP hooks)
         if cfg.compile:
-            self.G_train, self.D_train = _compile(self.G_train), _compile(self.D_train)
-            self.D_gen = _compile(self.D)
+            self.G_train, self.D_gen = _compile(self.G_train), _compile(self.D)
+            # R1 differentiates D's gradient (a double backward), which torch.compile's AOTAutograd refuses: with R1
+            # on, the D step's D stays eager (G and the G step's D are still compiled)
+            if not _recipe_value(cfg.r1, "r1"):
+                self.D_train = _compile(self.D_train)
         if not freeze_d:
             self.D_gen = self.D_train
         self.loss = get_loss(_recipe_value(cfg.loss, "loss"))
