@@ -261,11 +261,12 @@ class GANStep:
         self.scaler_G, self.scaler_D = (torch.amp.GradScaler("cuda", enabled=self.amp == "fp16") for _ in range(2))
         self.G_train, self.D_train = dist_utils.wrap(self.G, ctx), dist_utils.wrap(self.D, ctx)
         self.D_gen = self.D  # the G step's D: bare (frozen parameters, no DDP hooks)
+        self.r1 = _recipe_value(cfg.r1, "r1")
         if cfg.compile:
             self.G_train, self.D_gen = _compile(self.G_train), _compile(self.D)
             # R1 differentiates D's gradient (a double backward), which torch.compile's AOTAutograd refuses: with R1
             # on, the D step's D stays eager (G and the G step's D are still compiled)
-            if not _recipe_value(cfg.r1, "r1"):
+            if not self.r1:
                 self.D_train = _compile(self.D_train)
         if not freeze_d:
             self.D_gen = self.D_train
@@ -282,7 +283,6 @@ class GANStep:
         # Consistency regularisation's per-image shifts [real / fake, B, (row, column)], drawn by begin_step from
         # the noise stream into this fixed buffer, as top-k's fraction is: a captured CUDA graph reads this step's.
         self._offsets = torch.zeros(2, cfg.batch_size, 2, dtype=torch.long, device=device) if self.consistency else None
-        self.r1 = _recipe_value(cfg.r1, "r1")
         self._kept = torch.ones((), dtype=torch.float64, device=device) if self.top_k < 1.0 else None
         self._kept_set = False  # begin_step has run: train_batch refuses to train with an unset fraction
         self.G_train.train()
