@@ -98,8 +98,7 @@ def train_one(fx: Fixture, work: Path, threads: int) -> dict[str, Any]:
         device="cpu",
         amp="off",
         log_every=50,
-        d_depth=0,  # the D the committed fixtures were trained with (recipe rows since add layers: trainer/recipes.py)
-        **fx.train,
+        **_pinned(fx),
     )
     run = work / fx.name
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -149,9 +148,20 @@ def write_fixture(source: Path, name: str) -> dict[str, Any]:
     return ckpt
 
 
+def _pinned(fx: Fixture) -> dict[str, Any]:
+    """fx.train over BASE for every recipe key: the committed fixtures were trained before trainer/recipes.py's rows
+    existed, so a rerun must not take a row's values (a deeper D, R1, another loss) for what fx.train leaves unset."""
+    from edgegan.trainer.recipes import BASE
+
+    return {**BASE, **fx.train}
+
+
 def _command(fx: Fixture) -> str:
     """The equivalent `edgegan train` line (the script runs the same function with threads pinned)."""
-    extra = " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in fx.train.items())
+    extra = " ".join(
+        f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+        for k, v in _pinned(fx).items()
+    )
     return (
         f"edgegan train --arch {fx.arch} --dataset {fx.dataset} --data-dir {DATA / fx.dataset}"
         f"{' --conditional' if fx.conditional else ''} --width {fx.width} --max-steps {fx.steps} {extra} "
