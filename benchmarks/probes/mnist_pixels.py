@@ -1,0 +1,73 @@
+"""Pixel figures of MNIST generators beside the real digits: is there salt noise or a grey haze? (issue 21)
+
+"No salt noise visible" (issue "Defaults that win", the MLP GAN's grid) as numbers, on n samples of each exported
+generator (`Generator.sample(n, seed)`, uint8, what `edgegan sample` draws) and n real test images:
+
+- grey pixels: share in (25, 230), neither background nor stroke (probes/mnist_noise.py's figure; real: ~8.5%);
+- isolated bright pixels: share of pixels > 127 with no bright 8-neighbour (salt; real: ~0%);
+- background haze: pixels farther than 2 px (Chebyshev) from every pixel > 128 are background in a real digit
+  (exactly 0 there); their mean level and the share of them above 10 levels, what the eye reads as a grey haze
+  around the digit.
+
+    python -m benchmarks.probes.mnist_pixels [-n 2000] [--seed 1] NAME=G.onnx ...
+
+Figures: benchmarks/results/recipes/cpu_2026-12-05d/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from benchmarks.probes.mnist_noise import grey_share, salt_share
+from edgegan.runtime.evaluation.datasets import load_images
+from edgegan.runtime.generator import Generator
+
+HAZE_LEVEL = 10  # a background pixel brighter than this reads as haze on a black ground
+STROKE_LEVEL = 128
+NEAR_PX = 2
+
+
+def background_haze(images: np.ndarray) -> tuple[float, float]:
+    """uint8 [N, H, W, 1] -> (mean level, share above HAZE_LEVEL) of the pixels farther than NEAR_PX from any
+    stroke pixel (> STROKE_LEVEL)."""
+    v = images[..., 0]
+    stroke = np.pad(v > STROKE_LEVEL, ((0, 0), (NEAR_PX, NEAR_PX), (NEAR_PX, NEAR_PX)))
+    h, w = v.shape[1:]
+    near = np.zeros(v.shape, bool)
+    for dy in range(2 * NEAR_PX + 1):
+        for dx in range(2 * NEAR_PX + 1):
+            near |= stroke[:, dy : dy + h, dx : dx + w]
+    background = v[~near]
+    return float(background.mean()), float((background > HAZE_LEVEL).mean())
+
+
+def figures(images: np.ndarray) -> str:
+    """One markdown row's figure cells for uint8 [N, H, W, 1] images."""
+    mean, share = background_haze(images)
+    return f"{grey_share(images):.3f} | {salt_share(images):.4f} | {mean:.2f} | {share:.4f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", nargs="+", metavar="NAME=G.onnx")
+    parser.add_argument("-n", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    real = load_images("mnist", "test", progress=False).images[: args.n]  # uint8 [n, 28, 28, 1]
+    print(
+        f"n = {args.n} per row, generators sampled with seed {args.seed}\n\n"
+        "| images | grey pixels | isolated bright pixels | background haze: mean level | background > 10 levels |\n"
+        "| --- | ---: | ---: | ---: | ---: |"
+    )
+    print(f"| real test images | {figures(real)} |")
+    for spec in args.models:
+        name, _, path = spec.partition("=")
+        images = Generator(path).sample(args.n, seed=args.seed)  # uint8 [n, 28, 28, 1]
+        print(f"| {name} | {figures(images)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
