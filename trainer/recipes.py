@@ -121,13 +121,16 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "dcgan-mnist-unconditional",
-        {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge", "d_depth": 2, "r1": 0.1},
+        {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge", "d_depth": 2, "r1": 3.0},
         arch="dcgan",
         conditional=False,
         dataset="mnist",
         evidence="by steps, MNIST unconditional DCGAN at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1, 2-core CPU "
-        "(benchmarks/results/recipes/cpu_2026-12-05c/README.md): d_depth 2 (two 3x3 convolutions after each of D's "
-        "strided ones) with R1 0.1 FID 35.7 / 30.0, precision 0.668 / 0.665, recall 0.85 / 0.85 (R1 1, seed 0: 22.4, 0.680, 0.87, to be confirmed on seed 1); d_depth 2 alone "
+        "(benchmarks/results/recipes/cpu_2026-12-05d/README.md): d_depth 2 (two 3x3 convolutions after each of D's "
+        "strided ones) with R1 3 FID 18.5 / 23.5, precision 0.699 / 0.693, recall 0.870 / 0.871; R1 1 22.4 / 22.3, "
+        "0.680 / 0.682; R1 10 (seed 0) 25.7, 0.693; R1 3 with linear_half, R1 1 with linear_half, Adam (0, 0.9) or "
+        "EMA 0.995, d_depth 3 with R1 1 (seed 0): precision 0.68-0.70. Before (cpu_2026-12-05c/README.md): R1 0.1 "
+        "FID 35.7 / 30.0, precision 0.668 / 0.665, recall 0.85 / 0.85; d_depth 2 alone "
         "58.4 / 66.9, precision 0.633 / 0.632, recall 0.78 / 0.80, d_depth 1 65.7 / 70.2 "
         "(0.60 / 0.61), d_depth 3 80.6 (seed 0) and the row without it 127.8 / 133.3 (0.55; "
         "cpu_2026-12-04_late/mnist_dcgan_row_cpu.md). Before: H200, by steps, seeds 0 / 1 "
@@ -159,11 +162,16 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "gan-unconditional",
-        {"lr": 5e-4, "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.995, "loss": "hinge"},
+        {"lr": 5e-4, "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.995, "loss": "hinge", "r1": 3.0},
         arch="gan",
         conditional=False,
-        evidence="by steps, MNIST MLP GAN width 64 at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1 (2-core CPU, "
-        "benchmarks/results/recipes/cpu_2026-12-04/): Adam betas (0, 0.9) FID 101.2 / 110.0, precision 0.855, recall "
+        evidence="by steps, MNIST MLP GAN width 64 at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1, 2-core CPU "
+        "(benchmarks/results/recipes/cpu_2026-12-05d/README.md): R1 3 FID 96.9 / 111.4, precision 0.823 / 0.814, "
+        "recall 0.548 / 0.544, background haze (pixels > 10 levels farther than 2 px from any stroke; real 0%) 1.9% "
+        "/ 1.9% against 5.3% / 4.9% without R1 (FID 101.2 / 110.0, precision 0.858 / 0.851, recall 0.497 / 0.512); "
+        "R1 1 / 5 / 10 (seed 0): "
+        "FID 96.5 / 117.0 / 115.6, precision 0.844 / 0.795 / 0.782, haze 3.6% / 1.2% / 0.9%. Before "
+        "(benchmarks/results/recipes/cpu_2026-12-04/): Adam betas (0, 0.9) FID 101.2 / 110.0, precision 0.855, recall "
         "0.504, isolated bright pixels 0.23% (mnist_gan_haze_cpu.md) against (0.5, 0.999) 131.4 / 134.1, 0.837, "
         "0.414, 0.43% (mnist_gan_cpu.md); EMA 0.995 over 0.99: 131.4 / 134.1 against 150.4 / 154.0 (H200, "
         "benchmarks/results/recipes/h200_2026-12-04/mnist_gan.md, where lr_d 1e-3, lr 2e-4 and lsgan were worse and "
