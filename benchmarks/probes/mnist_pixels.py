@@ -7,7 +7,8 @@ generator (`Generator.sample(n, seed)`, uint8, what `edgegan sample` draws) and 
 - isolated bright pixels: share of pixels > 127 with no bright 8-neighbour (salt; real: ~0%);
 - background haze: pixels farther than 2 px (Chebyshev) from every pixel > 128 are background in a real digit
   (exactly 0 there); their mean level and the share of them above 10 levels, what the eye reads as a grey haze
-  around the digit.
+  around the digit;
+- soft ink: the share of ink pixels (> 25) below 200, the anti-aliased stroke edges (real: ~0.43).
 
     python -m benchmarks.probes.mnist_pixels [-n 2000] [--seed 1] NAME=G.onnx ...
 
@@ -43,10 +44,18 @@ def background_haze(images: np.ndarray) -> tuple[float, float]:
     return float(background.mean()), float((background > HAZE_LEVEL).mean())
 
 
+def soft_ink_share(images: np.ndarray) -> float:
+    """uint8 [N, H, W, 1] -> share of ink pixels (> 25) that are below 200: the strokes' soft edges."""
+    ink = images > 25
+    return float((ink & (images < 200)).sum() / max(int(ink.sum()), 1))
+
+
 def figures(images: np.ndarray) -> str:
     """One markdown row's figure cells for uint8 [N, H, W, 1] images."""
     mean, share = background_haze(images)
-    return f"{grey_share(images):.3f} | {salt_share(images):.4f} | {mean:.2f} | {share:.4f}"
+    return (
+        f"{grey_share(images):.3f} | {salt_share(images):.4f} | {mean:.2f} | {share:.4f} | {soft_ink_share(images):.3f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     real = load_images("mnist", "test", progress=False).images[: args.n]  # uint8 [n, 28, 28, 1]
     print(
         f"n = {args.n} per row, generators sampled with seed {args.seed}\n\n"
-        "| images | grey pixels | isolated bright pixels | background haze: mean level | background > 10 levels |\n"
-        "| --- | ---: | ---: | ---: | ---: |"
+        "| images | grey pixels | isolated bright pixels | background haze: mean level | background > 10 levels "
+        "| soft ink |\n| --- | ---: | ---: | ---: | ---: | ---: |"
     )
     print(f"| real test images | {figures(real)} |")
     for spec in args.models:

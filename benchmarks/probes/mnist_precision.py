@@ -6,14 +6,14 @@ classify centred digits, so they respond to more than the digit's identity. This
 `edgegan eval` uses (runtime/evaluation/metrics.py precision_recall against the 10,000 test images):
 
 - real training images, as they are and after changes that keep every digit readable: moved 1 pixel, binarised,
-  blurred (Gaussian sigma 0.5 px), a faint grey haze (+15 levels), re-centred by their centre of mass;
+  blurred (Gaussian, sigma 0.5 px or those of --blur), a faint grey haze (+15 levels), re-centred by their centre of mass;
 - each generator's samples as they are, re-centred (whole-pixel shift putting the centre of mass where the test
   images' mean is: no interpolation, so no blur), and blurred.
 
 Alongside: the spread (standard deviation) of the images' centre of mass. MNIST was built by centring each digit
 on its centre of mass, so real digits' spread is ~0.3 px.
 
-    python -m benchmarks.probes.mnist_precision --evaluator E.onnx [-n 5000] [--markdown F] NAME=G.onnx ...
+    python -m benchmarks.probes.mnist_precision --evaluator E.onnx [-n 5000] [--blur 0.5,0.4] [--markdown F] NAME=G.onnx ...
 
 Verdict and figures: benchmarks/results/recipes/cpu_2026-12-05b/mnist_precision.md.
 """
@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--evaluator", required=True)
     parser.add_argument("-n", type=int, default=5000, help="images per set")
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--blur", default="0.5", help="Gaussian blur sigmas (px), comma-separated")
     args = parser.parse_args(argv)
+    sigmas = [float(v) for v in args.blur.split(",") if v]
 
     from edgegan.runtime.evaluation.datasets import load_images
     from edgegan.runtime.evaluation.evaluator import Evaluator
@@ -87,11 +89,14 @@ def main(argv: list[str] | None = None) -> None:
         ("as they are", lambda x: x),
         ("moved 1 px right", lambda x: np.stack([shift(img, 0, 1) for img in x])),
         ("binarised at 128", lambda x: (x > 127).astype(np.uint8) * 255),
-        ("blurred, sigma 0.5 px", blur),
         ("grey haze +15 levels", lambda x: x.astype(np.float32) + 15),
         ("re-centred (whole pixels)", lambda x: recentre(x, target)),
     ]
-    sample_changes = [real_changes[0], real_changes[5], real_changes[3]]
+    blurs: list[tuple[str, Callable[[np.ndarray], np.ndarray]]] = [
+        (f"blurred, sigma {sigma:g} px", lambda x, sigma=sigma: blur(x, sigma)) for sigma in sigmas
+    ]
+    real_changes += blurs
+    sample_changes = [real_changes[0], real_changes[4], *blurs]
     sets = [("real training images", load_images("mnist", "train", progress=False).images[: args.n], real_changes)]
     for spec in args.generators:
         name, _, path = spec.partition("=")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.probes.mnist_pixels import HAZE_LEVEL, NEAR_PX, background_haze
+from benchmarks.probes.mnist_pixels import HAZE_LEVEL, NEAR_PX, background_haze, soft_ink_share
 
 
 def _digit() -> np.ndarray:
@@ -33,3 +33,10 @@ def test_grey_edges_next_to_the_stroke_are_not_haze():
     image[0, 6:22, 12, 0] = 90  # anti-aliased edge, 1 px from the stroke
     image[0, 6:22, 16, 0] = 60  # 2 px away: still the stroke's surround
     assert background_haze(image) == (0.0, 0.0)
+
+
+def test_soft_ink_counts_the_strokes_grey_edges():
+    image = _digit()  # 32 ink pixels at 255
+    image[0, 6:22, 12, 0] = 90  # 16 edge pixels
+    assert soft_ink_share(image) == 16 / 48
+    assert soft_ink_share(_digit()) == 0.0
