@@ -159,8 +159,7 @@ def _pinned(fx: Fixture) -> dict[str, Any]:
 def _command(fx: Fixture) -> str:
     """The equivalent `edgegan train` line (the script runs the same function with threads pinned)."""
     extra = " ".join(
-        f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
-        for k, v in _pinned(fx).items()
+        f"--{k.replace('_', '-')} {format(v, 'g') if isinstance(v, float) else v}" for k, v in _pinned(fx).items()
     )
     return (
         f"edgegan train --arch {fx.arch} --dataset {fx.dataset} --data-dir {DATA / fx.dataset}"
