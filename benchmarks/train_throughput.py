@@ -372,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=BATCH,
         device=args.device,
         d_depth=0,  # the plain loop's D: the same networks on both sides (the row's deeper D is a quality choice)
+        r1=0.0,  # nor R1's double backward: the same work per step on both sides
     )
     rows = build_rows(data, device, args.compile, base)
     if args.only:
