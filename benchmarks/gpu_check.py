@@ -346,7 +346,9 @@ def training_rows(data_source: tuple[str, str], steps: int, rounds: int) -> list
         def __init__(self, engine_cls, cfg):
             self.cfg = cfg
             self.engine = engine_cls(cfg, device)
-            self.source = BatchSource(data, cfg.batch_size, cfg.seed, device, channels_last=cfg.use_channels_last)
+            self.source = BatchSource(
+                data, self.engine.cfg.batch_size, cfg.seed, device, channels_last=cfg.use_channels_last
+            )
             self.stats = StepStats(device)
             self.t = 0
 

@@ -267,7 +267,7 @@ def score(
         "mark": snap.mark,
         "elapsed_s": snap.elapsed,
         "step": snap.step,
-        "images_per_s": snap.step * arm.cfg.batch_size / snap.elapsed,
+        "images_per_s": snap.step * cfg.batch_size / snap.elapsed,  # the recipe's batch where the arm set none
         **report.metrics,
         "coverage": report.coverage["entropy"],
         "confidence": report.coverage["confidence"],

@@ -175,8 +175,10 @@ class EdgeganLoop:
 
     def __init__(self, data, cfg: TrainConfig, device: torch.device, sync_every_step: bool = False, **engine_kw):
         cfg.validate()
-        self.source = BatchSource(data, cfg.batch_size, cfg.seed, device, channels_last=cfg.use_channels_last)
         self.engine = GANStep(cfg, device, **engine_kw)
+        self.source = BatchSource(
+            data, self.engine.cfg.batch_size, cfg.seed, device, channels_last=cfg.use_channels_last
+        )
         self.stats = StepStats(device)
         self.sync_every_step = sync_every_step
         self.t = 0

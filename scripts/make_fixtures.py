@@ -93,7 +93,6 @@ def train_one(fx: Fixture, work: Path, threads: int) -> dict[str, Any]:
         data_dir=str(DATA / fx.dataset),
         conditional=fx.conditional,
         max_steps=fx.steps,
-        batch_size=64,
         seed=0,
         device="cpu",
         amp="off",

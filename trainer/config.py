@@ -84,7 +84,8 @@ class TrainConfig:
     # G's and D's learning rate over the run (LR_SCHEDULES; trainer/step.py lr_factor); it reads the planned steps
     # (max_steps, else epochs x steps per epoch). None until a recipe sets it.
     lr_schedule: str | None = None
-    batch_size: int = 64
+    # Images per optimizer step (per rank). None until a recipe sets it: 64 where no row says otherwise.
+    batch_size: int | None = None
     epochs: int = 5
     max_steps: int | None = None  # when set, overrides epochs
     # Conditional G only: weight of the mode-seeking term (MSGAN) that keeps G from ignoring z within a class
@@ -141,7 +142,7 @@ class TrainConfig:
             raise ConfigError(f"unknown amp mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
         if self.device not in DEVICES:
             raise ConfigError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
-        if self.batch_size <= 0:
+        if self.batch_size is not None and self.batch_size <= 0:
             raise ConfigError(f"--batch-size must be positive, got {self.batch_size}")
         # `not (x > 0)` also refuses NaN, which every comparison calls False.
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):

@@ -80,7 +80,7 @@ def run_arm(name: str, data, args) -> list[dict]:
     )
     device = torch.device("cpu")
     engine = GANStep(cfg, device)
-    source = BatchSource(data, cfg.batch_size, cfg.seed, device, channels_last=cfg.use_channels_last)
+    source = BatchSource(data, engine.cfg.batch_size, cfg.seed, device, channels_last=cfg.use_channels_last)
     real = real_spread(data.images, data.labels, 10)
     rows, start = [], time.perf_counter()
     for step in range(args.steps):

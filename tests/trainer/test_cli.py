@@ -210,10 +210,11 @@ def test_every_train_option_is_a_config_field():
 
 def test_train_help_shows_the_config_and_recipe_defaults():
     from edgegan.trainer.config import TrainConfig
-    from edgegan.trainer.recipes import recipe_for
+    from edgegan.trainer.recipes import BASE, recipe_for
 
     text = " ".join(run("train", "--help").output.split())
-    assert f"[default: {TrainConfig().batch_size};" in text and f"[default: {TrainConfig().model.width}]" in text
+    assert f"[default: {TrainConfig().model.width}]" in text
+    assert f"Images per optimizer step; default: the recipe's: gan {BASE['batch_size']}" in text
     gan = recipe_for("gan", False, TrainConfig().dataset).values
     assert f"gan {gan['loss']} (conditional: bce)" in text  # read from the recipe table, not retyped
     assert f"Adam beta2, in [0, 1); default: the recipe's: gan {gan['beta2']:g} (conditional: 0.999)" in text

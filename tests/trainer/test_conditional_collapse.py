@@ -63,7 +63,7 @@ def _train(data, arch: str, old_recipe: bool) -> list[float]:
     torch.manual_seed(0)
     device = torch.device("cpu")
     engine = GANStep(cfg, device)
-    source = BatchSource(data, cfg.batch_size, cfg.seed, device, channels_last=arch == "dcgan")
+    source = BatchSource(data, engine.cfg.batch_size, cfg.seed, device, channels_last=arch == "dcgan")
     for step in range(STEPS):
         x, y = source.batch(*divmod(step, source.steps_per_epoch))
         engine.step(x, y, step)

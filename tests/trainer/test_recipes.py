@@ -25,9 +25,9 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
 
 
 @pytest.mark.parametrize(
-    "arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1",
+    "arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1, batch",
     [
-        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge", "constant", 2, 3.0),
+        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge", "constant", 2, 3.0, 64),
         (
             "dcgan",
             False,
@@ -39,15 +39,16 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
             "linear_half",
             1,
             0.0,
+            64,
         ),
-        ("dcgan", True, "mnist", "dcgan-mnist-conditional", 5e-4, 0.999, "hinge", "constant", 0, 0.0),
-        ("dcgan", True, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce", "constant", 0, 0.0),
-        ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 3.0),
-        ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce", "constant", 0, 0.0),
+        ("dcgan", True, "mnist", "dcgan-mnist-conditional", 5e-4, 0.999, "hinge", "constant", 0, 0.0, 64),
+        ("dcgan", True, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce", "constant", 0, 0.0, 64),
+        ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 3.0, 64),
+        ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce", "constant", 0, 0.0, 64),
     ],
 )
 def test_measured_recipe_for_each_architecture(
-    arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1
+    arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1, batch
 ):
     cfg = apply_recipe(TrainConfig(model=ModelConfig(arch=arch), dataset=dataset, conditional=conditional))
     assert cfg.recipe["name"] == recipe_for(arch, conditional, dataset).name == name
@@ -64,23 +65,14 @@ def test_measured_recipe_for_each_architecture(
         "d_depth": d_depth,
         "r1": r1,
         "lr_schedule": schedule,
+        "batch_size": batch,
     }
 
 
 def test_explicit_values_win_and_a_complete_config_is_left_alone():
     cfg = apply_recipe(TrainConfig(lr=1e-3, loss="hinge"))
     assert (cfg.lr, cfg.loss) == (1e-3, "hinge")
-    assert set(cfg.recipe["filled"]) == {
-        "beta1",
-        "beta2",
-        "ema_decay",
-        "ema_start",
-        "top_k",
-        "d_norm",
-        "d_depth",
-        "r1",
-        "lr_schedule",
-    }
+    assert set(cfg.recipe["filled"]) == set(RECIPE_KEYS) - {"lr", "loss"}
     full = TrainConfig(
         lr=1e-3,
         beta1=0.5,
@@ -93,6 +85,7 @@ def test_explicit_values_win_and_a_complete_config_is_left_alone():
         d_depth=0,
         r1=0.0,
         lr_schedule="linear_half",
+        batch_size=32,
     )
     assert apply_recipe(full) is full and full.recipe is None
 
@@ -141,8 +134,9 @@ def _train_steps(cfg: TrainConfig, steps: int = 3) -> dict[str, torch.Tensor]:
     engine = GANStep(cfg, torch.device("cpu"), adam="foreach")
     gen = torch.Generator().manual_seed(1)
     for t in range(steps):
-        x = torch.rand(cfg.batch_size, 1, 28, 28, generator=gen) * 2 - 1
-        y = torch.randint(cfg.model.num_classes, (cfg.batch_size,), generator=gen) if cfg.model.num_classes else None
+        batch = engine.cfg.batch_size
+        x = torch.rand(batch, 1, 28, 28, generator=gen) * 2 - 1
+        y = torch.randint(cfg.model.num_classes, (batch,), generator=gen) if cfg.model.num_classes else None
         engine.step(x, y, t)
     out = {f"G.{k}": v.clone() for k, v in engine.G.state_dict().items()}
     if engine.ema is not None:
