@@ -119,7 +119,7 @@ def threads_option(engine: str = "onnxruntime") -> Callable:
     )
 
 
-def batch_size_option(default: int, help: str = "Images per run of the model.") -> Callable:
+def batch_size_option(default: int | None, help: str = "Images per run of the model.") -> Callable:
     return click.option("--batch-size", type=click.IntRange(1, None), default=default, show_default=True, help=help)
 
 

@@ -101,7 +101,7 @@ def recipe_default(key: str) -> str:
 @click.option(
     "--max-steps", type=int, default=_TRAIN.max_steps, help="Stop after N optimizer steps (overrides --epochs)."
 )
-@batch_size_option(_TRAIN.batch_size, f"Images per optimizer step; default: {recipe_default('batch_size')}.")
+@batch_size_option(None, f"Images per optimizer step; default: {recipe_default('batch_size')}.")
 @click.option(
     "--lr", type=float, default=_TRAIN.lr, help=f"Adam learning rate (finite, > 0); default: {recipe_default('lr')}."
 )

@@ -13,7 +13,7 @@ trains a few steps with each key changed and fails if a key changes nothing (a k
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from edgegan.trainer.config import TrainConfig
@@ -198,6 +198,16 @@ def apply_recipe(cfg: TrainConfig) -> TrainConfig:
     recipe = recipe_for(cfg.model.arch, cfg.conditional, cfg.dataset)
     filled = {key: recipe.values.get(key, BASE[key]) for key in unset}
     return replace(cfg, recipe={"name": recipe.name, "filled": filled}, **filled)
+
+
+_V = TypeVar("_V")
+
+
+def recipe_value(value: _V | None, key: str) -> _V:
+    """A recipe key's value (RECIPE_KEYS), which apply_recipe fills before a run or a GANStep uses it; None is a bug."""
+    if value is None:
+        raise ValueError(f"TrainConfig.{key} is unset: apply_recipe fills it before a run or a GANStep uses it")
+    return value
 
 
 def parse_changes(text: str) -> dict[str, Any]:

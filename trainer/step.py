@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -51,19 +51,18 @@ from edgegan.trainer import distributed as dist_utils
 from edgegan.trainer.config import LR_SCHEDULES, TrainConfig
 from edgegan.trainer.losses import get_loss, top_k_fraction
 from edgegan.trainer.models import build_discriminator, build_generator
-from edgegan.trainer.recipes import apply_recipe
+from edgegan.trainer.recipes import apply_recipe, recipe_value
 from edgegan.trainer.regularisers import consistency_penalty, max_shift, r1_penalty, translate
 
 ADAM_IMPLS = ("fused", "foreach", "for-loop")
 STAT_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z")  # the row of statistics each step returns
-_V = TypeVar("_V")
 
 
 def make_adam(params, cfg: TrainConfig, impl: str = "fused", lr: float | None = None) -> torch.optim.Adam:
     """Adam with the run's lr (or `lr`) and betas. `fused` (one kernel over all parameters, CPU and CUDA) falls
     back to `foreach` where fused is not available; `for-loop` is PyTorch's per-tensor default on CPU."""
-    rate = _recipe_value(cfg.lr, "lr") if lr is None else lr
-    betas = (_recipe_value(cfg.beta1, "beta1"), _recipe_value(cfg.beta2, "beta2"))
+    rate = recipe_value(cfg.lr, "lr") if lr is None else lr
+    betas = (recipe_value(cfg.beta1, "beta1"), recipe_value(cfg.beta2, "beta2"))
     if impl == "fused":
         try:
             return torch.optim.Adam(params, lr=rate, betas=betas, fused=True)
@@ -71,13 +70,6 @@ def make_adam(params, cfg: TrainConfig, impl: str = "fused", lr: float | None = 
             impl = "foreach"
     params = list(params)
     return torch.optim.Adam(params, lr=rate, betas=betas, foreach=impl == "foreach")
-
-
-def _recipe_value(value: _V | None, key: str) -> _V:
-    """A recipe key's value (trainer/recipes.py RECIPE_KEYS), which apply_recipe fills; None is a bug."""
-    if value is None:
-        raise ValueError(f"TrainConfig.{key} is unset: apply_recipe fills it before a GANStep is built")
-    return value
 
 
 def _compile(model: nn.Module) -> nn.Module:
@@ -230,7 +222,7 @@ class GANStep:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
             self.G = build_generator(cfg.model).to(device)
-            d_norm, d_depth = _recipe_value(cfg.d_norm, "d_norm"), _recipe_value(cfg.d_depth, "d_depth")
+            d_norm, d_depth = recipe_value(cfg.d_norm, "d_norm"), recipe_value(cfg.d_depth, "d_depth")
             self.D = build_discriminator(cfg.model, d_norm, d_depth).to(device)
         self.channels_last = cfg.use_channels_last
         if self.channels_last:  # NHWC convolutions: faster on CPU (oneDNN) and on tensor cores
@@ -239,7 +231,7 @@ class GANStep:
         self.opt_G = make_adam(self.G.parameters(), cfg, adam)
         self.opt_D = make_adam(self.D.parameters(), cfg, adam, lr=cfg.lr_d)
         # The lr schedule: begin_step sets each optimizer's lr to its base x lr_factor(t); "constant" leaves them.
-        self.lr_schedule = _recipe_value(cfg.lr_schedule, "lr_schedule")
+        self.lr_schedule = recipe_value(cfg.lr_schedule, "lr_schedule")
         self.total_steps = total_steps if total_steps is not None else cfg.max_steps
         if self.lr_schedule != "constant" and self.total_steps is None:
             if "lr_schedule" not in (cfg.recipe or {}).get("filled", {}):
@@ -253,7 +245,7 @@ class GANStep:
         # each optimizer's rate as make_adam set it (D: lr_d, else lr): what lr_factor scales
         self._base_lr = tuple((opt, float(opt.param_groups[0]["lr"])) for opt in (self.opt_G, self.opt_D))
         self.ema = (
-            EMA(self.G, _recipe_value(cfg.ema_decay, "ema_decay"), _recipe_value(cfg.ema_start, "ema_start"))
+            EMA(self.G, recipe_value(cfg.ema_decay, "ema_decay"), recipe_value(cfg.ema_start, "ema_start"))
             if cfg.ema
             else None
         )
@@ -261,7 +253,7 @@ class GANStep:
         self.scaler_G, self.scaler_D = (torch.amp.GradScaler("cuda", enabled=self.amp == "fp16") for _ in range(2))
         self.G_train, self.D_train = dist_utils.wrap(self.G, ctx), dist_utils.wrap(self.D, ctx)
         self.D_gen = self.D  # the G step's D: bare (frozen parameters, no DDP hooks)
-        self.r1 = _recipe_value(cfg.r1, "r1")
+        self.r1 = recipe_value(cfg.r1, "r1")
         if cfg.compile:
             self.G_train, self.D_gen = _compile(self.G_train), _compile(self.D)
             # R1 differentiates D's gradient (a double backward), which torch.compile's AOTAutograd refuses: with R1
@@ -270,7 +262,7 @@ class GANStep:
                 self.D_train = _compile(self.D_train)
         if not freeze_d:
             self.D_gen = self.D_train
-        self.loss = get_loss(_recipe_value(cfg.loss, "loss"))
+        self.loss = get_loss(recipe_value(cfg.loss, "loss"))
         # Mode seeking (Mao et al. 2019): the default is on for a conditional G whose label is joined to z, off
         # otherwise (unconditional figures in benchmarks/results/ are without it); an explicit weight is used as
         # given, conditional or not (unconditional latent pairs need no shared label).
@@ -278,11 +270,15 @@ class GANStep:
         self.mode_seeking = ms_default if cfg.mode_seeking is None else cfg.mode_seeking
         # Top-k: the kept fraction lives on the device (float64 []) and begin_step refills it each step, so the
         # captured CUDA graph of train_batch reads the step's value; None when off (top_k 1: G's loss as it was).
-        self.top_k = _recipe_value(cfg.top_k, "top_k")
+        self.top_k = recipe_value(cfg.top_k, "top_k")
         self.consistency = cfg.consistency
         # Consistency regularisation's per-image shifts [real / fake, B, (row, column)], drawn by begin_step from
         # the noise stream into this fixed buffer, as top-k's fraction is: a captured CUDA graph reads this step's.
-        self._offsets = torch.zeros(2, cfg.batch_size, 2, dtype=torch.long, device=device) if self.consistency else None
+        self._offsets = (
+            torch.zeros(2, recipe_value(cfg.batch_size, "batch_size"), 2, dtype=torch.long, device=device)
+            if self.consistency
+            else None
+        )
         self._kept = torch.ones((), dtype=torch.float64, device=device) if self.top_k < 1.0 else None
         self._kept_set = False  # begin_step has run: train_batch refuses to train with an unset fraction
         self.G_train.train()

@@ -33,7 +33,7 @@ from edgegan.trainer.cuda_step import choose_step, make_step
 from edgegan.trainer.data import BatchSource
 from edgegan.trainer.divergence import TrainingDiverged, check_finite, check_weights, first_nonfinite
 from edgegan.trainer.diversity import DiversityMonitor
-from edgegan.trainer.recipes import apply_recipe
+from edgegan.trainer.recipes import apply_recipe, recipe_value
 from edgegan.trainer.run_folder import RunBusy, RunExists, hold_run, open_out_dir, writing
 from edgegan.trainer.sample import generate_images
 from edgegan.trainer.step import GANStep, StepStats, resolve_amp
@@ -142,7 +142,15 @@ def _train(
     dist_utils.check_amp(cfg.amp, device)  # a resumed recipe's amp too
     data = _load_data(cfg, progress and ctx.is_main)
     cfg = _fit_to_data(cfg, data)
-    source = BatchSource(data, cfg.batch_size, cfg.seed, device, ctx.rank, ctx.world_size, cfg.use_channels_last)
+    source = BatchSource(
+        data,
+        recipe_value(cfg.batch_size, "batch_size"),
+        cfg.seed,
+        device,
+        ctx.rank,
+        ctx.world_size,
+        cfg.use_channels_last,
+    )
     steps_per_epoch = source.steps_per_epoch
     total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
 
@@ -253,7 +261,7 @@ def _train(
                 check_weights(engine, step, saved["step"], ctx)
                 dist_utils.all_reduce_mean_(stats.sums, ctx)  # metrics are the mean over ranks
                 now = time.perf_counter()
-                ips = (step - window_from) * cfg.batch_size * ctx.world_size / max(now - window_start, 1e-9)
+                ips = (step - window_from) * source.batch_size * ctx.world_size / max(now - window_start, 1e-9)
                 last_metrics = {
                     "step": step,
                     "epoch": step / steps_per_epoch,
@@ -287,7 +295,7 @@ def _train(
             if f is not None:
                 f.close()
 
-    ips = (step - run_start_step) * cfg.batch_size * ctx.world_size / max(time.perf_counter() - run_start, 1e-9)
+    ips = (step - run_start_step) * source.batch_size * ctx.world_size / max(time.perf_counter() - run_start, 1e-9)
     if ctx.is_main:
         with writing(out / "loss_curve.png", "loss curve"):
             _plot_losses(out)
