@@ -123,18 +123,19 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "dcgan-mnist-unconditional",
-        {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge", "d_depth": 2, "r1": 3.0, "batch_size": 384},
+        {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge", "d_depth": 2, "r1": 3.0},
         arch="dcgan",
         conditional=False,
         dataset="mnist",
         evidence="by steps, MNIST unconditional DCGAN at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1, 2-core CPU "
-        "(benchmarks/results/recipes/cpu_2026-12-05e/README.md): batch 384 (six times a step's images and work) FID "
-        "9.0 / 9.3, precision 0.758 / 0.755, recall 0.882 / 0.885, against batch 64 18.5 / 23.5, 0.699 / 0.693, "
-        "batch 128 15.3 / 16.0, 0.724 / 0.720 and batch 256 (seed 0) 11.1, 0.746 "
-        "(benchmarks/results/recipes/cpu_2026-12-05d/README.md). At batch 64 (same folder): d_depth 2 (two 3x3 "
-        "convolutions after each of D's strided ones) with R1 3 as above; R1 1 22.4 / 22.3, "
+        "(benchmarks/results/recipes/cpu_2026-12-05d/README.md): d_depth 2 (two 3x3 convolutions after each of D's "
+        "strided ones) with R1 3 FID 18.5 / 23.5, precision 0.699 / 0.693, recall 0.870 / 0.871; R1 1 22.4 / 22.3, "
         "0.680 / 0.682; R1 10 (seed 0) 25.7, 0.693; R1 3 with linear_half, lr 5e-4 or lr_d 2e-3, R1 1 with "
-        "linear_half, Adam (0, 0.9), EMA 0.995 or d_depth 3 (seed 0): precision 0.66-0.70. Before (cpu_2026-12-05c/README.md): R1 0.1 "
+        "linear_half, Adam (0, 0.9), EMA 0.995 or d_depth 3 (seed 0): precision 0.66-0.70. Batch 64 stays: more images per step "
+        "wins by steps and loses by epochs (benchmarks/results/recipes/cpu_2026-12-05e/README.md): at 3,000 steps "
+        "batch 128 15.3 / 16.0, precision 0.724 / 0.720, batch 384 9.0 / 9.3, 0.758 / 0.755, but after the same 3 "
+        "epochs batch 384 (468 steps) 119.7 against batch 64's (2,811 steps) 19.5, and the CLI's default 5 epochs "
+        "at 384 (780 steps) 56.2. Before (cpu_2026-12-05c/README.md): R1 0.1 "
         "FID 35.7 / 30.0, precision 0.668 / 0.665, recall 0.85 / 0.85; d_depth 2 alone "
         "58.4 / 66.9, precision 0.633 / 0.632, recall 0.78 / 0.80, d_depth 1 65.7 / 70.2 "
         "(0.60 / 0.61), d_depth 3 80.6 (seed 0) and the row without it 127.8 / 133.3 (0.55; "
@@ -180,21 +181,10 @@ RECIPES: tuple[Recipe, ...] = (
         "0.414, 0.43% (mnist_gan_cpu.md); EMA 0.995 over 0.99: 131.4 / 134.1 against 150.4 / 154.0 (H200, "
         "benchmarks/results/recipes/h200_2026-12-04/mnist_gan.md, where lr_d 1e-3, lr 2e-4 and lsgan were worse and "
         "the raw G scored 275: the EMA carries this model); hinge over bce: 142.0 / 141.4 against 172.5 / 163.8 "
-        "(benchmarks/results/recipes/mnist_noise.md)",
-    ),
-    Recipe(
-        "gan-mnist-unconditional",
-        {"lr": 5e-4, "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.995, "loss": "hinge", "r1": 2.0, "batch_size": 256},
-        arch="gan",
-        conditional=False,
-        dataset="mnist",
-        evidence="by steps, MNIST MLP GAN width 64 at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1, 2-core CPU "
-        "(benchmarks/results/recipes/cpu_2026-12-05e/README.md): batch 256 (four times a step's images; the MLP's "
-        "step is cheap, 3,000 steps in 196 s against 147-409 s at 64) with R1 2: FID 36.6 / 36.4, precision 0.817 / "
-        "0.812, recall 0.732 / 0.736, background haze 1.2% / 1.4%, isolated bright pixels 0.12% / 0.10% of the bright ones, against the "
-        "unconditional row at batch 64 (R1 3) 96.9 / 111.4, 0.823 / 0.814, 0.548 / 0.544, 1.9% / 1.9%, 0.17%. Seed "
-        "0: batch 256 with R1 3 38.8, precision 0.801 (seed 1 0.798), haze 1.0%; with R1 1 37.6, 0.827, haze "
-        "1.75%; batch 128 (R1 3) 62.8, 0.796; batch 512 (R1 3) 26.5, 0.793, haze 0.8%",
+        "(benchmarks/results/recipes/mnist_noise.md). Batch 64 stays (benchmarks/results/recipes/cpu_2026-12-05e/"
+        "README.md): batch 256 with R1 2 scores 36.6 / 36.4 at 3,000 steps, precision 0.817 / 0.812, recall 0.73, "
+        "but after the same 3 epochs 268 (703 steps) against batch 64's 105 (2,811 steps), and 144 after the CLI's "
+        "default 5 epochs",
     ),
 )
 

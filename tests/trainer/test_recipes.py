@@ -27,7 +27,7 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
 @pytest.mark.parametrize(
     "arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1, batch",
     [
-        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge", "constant", 2, 3.0, 384),
+        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge", "constant", 2, 3.0, 64),
         (
             "dcgan",
             False,
@@ -43,8 +43,7 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
         ),
         ("dcgan", True, "mnist", "dcgan-mnist-conditional", 5e-4, 0.999, "hinge", "constant", 0, 0.0, 64),
         ("dcgan", True, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce", "constant", 0, 0.0, 64),
-        ("gan", False, "mnist", "gan-mnist-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 2.0, 256),
-        ("gan", False, "folder", "gan-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 3.0, 64),
+        ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 3.0, 64),
         ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce", "constant", 0, 0.0, 64),
     ],
 )
