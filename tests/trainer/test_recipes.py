@@ -133,8 +133,8 @@ def _train_steps(cfg: TrainConfig, steps: int = 3) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     engine = GANStep(cfg, torch.device("cpu"), adam="foreach")
     gen = torch.Generator().manual_seed(1)
+    batch = engine.cfg.batch_size  # the recipe's where cfg leaves it unset
     for t in range(steps):
-        batch = engine.cfg.batch_size
         x = torch.rand(batch, 1, 28, 28, generator=gen) * 2 - 1
         y = torch.randint(cfg.model.num_classes, (batch,), generator=gen) if cfg.model.num_classes else None
         engine.step(x, y, t)
