@@ -103,6 +103,14 @@ def recipe_default(key: str) -> str:
 )
 @batch_size_option(None, f"Images per optimizer step; default: {recipe_default('batch_size')}.")
 @click.option(
+    "--fake-multiple",
+    type=int,
+    default=_TRAIN.fake_multiple,
+    metavar="M",
+    help="Generated images per step, as M x the batch size: D's fake half and G's loss see M x as many, D's real "
+    f"half the batch (an epoch is as many steps); default: {recipe_default('fake_multiple')}.",
+)
+@click.option(
     "--lr", type=float, default=_TRAIN.lr, help=f"Adam learning rate (finite, > 0); default: {recipe_default('lr')}."
 )
 @click.option(
@@ -209,8 +217,8 @@ def recipe_default(key: str) -> str:
 def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 
-    Options left unset (--lr, --beta1, --beta2, --lr-schedule, --ema-decay, --ema-start, --loss, --top-k, --d-norm,
-    --d-depth, --r1)
+    Options left unset (--batch-size, --fake-multiple, --lr, --beta1, --beta2, --lr-schedule, --ema-decay,
+    --ema-start, --loss, --top-k, --d-norm, --d-depth, --r1)
     come from the measured recipe for the architecture, conditioning and dataset (trainer/recipes.py); config.json
     records them under "recipe".
 

@@ -86,6 +86,10 @@ class TrainConfig:
     lr_schedule: str | None = None
     # Images per optimizer step (per rank). None until a recipe sets it: 64 where no row says otherwise.
     batch_size: int | None = None
+    # Generated images per step as a multiple of batch_size: D's fake half and G's loss see fake_multiple x
+    # batch_size of them, D's real half batch_size real ones, so an epoch is as many steps as with 1. None until a
+    # recipe sets it: 1 where no row says otherwise.
+    fake_multiple: int | None = None
     epochs: int = 5
     max_steps: int | None = None  # when set, overrides epochs
     # Conditional G only: weight of the mode-seeking term (MSGAN) that keeps G from ignoring z within a class
@@ -158,6 +162,8 @@ class TrainConfig:
             raise ConfigError(f"--mode-seeking must be a finite number >= 0, got {self.mode_seeking}")
         if not (math.isfinite(self.consistency) and self.consistency >= 0):
             raise ConfigError(f"--consistency must be a finite number >= 0, got {self.consistency}")
+        if self.fake_multiple is not None and self.fake_multiple < 1:
+            raise ConfigError(f"--fake-multiple must be >= 1, got {self.fake_multiple}")
         if self.d_depth is not None and self.d_depth < 0:
             raise ConfigError(f"--d-depth must be >= 0, got {self.d_depth}")
         if self.r1 is not None and not (math.isfinite(self.r1) and self.r1 >= 0):
@@ -187,13 +193,15 @@ class TrainConfig:
         model_data = dict(data.pop("model", {}))
         # Checkpoints from before g_conditioning existed joined the label to z: rebuild them that way.
         model_data.setdefault("g_conditioning", "concat")
-        # Runs from before top_k, d_norm, d_depth, r1 and lr_schedule existed trained without top-k, with the
-        # architecture's D and a constant lr: a resume keeps that, whatever a later recipe row sets.
+        # Runs from before top_k, d_norm, d_depth, r1, lr_schedule and fake_multiple existed trained without top-k,
+        # with the architecture's D, a constant lr and one generated image per real one: a resume keeps that,
+        # whatever a later recipe row sets.
         data.setdefault("top_k", 1.0)
         data.setdefault("d_norm", "batch")
         data.setdefault("d_depth", 0)
         data.setdefault("r1", 0.0)
         data.setdefault("lr_schedule", "constant")
+        data.setdefault("fake_multiple", 1)
         model = ModelConfig(**_known(ModelConfig, model_data))
         return cls(model=model, **_known(cls, data))
 

@@ -143,7 +143,7 @@ class GraphedGANStep(GANStep):
 
     def step(self, x: torch.Tensor, y_real: torch.Tensor | None, t: int) -> torch.Tensor:
         self.begin_step(t)  # eager: the step's top-k fraction, into the device tensor the graph reads
-        z, y_fake = self.draw_noise(x.shape[0])  # eager: the same stream as GANStep's
+        z, y_fake = self.draw_noise(x.shape[0] * self.fake_multiple)  # eager: the same stream as GANStep's
         if self._graph is None or tuple(x.shape) != self._shape:
             if self._graph is not None:  # an odd-sized batch: eager, the graph kept for the usual size
                 stats = self.train_batch(x, y_real, z, y_fake)

@@ -32,13 +32,14 @@ RECIPE_KEYS = (
     "r1",
     "lr_schedule",
     "batch_size",
+    "fake_multiple",
 )
 # TrainConfig fields an experiment (time_to_quality.py --ablate) may change: each changes what a run learns
 # (tests/trainer/test_recipes.py trains a few steps with each changed and fails if G comes out the same).
 ABLATABLE = (*RECIPE_KEYS, "lr_d", "ema", "mode_seeking", "consistency")
 # What a field takes where no row sets it: the DCGAN paper's Adam lr and betas, a plain, immediate EMA, G's loss
 # over every fake (top_k 1: no top-k training), the architecture's own D as published (its BatchNorms, no added
-# layers, no R1), a constant lr and pytorch/examples' 64 images a step.
+# layers, no R1), a constant lr and pytorch/examples' 64 images a step, real and generated.
 BASE = {
     "lr": 2e-4,
     "beta1": 0.5,
@@ -52,6 +53,7 @@ BASE = {
     "r1": 0.0,
     "lr_schedule": "constant",
     "batch_size": 64,
+    "fake_multiple": 1,
 }
 
 

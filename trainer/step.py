@@ -250,6 +250,7 @@ class GANStep:
             else None
         )
         self.noise = torch.Generator(device=device).manual_seed(noise_seed(cfg.seed, ctx.rank))
+        self.fake_multiple = recipe_value(cfg.fake_multiple, "fake_multiple")  # fakes per step: this x the batch
         self.scaler_G, self.scaler_D = (torch.amp.GradScaler("cuda", enabled=self.amp == "fp16") for _ in range(2))
         self.G_train, self.D_train = dist_utils.wrap(self.G, ctx), dist_utils.wrap(self.D, ctx)
         self.D_gen = self.D  # the G step's D: bare (frozen parameters, no DDP hooks)
@@ -275,7 +276,9 @@ class GANStep:
         # Consistency regularisation's per-image shifts [real / fake, B, (row, column)], drawn by begin_step from
         # the noise stream into this fixed buffer, as top-k's fraction is: a captured CUDA graph reads this step's.
         self._offsets = (
-            torch.zeros(2, recipe_value(cfg.batch_size, "batch_size"), 2, dtype=torch.long, device=device)
+            torch.zeros(
+                2, recipe_value(cfg.batch_size, "batch_size") * self.fake_multiple, 2, dtype=torch.long, device=device
+            )
             if self.consistency
             else None
         )
@@ -286,9 +289,11 @@ class GANStep:
 
     def _translate(self, images: torch.Tensor, which: int) -> torch.Tensor:
         """images [B, C, H, W] each shifted by this step's offsets (trainer/regularisers.py); which: 0 real, 1 fake."""
-        if self._offsets is None or images.shape[0] > self._offsets.shape[1]:
-            raise ValueError(f"consistency regularisation draws offsets for batches of up to {self.cfg.batch_size}")
-        return translate(images, self._offsets[which, : images.shape[0]], max_shift(images.shape[-1]))
+        offsets = self._offsets  # [2, batch x fake_multiple, 2] with consistency on
+        if offsets is None or images.shape[0] > offsets.shape[1]:
+            drawn = 0 if offsets is None else offsets.shape[1]
+            raise ValueError(f"consistency regularisation draws offsets for batches of up to {drawn} images")
+        return translate(images, offsets[which, : images.shape[0]], max_shift(images.shape[-1]))
 
     def _consistency(
         self, images: torch.Tensor, y: torch.Tensor | None, logits: torch.Tensor, which: int
@@ -352,7 +357,7 @@ class GANStep:
             otherwise). Reading it is a host sync; train() reads a window's sum once per log interval.
         """
         self.begin_step(t)
-        z, y_fake = self.draw_noise(x.shape[0])
+        z, y_fake = self.draw_noise(x.shape[0] * self.fake_multiple)
         stats = self.train_batch(x, y_real, z, y_fake)
         if self.ema is not None:
             self.ema.update(self.G, t)
@@ -394,8 +399,7 @@ class GANStep:
     ) -> torch.Tensor:
         """The D step then the G step on one batch with the given noise (no host sync, no EMA): the part
         trainer/cuda_step.py captures in a CUDA graph. Returns the [4] statistics of `step`."""
-        batch = x.shape[0]
-        pairs = batch // 2 if self.mode_seeking else 0
+        pairs = z.shape[0] // 2 if self.mode_seeking else 0  # draw_noise's latent pairs: over the fakes, not x
 
         # D step. The real half skips DDP's all-reduce; the fake half's backward reduces both halves' gradients.
         if self.freeze_d:

@@ -47,10 +47,11 @@ def test_a_config_missing_keys_is_refused_naming_them(drop, named, tmp_path):
 
 
 def test_keys_added_after_format_1_may_be_missing(tmp_path):
-    """lr_d, mode_seeking, recipe, top_k, d_norm, d_depth, lr_schedule, r1, consistency and model.g_conditioning
-    came later: older format-1 checkpoints lack them, and rebuild as they trained (no top-k, the architecture's D as
-    published, a constant lr, no D regularisers), whatever the recipe table says now."""
-    later = ("lr_d", "mode_seeking", "top_k", "d_norm", "d_depth", "lr_schedule", "r1", "consistency")
+    """lr_d, mode_seeking, recipe, top_k, d_norm, d_depth, lr_schedule, r1, consistency, fake_multiple and
+    model.g_conditioning came later: older format-1 checkpoints lack them, and rebuild as they trained (no top-k, the
+    architecture's D as published, a constant lr, no D regularisers, one fake per real image), whatever the recipe
+    table says now."""
+    later = ("lr_d", "mode_seeking", "top_k", "d_norm", "d_depth", "lr_schedule", "r1", "consistency", "fake_multiple")
 
     def drop_later(c):
         for key in later:
@@ -68,7 +69,7 @@ def test_keys_added_after_format_1_may_be_missing(tmp_path):
         "constant",
         "concat",
     )
-    assert (rebuilt.r1, rebuilt.consistency) == (0.0, 0.0)
+    assert (rebuilt.r1, rebuilt.consistency, rebuilt.fake_multiple) == (0.0, 0.0, 1)
 
 
 def test_unknown_keys_are_named_in_one_warning_line(tmp_path):

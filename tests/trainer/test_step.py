@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -87,3 +88,27 @@ def test_train_ships_standing_statistics(tmp_path, tiny_npz):
     ema_bn = [k for k in ckpt["G_ema"] if k.endswith("running_mean")]
     assert ema_bn and any(not torch.equal(ckpt["G_ema"][k], ckpt["G"][k]) for k in ema_bn)
     assert json.loads((out / "config.json").read_text())["recipe"]["name"] == "gan-unconditional"
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_fake_multiple_feeds_d_that_many_fakes_per_real(conditional):
+    """fake_multiple 3: D's real half sees the batch, its fake half and G's loss 3x the batch (conditional: the
+    mode-seeking pairs span the fakes, and G trains); the data per step, and so an epoch, is unchanged."""
+    cfg = TrainConfig(
+        model=ModelConfig(nz=8, width=4, num_classes=3 if conditional else 0),
+        conditional=conditional,
+        batch_size=4,
+        fake_multiple=3,
+        amp="off",
+        channels_last=False,
+    )
+    engine = GANStep(cfg, torch.device("cpu"), adam="foreach")
+    seen: list[int] = []
+    engine.D.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    before = [p.clone() for p in engine.G.parameters()]
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    y = torch.tensor([0, 1, 2, 0]) if conditional else None
+    stats = engine.step(x, y, 0)
+    assert seen == [4, 12, 12]  # D on the reals, on the fakes (D step), on the same fakes (G step)
+    assert torch.isfinite(stats).all()
+    assert any(not torch.equal(a, b) for a, b in zip(before, engine.G.parameters()))
