@@ -50,22 +50,25 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu")
     engines = {name: GANStep(cfg, device) for name, cfg in arms.items()}
     gen = torch.Generator().manual_seed(0)
-    batch = row.batch_size or 64
-    x = torch.rand(batch, 1, 28, 28, generator=gen) * 2 - 1  # [B, 1, 28, 28] in [-1, 1]
-    y = torch.randint(10, (batch,), generator=gen) if classes else None
-    for engine in engines.values():
+    batches = {}  # each arm's own batch (an arm may ablate batch_size): x [B, 1, 28, 28] in [-1, 1], y [B] or None
+    for name, engine in engines.items():
+        size = engine.cfg.batch_size
+        batches[name] = (
+            torch.rand(size, 1, 28, 28, generator=gen) * 2 - 1,
+            torch.randint(10, (size,), generator=gen) if classes else None,
+        )
         for t in range(args.warmup):
-            engine.step(x, y, t)
+            engine.step(*batches[name], t)
     times: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(args.rounds):
         for name, engine in engines.items():
             start = time.perf_counter()
             for t in range(args.steps):
-                engine.step(x, y, args.warmup + t).sum().item()  # the item(): wait for the step's work
+                engine.step(*batches[name], args.warmup + t).sum().item()  # the item(): wait for the step's work
             times[name].append((time.perf_counter() - start) / args.steps * 1000)
     base = statistics.median(times["the row"])
     print(
-        f"{args.arch} {'conditional' if classes else 'unconditional'} {args.dataset}, batch {batch}, "
+        f"{args.arch} {'conditional' if classes else 'unconditional'} {args.dataset}, the row's batch {row.batch_size}, "
         f"{args.threads} thread(s), median of {args.rounds} rounds of {args.steps} steps\n"
     )
     print("| arm | ms per step | ratio to the row |\n| --- | ---: | ---: |")
