@@ -35,7 +35,8 @@ evaluator, the same n, the same seed), so the figures are `edgegan eval`'s.
 Arms run one after another, or `--jobs N` at a time as separate processes (each its own torch threads and, with
 `--device cuda`, its own CUDA context: 10 arms of 8,000 steps fit a short GPU window). Every finished arm (trained and
 scored) is written to WORK/arms/ARM.json; a rerun with the same `--keep WORK` skips those, so an interrupted
-unattended run (`nohup ... --keep runs/ttq --log runs/ttq/progress.log &`) resumes per arm. Progress lines go to
+unattended run (`nohup ... --keep runs/ttq --log runs/ttq/progress.log &`) resumes per arm, and by steps an arm killed
+while training continues from its last checkpoint (one past a mark starts over beside it). Progress lines go to
 stderr and, with `--log`, to that file.
 
 Writes into --out-dir (default benchmarks/results): time_to_quality.md (the table, the floor, the command,
@@ -77,7 +78,7 @@ from benchmarks.examples_data import ExamplesFashionMNIST  # noqa: E402
 from edgegan.runtime.errors import EdgeganError  # noqa: E402
 from edgegan.runtime.evaluation.datasets import load_images  # noqa: E402
 from edgegan.runtime.files import atomic_write  # noqa: E402
-from edgegan.trainer.checkpoint import save_weights_checkpoint  # noqa: E402
+from edgegan.trainer.checkpoint import load_checkpoint, save_weights_checkpoint  # noqa: E402
 from edgegan.trainer.config import ModelConfig, TrainConfig  # noqa: E402
 from edgegan.trainer.models import build_discriminator, build_generator  # noqa: E402
 from edgegan.trainer.recipes import parse_changes  # noqa: E402
@@ -118,6 +119,7 @@ class Arm:
     # wall-clock mode, a defaults arm whose recipe row decays the lr over a planned step count, which a clock
     # budget does not give: it runs the row's other values with a constant lr (the report says so)
     constant_lr: bool = False
+    resumed_at: int = 0  # the step an interrupted arm's run continued from (0: trained from the start)
 
 
 class Clock:
@@ -145,6 +147,26 @@ class Clock:
 
 
 # ------------------------------------------------------------------------------------------------ edgegan arm
+def checkpoint_step(run_dir: Path) -> int:
+    """The step of a run folder's checkpoints/last.pt."""
+    return int(load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"])
+
+
+def interrupted_run(run_dir: Path, clock: Clock) -> tuple[Path, bool]:
+    """-> (the folder to train in, whether to resume it). An arm killed while training left run_dir with a
+    checkpoint: by steps it continues from there while no mark has passed (the resumed run is the same run: its
+    checkpoint holds the noise streams); otherwise (a mark passed, or marks are minutes of a clock that restarts)
+    it starts over in a fresh sibling folder, and the killed run stays on disk."""
+    if not (run_dir / "checkpoints" / "last.pt").is_file():
+        return run_dir, False
+    if clock.unit == "step" and clock.marks and checkpoint_step(run_dir) < clock.marks[0]:
+        return run_dir, True
+    n = 2
+    while (run_dir.parent / f"{run_dir.name}.try{n}").exists():
+        n += 1
+    return run_dir.parent / f"{run_dir.name}.try{n}", False
+
+
 def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
     """edgegan.trainer.train.train with its defaults, stopped by the clock: the step train() makes (GANStep, or its
     CUDA-graph form) gets its `step` wrapped to read the clock, and each snapshot sees the EMA G as a checkpoint
@@ -170,10 +192,12 @@ def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
     cfg = TrainConfig.from_dict(arm.cfg.to_dict())
     # the clock ends the run; an arm with a planned-total lr schedule plans exactly its mark, as a user would
     cfg.max_steps = arm.to_mark if arm.to_mark is not None else 10**9
+    run_dir, resume = interrupted_run(work / _arm_stem(arm), clock)
+    arm.resumed_at = checkpoint_step(run_dir) if resume else 0
     clock.start = time.perf_counter()
     try:
         with mock.patch.object(train_module, "make_step", timed_make_step):
-            train_module.train(cfg, work / _arm_stem(arm), progress=False)
+            train_module.train(cfg, run_dir, resume=resume, progress=False)
     except BudgetReached:
         pass
     arm.snapshots = clock.snapshots
@@ -267,7 +291,8 @@ def score(
         "mark": snap.mark,
         "elapsed_s": snap.elapsed,
         "step": snap.step,
-        "images_per_s": snap.step * cfg.batch_size / snap.elapsed,  # the recipe's batch where the arm set none
+        # the recipe's batch where the arm set none; a resumed arm counts the steps since it resumed
+        "images_per_s": (snap.step - arm.resumed_at) * cfg.batch_size / snap.elapsed,
         **report.metrics,
         "coverage": report.coverage["entropy"],
         "confidence": report.coverage["confidence"],
@@ -545,6 +570,8 @@ def run_arm(arm: Arm, plan: Plan, floor: bool) -> dict[str, Any]:
         run_plain(arm, clock, plan.plain_workers, plan.data_dir)
     else:
         run_edgegan(arm, clock, plan.work)
+        if arm.resumed_at:
+            _log(f"{arm.name} seed {arm.seed}: resumed an interrupted run at step {arm.resumed_at}", plan.log)
     _log(f"{arm.name} seed {arm.seed}: {arm.total_steps} steps in {arm.seconds:.0f} s; scoring", plan.log)
     rows: list[dict] = []
     floor_figures: dict = {}
@@ -567,6 +594,7 @@ def run_arm(arm: Arm, plan: Plan, floor: bool) -> dict[str, Any]:
             "changes": arm.changes,
             "steps": arm.total_steps,
             "seconds": arm.seconds,
+            "resumed_at": arm.resumed_at,
             "final_losses": arm.final_losses,
             "unit": plan.unit,
             "marks": marks,

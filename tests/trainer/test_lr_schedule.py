@@ -226,3 +226,26 @@ def test_time_to_quality_by_the_clock_runs_a_decaying_row_with_a_constant_lr(tmp
     assert "by the clock it runs with a constant lr" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         ttq.main([*argv, "--no-defaults", "--ablate", "lr_schedule=linear_half"])
+
+
+def test_time_to_quality_resumes_an_arm_killed_while_training(tiny_cfg, tmp_path):
+    """benchmarks/time_to_quality.py, steps mode: an arm whose training was killed (its run folder holds a checkpoint,
+    its result file none) continues from that checkpoint on the rerun, to the snapshot a run never interrupted takes;
+    a killed run past a mark is left on disk and the arm starts over beside it."""
+    import benchmarks.time_to_quality as ttq
+    import edgegan.trainer.train as train_module
+
+    arm = ttq.Arm("edgegan", "edgegan", replace(tiny_cfg, max_steps=None))
+    train_module.train(tiny_cfg, tmp_path / "killed" / ttq._arm_stem(arm), progress=False)  # "killed" at step 4
+    resumed, uninterrupted = replace(arm), replace(arm)
+    ttq.run_edgegan(resumed, ttq.Clock([6.0], 6.0, "step"), tmp_path / "killed")
+    ttq.run_edgegan(uninterrupted, ttq.Clock([6.0], 6.0, "step"), tmp_path / "fresh")
+    assert (resumed.resumed_at, uninterrupted.resumed_at) == (4, 0)
+    for which in ("ema", "raw"):
+        got, want = resumed.snapshots[0].states[which], uninterrupted.snapshots[0].states[which]
+        assert all(torch.equal(got[name], want[name]) for name in want), which
+
+    past = replace(arm)  # a mark at step 3: the killed run is past it (resuming there would raise RunExists)
+    ttq.run_edgegan(past, ttq.Clock([3.0], 3.0, "step"), tmp_path / "killed")
+    assert past.resumed_at == 0 and past.snapshots[0].step == 3
+    assert ttq.checkpoint_step(tmp_path / "killed" / ttq._arm_stem(arm)) == 4
