@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -237,8 +240,21 @@ def train(**opts) -> None:
 
         deterministic()  # process-wide, before the first CUDA kernel
     result = run_training(cfg, opts["out"], resume=opts["resume"], progress=not opts["quiet"])
-    if not result.is_main:
-        return  # under torchrun only rank 0 reports
+    if result.is_main:  # under torchrun only rank 0 reports
+        report_training(result, opts)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Every rank has left the process group (train() tears it down together); what is left is interpreter
+        # finalisation, where a gloo/c10d C++ thread still joinable at static destruction aborts the process
+        # ("terminate called without an active exception", exit -6) now and then after a finished run, and
+        # torchrun then fails the job. The run's files are written and closed: flush and leave without it.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def report_training(result, opts: dict[str, Any]) -> None:
+    """Rank 0's last line (and --json record) for a finished run."""
     m = result.last_metrics
     say = Say(opts["quiet"], opts["json_path"])
     say.result(
