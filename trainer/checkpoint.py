@@ -33,7 +33,7 @@ REQUIRED = ("format", "kind", "config", "G", "step", "epoch")
 DIGEST_KEY = "sha256"
 # The config keys every checkpoint of a format holds, by format version: (TrainConfig keys, ModelConfig keys) as
 # format 1 was first written. Keys added since (lr_d, mode_seeking, recipe, top_k, d_norm, lr_schedule, d_depth, r1,
-# consistency, fake_multiple, model.g_conditioning) default to what runs before them did (TrainConfig.from_dict), so only these are needed; a
+# consistency, fake_multiple, out_decay, model.g_conditioning) default to what runs before them did (TrainConfig.from_dict), so only these are needed; a
 # missing one would be guessed from a default (a dataset, an image size) and rebuild or score another model than the
 # one trained.
 CONFIG_KEYS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -210,6 +210,14 @@ def recipe_default(key: str) -> str:
     "up to an eighth of its size, the logit of the image itself, weight W on the squared difference; 0 = off.",
 )
 @click.option(
+    "--out-decay",
+    type=float,
+    default=_TRAIN.out_decay,
+    metavar="W",
+    help="Decoupled weight decay on G's output layer weights alone (each step they shrink by lr x W): pixels that "
+    f"are background in every image stay dark; 0 = off; default: {recipe_default('out_decay')}.",
+)
+@click.option(
     "--r1",
     type=float,
     default=_TRAIN.r1,
@@ -221,7 +229,7 @@ def train(**opts) -> None:
     """Train a GAN (Goodfellow 2014) or DCGAN (Radford 2015) generator.
 
     Options left unset (--batch-size, --fake-multiple, --lr, --beta1, --beta2, --lr-schedule, --ema-decay,
-    --ema-start, --loss, --top-k, --d-norm, --d-depth, --r1)
+    --ema-start, --loss, --top-k, --d-norm, --d-depth, --out-decay, --r1)
     come from the measured recipe for the architecture, conditioning and dataset (trainer/recipes.py); config.json
     records them under "recipe".
 

@@ -90,6 +90,11 @@ class TrainConfig:
     # batch_size of them, D's real half batch_size real ones, so an epoch is as many steps as with 1. None until a
     # recipe sets it: 1 where no row says otherwise.
     fake_multiple: int | None = None
+    # Decoupled weight decay (AdamW's) on G's output layer weights alone: each step they shrink by lr x out_decay.
+    # Output weights that get little gradient (a pixel that is background in every digit) otherwise wander under
+    # Adam's normalised steps and light that pixel now and then (trainer/step.py output_param_groups). 0 = off. None
+    # until a recipe sets it.
+    out_decay: float | None = None
     epochs: int = 5
     max_steps: int | None = None  # when set, overrides epochs
     # Conditional G only: weight of the mode-seeking term (MSGAN) that keeps G from ignoring z within a class
@@ -164,6 +169,8 @@ class TrainConfig:
             raise ConfigError(f"--consistency must be a finite number >= 0, got {self.consistency}")
         if self.fake_multiple is not None and self.fake_multiple < 1:
             raise ConfigError(f"--fake-multiple must be >= 1, got {self.fake_multiple}")
+        if self.out_decay is not None and not (math.isfinite(self.out_decay) and self.out_decay >= 0):
+            raise ConfigError(f"--out-decay must be a finite number >= 0, got {self.out_decay}")
         if self.d_depth is not None and self.d_depth < 0:
             raise ConfigError(f"--d-depth must be >= 0, got {self.d_depth}")
         if self.r1 is not None and not (math.isfinite(self.r1) and self.r1 >= 0):
@@ -193,15 +200,16 @@ class TrainConfig:
         model_data = dict(data.pop("model", {}))
         # Checkpoints from before g_conditioning existed joined the label to z: rebuild them that way.
         model_data.setdefault("g_conditioning", "concat")
-        # Runs from before top_k, d_norm, d_depth, r1, lr_schedule and fake_multiple existed trained without top-k,
-        # with the architecture's D, a constant lr and one generated image per real one: a resume keeps that,
-        # whatever a later recipe row sets.
+        # Runs from before top_k, d_norm, d_depth, r1, lr_schedule, fake_multiple and out_decay existed trained
+        # without top-k, with the architecture's D, a constant lr, one generated image per real one and no weight
+        # decay: a resume keeps that, whatever a later recipe row sets.
         data.setdefault("top_k", 1.0)
         data.setdefault("d_norm", "batch")
         data.setdefault("d_depth", 0)
         data.setdefault("r1", 0.0)
         data.setdefault("lr_schedule", "constant")
         data.setdefault("fake_multiple", 1)
+        data.setdefault("out_decay", 0.0)
         model = ModelConfig(**_known(ModelConfig, model_data))
         return cls(model=model, **_known(cls, data))
 

@@ -33,6 +33,7 @@ RECIPE_KEYS = (
     "lr_schedule",
     "batch_size",
     "fake_multiple",
+    "out_decay",
 )
 # TrainConfig fields an experiment (time_to_quality.py --ablate) may change: each changes what a run learns
 # (tests/trainer/test_recipes.py trains a few steps with each changed and fails if G comes out the same).
@@ -54,6 +55,7 @@ BASE = {
     "lr_schedule": "constant",
     "batch_size": 64,
     "fake_multiple": 1,
+    "out_decay": 0.0,
 }
 
 

@@ -15,7 +15,8 @@ throughput it reports is the training loop's own. Per step (B = batch size):
   EMA:    G_ema <- lerp(G_ema, G, 1 - decay_t), decay_t = 0 before ema_start, then min(decay, (1 + t') / (10 + t'))
           with t' = t - ema_start
   lr:     both Adams take lr x lr_factor(lr_schedule, t, T) at step t of a run planned for T steps (D: lr_d x the
-          same factor); "constant" never touches the optimizers' lr.
+          same factor); "constant" never touches the optimizers' lr. With out_decay > 0, G's output layer
+          weights also shrink by lr x out_decay a step (decoupled weight decay: output_param_groups).
 Nothing here reads a value back to the host: the step returns its statistics as a device tensor.
 
 Mode seeking (Mao et al. 2019, MSGAN), for a conditional G whose label is joined to z (the DCGAN default): the
@@ -70,6 +71,29 @@ def make_adam(params, cfg: TrainConfig, impl: str = "fused", lr: float | None = 
             impl = "foreach"
     params = list(params)
     return torch.optim.Adam(params, lr=rate, betas=betas, foreach=impl == "foreach")
+
+
+def output_layer(G: nn.Module) -> nn.Module:
+    """G's last weighted layer, the one that writes the pixels (MLP: Linear to C*H*W; DCGAN: the last
+    ConvTranspose2d, to C channels)."""
+    return [m for m in G.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))][-1]
+
+
+def output_param_groups(G: nn.Module, out_decay: float) -> list[Any]:
+    """G's parameters for Adam: all of them, or with out_decay > 0 two param groups (dicts), the output layer's
+    weight apart with decoupled weight decay (AdamW's w <- w - lr x out_decay x w each step; biases and every other
+    layer untouched).
+
+    Why (benchmarks/probes/mlp_output.py): the MLP G's weight rows of pixels that are background in every digit
+    get a thirtieth of the gradient of stroke pixels, yet Adam's normalised steps move them by about lr a step all
+    the same, so they wander (1.55x their initial norm at 3,000 steps) and a wandered row lights its pixel on
+    some latents: salt dots and a grey haze. The decay holds the rows with no steady gradient near zero; a steady
+    pull (a stroke pixel's row) balances it only at |w| = 1 / out_decay per element, far above such rows' weights."""
+    if not out_decay:
+        return list(G.parameters())
+    weight = output_layer(G).weight
+    rest = [p for p in G.parameters() if p is not weight]
+    return [{"params": rest}, {"params": [weight], "weight_decay": out_decay, "decoupled_weight_decay": True}]
 
 
 def _compile(model: nn.Module) -> nn.Module:
@@ -228,7 +252,7 @@ class GANStep:
         if self.channels_last:  # NHWC convolutions: faster on CPU (oneDNN) and on tensor cores
             self.G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in its stubs
             self.D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in its stubs
-        self.opt_G = make_adam(self.G.parameters(), cfg, adam)
+        self.opt_G = make_adam(output_param_groups(self.G, recipe_value(cfg.out_decay, "out_decay")), cfg, adam)
         self.opt_D = make_adam(self.D.parameters(), cfg, adam, lr=cfg.lr_d)
         # The lr schedule: begin_step sets each optimizer's lr to its base x lr_factor(t); "constant" leaves them.
         self.lr_schedule = recipe_value(cfg.lr_schedule, "lr_schedule")

@@ -47,11 +47,14 @@ def test_a_config_missing_keys_is_refused_naming_them(drop, named, tmp_path):
 
 
 def test_keys_added_after_format_1_may_be_missing(tmp_path):
-    """lr_d, mode_seeking, recipe, top_k, d_norm, d_depth, lr_schedule, r1, consistency, fake_multiple and
+    """lr_d, mode_seeking, recipe, top_k, d_norm, d_depth, lr_schedule, r1, consistency, fake_multiple, out_decay and
     model.g_conditioning came later: older format-1 checkpoints lack them, and rebuild as they trained (no top-k, the
-    architecture's D as published, a constant lr, no D regularisers, one fake per real image), whatever the recipe
-    table says now."""
-    later = ("lr_d", "mode_seeking", "top_k", "d_norm", "d_depth", "lr_schedule", "r1", "consistency", "fake_multiple")
+    architecture's D as published, a constant lr, no D regularisers, one fake per real image, no weight decay),
+    whatever the recipe table says now."""
+    later = (
+        *("lr_d", "mode_seeking", "top_k", "d_norm", "d_depth", "lr_schedule", "r1", "consistency", "fake_multiple"),
+        "out_decay",
+    )
 
     def drop_later(c):
         for key in later:
@@ -69,7 +72,7 @@ def test_keys_added_after_format_1_may_be_missing(tmp_path):
         "constant",
         "concat",
     )
-    assert (rebuilt.r1, rebuilt.consistency, rebuilt.fake_multiple) == (0.0, 0.0, 1)
+    assert (rebuilt.r1, rebuilt.consistency, rebuilt.fake_multiple, rebuilt.out_decay) == (0.0, 0.0, 1, 0.0)
 
 
 def test_unknown_keys_are_named_in_one_warning_line(tmp_path):

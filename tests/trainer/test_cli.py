@@ -180,6 +180,7 @@ def test_every_train_option_is_a_config_field():
         "max_steps": 7,
         "batch_size": 3,
         "fake_multiple": 2,
+        "out_decay": 0.5,
         "lr": 1e-3,
         "lr_d": 2e-3,
         "beta1": 0.1,

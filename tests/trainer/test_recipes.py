@@ -25,9 +25,9 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
 
 
 @pytest.mark.parametrize(
-    "arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1, batch, fakes",
+    "arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1, batch, fakes, out_decay",
     [
-        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge", "constant", 2, 3.0, 64, 4),
+        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge", "constant", 2, 3.0, 64, 4, 0.0),
         (
             "dcgan",
             False,
@@ -41,15 +41,16 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
             0.0,
             64,
             1,
+            0.0,
         ),
-        ("dcgan", True, "mnist", "dcgan-mnist-conditional", 5e-4, 0.999, "hinge", "constant", 0, 0.0, 64, 1),
-        ("dcgan", True, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce", "constant", 0, 0.0, 64, 1),
-        ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 3.0, 64, 1),
-        ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce", "constant", 0, 0.0, 64, 1),
+        ("dcgan", True, "mnist", "dcgan-mnist-conditional", 5e-4, 0.999, "hinge", "constant", 0, 0.0, 64, 1, 0.0),
+        ("dcgan", True, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce", "constant", 0, 0.0, 64, 1, 0.0),
+        ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 3.0, 64, 1, 0.0),
+        ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce", "constant", 0, 0.0, 64, 1, 0.0),
     ],
 )
 def test_measured_recipe_for_each_architecture(
-    arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1, batch, fakes
+    arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1, batch, fakes, out_decay
 ):
     cfg = apply_recipe(TrainConfig(model=ModelConfig(arch=arch), dataset=dataset, conditional=conditional))
     assert cfg.recipe["name"] == recipe_for(arch, conditional, dataset).name == name
@@ -68,6 +69,7 @@ def test_measured_recipe_for_each_architecture(
         "lr_schedule": schedule,
         "batch_size": batch,
         "fake_multiple": fakes,
+        "out_decay": out_decay,
     }
 
 
@@ -89,6 +91,7 @@ def test_explicit_values_win_and_a_complete_config_is_left_alone():
         lr_schedule="linear_half",
         batch_size=32,
         fake_multiple=2,
+        out_decay=0.5,
     )
     assert apply_recipe(full) is full and full.recipe is None
 
@@ -161,6 +164,7 @@ CHANGED = {
     "beta2": 0.95,
     "batch_size": 12,
     "fake_multiple": 2,
+    "out_decay": 0.5,  # no row uses it
     "ema": False,
     "mode_seeking": 0.0,
     "top_k": 0.5,

@@ -112,3 +112,32 @@ def test_fake_multiple_feeds_d_that_many_fakes_per_real(conditional):
     assert seen == [4, 12, 12]  # D on the reals, on the fakes (D step), on the same fakes (G step)
     assert torch.isfinite(stats).all()
     assert any(not torch.equal(a, b) for a, b in zip(before, engine.G.parameters()))
+
+
+@pytest.mark.parametrize("arch, conditional", [("dcgan", False), ("dcgan", True), ("gan", False), ("gan", True)])
+def test_out_decay_shrinks_only_the_layer_that_writes_the_pixels(arch, conditional):
+    """out_decay W: Adam's step shrinks G's output layer weights by lr x W (decoupled: with no gradient at all they
+    still shrink), and nothing else; the layer is the one whose outputs are the C x H x W pixels."""
+    from edgegan.trainer.step import output_layer
+
+    cfg = TrainConfig(
+        model=ModelConfig(arch=arch, nz=8, width=4, num_classes=3 if conditional else 0),
+        conditional=conditional,
+        lr=1e-2,
+        out_decay=5.0,
+        amp="off",
+        channels_last=False,
+    )
+    engine = GANStep(cfg, torch.device("cpu"), adam="foreach")
+    layer = output_layer(engine.G)
+    pixels = layer.out_features if isinstance(layer, torch.nn.Linear) else layer.out_channels
+    assert pixels == (28 * 28 if arch == "gan" else 1)
+    before = {name: p.detach().clone() for name, p in engine.G.named_parameters()}
+    for p in engine.G.parameters():
+        p.grad = torch.zeros_like(p)
+    engine.opt_G.step()
+    for name, p in engine.G.named_parameters():
+        if p is layer.weight:
+            torch.testing.assert_close(p.detach(), before[name] * (1 - 1e-2 * 5.0))
+        else:
+            assert torch.equal(p.detach(), before[name]), name
