@@ -45,7 +45,8 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
         ),
         ("dcgan", True, "mnist", "dcgan-mnist-conditional", 5e-4, 0.999, "hinge", "constant", 0, 0.0, 64, 1, 0.0),
         ("dcgan", True, "fashion-mnist", "dcgan", 5e-4, 0.99, "bce", "constant", 0, 0.0, 64, 1, 0.0),
-        ("gan", False, "mnist", "gan-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 3.0, 64, 1, 0.0),
+        ("gan", False, "mnist", "gan-mnist-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 3.0, 64, 4, 3.0),
+        ("gan", False, "fashion-mnist", "gan-unconditional", 5e-4, 0.995, "hinge", "constant", 0, 3.0, 64, 1, 0.0),
         ("gan", True, "mnist", "gan", 5e-4, 0.99, "bce", "constant", 0, 0.0, 64, 1, 0.0),
     ],
 )
