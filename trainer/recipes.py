@@ -127,19 +127,19 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "dcgan-mnist-unconditional",
-        {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge", "d_depth": 2, "r1": 3.0, "fake_multiple": 4},
+        {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge", "d_depth": 2, "r1": 3.0, "fake_multiple": 8},
         arch="dcgan",
         conditional=False,
         dataset="mnist",
         evidence="by steps, MNIST unconditional DCGAN at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1, 2-core CPU, "
-        "that folder's evaluator (benchmarks/results/recipes/cpu_2026-12-05f/README.md): fake_multiple 4 (D's fake "
-        "half and G's loss over 256 generated images, the real half 64, so an epoch is as many steps) FID 12.1 / 12.9, "
-        "precision 0.732 / 0.730, recall 0.864 / 0.856, against 18.2 / 23.5 and 0.688 / 0.684 with one fake per "
-        "real image; with lr 2e-3 as well 10.9 / 13.2, 0.753 / 0.726 (split by seed); lr 2e-3 alone 21.1, 0.702, "
-        "D's lr 5e-4 20.7, 0.676 (seed 0). A step costs 2.5x the row before's on one CPU thread (553 against 219 ms, "
-        "benchmarks/probes/step_cost.py), so by minutes on a CPU the row before, run 2.5x the steps, does as well "
-        "(precision 0.741 at 6,000 steps, 0.753 at 9,000 in cpu_2026-12-05e/README.md); by steps and by epochs this "
-        "is ahead. Before (cpu_2026-12-05d/README.md, the evaluator of the earlier folders): d_depth 2 (two 3x3 "
+        "one evaluator (benchmarks/results/recipes/cpu_2026-12-05g/README.md, cpu_2026-12-05f/README.md): "
+        "fake_multiple 8 (D's fake half and G's loss over 512 generated images, the real half 64, so an epoch is as "
+        "many steps) FID 9.7 / 10.2, precision 0.750 / 0.754, recall 0.861 / 0.857; fake_multiple 4 12.1 / 12.9, "
+        "0.732 / 0.730, 0.864 / 0.856; one fake per real image 18.2 / 23.5, 0.688 / 0.684; fake_multiple 4 with lr "
+        "2e-3 10.9 / 13.2, 0.753 / 0.726 (split by seed); lr 2e-3 alone 21.1, 0.702, D's lr 5e-4 20.7, 0.676 (seed "
+        "0). A step costs 5.1x the one-fake step on one CPU thread (1,515 against 295 ms, benchmarks/probes/"
+        "step_cost.py), so by minutes on a CPU the one-fake row, run 5x the steps, does as well (precision 0.753 at "
+        "9,000 steps in cpu_2026-12-05e/README.md); by steps and by epochs this is ahead. Before (cpu_2026-12-05d/README.md, the evaluator of the earlier folders): d_depth 2 (two 3x3 "
         "convolutions after each of D's "
         "strided ones) with R1 3 FID 18.5 / 23.5, precision 0.699 / 0.693, recall 0.870 / 0.871; R1 1 22.4 / 22.3, "
         "0.680 / 0.682; R1 10 (seed 0) 25.7, 0.693; R1 3 with linear_half, lr 5e-4 or lr_d 2e-3, R1 1 with "
