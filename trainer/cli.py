@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -33,6 +33,9 @@ from edgegan.trainer.config import (
     ModelConfig,
     TrainConfig,
 )
+
+if TYPE_CHECKING:  # annotations only: train() imports the trainer lazily (a thin CLI)
+    from edgegan.trainer.train import TrainResult
 
 # Every `edgegan train` default is the config dataclasses' (trainer/config.py), read here, never retyped; an option
 # is the field of the same name (--compile: `compile`), TrainConfig's unless it is one of MODEL_OPTIONS.
@@ -261,7 +264,7 @@ def train(**opts) -> None:
         os._exit(0)
 
 
-def report_training(result, opts: dict[str, Any]) -> None:
+def report_training(result: TrainResult, opts: dict[str, Any]) -> None:
     """Rank 0's last line (and --json record) for a finished run."""
     m = result.last_metrics
     say = Say(opts["quiet"], opts["json_path"])
