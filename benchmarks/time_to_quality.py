@@ -702,6 +702,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seeds must be >= 1")
     if args.jobs < 1:
         parser.error("--jobs must be >= 1")
+    if args.no_defaults and (args.no_plain or args.conditional) and not args.ablate:
+        parser.error(
+            "nothing to run: --no-defaults leaves no edgegan arm and "
+            + ("--no-plain" if args.no_plain else "--conditional (the plain loop has no labels)")
+            + " no plain one; add --ablate KEY=VALUE or drop --no-defaults"
+        )
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here")
     if args.jobs > 1 and args.threads is None and args.device == "cpu":

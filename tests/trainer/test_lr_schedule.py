@@ -249,3 +249,15 @@ def test_time_to_quality_resumes_an_arm_killed_while_training(tiny_cfg, tmp_path
     ttq.run_edgegan(past, ttq.Clock([3.0], 3.0, "step"), tmp_path / "killed")
     assert past.resumed_at == 0 and past.snapshots[0].step == 3
     assert ttq.checkpoint_step(tmp_path / "killed" / ttq._arm_stem(arm)) == 4
+
+
+def test_time_to_quality_refuses_a_plan_with_no_arm(capsys):
+    """--no-defaults with --no-plain (or --conditional) and no --ablate: one line naming why, exit 2, before any
+    evaluator is loaded (it was an IndexError traceback after the evaluator loaded)."""
+    import benchmarks.time_to_quality as ttq
+
+    for extra in (["--no-plain"], ["--conditional"]):
+        with pytest.raises(SystemExit) as exc:
+            ttq.main(["--steps", "10", "--no-defaults", "--evaluator", "missing.onnx", *extra])
+        assert exc.value.code == 2
+        assert "nothing to run: --no-defaults leaves no edgegan arm" in capsys.readouterr().err
