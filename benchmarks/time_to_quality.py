@@ -152,19 +152,22 @@ def checkpoint_step(run_dir: Path) -> int:
     return int(load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"])
 
 
-def interrupted_run(run_dir: Path, clock: Clock) -> tuple[Path, bool]:
-    """-> (the folder to train in, whether to resume it). An arm killed while training left run_dir with a
-    checkpoint: by steps it continues from there while no mark has passed (the resumed run is the same run: its
-    checkpoint holds the noise streams); otherwise (a mark passed, or marks are minutes of a clock that restarts)
-    it starts over in a fresh sibling folder, and the killed run stays on disk."""
+def interrupted_run(run_dir: Path, clock: Clock) -> tuple[Path, int]:
+    """-> (the folder to train in, the step to resume it from; 0: a fresh run). An arm killed while training left
+    run_dir with a checkpoint (written after its first steps, so its step is > 0): by steps it continues from there
+    while no mark has passed (the resumed run is the same run: its checkpoint holds the noise streams); otherwise (a
+    mark passed, or marks are minutes of a clock that restarts) it starts over in a fresh sibling folder, and the
+    killed run stays on disk."""
     if not (run_dir / "checkpoints" / "last.pt").is_file():
-        return run_dir, False
-    if clock.unit == "step" and clock.marks and checkpoint_step(run_dir) < clock.marks[0]:
-        return run_dir, True
+        return run_dir, 0
+    if clock.unit == "step" and clock.marks:
+        step = checkpoint_step(run_dir)
+        if step < clock.marks[0]:
+            return run_dir, step
     n = 2
     while (run_dir.parent / f"{run_dir.name}.try{n}").exists():
         n += 1
-    return run_dir.parent / f"{run_dir.name}.try{n}", False
+    return run_dir.parent / f"{run_dir.name}.try{n}", 0
 
 
 def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
@@ -192,12 +195,11 @@ def run_edgegan(arm: Arm, clock: Clock, work: Path) -> None:
     cfg = TrainConfig.from_dict(arm.cfg.to_dict())
     # the clock ends the run; an arm with a planned-total lr schedule plans exactly its mark, as a user would
     cfg.max_steps = arm.to_mark if arm.to_mark is not None else 10**9
-    run_dir, resume = interrupted_run(work / _arm_stem(arm), clock)
-    arm.resumed_at = checkpoint_step(run_dir) if resume else 0
+    run_dir, arm.resumed_at = interrupted_run(work / _arm_stem(arm), clock)
     clock.start = time.perf_counter()
     try:
         with mock.patch.object(train_module, "make_step", timed_make_step):
-            train_module.train(cfg, run_dir, resume=resume, progress=False)
+            train_module.train(cfg, run_dir, resume=arm.resumed_at > 0, progress=False)
     except BudgetReached:
         pass
     arm.snapshots = clock.snapshots

@@ -238,6 +238,7 @@ def train(**opts) -> None:
 
     Example: edgegan train --arch dcgan --dataset fashion-mnist --max-steps 200 --out runs/fm
     """
+    from edgegan.trainer.distributed import launched_world_size
     from edgegan.trainer.train import train as run_training
 
     cfg = config_from_options(opts)
@@ -253,7 +254,7 @@ def train(**opts) -> None:
     result = run_training(cfg, opts["out"], resume=opts["resume"], progress=not opts["quiet"])
     if result.is_main:  # under torchrun only rank 0 reports
         report_training(result, opts)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if launched_world_size() > 1:
         # Every rank has left the process group (train() tears it down together); what is left is interpreter
         # finalisation, where a gloo/c10d C++ thread still joinable at static destruction aborts the process
         # ("terminate called without an active exception", exit -6) now and then after a finished run, and

@@ -69,9 +69,14 @@ def check_amp(amp: str, device: torch.device) -> None:
         raise DeviceError("--amp bf16 needs a GPU with bfloat16 support (Ampere or newer); use --amp fp16 or off")
 
 
+def launched_world_size() -> int:
+    """The number of processes torchrun launched this one among (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_distributed(device_name: str, amp: str = "off") -> DistContext:
     """Join the process group when launched by torchrun; pick this rank's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     device = resolve_device(device_name, amp)
     if world <= 1:
         return DistContext(device=device)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import cast
 
 import numpy as np
 import torch
@@ -28,14 +29,11 @@ from edgegan.runtime.evaluation.datasets import load_images
 from edgegan.trainer.checkpoint import load_checkpoint
 from edgegan.trainer.config import TrainConfig
 from edgegan.trainer.models import build_generator
+from edgegan.trainer.step import output_layer
 
 HAZE_LEVEL, STROKE_LEVEL = 10, 128
 # Pixel groups by the training images' mean pixel in [-1, 1]: (name, low, high)
 GROUPS = (("far background", -1.0, -0.98), ("band around the digits", -0.98, -0.8), ("ink region", -0.8, 1.0))
-
-
-def output_layer(g: nn.Module) -> nn.Linear:
-    return [m for m in g.modules() if isinstance(m, nn.Linear)][-1]
 
 
 def pre_activations(g: nn.Module, n: int, seed: int) -> np.ndarray:
@@ -59,7 +57,7 @@ def report(name: str, path: str, real: np.ndarray, mean_image: np.ndarray, n: in
     g.eval()
     pre = pre_activations(g, n, seed)  # [n, 784]
     level = (np.tanh(pre) + 1) * 127.5  # what the pixel shows, 0..255
-    layer = output_layer(g)
+    layer = cast(nn.Linear, output_layer(g))  # the MLP G's: Linear(16w, C*H*W)
     row_norm = layer.weight.detach().norm(dim=1).numpy()  # [784]
     init_norm = 0.02 * math.sqrt(layer.in_features)
     adam = (state.get("opt_G") or {}).get("state", {})
