@@ -90,6 +90,28 @@ def test_train_ships_standing_statistics(tmp_path, tiny_npz):
     assert json.loads((out / "config.json").read_text())["recipe"]["name"] == "gan-unconditional"
 
 
+@pytest.mark.parametrize("arch", ["dcgan", "gan"])
+def test_the_ema_setting_never_feeds_back_into_training(arch):
+    """What benchmarks/probes/ema_settings.py stands on: two runs that differ only in EMA decay and start train the
+    same G and D, and an EMA with the second run's setting, updated next to the first run, is the second's EMA."""
+    base = dict(model=ModelConfig(arch=arch, nz=8, width=4), batch_size=4, fake_multiple=2, r1=1.0, amp="off")
+    runs = [
+        GANStep(TrainConfig(**base, ema_decay=0.99, ema_start=0, seed=3), torch.device("cpu"), adam="foreach"),
+        GANStep(TrainConfig(**base, ema_decay=0.9, ema_start=2, seed=3), torch.device("cpu"), adam="foreach"),
+    ]
+    shadow = EMA(runs[0].ema.model, decay=0.9, start=2)
+    gen = torch.Generator().manual_seed(0)
+    for t in range(6):
+        x = torch.rand(4, 1, 28, 28, generator=gen) * 2 - 1  # [4, 1, 28, 28] in [-1, 1]
+        for engine in runs:
+            engine.step(x, None, t)
+        shadow.update(runs[0].G, t)
+    for a, b in ((runs[0].G, runs[1].G), (runs[0].D, runs[1].D), (shadow.model, runs[1].ema.model)):
+        assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    # and the settings do differ in what they ship
+    assert any(not torch.equal(p, q) for p, q in zip(runs[0].ema.model.parameters(), shadow.model.parameters()))
+
+
 @pytest.mark.parametrize("conditional", [False, True])
 def test_fake_multiple_feeds_d_that_many_fakes_per_real(conditional):
     """fake_multiple 3: D's real half sees the batch, its fake half and G's loss 3x the batch (conditional: the
