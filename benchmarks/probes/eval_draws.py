@@ -6,7 +6,7 @@ number on it. Score each model at a few eval seeds with the CLI, then summarise 
     for e in 0 1 2 3 4 5 6 7; do
         edgegan eval M.onnx --dataset mnist -n 5000 --seed $e --no-floor -q --json draws/NAME_e$e.json
     done
-    python -m benchmarks.probes.eval_draws draws/*.json [--md out.md]
+    python -m benchmarks.probes.eval_draws draws/*.json [--md out.md] [--json out.json]
 
 Files are grouped by the model path they record; a group must share n and the evaluator (its sha256).
 Figures: benchmarks/results/recipes/cpu_2026-12-05h/README.md.
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("reports", nargs="+", type=Path, help="`edgegan eval --json` files")
     parser.add_argument("--md", type=Path, help="also write the table here")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     try:
         rows = summarize(args.reports)
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table, end="")
     if args.md:
         args.md.write_text(table)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
     return 0
 
 
