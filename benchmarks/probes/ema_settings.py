@@ -8,7 +8,8 @@ exported and scored by `edgegan eval` as time_to_quality.py scores an arm (its `
 row's own is checked bit for bit against the run's EMA, and the raw G is scored too.
 
     python -m benchmarks.probes.ema_settings --dataset mnist --arch dcgan --steps 3000 --seed 0 \
-        --settings 0.95,0.98,0.99,0.99@1500 --evaluator E.onnx -n 5000 --threads 1 --out-dir DIR [--log F]
+        --settings 0.95,0.98,0.99,0.99@1500 --evaluator E.onnx -n 5000 --threads 1 --out-dir DIR [--log F] \
+        [--device cuda]
 
 A setting is DECAY or DECAY@START (trainer/step.py's EMA: decay 0 before START, then warmed up to DECAY).
 Writes DIR/ema_settings_seedS.{md,json}; the run folder and the exported snapshots stay under DIR.
@@ -34,7 +35,7 @@ from edgegan.trainer.step import EMA
 
 
 def parse_setting(text: str) -> tuple[float, int]:
-    """ "0.98" -> (0.98, 0), "0.99@1500" -> (0.99, 1500)."""
+    """A setting's text as (decay, start): "0.98" -> (0.98, 0), "0.99@1500" -> (0.99, 1500)."""
     decay, _, start = text.partition("@")
     value, begin = float(decay), int(start or 0)
     if not 0.0 <= value < 1.0 or begin < 0:
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluator")
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (step counts do not depend on it)")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--log", help="progress lines go here (default: stdout)")
     args = parser.parse_args(argv)
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset=args.dataset,
         data_dir=args.data_dir,
         seed=args.seed,
-        device="cpu",
+        device=args.device,
         conditional=args.conditional,
         max_steps=args.steps,
     )
