@@ -125,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     engine, run_cfg, shadows, seconds = train_with_shadows(cfg, settings, out / f"run_seed{args.seed}", log)
     log(f"{args.steps} steps in {seconds:.0f} s; scoring")
     ema = engine.ema
-    own = f"{run_cfg.ema_decay:g}@{run_cfg.ema_start}"
     candidates = {"raw G": (engine.G, None)}
     for text, shadow in shadows.items():
         engine.ema = shadow  # the checkpoint's draw (seeded by seed and step) for this average's statistics
@@ -140,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         snap = Snapshot(args.steps, seconds, args.steps, {"ema": state})
         row = score(arm, "ema", snap, out, args.evaluator, args.n, args.data_dir, floor=False)
         row.pop("_report")
-        if shadow is not None and f"{shadow.decay:g}@{shadow.start}" == own:
+        if shadow is not None and (shadow.decay, shadow.start) == (run_cfg.ema_decay, run_cfg.ema_start):
             row["same_as_run_ema"] = states_equal(state, ema.model.state_dict())
         rows.append(row)
         log(f"{label}: FID {row['fid']:.2f}, precision {row['precision']:.3f}, recall {row['recall']:.3f}")
