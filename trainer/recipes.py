@@ -127,39 +127,53 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "dcgan-mnist-unconditional",
-        {"lr": 1e-3, "ema_decay": 0.99, "loss": "hinge", "d_depth": 2, "r1": 3.0, "fake_multiple": 8},
+        {
+            "lr": 1e-3,
+            "ema_decay": 0.99,
+            "loss": "hinge",
+            "d_depth": 2,
+            "r1": 3.0,
+            "batch_size": 128,
+            "fake_multiple": 4,
+        },
         arch="dcgan",
         conditional=False,
         dataset="mnist",
-        evidence="by steps, MNIST unconditional DCGAN at 3,000 steps, `edgegan eval -n 5000`, seeds 0 / 1, 2-core CPU, "
-        "one evaluator (benchmarks/results/recipes/cpu_2026-12-05g/README.md, cpu_2026-12-05f/README.md): "
-        "fake_multiple 8 (D's fake half and G's loss over 512 generated images, the real half 64, so an epoch is as "
-        "many steps) FID 9.7 / 10.2, precision 0.750 / 0.754, recall 0.861 / 0.857 (seeds 2 / 3: 11.0 / 10.2, 0.735 / "
-        "0.747; averaged over eight eval draws the four seeds 0.757 / 0.750 / 0.739 / 0.739, and EMA decays 0.9-0.995 "
-        "or a later start 0.744-0.753 over the four on one draw, cpu_2026-12-05h/README.md; top_k 0.5 0.735 / 0.744 on "
-        "seeds 2 / 3, and a deeper G alone 0.566 / 0.533 with D at chance, cpu_2026-12-05i/README.md; over eight draws "
-        "on seeds 2 / 3, lr_schedule linear_half 0.742 / 0.745 with FID 13.1 / 14.2, fake_multiple 16 0.746 with FID "
-        "9.7 on seed 2 for twice the step, cpu_2026-12-06/README.md); fake_multiple 4 12.1 / 12.9, 0.732 / 0.730, "
-        "0.864 / 0.856; one fake per real image 18.2 / 23.5, 0.688 / 0.684; fake_multiple 4 with lr 2e-3 10.9 / 13.2, "
-        "0.753 / 0.726 (split by seed); lr 2e-3 alone 21.1, 0.702, D's lr 5e-4 20.7, 0.676 (seed 0). A step costs 5.1x "
-        "the one-fake step on one CPU thread (1,515 against 295 ms, benchmarks/probes/step_cost.py), so by minutes on "
-        "a CPU the one-fake row, run 5x the steps, does as well (precision 0.753 at 9,000 steps in "
-        "cpu_2026-12-05e/README.md); by steps and by epochs this is ahead. Before (cpu_2026-12-05d/README.md, the "
-        "evaluator of the earlier folders): d_depth 2 (two 3x3 convolutions after each of D's strided ones) with R1 3 "
-        "FID 18.5 / 23.5, precision 0.699 / 0.693, recall 0.870 / 0.871; R1 1 22.4 / 22.3, 0.680 / 0.682; R1 10 (seed "
-        "0) 25.7, 0.693; R1 3 with linear_half, lr 5e-4 or lr_d 2e-3, R1 1 with linear_half, Adam (0, 0.9), EMA 0.995 "
-        "or d_depth 3 (seed 0): precision 0.66-0.70. Batch 64 stays: more images per step wins by steps and loses by "
-        "epochs (benchmarks/results/recipes/cpu_2026-12-05e/README.md): at 3,000 steps batch 128 15.3 / 16.0, "
-        "precision 0.724 / 0.720, batch 384 9.0 / 9.3, 0.758 / 0.755, but after the same 3 epochs batch 384 (468 "
-        "steps) 119.7 against batch 64's (2,811 steps) 19.5, and after the CLI's default 5 epochs 56.2 (780 steps) "
-        "against 14.2 (4,685). Before (cpu_2026-12-05c/README.md): R1 0.1 FID 35.7 / 30.0, precision 0.668 / 0.665, "
-        "recall 0.85 / 0.85; d_depth 2 alone 58.4 / 66.9, precision 0.633 / 0.632, recall 0.78 / 0.80, d_depth 1 65.7 "
-        "/ 70.2 (0.60 / 0.61), d_depth 3 80.6 (seed 0) and the row without it 127.8 / 133.3 (0.55; "
-        "cpu_2026-12-04_late/mnist_dcgan_row_cpu.md). Before: H200, by steps, seeds 0 / 1 "
-        "(benchmarks/results/recipes/h200_2026-12-04/mnist_dcgan.md): lr 1e-3 + hinge FID 134.9 / 134.4, recall 0.82, "
-        "against 174.0 / 173.3 (recall 0.78) for the dcgan row; lr 1e-3 alone 148.2 / 135.3, hinge alone 183.6 / "
-        "172.6, lr_d 1e-3 174.1 / 159.4, Adam betas (0, 0.9) + hinge 159.0 / 155.7, precision 0.52-0.56 in every one "
-        "of those arms",
+        evidence="by steps, MNIST unconditional DCGAN at 3,000 steps, `edgegan eval -n 5000`, 2-core CPU, one "
+        "evaluator (benchmarks/results/recipes/cpu_2026-12-06b/README.md): batch 128 with fake_multiple 4 (D's real "
+        "half 128 images, its fake half and G's loss 512 generated ones) precision 0.760 / 0.764 / 0.755 / 0.761 on "
+        "seeds 0-3 over eight eval draws, FID 9.9 / 9.4 / 9.1 / 8.7, against 0.757 / 0.750 / 0.739 / 0.739 (FID 11.0 "
+        "/ 11.6 / 10.9 / 11.2) for batch 64 with fake_multiple 8, ahead at every epoch checkpoint compared on seeds 2 "
+        "/ 3, for 1.12x its step (1,801 against 1,593 ms on one thread, benchmarks/probes/step_cost.py); by epochs it "
+        "runs half the steps (5 epochs, 2,340 steps: 0.738 / 0.738 on seeds 2 / 3). Batch 64 with fake_multiple 8 "
+        "(D's fake half and G's loss over 512 generated images, the real half 64, so an epoch is as many steps; "
+        "cpu_2026-12-05g/README.md, cpu_2026-12-05f/README.md), seeds 0 / 1: FID 9.7 / 10.2, precision 0.750 / 0.754, "
+        "recall 0.861 / 0.857 (seeds 2 / 3: 11.0 / 10.2, 0.735 / 0.747; averaged over eight eval draws the four seeds "
+        "0.757 / 0.750 / 0.739 / 0.739, and EMA decays 0.9-0.995 or a later start 0.744-0.753 over the four on one "
+        "draw, cpu_2026-12-05h/README.md; top_k 0.5 0.735 / 0.744 on seeds 2 / 3, and a deeper G alone 0.566 / 0.533 "
+        "with D at chance, cpu_2026-12-05i/README.md; over eight draws on seeds 2 / 3, lr_schedule linear_half 0.742 "
+        "/ 0.745 with FID 13.1 / 14.2, fake_multiple 16 0.746 with FID 9.7 on seed 2 for twice the step, "
+        "cpu_2026-12-06/README.md); fake_multiple 4 12.1 / 12.9, 0.732 / 0.730, 0.864 / 0.856; one fake per real "
+        "image 18.2 / 23.5, 0.688 / 0.684; fake_multiple 4 with lr 2e-3 10.9 / 13.2, 0.753 / 0.726 (split by seed); "
+        "lr 2e-3 alone 21.1, 0.702, D's lr 5e-4 20.7, 0.676 (seed 0). Its step cost 5.1x the one-fake step on one CPU "
+        "thread (1,515 against 295 ms; the row's now 5.2x, 1,801 against 344 ms), so by minutes on a CPU the one-fake "
+        "batch-64 row, run 5x the steps, comes close on seeds 0 / 1 (precision 0.753 at 9,000 steps in "
+        "cpu_2026-12-05e/README.md). Before (cpu_2026-12-05d/README.md, the evaluator of the earlier folders): "
+        "d_depth 2 (two 3x3 convolutions after each of D's strided ones) with R1 3 FID 18.5 / 23.5, precision 0.699 / "
+        "0.693, recall 0.870 / 0.871; R1 1 22.4 / 22.3, 0.680 / 0.682; R1 10 (seed 0) 25.7, 0.693; R1 3 with "
+        "linear_half, lr 5e-4 or lr_d 2e-3, R1 1 with linear_half, Adam (0, 0.9), EMA 0.995 or d_depth 3 (seed 0): "
+        "precision 0.66-0.70. More real images per step wins by steps and loses by epochs "
+        "(benchmarks/results/recipes/cpu_2026-12-05e/README.md), so batch 64 stayed until batch 128 with four fakes "
+        "won at 1.12x the step: at 3,000 steps batch 128 15.3 / 16.0, precision 0.724 / 0.720, batch 384 9.0 / 9.3, "
+        "0.758 / 0.755, but after the same 3 epochs batch 384 (468 steps) 119.7 against batch 64's (2,811 steps) "
+        "19.5, and after the CLI's default 5 epochs 56.2 (780 steps) against 14.2 (4,685). Before "
+        "(cpu_2026-12-05c/README.md): R1 0.1 FID 35.7 / 30.0, precision 0.668 / 0.665, recall 0.85 / 0.85; d_depth 2 "
+        "alone 58.4 / 66.9, precision 0.633 / 0.632, recall 0.78 / 0.80, d_depth 1 65.7 / 70.2 (0.60 / 0.61), d_depth "
+        "3 80.6 (seed 0) and the row without it 127.8 / 133.3 (0.55; cpu_2026-12-04_late/mnist_dcgan_row_cpu.md). "
+        "Before: H200, by steps, seeds 0 / 1 (benchmarks/results/recipes/h200_2026-12-04/mnist_dcgan.md): lr 1e-3 + "
+        "hinge FID 134.9 / 134.4, recall 0.82, against 174.0 / 173.3 (recall 0.78) for the dcgan row; lr 1e-3 alone "
+        "148.2 / 135.3, hinge alone 183.6 / 172.6, lr_d 1e-3 174.1 / 159.4, Adam betas (0, 0.9) + hinge 159.0 / "
+        "155.7, precision 0.52-0.56 in every one of those arms",
     ),
     Recipe(
         "dcgan-mnist-conditional",

@@ -27,7 +27,7 @@ def test_every_row_sets_only_recipe_keys_and_one_row_matches_everything():
 @pytest.mark.parametrize(
     "arch, conditional, dataset, name, lr, ema_decay, loss, schedule, d_depth, r1, batch, fakes, out_decay",
     [
-        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge", "constant", 2, 3.0, 64, 8, 0.0),
+        ("dcgan", False, "mnist", "dcgan-mnist-unconditional", 1e-3, 0.99, "hinge", "constant", 2, 3.0, 128, 4, 0.0),
         (
             "dcgan",
             False,
